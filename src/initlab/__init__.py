@@ -1,0 +1,15 @@
+"""initlab: a small, exact and fast NumPy neural-network framework for studying initialisation.
+
+    from initlab import NeuralNetwork, Dense, Initializer
+
+The core (this package's top-level modules) imports only NumPy; studies, plots and the command line
+import scikit-learn, matplotlib and tqdm when they are used.
+"""
+
+from initlab.initializers import Initializer
+from initlab.layers import Dense, Layer
+from initlab.model import NeuralNetwork
+
+__version__ = "0.1.0"
+
+__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "__version__"]

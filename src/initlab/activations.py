@@ -1,0 +1,181 @@
+"""Activation functions: a forward map and its backward step, side by side.
+
+Arrays are laid out as (..., units, m): units along the second-to-last axis, samples along the last,
+and any leading axes (an ensemble of models) broadcast through untouched.
+
+Each activation has
+    forward(z, out=None)                    -> a = f(z)
+    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: a Jacobian product)
+`out` lets the training loop reuse its buffers; `backward` may write into `grad_a` itself
+(out=grad_a), since the model never needs dL/da once it has dL/dz.
+
+    >>> import numpy as np
+    >>> relu = get("relu")
+    >>> relu.forward(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]])
+"""
+
+import numpy as np
+
+
+class Activation:
+    """Base contract. Subclasses set `name` and implement `forward` and `backward`."""
+
+    name = "activation"
+
+    def forward(self, z, out=None):
+        raise NotImplementedError
+
+    def backward(self, z, a, grad_a, out=None):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Linear(Activation):
+    """f(z) = z."""
+
+    name = "linear"
+
+    def forward(self, z, out=None):
+        if out is None:
+            return z
+        np.copyto(out, z)
+        return out
+
+    def backward(self, z, a, grad_a, out=None):
+        if out is None or out is grad_a:
+            return grad_a
+        np.copyto(out, grad_a)
+        return out
+
+
+class ReLU(Activation):
+    """f(z) = max(z, 0); f'(z) = 1 where z > 0, else 0 (PyTorch's choice at z = 0)."""
+
+    name = "relu"
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0.0, out=out)
+
+    def backward(self, z, a, grad_a, out=None):
+        # a > 0 exactly where z > 0, and `a` is what the layer keeps anyway.
+        return np.multiply(grad_a, a > 0, out=out)
+
+
+class LeakyReLU(Activation):
+    """f(z) = z where z > 0, else alpha * z. Keras's default slope is 0.3, PyTorch's 0.01."""
+
+    name = "leaky_relu"
+
+    def __init__(self, alpha=0.01):
+        alpha = float(alpha)
+        if not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        self.alpha = alpha
+
+    def _slope(self, z):
+        return np.where(z > 0, 1.0, self.alpha).astype(z.dtype, copy=False)
+
+    def forward(self, z, out=None):
+        return np.multiply(z, self._slope(z), out=out)
+
+    def backward(self, z, a, grad_a, out=None):
+        return np.multiply(grad_a, self._slope(z), out=out)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha}
+
+    def __repr__(self):
+        return f"LeakyReLU(alpha={self.alpha})"
+
+
+class Sigmoid(Activation):
+    """f(z) = 1 / (1 + exp(-z)); f'(z) = f(z) (1 - f(z)).
+
+    Computed as exp(-logaddexp(0, -z)), which never overflows: exp(-z) alone does for z < -709.
+    """
+
+    name = "sigmoid"
+
+    def forward(self, z, out=None):
+        out = np.logaddexp(0.0, -z, out=out)
+        np.negative(out, out=out)
+        return np.exp(out, out=out)
+
+    def backward(self, z, a, grad_a, out=None):
+        return np.multiply(grad_a, a * (1.0 - a), out=out)
+
+
+class Tanh(Activation):
+    """f(z) = tanh(z); f'(z) = 1 - tanh(z)^2."""
+
+    name = "tanh"
+
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
+
+    def backward(self, z, a, grad_a, out=None):
+        return np.multiply(grad_a, 1.0 - a * a, out=out)
+
+
+class Softmax(Activation):
+    """f(z)_i = exp(z_i) / sum_j exp(z_j), over the units axis (-2).
+
+    Its Jacobian is diag(a) - a aᵀ, so grad_z = a * (grad_a - sum_i(grad_a_i a_i)). Paired with
+    categorical cross-entropy the model skips this and uses the fused gradient a - y instead.
+    """
+
+    name = "softmax"
+
+    def forward(self, z, out=None):
+        # Shifting by the column maximum keeps exp from overflowing; softmax is shift-invariant.
+        out = np.subtract(z, z.max(axis=-2, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=-2, keepdims=True)
+        return out
+
+    def backward(self, z, a, grad_a, out=None):
+        dot = (grad_a * a).sum(axis=-2, keepdims=True)
+        return np.multiply(a, grad_a - dot, out=out)
+
+
+ACTIVATIONS = {
+    "linear": Linear,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+}
+
+
+def get(identifier):
+    """Return an Activation from a registered name, an Activation instance, or None (linear)."""
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        name = config.pop("name", None)
+        return _by_name(name, "activation")(**config)
+    if isinstance(identifier, str):
+        return _by_name(identifier, "activation")()
+    raise ValueError(
+        f"activation must be a name, an Activation or None, got {identifier!r} "
+        f"of type {type(identifier).__name__}"
+    )
+
+
+def _by_name(name, argument):
+    key = name.lower() if isinstance(name, str) else name
+    if key not in ACTIVATIONS:
+        raise ValueError(
+            f"{argument} {name!r} is not known; expected one of {sorted(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[key]

@@ -1,0 +1,94 @@
+"""Toy data sets in the post's layout: X of shape (n_features, m), Y of shape (n_outputs, m).
+
+moons, circles and spirals are drawn here with a seeded Generator (moons and circles follow
+scikit-learn's make_moons and make_circles geometry); digits loads scikit-learn's bundled 8x8 digits.
+
+    >>> X, Y = moons(400, noise=0.2, seed=0)
+    >>> X.shape, Y.shape
+    ((2, 400), (1, 400))
+"""
+
+import numpy as np
+
+
+def _check(n_samples, noise):
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+
+
+def _finish(points, labels, noise, rng):
+    """Add Gaussian noise, shuffle, and lay out as (features, samples)."""
+    points = points + rng.normal(scale=noise, size=points.shape) if noise else points
+    order = rng.permutation(len(labels))
+    return points[order].T.copy(), labels[order].reshape(1, -1).astype(float)
+
+
+def moons(n_samples=400, noise=0.2, seed=None):
+    """Two interleaving half circles (scikit-learn's make_moons geometry): 2 features, 0/1 labels."""
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    outer = np.linspace(0, np.pi, n_out)
+    inner = np.linspace(0, np.pi, n_in)
+    points = np.vstack([
+        np.column_stack([np.cos(outer), np.sin(outer)]),
+        np.column_stack([1 - np.cos(inner), 1 - np.sin(inner) - 0.5]),
+    ])
+    labels = np.concatenate([np.zeros(n_out), np.ones(n_in)])
+    return _finish(points, labels, noise, rng)
+
+
+def circles(n_samples=400, noise=0.1, factor=0.5, seed=None):
+    """A small circle inside a large one (scikit-learn's make_circles geometry)."""
+    _check(n_samples, noise)
+    if not 0 < factor < 1:
+        raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+    rng = np.random.default_rng(seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    outer = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    inner = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    points = np.vstack([
+        np.column_stack([np.cos(outer), np.sin(outer)]),
+        factor * np.column_stack([np.cos(inner), np.sin(inner)]),
+    ])
+    labels = np.concatenate([np.zeros(n_out), np.ones(n_in)])
+    return _finish(points, labels, noise, rng)
+
+
+def spirals(n_samples=400, noise=0.2, turns=1.5, seed=None):
+    """Two interleaved Archimedean spirals: a harder two-class problem than moons."""
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    n_a = n_samples // 2
+    n_b = n_samples - n_a
+    arms = []
+    for n, phase in ((n_a, 0.0), (n_b, np.pi)):
+        t = np.linspace(0.25, 1.0, n) * turns * 2 * np.pi
+        radius = t / (turns * 2 * np.pi) * 2.0
+        arms.append(np.column_stack([radius * np.cos(t + phase), radius * np.sin(t + phase)]))
+    labels = np.concatenate([np.zeros(n_a), np.ones(n_b)])
+    return _finish(np.vstack(arms), labels, noise / 4, rng)
+
+
+def digits(seed=None, test_fraction=0.25):
+    """scikit-learn's 8x8 digits, scaled to [0, 1]: X (64, m); Y one-hot (10, m).
+
+    Returns (X_train, Y_train, X_test, Y_test), split with a seeded shuffle. Needs scikit-learn.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("digits needs scikit-learn: pip install 'initlab[study]'") from None
+    data = load_digits()
+    X = data.data / 16.0
+    Y = np.eye(10)[data.target]
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_test = int(round(test_fraction * len(X)))
+    test, train = order[:n_test], order[n_test:]
+    return X[train].T.copy(), Y[train].T.copy(), X[test].T.copy(), Y[test].T.copy()

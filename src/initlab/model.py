@@ -1,0 +1,473 @@
+"""NeuralNetwork: the post's model API, with gradients from one forward pass and a fast loop.
+
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(units=12, activation="relu", initializer="he"))
+    model.add(Dense(units=1, activation="sigmoid"))
+    model.compile(loss="crossentropy")
+    model.fit(X, Y, learning_rate=0.01, epochs=15000)      # X (n_features, m), Y (n_outputs, m)
+    model.evaluate(X, Y)                                   # {'accuracy': ..., 'loss': ...}
+
+One epoch (full batch by default): every layer's forward pass, the loss and its gradient, every
+layer's backward pass, and only then one update of all parameters at once. Parameters and gradients
+live in two flat vectors that the layers' arrays are views into, so the update is a few vector
+operations, and the buffers of every layer are reused from epoch to epoch.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from initlab import initializers, layers as layers_module, losses, optimizers
+
+FILE_FORMAT = "initlab.NeuralNetwork"
+FILE_VERSION = 1
+
+
+class NeuralNetwork:
+    """A stack of layers trained by gradient descent on data laid out as (features, samples).
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        Layers to add, in order; more can be added with `add`.
+    seed : int or None
+        Seeds every draw: layer k's initializer receives a Generator spawned from
+        SeedSequence(seed), and so does minibatch shuffling. None draws fresh entropy once, kept
+        in `seed_entropy` (and saved), so even an unseeded run can be repeated.
+    dtype : "float64" (default) or "float32"
+    """
+
+    def __init__(self, layers=None, seed=None, dtype="float64"):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.seed = seed
+        self.seed_entropy = np.random.SeedSequence(seed).entropy
+        self.dtype = np.dtype(dtype)
+        self.layers = []
+        self.loss = None
+        self.optimizer = None
+        self.costs = []
+        self.history = None
+        self.learning_rate = None
+        self.stop_training = False
+        self._params = None  # flat vector of all parameters, once built
+        self._grads = None
+        for layer in layers or ():
+            self.add(layer)
+
+    # --- construction ------------------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, layers_module.Layer):
+            raise ValueError(f"layer must be a Layer such as Dense(...), got {layer!r}")
+        if self.built:
+            raise ValueError("cannot add a layer to a model that is already built")
+        self.layers.append(layer)
+        self._link_output()
+
+    def compile(self, loss="crossentropy", optimizer=None):
+        """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, by default)."""
+        self.loss = losses.get(loss)
+        self.optimizer = optimizers.get(optimizer)
+        self._link_output()
+
+    def _link_output(self):
+        # Fuse the output activation into the loss where the pair has an exact logit form.
+        for layer in self.layers:
+            layer.emits_logits = False
+        if self.layers and self.loss is not None:
+            output = self.layers[-1]
+            output.emits_logits = output.activation.name == self.loss.output_activation
+
+    @property
+    def built(self):
+        return self._params is not None
+
+    def build(self, n_features):
+        """Draw every layer's parameters for inputs of n_features, then pack them flat."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some with model.add(Dense(...))")
+        init_seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
+        fan_in = n_features
+        for layer, seed_seq in zip(self.layers, init_seeds):
+            layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
+            fan_in = layer.units
+        self._params, self._grads = pack_parameters(self.layers)
+
+    def _shuffle_rng(self):
+        return np.random.default_rng(np.random.SeedSequence(self.seed_entropy).spawn(1)[0])
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self, X, Y, epochs=1000, learning_rate=None, print_log=False, batch_size=None,
+            log_every=1000, shuffle=True, callbacks=()):
+        """Train, continuing from the current weights; return the per-epoch history.
+
+        learning_rate : float or None
+            None keeps the optimizer's own rate (0.01 for the default gradient descent).
+        batch_size : int or None
+            None trains on the full batch every epoch, as the post does.
+        log_every : int
+            `costs` records the cost at epoch 0, every log_every epochs and the last epoch, and
+            print_log=True prints `Epochs: {i} - Cost: {cost}` at those epochs.
+        callbacks : objects with any of on_train_begin(model), on_epoch_end(model, epoch, cost),
+            on_train_end(model). Setting model.stop_training = True ends training after the epoch.
+
+        Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
+        """
+        self._check_compiled()
+        epochs = _check_int("epochs", epochs, minimum=1)
+        log_every = _check_int("log_every", log_every, minimum=1)
+        if learning_rate is not None:
+            learning_rate = optimizers._check_rate(learning_rate)
+        X, Y = self._check_data(X, Y)
+        m = X.shape[-1]
+        if batch_size is not None:
+            batch_size = min(_check_int("batch_size", batch_size, minimum=1), m)
+        # Everything is checked: from here on the model changes.
+        if not self.built:
+            self.build(X.shape[-2])
+        if learning_rate is not None:
+            self.optimizer.learning_rate = learning_rate
+        self.learning_rate = self.optimizer.learning_rate
+        self.stop_training = False
+        begin, epoch_end, end = _callback_hooks(callbacks)
+        for hook in begin:
+            hook(self)
+
+        history = np.empty((epochs,) + self._cost_shape(X))
+        self.costs = []
+        batches = _Batches(X, Y, batch_size, shuffle, self._shuffle_rng())
+        for epoch in range(epochs):
+            cost = batches.run_epoch(self._train_step)
+            history[epoch] = cost
+            if epoch % log_every == 0 or epoch == epochs - 1:
+                self.costs.append(cost)
+                if print_log:
+                    print(f"Epochs: {epoch} - Cost: {cost}")
+            for hook in epoch_end:
+                hook(self, epoch, cost)
+            if self.stop_training:
+                history = history[: epoch + 1]
+                break
+        for hook in end:
+            hook(self)
+        self.history = {"loss": history}
+        return self.history
+
+    def _train_step(self, X, Y):
+        """One forward pass, the loss, one backward pass, then one update. Returns the cost."""
+        a = X
+        for layer in self.layers:
+            a = layer.forward(a)
+        cost, grad = self._loss_and_grad(Y, a)
+        for layer in self._layers_reversed:
+            grad = layer.backward(grad)
+        self.layers[0].backward(grad, need_input_grad=False)
+        self.optimizer.step(self._params, self._grads)
+        return cost
+
+    @property
+    def _layers_reversed(self):
+        return self.layers[:0:-1]
+
+    def _loss_and_grad(self, Y, output):
+        if self.layers[-1].emits_logits:
+            return self.loss.from_logits(Y, output, out=self._loss_buffer(output))
+        return self.loss(Y, output), self.loss.gradient(Y, output)
+
+    def _loss_buffer(self, like):
+        buffer = getattr(self, "_grad_buffer", None)
+        if buffer is None or buffer.shape != like.shape:
+            buffer = self._grad_buffer = np.empty_like(like)
+        return buffer
+
+    def _cost_shape(self, X):
+        return ()
+
+    # --- inference ---------------------------------------------------------------------------
+    def predict(self, X):
+        """The output layer's values: probabilities of shape (n_outputs, m) for sigmoid/softmax."""
+        X = self._check_features(X)
+        if not self.built:
+            self.build(X.shape[-2])
+        return self._activate(self._forward(X))
+
+    __call__ = predict
+
+    def _forward(self, X):
+        a = X
+        for layer in self.layers:
+            a = layer.forward(a)
+        return a.copy()  # the layers' buffers are reused by the next pass
+
+    def _activate(self, output):
+        last = self.layers[-1]
+        return last.activation.forward(output) if last.emits_logits else output
+
+    def evaluate(self, X, Y):
+        """{'accuracy': percent of correct thresholded predictions, 'loss': the mean cost}.
+
+        Thresholds: p > 0.5 for 0/1 targets (each output separately), argmax for one-hot targets
+        with a softmax output. Regression targets (not 0/1) get no accuracy.
+        """
+        self._check_compiled()
+        X, Y = self._check_data(X, Y)
+        if not self.built:
+            self.build(X.shape[-2])
+        output = self._forward(X)
+        if self.layers[-1].emits_logits:
+            cost = self.loss.from_logits(Y, output)[0]
+            probabilities = self._activate(output)
+        else:
+            probabilities = output
+            cost = self.loss(Y, output)
+        result = {}
+        accuracy = accuracy_percent(Y, probabilities, self.layers[-1].activation.name)
+        if accuracy is not None:
+            result["accuracy"] = accuracy
+        result["loss"] = _to_python(cost)
+        return result
+
+    # --- checks ------------------------------------------------------------------------------
+    def _check_compiled(self):
+        if self.loss is None:
+            raise ValueError("the model is not compiled; call model.compile(loss=...) first")
+        if not self.layers:
+            raise ValueError("the model has no layers; add some with model.add(Dense(...))")
+
+    def _check_features(self, X):
+        X = _as_data("X", X, self.dtype, ndim=2)
+        expected = self.layers[0].fan_in if self.layers else None
+        if expected is not None and X.shape[-2] != expected:
+            raise ValueError(
+                f"X must have {expected} features (rows), as the model was built with; got "
+                f"shape {X.shape}. Data are laid out as (n_features, m): did you mean X.T?"
+            )
+        return X
+
+    def _check_data(self, X, Y):
+        X = self._check_features(X)
+        Y = _as_data("Y", Y, self.dtype, ndim=X.ndim)
+        if Y.shape[-1] != X.shape[-1]:
+            raise ValueError(
+                f"Y must have as many samples (columns) as X: X has {X.shape[-1]}, Y has shape "
+                f"{Y.shape}"
+            )
+        n_outputs = self.layers[-1].units
+        Y = self.loss.prepare_targets(Y, n_outputs)
+        if Y.shape[-2] != n_outputs:
+            raise ValueError(
+                f"Y must have {n_outputs} rows, one per output unit, got shape {Y.shape}"
+            )
+        return X, Y
+
+    # --- reporting ---------------------------------------------------------------------------
+    def summary(self):
+        """Print (and return) a table of layers, output shapes and parameter counts."""
+        rows = [("Layer", "Output shape", "Activation", "Initializer", "Params")]
+        for i, layer in enumerate(self.layers):
+            init = getattr(layer.initializer, "method", type(layer.initializer).__name__)
+            rows.append((f"{type(layer).__name__} {i}", f"({layer.units}, m)",
+                         layer.activation.name, str(init),
+                         str(layer.count_params()) if layer.built else "unbuilt"))
+        widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+        rule = "-" * len(lines[0])
+        total = sum(layer.count_params() for layer in self.layers)
+        loss = self.loss.name if self.loss else "not compiled"
+        text = "\n".join([rule, lines[0], rule, *lines[1:], rule,
+                          f"Total params: {total}    Loss: {loss}"])
+        print(text)
+        return text
+
+    def __repr__(self):
+        return f"NeuralNetwork(layers={self.layers!r}, seed={self.seed!r})"
+
+    # --- persistence -------------------------------------------------------------------------
+    def get_config(self):
+        return {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "seed": self.seed,
+            "seed_entropy": str(self.seed_entropy),
+            "dtype": self.dtype.name,
+            "layers": [layer.get_config() for layer in self.layers],
+            "loss": self.loss.get_config() if self.loss else None,
+            "optimizer": self.optimizer.get_config() if self.optimizer else None,
+            "learning_rate": self.learning_rate,
+        }
+
+    def save(self, path):
+        """Write weights and a JSON config to `path` (an .npz archive), atomically.
+
+        The file is written beside its destination and renamed over it only once complete, so an
+        existing file is never left half-written. No pickle is written or read.
+        """
+        if not self.built:
+            raise ValueError("the model has no weights yet; fit (or predict) once before saving")
+        path = os.fspath(path)
+        arrays = {f"{i}.{name}": value for i, layer in enumerate(self.layers)
+                  for name, value in layer.params.items()}
+        arrays["config"] = np.array(json.dumps(self.get_config()))
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".initlab-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by `save`. Anything else raises ValueError; nothing is unpickled."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                config = json.loads(str(archive["config"]))
+                arrays = {name: archive[name] for name in archive.files if name != "config"}
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{path!r} is not an initlab model file, or it is truncated ({error})"
+            ) from None
+        if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path!r} is not an initlab model file (no initlab config inside)")
+        if config.get("version") != FILE_VERSION:
+            raise ValueError(
+                f"{path!r} was written by file format version {config.get('version')!r}; "
+                f"this initlab reads version {FILE_VERSION}"
+            )
+        return cls._from_config(config, arrays, path)
+
+    @classmethod
+    def _from_config(cls, config, arrays, path):
+        model = cls(seed=config["seed"], dtype=config["dtype"])
+        model.seed_entropy = int(config["seed_entropy"])
+        try:
+            for i, layer_config in enumerate(config["layers"]):
+                layer_config = dict(layer_config)
+                layer_class = layers_module.LAYERS[layer_config.pop("class")]
+                init = layer_config.get("initializer")
+                layer_config["initializer"] = (
+                    initializers.get(init) if isinstance(init, dict) and "method" in init else None
+                )
+                layer = layer_class(**layer_config)
+                layer.params = {name.split(".", 1)[1]: value.astype(model.dtype)
+                                for name, value in arrays.items()
+                                if name.split(".", 1)[0] == str(i)}
+                layer.grads = {name: np.zeros_like(v) for name, v in layer.params.items()}
+                model.add(layer)
+            if config["loss"] is not None:
+                model.compile(loss=config["loss"], optimizer=config["optimizer"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path!r} holds an invalid initlab config ({error})") from None
+        model.learning_rate = config.get("learning_rate")
+        model._params, model._grads = pack_parameters(model.layers)
+        return model
+
+
+class _Batches:
+    """Runs one epoch of train steps, full batch or shuffled minibatches; returns the mean cost."""
+
+    def __init__(self, X, Y, batch_size, shuffle, rng):
+        self.X, self.Y = X, Y
+        self.m = X.shape[-1]
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.rng = rng
+
+    def run_epoch(self, train_step):
+        if self.batch_size is None or self.batch_size >= self.m:
+            return train_step(self.X, self.Y)
+        order = self.rng.permutation(self.m) if self.shuffle else np.arange(self.m)
+        total = 0.0
+        for start in range(0, self.m, self.batch_size):
+            index = order[start:start + self.batch_size]
+            cost = train_step(self.X[..., index], self.Y[..., index])
+            total = total + cost * len(index)
+        return total / self.m
+
+
+def pack_parameters(layers):
+    """Move every layer's parameters (and gradients) into one flat vector each, as views.
+
+    Returns (params, grads). Each layer array keeps its shape, including any leading ensemble axis,
+    and stays contiguous, so matmul can write gradients straight into the flat vector.
+    """
+    arrays = [(layer, name, value) for layer in layers for name, value in layer.params.items()]
+    dtype = arrays[0][2].dtype
+    total = sum(value.size for _, _, value in arrays)
+    params, grads = np.empty(total, dtype), np.zeros(total, dtype)
+    offset = 0
+    for layer, name, value in arrays:
+        size = value.size
+        params[offset:offset + size] = value.ravel()
+        layer.params[name] = params[offset:offset + size].reshape(value.shape)
+        layer.grads[name] = grads[offset:offset + size].reshape(value.shape)
+        offset += size
+    return params, grads
+
+
+def accuracy_percent(Y, probabilities, activation_name):
+    """Percent of correct predictions, per model; None when targets are not class labels."""
+    is_labels = np.all((Y == 0) | (Y == 1))
+    if not is_labels:
+        return None
+    if activation_name == "softmax" and Y.shape[-2] > 1:
+        correct = probabilities.argmax(axis=-2) == Y.argmax(axis=-2)
+        return _to_python(100.0 * correct.mean(axis=-1))
+    correct = (probabilities > 0.5) == (Y == 1)
+    return _to_python(100.0 * correct.mean(axis=(-2, -1)))
+
+
+def _to_python(value):
+    value = np.asarray(value, dtype=float)
+    return float(value) if value.ndim == 0 else value
+
+
+def _as_data(name, value, dtype, ndim):
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{name} must be a {ndim}-D array laid out as (n_{'features' if name == 'X' else 'outputs'}"
+            f", m), got shape {array.shape}"
+        )
+    if array.shape[-1] < 1:
+        raise ValueError(f"{name} has no samples (columns): shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains nan or inf")
+    return array
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _callback_hooks(callbacks):
+    if callbacks is None:
+        callbacks = ()
+    if not isinstance(callbacks, (list, tuple)):
+        callbacks = (callbacks,)
+    hooks = ([], [], [])
+    for callback in callbacks:
+        for hook_list, name in zip(hooks, ("on_train_begin", "on_epoch_end", "on_train_end")):
+            hook = getattr(callback, name, None)
+            if hook is not None:
+                hook_list.append(hook)
+    return hooks

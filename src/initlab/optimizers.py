@@ -1,0 +1,164 @@
+"""Optimizers: one `step(params, grads)` that updates the parameters in place.
+
+The model keeps every parameter of every layer in one flat vector (the layers' weights and biases
+are views into it), and every gradient in another. So an optimizer's step is a handful of
+whole-vector operations, whatever the number of layers: the update is never a Python loop.
+
+    >>> import numpy as np
+    >>> params, grads = np.ones(3), np.full(3, 0.5)
+    >>> SGD(learning_rate=0.1).step(params, grads)
+    >>> params
+    array([0.95, 0.95, 0.95])
+"""
+
+import numpy as np
+
+
+def _check_rate(learning_rate):
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)):
+        raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
+    if not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    return float(learning_rate)
+
+
+def _check_fraction(name, value):
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base contract: `step` validates once, allocates state lazily, then calls `_step`."""
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate=0.01):
+        self.learning_rate = _check_rate(learning_rate)
+        self._state = None
+
+    def step(self, params, grads):
+        if self._state is None or self._state[0].shape != params.shape:
+            self._state = self._init_state(params)
+        self._step(params, grads, *self._state)
+
+    def _init_state(self, params):
+        # A scratch buffer for lr * grad, so that the update allocates nothing.
+        return (np.empty_like(params),)
+
+    def _step(self, params, grads, *state):
+        raise NotImplementedError
+
+    def reset(self):
+        """Forget moments and step counts, as for a freshly built model."""
+        self._state = None
+
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Plain gradient descent, as in the post: params -= learning_rate * grads."""
+
+    name = "sgd"
+
+    def _step(self, params, grads, scratch):
+        np.multiply(grads, self.learning_rate, out=scratch)
+        params -= scratch
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum (PyTorch's form): v = momentum * v + grads; params -= lr * v."""
+
+    name = "momentum"
+
+    def __init__(self, learning_rate=0.01, momentum=0.9):
+        super().__init__(learning_rate)
+        self.momentum = _check_fraction("momentum", momentum)
+
+    def _init_state(self, params):
+        return (np.zeros_like(params), np.empty_like(params))
+
+    def _step(self, params, grads, velocity, scratch):
+        velocity *= self.momentum
+        velocity += grads
+        np.multiply(velocity, self.learning_rate, out=scratch)
+        params -= scratch
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, as PyTorch and Keras compute it.
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    params -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)
+    """
+
+    name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        super().__init__(learning_rate)
+        self.beta_1 = _check_fraction("beta_1", beta_1)
+        self.beta_2 = _check_fraction("beta_2", beta_2)
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+        self.iterations = 0
+
+    def _init_state(self, params):
+        self.iterations = 0
+        return (np.zeros_like(params), np.zeros_like(params), np.empty_like(params))
+
+    def _step(self, params, grads, m, v, scratch):
+        self.iterations += 1
+        t = self.iterations
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grads
+        v *= self.beta_2
+        np.multiply(grads, grads, out=scratch)
+        scratch *= 1 - self.beta_2
+        v += scratch
+        step_size = self.learning_rate / (1 - self.beta_1**t)
+        np.divide(v, 1 - self.beta_2**t, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        scratch += self.epsilon
+        np.divide(m, scratch, out=scratch)
+        scratch *= step_size
+        params -= scratch
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "gd": SGD,
+    "gradient_descent": SGD,
+    "momentum": Momentum,
+    "adam": Adam,
+}
+
+
+def get(identifier):
+    """Return an Optimizer from a registered name, a config dict, an instance, or None (SGD)."""
+    if identifier is None:
+        return SGD()
+    if isinstance(identifier, Optimizer):
+        return identifier
+    config = {}
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        identifier = config.pop("name", None)
+    key = identifier.lower() if isinstance(identifier, str) else identifier
+    if key not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer {identifier!r} is not known; expected one of {sorted(OPTIMIZERS)}"
+        )
+    return OPTIMIZERS[key](**config)
