@@ -143,7 +143,11 @@ def measure(model, X, Y, epoch=None):
     Nothing is trained: weights, optimizer state and gradient vector are left bit-identical.
     X is (n_features, m) and Y (n_outputs, m), as for fit. See the module docstring.
     """
-    signals = layer_signals(model, X, Y)
+    return summarise(model, layer_signals(model, X, Y), epoch=epoch)
+
+
+def summarise(model, signals, epoch=None):
+    """The `LayerRecord`s of signals that `layer_signals(model, ...)` returned."""
     pairs = zip(model.layers, signals, strict=True)
     return [_record(position, layer, signal, epoch)
             for position, (layer, signal) in enumerate(pairs, start=1)]
