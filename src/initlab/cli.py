@@ -12,7 +12,7 @@ import sys
 COMMANDS = {
     "quickstart": ("initlab.studies.quickstart", "train the post's three models once and print the table"),
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
-    "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits across schemes and activations"),
+    "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
 }
 
 
