@@ -11,6 +11,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("initlab.studies.quickstart", "train the post's three models once and print the table"),
+    "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
 }
 
 
