@@ -12,7 +12,11 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
 from initlab.cli import main  # noqa: E402
-from initlab.studies.deep import geometric_mean, summarise_runs  # noqa: E402
+from initlab.studies.deep import (  # noqa: E402
+    geometric_mean,
+    per_layer_variance_factor,
+    summarise_runs,
+)
 
 TINY = ["deep", "--depths", "1,3", "--activations", "relu,tanh", "--width", "6",
         "--schemes", "he,random_normal:0.01", "--epochs", "1", "--seeds", "0,1"]
@@ -52,7 +56,15 @@ def test_summary_averages_accuracy_and_takes_geometric_mean_of_ratios():
     (row,) = summarise_runs(runs)
     assert row["test_accuracy"] == 85.0 and row["test_accuracy_range"] == "80.0-90.0"
     assert row["forward_ratio"] == pytest.approx(1.0)
+    assert row["forward_variance_per_layer"] == pytest.approx(1.0)
     assert row["diverged"] == 1 and row["seeds"] == 2
+
+
+def test_per_layer_variance_factor_undoes_the_depth():
+    # Half the variance per layer over 20 layers (19 steps): std ratio 2^(-19/2).
+    assert per_layer_variance_factor(2.0 ** (-19 / 2), depth=20) == pytest.approx(0.5)
+    assert per_layer_variance_factor(1.0, depth=5) == 1.0
+    assert per_layer_variance_factor(0.3, depth=1) is None
 
 
 def test_geometric_mean_passes_zero_and_inf_through():

@@ -4,7 +4,7 @@ the deep MLPs they initialise."""
 import numpy as np
 import pytest
 
-from initlab import NeuralNetwork
+from initlab import Initializer
 from initlab.studies.schemes import (
     Scheme,
     available_schemes,
@@ -16,10 +16,24 @@ from initlab.studies.schemes import (
 
 
 def test_name_and_value_are_parsed_and_the_text_is_the_label():
-    assert parse_scheme("he") == Scheme(label="he", name="he", value=None)
+    assert parse_scheme("he") == Scheme(label="he", name="he")
     assert parse_scheme(" random_normal:0.01 ") == Scheme("random_normal:0.01", "random_normal",
-                                                          0.01)
+                                                          0.01, "scale")
     assert parse_scheme("Random_Normal:1e1").value == 10.0
+    assert parse_scheme("orthogonal:2").parameter == "gain"
+
+
+def test_library_spellings_resolve_like_the_registry():
+    rng = np.random.default_rng
+    for spelling in ("HeNormal", "he_normal"):
+        weights, _ = parse_scheme(spelling).initializer()((50, 40), rng=rng(0))
+        reference, _ = Initializer("he_normal")((50, 40), rng=rng(0))
+        np.testing.assert_array_equal(weights, reference)
+
+
+def test_orthogonal_value_is_its_gain():
+    weights, _ = parse_scheme("orthogonal:2").initializer()((30, 30), rng=np.random.default_rng(1))
+    np.testing.assert_allclose(weights @ weights.T, 4 * np.eye(30), atol=1e-12)
 
 
 def test_random_normal_value_is_the_standard_deviation():
@@ -31,6 +45,9 @@ def test_random_normal_value_is_the_standard_deviation():
 
 @pytest.mark.parametrize("text, match", [
     ("no_such_scheme", "not known.*known schemes"),
+    ("he_normal:2", "neither a scale nor a gain"),
+    ("lsuv:2", "takes no value"),
+    ("glorot_uniform:inf", "finite"),
     ("random_normal:abc", "must be a number"),
     ("random_normal:-1", ">= 0"),
     ("random_normal:nan", "finite"),
@@ -89,14 +106,14 @@ def test_deep_mlp_rejects_bad_sizes(name, value):
         deep_mlp(parse_scheme("he"), **sizes)
 
 
-@pytest.mark.skipif(not hasattr(NeuralNetwork, "initialize"), reason="no LSUV in this initlab")
-def test_lsuv_is_applied_on_the_batch_and_gives_unit_variance_outputs():
+def test_lsuv_is_applied_on_the_batch():
     X = np.random.default_rng(0).normal(size=(10, 200))
     with pytest.raises(ValueError, match="data-dependent"):
         deep_mlp(parse_scheme("lsuv"), depth=3, width=16, n_inputs=10, n_outputs=2)
-    model = deep_mlp(parse_scheme("lsuv"), depth=3, width=16, n_inputs=10, n_outputs=2, X=X)
-    z = X
-    for layer in model.layers[:-1]:
-        z = layer.activation.forward(layer.weights @ z + layer.bias)
-    z = model.layers[-1].weights @ z + model.layers[-1].bias
-    assert z.var() == pytest.approx(1.0, abs=0.1)
+    model = deep_mlp(parse_scheme("LSUV"), depth=3, width=16, n_inputs=10, n_outputs=2, X=X)
+    # LSUV leaves every layer's pre-activation with unit variance on the batch (initlab.lsuv).
+    a = X
+    for layer in model.layers:
+        z = layer.weights @ a + layer.bias
+        assert z.var() == pytest.approx(1.0, abs=0.1)
+        a = layer.activation.forward(z)

@@ -69,8 +69,10 @@ def test_training_figure_is_written(tmp_path):
 
 
 def test_deep_figure_is_written_with_non_finite_ratios(tmp_path):
-    rows = [{"activation": a, "depth": d, "scheme": s, "test_accuracy": acc, "forward_ratio": r}
-            for a in ("relu", "tanh") for d, acc, r in ((5, 90.0, 1.1), (10, 80.0, float("inf")))
+    rows = [{"activation": a, "depth": d, "scheme": s, "test_accuracy": acc,
+             "forward_variance_per_layer": r, "backward_variance_per_layer": None}
+            for a in ("relu", "tanh") for d, acc, r in ((1, 90.0, None), (5, 90.0, 1.1),
+                                                        (10, 80.0, float("inf")))
             for s in ("he", "x")]
     path = tmp_path / "deep.png"
     signal_plots.plot_deep(rows, str(path))

@@ -9,7 +9,7 @@ experiment behind Glorot & Bengio (2010) and He et al. (2015): with relu, He sho
 forward ratio near 1 at every depth, Glorot lose about half the variance per layer, N(0, 0.01)
 vanish and x10 explode.
 
-    initlab deep --out deep-study                       # the default grid, a few minutes
+    initlab deep --out deep-study                       # the default grid, about 2 minutes
     initlab deep --depths 5,10,20,30,50 --seeds 0,1,2 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
@@ -50,7 +50,9 @@ SUMMARY_COLUMNS = [
     ("test_accuracy", "test acc. (%)", ".1f"),
     ("test_accuracy_range", "range over seeds", "s"),
     ("forward_ratio", "forward ratio", ".3g"),
+    ("forward_variance_per_layer", "fwd variance x per layer", ".3g"),
     ("backward_ratio", "backward ratio", ".3g"),
+    ("backward_variance_per_layer", "bwd variance x per layer", ".3g"),
     ("diverged", "diverged runs", "d"),
 ]
 
@@ -172,6 +174,8 @@ def summarise_runs(runs):
     summary = []
     for (activation, depth, scheme), rows in groups.items():
         accuracy = [row["test_accuracy"] for row in rows]
+        forward = geometric_mean([row["forward_ratio"] for row in rows])
+        backward = geometric_mean([row["backward_ratio"] for row in rows])
         summary.append({
             "activation": activation,
             "depth": depth,
@@ -180,11 +184,25 @@ def summarise_runs(runs):
             "test_accuracy": float(np.mean(accuracy)),
             "test_accuracy_range": (f"{min(accuracy):.1f}-{max(accuracy):.1f}"
                                     if len(rows) > 1 else ""),
-            "forward_ratio": geometric_mean([row["forward_ratio"] for row in rows]),
-            "backward_ratio": geometric_mean([row["backward_ratio"] for row in rows]),
+            "forward_ratio": forward,
+            "forward_variance_per_layer": per_layer_variance_factor(forward, depth),
+            "backward_ratio": backward,
+            "backward_variance_per_layer": per_layer_variance_factor(backward, depth),
             "diverged": sum(not np.isfinite(row["train_loss"]) for row in rows),
         })
     return summary
+
+
+def per_layer_variance_factor(std_ratio, depth):
+    """ratio^(2 / (depth - 1)): the factor by which each layer multiplies the signal's variance.
+
+    A std ratio over depth - 1 layer-to-layer steps; He et al. aim at 1, and Glorot's relu
+    networks are expected at 1/2. None for a single layer, which has no step.
+    """
+    if depth < 2:
+        return None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return float(np.power(std_ratio, 2.0 / (depth - 1)))
 
 
 def geometric_mean(values):

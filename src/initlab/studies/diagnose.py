@@ -24,11 +24,12 @@ from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
 SCHEME_HELP = (
-    "comma-separated schemes, each `name` or `name:value`: any name initlab.initializers knows "
-    "(he_normal, glorot_uniform, orthogonal, ...), `lsuv` where available, and `name:value` to "
-    "pass value as the Initializer's scale; for random_normal that is the standard deviation: "
-    "random_normal:0.01 draws W ~ N(0, 0.01^2), random_normal:10 is the post's randn x 10. "
-    "Default: {default}"
+    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab.initializers "
+    "knows, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, orthogonal, "
+    "lecun_normal, kaiming_uniform_, ...; `initlab inits` lists them), or lsuv. value: the "
+    "scheme's scale, or its gain if it has no scale; for random_normal the scale is the standard "
+    "deviation, so random_normal:0.01 draws W ~ N(0, 0.01^2) and random_normal:10 is the post's "
+    "randn x 10. Default: {default}"
 )
 
 SUMMARY_COLUMNS = [
@@ -40,6 +41,7 @@ SUMMARY_COLUMNS = [
     ("weight_grad_ratio", "dL/dW ratio", ".3g"),
     ("mean_dead_fraction", "dead units", ".1%"),
     ("mean_saturated_fraction", "saturated units", ".1%"),
+    ("mean_saturated_value_fraction", "saturated values", ".1%"),
     ("initial_loss", "loss at init", ".4g"),
 ]
 LAYER_COLUMNS = [
@@ -54,6 +56,7 @@ LAYER_COLUMNS = [
     ("weight_grad_std", "std dL/dW", ".3g"),
     ("dead_fraction", "dead", ".1%"),
     ("saturated_fraction", "saturated", ".1%"),
+    ("saturated_value_fraction", "saturated values", ".1%"),
 ]
 
 
@@ -169,6 +172,8 @@ def summary_row(label, hidden_records, loss):
     first, last = hidden_records[0], hidden_records[-1]
     dead = [r.dead_fraction for r in hidden_records if r.dead_fraction is not None]
     saturated = [r.saturated_fraction for r in hidden_records if r.saturated_fraction is not None]
+    saturated_values = [r.saturated_value_fraction for r in hidden_records
+                        if r.saturated_value_fraction is not None]
     return {
         "scheme": label,
         "first_activation_std": first.activation_std,
@@ -178,6 +183,8 @@ def summary_row(label, hidden_records, loss):
         "weight_grad_ratio": ratio(first.weight_grad_std, last.weight_grad_std),
         "mean_dead_fraction": float(np.mean(dead)) if dead else None,
         "mean_saturated_fraction": float(np.mean(saturated)) if saturated else None,
+        "mean_saturated_value_fraction": (float(np.mean(saturated_values)) if saturated_values
+                                          else None),
         "initial_loss": loss,
     }
 

@@ -2,11 +2,14 @@
 
 A scheme is written `name` or `name:value`:
     he_normal, glorot_uniform, orthogonal, lecun_normal, ...   any name initlab.initializers knows
-    random_normal:0.01     W ~ N(0, 0.01^2): the value is passed as the Initializer's `scale`,
-                           which for random_normal is the standard deviation (the post's
-                           randn * scale); random_normal:10 is the post's "large random" x10
-    lsuv                   layer-sequential unit variance (Mishkin & Matas 2016), data-dependent:
-                           model.initialize(X, method="lsuv"), where the installed initlab has it
+                           (`initlab inits` lists them), in Keras's or PyTorch's spelling
+    name:value             value is the scheme's multiplier: its `scale` where it has one, else
+                           its `gain`. random_normal:0.01 draws W ~ N(0, 0.01^2) (the post's
+                           randn * scale, so the value is the standard deviation), random_normal:10
+                           is the post's "large random" x10, orthogonal:2 an orthogonal matrix
+                           times 2, variance_scaling:2 Keras's Var(W) = 2 / fan_in
+    lsuv                   layer-sequential unit variance (Mishkin & Matas 2015), data-dependent:
+                           model.initialize(X, method="lsuv") on the measured batch
 The text as written is the scheme's label in tables and figures.
 
     >>> [scheme.label for scheme in parse_schemes("he, random_normal:0.01")]
@@ -26,21 +29,29 @@ from initlab import Dense, NeuralNetwork, initializers
 DATA_DEPENDENT = ("lsuv",)
 
 
+# The parameter a scheme's `:value` sets, in order of preference.
+MULTIPLIERS = ("scale", "gain")
+
+
 @dataclass(frozen=True)
 class Scheme:
-    """One parsed scheme: its label (the text as written), registry name and optional value."""
+    """One parsed scheme: its label (the text as written), name, and the value after ':' if any.
+
+    parameter is the Initializer parameter that value sets ("scale" or "gain"), or None.
+    """
 
     label: str
     name: str
     value: float | None = None
+    parameter: str | None = None
 
     def initializer(self):
-        """The initializer every layer of a model draws from (LSUV: its orthogonal start)."""
+        """A fresh Initializer for one layer (LSUV: its orthonormal start, re-drawn by LSUV)."""
         if self.name in DATA_DEPENDENT:
-            return _lsuv_start()
+            return initializers.Initializer("orthogonal")
         if self.value is None:
             return initializers.Initializer(self.name)
-        return initializers.Initializer(self.name, scale=self.value)
+        return initializers.Initializer(self.name, **{self.parameter: self.value})
 
     def apply(self, model, X):
         """Finish a data-dependent scheme on a batch X (n_features, m); others need nothing."""
@@ -48,21 +59,9 @@ class Scheme:
             model.initialize(X, method=self.name)
 
 
-def _lsuv_start():
-    # LSUV starts from orthonormal weights, then rescales layer by layer on data.
-    try:
-        return initializers.Initializer("orthogonal")
-    except ValueError:
-        return initializers.Initializer("he")
-
-
 def available_schemes():
-    """The scheme names this installation knows, sorted."""
-    names = set(getattr(initializers, "ALIASES", {}))
-    names.update(getattr(initializers, "INITIALIZERS", {}))
-    if hasattr(NeuralNetwork, "initialize"):
-        names.update(DATA_DEPENDENT)
-    return sorted(names)
+    """The scheme names this installation knows (canonical names, without aliases), sorted."""
+    return sorted(set(initializers.INITIALIZERS) | set(DATA_DEPENDENT))
 
 
 # What `initlab diagnose` and `initlab deep` compare when --schemes is not given: for each entry,
@@ -70,6 +69,7 @@ def available_schemes():
 DEFAULT_CANDIDATES = (
     ("he_normal", "he"),
     ("glorot_uniform",),
+    ("pytorch_linear",),
     ("lecun_normal",),
     ("orthogonal",),
     ("lsuv",),
@@ -99,7 +99,7 @@ def parse_scheme(text):
                          f"{text!r}")
     label = text.strip()
     name, _, value_text = label.partition(":")
-    name = name.strip().lower()
+    name = name.strip()
     value = None
     if value_text:
         try:
@@ -110,19 +110,24 @@ def parse_scheme(text):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"scheme {label!r}: the value after ':' must be a finite number "
                              f">= 0, got {value_text!r}")
-    scheme = Scheme(label=label, name=name, value=value)
-    if name in DATA_DEPENDENT:
-        if not hasattr(NeuralNetwork, "initialize"):
-            raise ValueError(f"scheme {label!r} needs NeuralNetwork.initialize, which this "
-                             f"initlab does not have; known schemes: {available_schemes()}")
+    if name.lower() in DATA_DEPENDENT:
+        name = name.lower()
         if value is not None:
-            raise ValueError(f"scheme {label!r} takes no value; write 'lsuv'")
-        return scheme
+            raise ValueError(f"scheme {label!r} takes no value; write {name!r}")
+        return Scheme(label=label, name=name)
     try:
-        scheme.initializer()
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"scheme {label!r} is not known ({error}); known schemes: "
-                         f"{available_schemes()}") from None
+        plain = initializers.Initializer(name)
+    except ValueError:
+        raise ValueError(f"scheme {name!r} is not known; known schemes (`initlab inits` lists "
+                         f"their Keras and PyTorch names too): {available_schemes()}") from None
+    if value is None:
+        return Scheme(label=label, name=name)
+    parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
+    if parameter is None:
+        raise ValueError(f"scheme {label!r}: {name} has neither a scale nor a gain for the value "
+                         f"after ':' to set; write {name!r} alone")
+    scheme = Scheme(label=label, name=name, value=value, parameter=parameter)
+    scheme.initializer()  # the scheme's own checks, e.g. of its parameters' ranges
     return scheme
 
 

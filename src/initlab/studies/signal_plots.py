@@ -9,7 +9,7 @@ on a machine without a display.
 - plot_histograms: per-layer histograms of activations and back-propagated gradients, one row
   per scheme, one curve per layer, in the style of Glorot & Bengio (2010), figures 6 and 7.
 - plot_signal_std_over_training: the same std profile at each recorded epoch.
-- plot_deep: the deep study's test accuracy and forward-signal ratio against depth.
+- plot_deep: the deep study's test accuracy and per-layer variance factors against depth.
 
     >>> import tempfile, os
     >>> from initlab.diagnostics import measure
@@ -184,16 +184,25 @@ def _draw_histograms(ax, values_by_layer, bins):
                 transform=ax.transAxes)
 
 
-def plot_deep(rows, path, title=""):
-    """Test accuracy and forward ratio against depth: a column per activation, a line per scheme.
+DEEP_PANELS = (
+    ("test_accuracy", "test accuracy (%)", False),
+    ("forward_variance_per_layer", "forward: variance x per layer, at init", True),
+    ("backward_variance_per_layer", "backward: variance x per layer, at init", True),
+)
 
-    rows : the deep study's summary rows, dicts with "activation", "scheme", "depth",
-    "test_accuracy" and "forward_ratio".
+
+def plot_deep(rows, path, title=""):
+    """Accuracy and per-layer variance factors against depth: a column per activation.
+
+    rows : the deep study's summary rows, dicts with "activation", "scheme", "depth" and the
+    DEEP_PANELS keys. One line per scheme; the variance factors are drawn on a log scale with a
+    line at 1 (He's aim) and at 1/2 (what Glorot gives a relu network).
     """
     plt = _pyplot()
     activations = list(dict.fromkeys(row["activation"] for row in rows))
     schemes = list(dict.fromkeys(row["scheme"] for row in rows))
-    fig, axes = plt.subplots(2, len(activations), figsize=(5.5 * len(activations), 7),
+    fig, axes = plt.subplots(len(DEEP_PANELS), len(activations),
+                             figsize=(5.5 * len(activations), 3.3 * len(DEEP_PANELS)),
                              squeeze=False, constrained_layout=True)
     for column, activation in enumerate(activations):
         for scheme in schemes:
@@ -202,19 +211,21 @@ def plot_deep(rows, path, title=""):
             if not chosen:
                 continue
             depths = [r["depth"] for r in chosen]
-            axes[0][column].plot(depths, [r["test_accuracy"] for r in chosen], marker="o",
-                                 label=scheme)
-            axes[1][column].plot(depths, _positive([r["forward_ratio"] for r in chosen]),
-                                 marker="o", label=scheme)
+            for row, (key, _, log) in enumerate(DEEP_PANELS):
+                values = [r.get(key) for r in chosen]
+                axes[row][column].plot(depths, _positive(values) if log else values,
+                                       marker="o", label=scheme)
         axes[0][column].set_title(activation)
-        axes[0][column].set_ylabel("test accuracy (%)")
         axes[0][column].set_ylim(0, 100)
-        axes[1][column].set_yscale("log")
-        axes[1][column].axhline(1.0, color="grey", linewidth=0.8)
-        axes[1][column].set_ylabel("std(a) last layer / first layer, at init")
-        for ax in axes[:, column]:
+        for row, (_, label, log) in enumerate(DEEP_PANELS):
+            ax = axes[row][column]
+            ax.set_ylabel(label)
             ax.set_xlabel("depth (hidden layers)")
             ax.grid(True, alpha=0.3)
+            if log:
+                ax.set_yscale("log")
+                ax.axhline(1.0, color="grey", linewidth=0.8)
+                ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
