@@ -110,6 +110,7 @@ def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
     a = np.asarray(X, dtype=model.dtype)
     for index, layer in enumerate(model.layers):
         weights, bias = layer.params["weights"], layer.params["bias"]
+        # The pre-activation, in the output layer too (its logits): see the module docstring.
         z = weights @ a + bias
         variance = _variance(index, z)
         iterations = 0
