@@ -163,7 +163,9 @@ def _entry(index, layer, variance, iterations):
     return {"layer": index, "units": layer.units, "variance": variance, "iterations": iterations}
 
 
-def _check_lsuv_options(tol=0.1, max_iter=10):
+def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
+    if unknown:
+        raise ValueError(f"lsuv takes the options tol and max_iter, got {sorted(unknown)}")
     if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
             or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
