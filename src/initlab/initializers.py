@@ -19,17 +19,19 @@ The method is looked up on the instance each time it is called, so the post's pa
     >>> def he(self):
     ...     scale = np.sqrt(2 / self.shape[1])
     ...     return np.random.randn(*self.shape) * scale, np.zeros((self.shape[0], 1))
+    >>> built_in_he = Initializer.he
     >>> Initializer.he = he   # replaces the built-in "he" for every Initializer, as in the post
+    >>> Initializer.he = built_in_he   # undone
 
 Built-in methods draw from `self.rng`, a numpy Generator: the layer passes one derived from the
 model's seed, or the initializer's own `seed` takes precedence. NumPy's global state is never used.
 
 Where Keras and PyTorch give one name different meanings, initlab keeps both apart:
-Keras's he_normal, glorot_normal and lecun_normal are *truncated* normals (redrawn beyond two
-standard deviations, then divided by 0.8796... to restore the variance), PyTorch's kaiming_normal
-and xavier_normal are not; PyTorch's trunc_normal_ cuts at absolute bounds a, b, Keras's
-truncated_normal at two standard deviations. The post's "random_normal" keeps its meaning,
-randn * scale with a standard deviation of 1 (Keras's default there is 0.05).
+Keras's he_normal, glorot_normal and lecun_normal are *truncated* normals (standard deviation
+divided by 0.8796..., draws beyond two of it redrawn, which restores the variance asked for),
+PyTorch's kaiming_normal and xavier_normal are not; PyTorch's trunc_normal_ cuts at absolute
+bounds a, b, Keras's truncated_normal at two standard deviations. The post's "random_normal" keeps
+its meaning, randn * scale with a standard deviation of 1 (Keras's default there is 0.05).
 """
 
 import inspect
@@ -60,13 +62,13 @@ NONLINEARITIES = LINEAR_NONLINEARITIES + ("tanh", "relu", "leaky_relu", "selu")
 
 
 def calculate_gain(nonlinearity, param=None):
-    """The gain PyTorch recommends for a nonlinearity: the factor by which it shrinks the signal.
+    """The gain PyTorch recommends for a nonlinearity: it makes up for how it shrinks the signal.
 
     linear, conv*, sigmoid: 1;  tanh: 5/3;  relu: sqrt(2);  selu: 3/4;
     leaky_relu: sqrt(2 / (1 + negative_slope²)), negative_slope = param (0.01 if None).
 
     >>> calculate_gain("leaky_relu", 0.2)
-    1.386750490563073
+    1.3867504905630728
 
     Reference: torch.nn.init.calculate_gain; He et al. (2015), arXiv:1502.01852.
     """
@@ -126,7 +128,7 @@ def _one_of(*options):
 
 
 def _nonlinearity(label, value):
-    if value not in NONLINEARITIES:
+    if not isinstance(value, str) or value not in NONLINEARITIES:
         raise ValueError(f"{label} must be one of {list(NONLINEARITIES)}, got {value!r}")
     return value
 
@@ -200,13 +202,13 @@ def _check_truncation(name, p):
     p["high"] = mean + 2 * stddev if p["high"] is None else p["high"]
     if not p["low"] < p["high"]:
         raise ValueError(f"{name}: low must be < high, got low={p['low']!r}, high={p['high']!r}")
-    # Values outside [low, high] are redrawn; a window holding almost no mass would take ~1/mass
-    # rounds to fill.
-    mass = _normal_cdf((p["high"] - mean) / stddev) - _normal_cdf((p["low"] - mean) / stddev)
-    if mass < 1e-3:
+    # Draws are made by rejection; a window far out in the tail and wide would reject nearly all.
+    _, rate = _truncation_proposal((p["low"] - mean) / stddev, (p["high"] - mean) / stddev)
+    if rate < 1e-3:
         raise ValueError(
-            f"{name}: [low, high] = [{p['low']!r}, {p['high']!r}] holds {mass:.2g} of the mass of "
-            f"N({mean!r}, {stddev!r}²); expected a window holding at least 0.1% of it"
+            f"{name}: [low, high] = [{p['low']!r}, {p['high']!r}] lies too far in the tail of "
+            f"N({mean!r}, {stddev!r}²) to sample (acceptance {rate:.2g}); expected a window "
+            f"nearer the mean"
         )
     return p
 
@@ -659,17 +661,52 @@ def _resolve(cls, method, params):
 
 
 def _truncated_normal(rng, shape, mean, stddev, low, high):
-    """N(mean, stddev²) with every draw outside [low, high] redrawn until none is left."""
-    values = mean + stddev * rng.standard_normal(shape)
-    outside = (values < low) | (values > high)
-    while outside.any():
-        values[outside] = mean + stddev * rng.standard_normal(np.count_nonzero(outside))
-        outside = (values < low) | (values > high)
-    return values
+    """N(mean, stddev²) restricted to [low, high], by rejection: rejected draws are drawn again.
+
+    Proposals come from the normal itself (accepted if inside the window: Keras's "redraw beyond
+    two standard deviations") or, for a window out in the tail where few normal draws land, from
+    a uniform on the window (accepted with probability density / peak density). Both give exactly
+    the truncated normal; the one that accepts more is used.
+    """
+    low, high = (low - mean) / stddev, (high - mean) / stddev
+    use_uniform, _ = _truncation_proposal(low, high)
+    size = math.prod(shape)
+    values = np.empty(size)
+    filled = 0
+    while filled < size:
+        need = size - filled
+        if use_uniform:
+            nearest = min(max(0.0, low), high)  # where the density peaks inside the window
+            proposals = rng.uniform(low, high, need)
+            keep = rng.random(need) <= np.exp((nearest**2 - proposals**2) / 2)
+        else:
+            proposals = rng.standard_normal(need)
+            keep = (proposals >= low) & (proposals <= high)
+        accepted = proposals[keep]
+        values[filled:filled + accepted.size] = accepted
+        filled += accepted.size
+    return mean + stddev * values.reshape(shape)
 
 
-def _normal_cdf(x):
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+def _truncation_proposal(low, high):
+    """(use a uniform proposal?, its acceptance rate) for the standard normal cut to [low, high]."""
+    mass = _normal_mass(low, high)
+    nearest = min(max(0.0, low), high)
+    peak = math.exp(-nearest**2 / 2) / math.sqrt(2 * math.pi)
+    if mass <= 0 or peak <= 0:  # beyond ~38 standard deviations both underflow
+        return False, 0.0
+    uniform_rate = mass / ((high - low) * peak)
+    return uniform_rate > mass, max(mass, uniform_rate)
+
+
+def _normal_mass(low, high):
+    """P(low <= Z <= high) for a standard normal Z, precise in the tails too."""
+    # erfc keeps its relative precision far in a tail, where 1 - erf rounds to 0.
+    if low >= 0:
+        return 0.5 * (math.erfc(low / math.sqrt(2)) - math.erfc(high / math.sqrt(2)))
+    if high <= 0:
+        return 0.5 * (math.erfc(-high / math.sqrt(2)) - math.erfc(-low / math.sqrt(2)))
+    return 1.0 - 0.5 * (math.erfc(-low / math.sqrt(2)) + math.erfc(high / math.sqrt(2)))
 
 
 def _check_shape(shape):

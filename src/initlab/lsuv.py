@@ -82,7 +82,8 @@ def initialize(model, X, method, rngs, **options):
         model._params, model._grads = pack_parameters(model.layers)
         if is_lsuv:
             # The layers keep their own initializers: LSUV's weights are no scheme's draw.
-            return lsuv(model, X, tol=tol, max_iter=max_iter)
+            # stacklevel: the warning points at the caller of model.initialize.
+            return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=4)
         for layer in model.layers:
             layer.initializer = initializer
         return [_entry(index, layer, variance, 0)
@@ -95,7 +96,7 @@ def initialize(model, X, method, rngs, **options):
         raise
 
 
-def lsuv(model, X, tol=0.1, max_iter=10):
+def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
     """Rescale each layer's weights, first to last, until Var(z) on X is 1 within tol.
 
     Expects the weights already drawn (orthonormal, for LSUV proper: `initialize` does that).
@@ -109,6 +110,7 @@ def lsuv(model, X, tol=0.1, max_iter=10):
     a = np.asarray(X, dtype=model.dtype)
     for index, layer in enumerate(model.layers):
         weights, bias = layer.params["weights"], layer.params["bias"]
+        # The pre-activation, in the output layer too (its logits): see the module docstring.
         z = weights @ a + bias
         variance = _variance(index, z)
         iterations = 0
@@ -120,7 +122,7 @@ def lsuv(model, X, tol=0.1, max_iter=10):
         if abs(variance - 1.0) >= tol:
             warnings.warn(
                 f"LSUV: layer {index} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
-                f"not 1 within tol={tol}", RuntimeWarning, stacklevel=2)
+                f"not 1 within tol={tol}", RuntimeWarning, stacklevel=stacklevel)
         report.append(_entry(index, layer, variance, iterations))
         a = layer.activation.forward(z)
     return report
@@ -161,7 +163,9 @@ def _entry(index, layer, variance, iterations):
     return {"layer": index, "units": layer.units, "variance": variance, "iterations": iterations}
 
 
-def _check_lsuv_options(tol=0.1, max_iter=10):
+def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
+    if unknown:
+        raise ValueError(f"lsuv takes the options tol and max_iter, got {sorted(unknown)}")
     if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
             or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
