@@ -5,7 +5,7 @@ and any leading axes (an ensemble of models) broadcast through untouched.
 
 Each activation has
     forward(z, out=None)                    -> a = f(z)
-    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: a Jacobian product)
+    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: Jacobian product)
     training_steps(z, a, grad)              -> (forward_ops, backward_ops) bound to these buffers
 `out` lets a caller reuse its buffers; `backward` may write into `grad_a` itself (out=grad_a),
 since the model never needs dL/da once it has dL/dz. `training_steps` is what the training loop

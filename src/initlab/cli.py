@@ -11,6 +11,9 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("initlab.studies.quickstart", "train the post's three models once and print the table"),
+    "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
+    "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
+    "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
 }
 
 

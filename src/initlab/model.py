@@ -72,7 +72,7 @@ class NeuralNetwork:
         self._link_output()
 
     def compile(self, loss="crossentropy", optimizer=None):
-        """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, by default)."""
+        """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, default)."""
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         self._link_output()
@@ -99,6 +99,31 @@ class NeuralNetwork:
             layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
             fan_in = layer.units
         self._params, self._grads = pack_parameters(self.layers)
+
+    def initialize(self, X, method="lsuv", **options):
+        """Re-draw every layer on the batch X: LSUV (the default) or any registered scheme name.
+
+        `model.initialize(X, method="lsuv", tol=0.1, max_iter=10)`: orthonormal weights, then each
+        layer's weights rescaled until its pre-activation has variance 1 on X (Mishkin & Matas
+        2015). `model.initialize(X, method="he_normal", **params)`: every layer re-drawn by that
+        scheme. Builds the model if needed and resets the optimizer's state. Returns one dict per
+        layer: {"layer", "units", "variance" (of its pre-activation on X), "iterations"}.
+        See initlab.lsuv.
+        """
+        from initlab import lsuv  # lsuv imports this module
+
+        X = self._check_features(X)
+        if not self.built:
+            self.build(X.shape[-2])
+        report = lsuv.initialize(self, X, method, self._layer_rngs(), **options)
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        return report
+
+    def _layer_rngs(self):
+        # The streams build() gives the layers' initializers: child k + 1 for layer k.
+        seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
+        return [np.random.default_rng(seed) for seed in seeds]
 
     def _shuffle_rng(self):
         return np.random.default_rng(np.random.SeedSequence(self.seed_entropy).spawn(1)[0])
@@ -344,10 +369,13 @@ class NeuralNetwork:
             for i, layer_config in enumerate(config["layers"]):
                 layer_config = dict(layer_config)
                 layer_class = layers_module.LAYERS[layer_config.pop("class")]
-                init = layer_config.get("initializer")
-                layer_config["initializer"] = (
-                    initializers.get(init) if isinstance(init, dict) and "method" in init else None
-                )
+                for key in ("initializer", "bias_initializer"):
+                    # A function initializer cannot be rebuilt from its name: None (the default)
+                    # takes its place; the weights themselves are loaded below.
+                    init = layer_config.get(key)
+                    if key in layer_config:
+                        layer_config[key] = (initializers.get(init) if isinstance(init, dict)
+                                             and "method" in init else None)
                 layer = layer_class(**layer_config)
                 layer.params = {name.split(".", 1)[1]: value.astype(model.dtype)
                                 for name, value in arrays.items()
@@ -402,9 +430,11 @@ def _as_data(name, value, dtype, ndim):
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
     if array.ndim != ndim:
+        rows = "n_features" if name == "X" else "n_outputs"
+        hint = f"; for one row of m values use np.reshape({name}, (1, -1))" if array.ndim == 1 else ""
         raise ValueError(
-            f"{name} must be a {ndim}-D array laid out as (n_{'features' if name == 'X' else 'outputs'}"
-            f", m), got shape {array.shape}"
+            f"{name} must be a {ndim}-D array laid out as ({rows}, m), got shape {array.shape}"
+            f"{hint}"
         )
     if array.shape[-1] < 1:
         raise ValueError(f"{name} has no samples (columns): shape {array.shape}")
