@@ -175,6 +175,10 @@ class NeuralNetwork:
 
         history = np.empty((epochs,) + tuple(cost_shape))
         self.costs = []
+        if not training.is_packed(self.layers, self._params, self._grads):
+            # A layer's arrays were rebound (layer.params[name] = array): pack them again, or
+            # the optimizer's update of the flat vector would never reach them.
+            self._params, self._grads = pack_parameters(self.layers)
         loop = training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
                                      self._grads, X, Y, batch_size, shuffle, rngs)
         run_epoch = loop.run_epoch  # hoisted: this loop runs 15000 times for the post

@@ -26,6 +26,12 @@ one data set per model; with one shuffling Generator per model, each model draws
 import numpy as np
 
 
+def is_packed(layers, params, grads):
+    """Whether every layer's parameters and gradients are views of the flat vectors."""
+    return all(value.base is params for layer in layers for value in layer.params.values()) and \
+        all(value.base is grads for layer in layers for value in layer.grads.values())
+
+
 class TrainingLoop:
     """Runs epochs of training over buffers allocated once.
 
