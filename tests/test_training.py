@@ -364,3 +364,15 @@ def test_a_rolled_back_repack_leaves_no_stale_kernel():
     history = model.fit(X, Y, epochs=5)["loss"]
     np.testing.assert_allclose(history, plain_fit(plain, X, Y, 5), rtol=1e-11)
     np.testing.assert_allclose(model._params, plain._params, rtol=1e-10)
+
+
+def test_a_callback_can_change_the_learning_rate_mid_fit():
+    class Freeze:
+        def on_epoch_end(self, model, epoch, cost):
+            if epoch == 2:
+                model.optimizer.learning_rate = 1e-300  # effectively zero from epoch 3 on
+
+    model = post_model()
+    history = model.fit(X, Y, epochs=8, learning_rate=0.5, callbacks=[Freeze()])["loss"]
+    assert history[1] < history[0]
+    np.testing.assert_allclose(history[4:], history[3], rtol=1e-12)

@@ -165,20 +165,18 @@ class _StepBinder:
             inputs, grad_inputs = out, grad_out
         loss_step, load_targets = self.loss.training_step(
             y, inputs[..., :-1, :], grad_inputs, from_logits=self.layers[-1].emits_logits)
-        return _Step(x, y, forward_ops, loss_step, backward_ops, self.optimizer.step,
-                     self.params, self.grads, load_targets)
+        return _Step(x, y, forward_ops, loss_step, backward_ops,
+                     self.optimizer.training_step(self.params, self.grads), load_targets)
 
 
 class _Step:
     """One step of training over fixed buffers; a batch goes into `x` (above its ones row) and
     `y`, then `load_targets()`, then `run()`."""
 
-    def __init__(self, x, y, forward_ops, loss_step, backward_ops, update, params, grads,
-                 load_targets):
+    def __init__(self, x, y, forward_ops, loss_step, backward_ops, update, load_targets):
         self.x, self.y = x, y
         self.forward_ops, self.backward_ops = tuple(forward_ops), tuple(backward_ops)
         self.loss_step, self.update = loss_step, update
-        self.params, self.grads = params, grads
         self.load_targets = load_targets
 
     def run(self):
@@ -188,7 +186,7 @@ class _Step:
         cost = self.loss_step()
         for op in self.backward_ops:
             op()
-        self.update(self.params, self.grads)
+        self.update()
         return cost
 
 
