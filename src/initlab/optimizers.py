@@ -81,7 +81,9 @@ class SGD(Optimizer):
     def training_step(self, params, grads):
         # The same two operations with one Python call instead of three (a third of the post's
         # update time). The rate is read at every step, so a callback may change it.
-        scratch = np.empty_like(params)
+        if self._state is None or self._state[0].shape != params.shape:
+            self._state = self._init_state(params)
+        scratch = self._state[0]
         multiply, subtract = np.multiply, np.subtract
 
         def update():
