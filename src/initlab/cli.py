@@ -10,7 +10,8 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "quickstart": ("initlab.studies.quickstart", "train the post's three models once and print the table"),
+    "reproduce": ("initlab.studies.reproduce",
+                  "the post's study over many seeds: figures, table and histories"),
 }
 
 
