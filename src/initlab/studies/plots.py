@@ -88,7 +88,8 @@ def boundary_figure(result, runs, step=0.01):
         grid = np.vstack([xx.ravel(), yy.ravel()])
         predicted = (model.predict(grid) > 0.5).reshape(xx.shape)
         # Levels around 0 and 1 put the two classes at the colour map's ends, like the dots.
-        axes.contourf(xx, yy, predicted, levels=[-0.5, 0.5, 1.5], cmap=_cmap(), alpha=0.5)
+        axes.contourf(xx, yy, predicted, levels=[-0.5, 0.5, 1.5], cmap=_cmap(),
+                      vmin=0, vmax=1, alpha=0.4)
         axes.scatter(X_train[0], X_train[1], c=Y_train[0], s=10, cmap=_cmap(),
                      edgecolors="k", linewidths=0.2)
         axes.set_xlabel("x1")
