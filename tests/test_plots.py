@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 from matplotlib.image import imread  # noqa: E402
 
 from initlab.studies import plots  # noqa: E402
-from initlab.studies.post import run_study  # noqa: E402
+from initlab.studies.post_study import run_study  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("scipy")
 
 from initlab.studies import report  # noqa: E402
-from initlab.studies.post import POST_SCHEMES, RunSeeds, StudyResult  # noqa: E402
+from initlab.studies.post_study import POST_SCHEMES, RunSeeds, StudyResult  # noqa: E402
 
 # t_{0.975, dof} from the published table (e.g. NIST/SEMATECH e-Handbook, 1.3.6.7.2).
 T_TABLE = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262}

@@ -13,7 +13,8 @@ pytest.importorskip("sklearn")
 from matplotlib.image import imread  # noqa: E402
 
 from initlab import cli  # noqa: E402
-from initlab.studies import post, reproduce  # noqa: E402
+from initlab.studies import post_study as post  # noqa: E402
+from initlab.studies import reproduce  # noqa: E402
 
 EPOCHS = 60
 ARGS = ["reproduce", "--seeds", "2", "--epochs", str(EPOCHS), "--seed", "5", "--no-progress"]

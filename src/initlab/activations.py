@@ -5,7 +5,7 @@ and any leading axes (an ensemble of models) broadcast through untouched.
 
 Each activation has
     forward(z, out=None)                    -> a = f(z)
-    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: a Jacobian product)
+    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: Jacobian product)
 `out` lets the training loop reuse its buffers; `backward` may write into `grad_a` itself
 (out=grad_a), since the model never needs dL/da once it has dL/dz.
 

@@ -1,7 +1,8 @@
 """Toy data sets in the post's layout: X of shape (n_features, m), Y of shape (n_outputs, m).
 
 moons, circles and spirals are drawn here with a seeded Generator (moons and circles follow
-scikit-learn's make_moons and make_circles geometry); digits loads scikit-learn's bundled 8x8 digits.
+scikit-learn's make_moons and make_circles geometry); digits loads scikit-learn's bundled 8x8
+digits.
 
     >>> X, Y = moons(400, noise=0.2, seed=0)
     >>> X.shape, Y.shape
@@ -26,7 +27,7 @@ def _finish(points, labels, noise, rng):
 
 
 def moons(n_samples=400, noise=0.2, seed=None):
-    """Two interleaving half circles (scikit-learn's make_moons geometry): 2 features, 0/1 labels."""
+    """Two interleaving half circles (make_moons's geometry), 2 features, 0/1 labels."""
     _check(n_samples, noise)
     rng = np.random.default_rng(seed)
     n_out = n_samples // 2

@@ -61,7 +61,7 @@ class BinaryCrossentropy(Loss):
 
     name = "crossentropy"
     output_activation = "sigmoid"
-    # Used only on the unfused path (an output activation other than sigmoid), where p can be 0 or 1.
+    # Used only on the unfused path (an output activation other than sigmoid): p can be 0 or 1.
     eps = 1e-15
 
     def __call__(self, y_true, y_pred):
@@ -144,7 +144,10 @@ class CategoricalCrossentropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """L = mean((y_pred - y)^2) over samples and outputs (Keras's mse); dL/dy_pred = 2 (y_pred - y) / count."""
+    """L = mean((y_pred - y)^2) over samples and outputs, as Keras's mse.
+
+    dL/dy_pred = 2 (y_pred - y) / count.
+    """
 
     name = "mse"
 

@@ -20,7 +20,8 @@ import zipfile
 
 import numpy as np
 
-from initlab import initializers, layers as layers_module, losses, optimizers
+from initlab import initializers, losses, optimizers
+from initlab import layers as layers_module
 
 FILE_FORMAT = "initlab.NeuralNetwork"
 FILE_VERSION = 1
@@ -71,7 +72,7 @@ class NeuralNetwork:
         self._link_output()
 
     def compile(self, loss="crossentropy", optimizer=None):
-        """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, by default)."""
+        """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, default)."""
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         self._link_output()
@@ -442,9 +443,11 @@ def _as_data(name, value, dtype, ndim):
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
     if array.ndim != ndim:
+        rows = "n_features" if name == "X" else "n_outputs"
+        hint = f"; for one row of m values use np.reshape({name}, (1, -1))" if array.ndim == 1 else ""
         raise ValueError(
-            f"{name} must be a {ndim}-D array laid out as (n_{'features' if name == 'X' else 'outputs'}"
-            f", m), got shape {array.shape}"
+            f"{name} must be a {ndim}-D array laid out as ({rows}, m), got shape {array.shape}"
+            f"{hint}"
         )
     if array.shape[-1] < 1:
         raise ValueError(f"{name} has no samples (columns): shape {array.shape}")

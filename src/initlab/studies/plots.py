@@ -4,7 +4,7 @@ Each function takes a StudyResult, draws on a new matplotlib Figure (the Agg can
 is needed and nothing is shown) and returns it; `save_png` writes it. The plotting helpers hold the
 only transposes between the post's (features, samples) layout and matplotlib's (x, y) lists.
 
-    >>> from initlab.studies.post import run_study
+    >>> from initlab.studies.post_study import run_study
     >>> figure = cost_figure(run_study(n_seeds=2, epochs=10))
     >>> len(figure.axes)
     1
@@ -12,7 +12,7 @@ only transposes between the post's (features, samples) layout and matplotlib's (
 
 import numpy as np
 
-from initlab.studies.post import NOISE
+from initlab.studies.post_study import NOISE
 
 DPI = 100
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from initlab.studies.post import COST_THRESHOLD
+from initlab.studies.post_study import COST_THRESHOLD
 
 CONFIDENCE = 0.95
 

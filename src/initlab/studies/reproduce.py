@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from initlab.studies import plots, report
-from initlab.studies.post import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
+from initlab.studies.post_study import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
 
 DEFAULT_OUT = os.path.join("results", "post")
 FIGURES = ("dataset.png", "costs.png", "boundaries.png")

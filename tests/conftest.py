@@ -1,0 +1,26 @@
+"""Shared fixtures: small seeded data in the post's (features, samples) layout."""
+
+import numpy as np
+import pytest
+
+from initlab.datasets import moons
+
+
+@pytest.fixture
+def moons_data():
+    X, Y = moons(64, noise=0.2, seed=3)
+    return X, Y
+
+
+def numerical_gradient(f, array, eps=1e-6):
+    """Central differences of the scalar f() with respect to every entry of `array`, in place."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + eps
+        plus = f()
+        array[index] = original - eps
+        minus = f()
+        array[index] = original
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad

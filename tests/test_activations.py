@@ -1,0 +1,107 @@
+"""Activations: values against their formulas and PyTorch, gradients against central differences."""
+
+import numpy as np
+import pytest
+
+from conftest import numerical_gradient
+from initlab import activations
+
+NAMES = sorted(activations.ACTIVATIONS)
+
+
+def _z(shape=(4, 7), seed=0):
+    z = np.random.default_rng(seed).normal(scale=2.0, size=shape)
+    z[0, 0] = 0.3  # keep every entry away from relu's kink at 0, where no derivative exists
+    return z
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_matches_central_differences(name):
+    act = activations.get(name)
+    z = _z()
+    weights = np.random.default_rng(1).normal(size=z.shape)  # L = sum(weights * f(z))
+
+    def loss():
+        return float(np.sum(weights * act.forward(z.copy())))
+
+    a = act.forward(z.copy())
+    analytic = act.backward(z, a, weights.copy())
+    numeric = numerical_gradient(loss, z)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_with_out_buffer_equals_without(name):
+    act = activations.get(name)
+    z = _z()
+    out = np.empty_like(z)
+    result = act.forward(z, out=out)
+    np.testing.assert_array_equal(result, act.forward(z.copy()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_backward_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    act = activations.get(name)
+    z = _z(shape=(5, 9), seed=4)
+    grad_a = np.random.default_rng(5).normal(size=z.shape)
+    zt = torch.tensor(z, requires_grad=True)
+    reference = {
+        "linear": lambda t: t,
+        "relu": torch.relu,
+        "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "softmax": lambda t: torch.softmax(t, dim=0),  # units are on axis 0 of (units, m)
+    }[name]
+    at = reference(zt)
+    at.backward(torch.tensor(grad_a))
+    a = act.forward(z.copy())
+    np.testing.assert_allclose(a, at.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(act.backward(z, a, grad_a.copy()), zt.grad.numpy(),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_sigmoid_and_softmax_are_finite_at_extreme_inputs():
+    z = np.array([[-1e4, -800.0, 0.0, 800.0, 1e4]])
+    a = activations.get("sigmoid").forward(z)
+    assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(a[0, [0, 2, 4]], [0.0, 0.5, 1.0])
+    s = activations.get("softmax").forward(np.vstack([z, -z]))
+    assert np.all(np.isfinite(s))
+    np.testing.assert_allclose(s.sum(axis=0), 1.0)
+
+
+def test_relu_gradient_at_zero_is_zero_like_pytorch():
+    relu = activations.get("relu")
+    z = np.zeros((2, 3))
+    assert np.all(relu.backward(z, relu.forward(z), np.ones_like(z)) == 0)
+
+
+def test_leaky_relu_slope_is_configurable_and_validated():
+    act = activations.get({"name": "leaky_relu", "alpha": 0.3})
+    np.testing.assert_allclose(act.forward(np.array([[-2.0, 2.0]])), [[-0.6, 2.0]])
+    assert act.get_config() == {"name": "leaky_relu", "alpha": 0.3}
+    with pytest.raises(ValueError, match="alpha"):
+        activations.LeakyReLU(alpha=-1)
+
+
+def test_registry_resolves_names_instances_and_none():
+    assert isinstance(activations.get("ReLU"), activations.ReLU)
+    relu = activations.ReLU()
+    assert activations.get(relu) is relu
+    assert isinstance(activations.get(None), activations.Linear)
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError) as error:
+        activations.get("swishy")
+    message = str(error.value)
+    assert "'swishy'" in message
+    for name in NAMES:
+        assert name in message
+
+
+def test_wrong_type_is_rejected_with_its_value():
+    with pytest.raises(ValueError, match="42"):
+        activations.get(42)

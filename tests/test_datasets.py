@@ -1,0 +1,58 @@
+"""Data sets: layout, balance, seeding, and agreement with scikit-learn's geometry."""
+
+import numpy as np
+import pytest
+
+from initlab import datasets
+
+
+@pytest.mark.parametrize("make", [datasets.moons, datasets.circles, datasets.spirals])
+def test_layout_balance_and_seeding(make):
+    X, Y = make(101, seed=4)
+    assert X.shape == (2, 101) and Y.shape == (1, 101)
+    assert set(np.unique(Y)) == {0.0, 1.0} and abs(Y.sum() - 50.5) <= 0.5
+    X2, Y2 = make(101, seed=4)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(Y, Y2)
+    assert not np.array_equal(X, make(101, seed=5)[0])
+
+
+def test_noiseless_moons_lie_on_scikit_learns_curves():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    X, Y = datasets.moons(200, noise=0.0, seed=0)
+    reference, labels = sklearn_datasets.make_moons(200, noise=0.0, shuffle=False)
+    for label in (0, 1):
+        ours = X[:, Y[0] == label].T
+        theirs = reference[labels == label]
+        order = lambda points: points[np.lexsort(points.T[::-1])]  # noqa: E731
+        np.testing.assert_allclose(order(ours), order(theirs), atol=1e-12)
+
+
+def test_noise_has_the_requested_scale():
+    # Isotropic noise of std s moves a point off a smooth curve by s in the normal direction only,
+    # so the mean squared distance to the noiseless curve is s^2 (for s much smaller than the
+    # curves' radius of 1).
+    noise = 0.05
+    curve, _ = datasets.moons(4000, noise=0.0, seed=0)
+    noisy, _ = datasets.moons(2000, noise=noise, seed=1)
+    squared = ((noisy[:, :, None] - curve[:, None, :]) ** 2).sum(axis=0).min(axis=1)
+    assert squared.mean() == pytest.approx(noise**2, rel=0.15)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
+    ({"n_samples": 10.0}, "n_samples must be an integer >= 2, got 10.0"),
+    ({"noise": -0.1}, r"noise must be a finite number >= 0, got -0.1"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        datasets.moons(**{"n_samples": 10, **kwargs})
+
+
+def test_digits_are_scaled_one_hot_and_split():
+    pytest.importorskip("sklearn")
+    X_train, Y_train, X_test, Y_test = datasets.digits(seed=0)
+    assert X_train.shape[0] == 64 and Y_train.shape[0] == 10
+    assert X_train.shape[1] + X_test.shape[1] == 1797
+    assert 0 <= X_train.min() and X_train.max() <= 1
+    np.testing.assert_array_equal(Y_test.sum(axis=0), 1)

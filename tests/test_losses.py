@@ -1,0 +1,137 @@
+"""Losses: gradients against central differences, fused logit paths against PyTorch and the
+unfused path, finiteness at any scale, and target validation."""
+
+import numpy as np
+import pytest
+
+from conftest import numerical_gradient
+from initlab import activations, losses
+
+
+def _binary(shape=(1, 9), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(scale=2.0, size=shape), (rng.random(shape) > 0.5).astype(float)
+
+
+def _onehot(n_classes=4, m=9, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, m)
+    return rng.normal(scale=2.0, size=(n_classes, m)), np.eye(n_classes)[:, labels]
+
+
+CASES = {
+    "crossentropy": _binary,
+    "categorical_crossentropy": _onehot,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_from_logits_gradient_matches_central_differences(name):
+    loss = losses.get(name)
+    z, y = CASES[name]()
+    _, grad = loss.from_logits(y, z.copy())
+    numeric = numerical_gradient(lambda: float(loss.from_logits(y, z.copy())[0]), z)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_gradient_matches_central_differences(name):
+    loss = losses.get(name)
+    if loss.output_activation is None:
+        rng = np.random.default_rng(2)
+        y_pred, y = rng.normal(size=(3, 8)), rng.normal(size=(3, 8))
+    else:
+        z, y = (_onehot if loss.output_activation == "softmax" else _binary)(seed=2)
+        y_pred = activations.get(loss.output_activation).forward(z)
+    numeric = numerical_gradient(lambda: float(loss(y, y_pred)), y_pred)
+    np.testing.assert_allclose(loss.gradient(y, y_pred), numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fused_path_equals_activation_then_loss(name):
+    loss = losses.get(name)
+    z, y = CASES[name](seed=5)
+    p = activations.get(loss.output_activation).forward(z)
+    cost, _ = loss.from_logits(y, z.copy())
+    np.testing.assert_allclose(cost, loss(y, p), rtol=1e-12)
+
+
+def test_binary_crossentropy_matches_pytorch_with_logits():
+    torch = pytest.importorskip("torch")
+    z, y = _binary(shape=(1, 50), seed=7)
+    z[0, :3] = [-900.0, 0.0, 900.0]  # saturated both ways: still exact
+    zt = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(y))
+    expected.backward()
+    cost, grad = losses.get("crossentropy").from_logits(y, z.copy())
+    np.testing.assert_allclose(cost, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-16)
+
+
+def test_categorical_crossentropy_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    z, y = _onehot(n_classes=5, m=30, seed=8)
+    zt = torch.tensor(z.T.copy(), requires_grad=True)  # torch wants (m, classes)
+    expected = torch.nn.functional.cross_entropy(zt, torch.tensor(y.argmax(axis=0)))
+    expected.backward()
+    cost, grad = losses.get("categorical_crossentropy").from_logits(y, z.copy())
+    np.testing.assert_allclose(cost, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy().T, rtol=1e-10, atol=1e-16)
+
+
+def test_mse_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    y_pred, y = rng.normal(size=(2, 10)), rng.normal(size=(2, 10))
+    pt = torch.tensor(y_pred, requires_grad=True)
+    expected = torch.nn.functional.mse_loss(pt, torch.tensor(y))
+    expected.backward()
+    loss = losses.get("mse")
+    np.testing.assert_allclose(loss(y, y_pred), expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(loss.gradient(y, y_pred), pt.grad.numpy(), rtol=1e-12)
+
+
+def test_crossentropy_is_finite_and_uncapped_at_huge_logits():
+    # The post's ln(p + 1e-5) capped a confidently wrong sample's loss near 11.5; the exact loss
+    # of a logit of -1000 on a positive label is 1000, and its gradient is -1, not ~0.
+    cost, grad = losses.get("crossentropy").from_logits(np.array([[1.0]]), np.array([[-1000.0]]))
+    assert np.isfinite(cost) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(cost, 1000.0)
+    np.testing.assert_allclose(grad, [[-1.0]])
+
+
+def test_zero_logits_cost_ln2():
+    y = np.array([[0.0, 1.0, 1.0, 0.0]])
+    cost, grad = losses.get("crossentropy").from_logits(y, np.zeros_like(y))
+    np.testing.assert_allclose(cost, np.log(2))
+    np.testing.assert_allclose(grad, (0.5 - y) / 4)
+
+
+def test_costs_reduce_per_model_over_leading_axes():
+    loss = losses.get("crossentropy")
+    z, y = _binary(shape=(3, 1, 6), seed=1)
+    costs, _ = loss.from_logits(y, z.copy())
+    assert costs.shape == (3,)
+    for k in range(3):
+        np.testing.assert_allclose(costs[k], loss.from_logits(y[k], z[k].copy())[0])
+
+
+def test_crossentropy_rejects_labels_other_than_0_and_1():
+    with pytest.raises(ValueError, match=r"Y must hold labels 0 or 1.*2\.0"):
+        losses.get("crossentropy").prepare_targets(np.array([[0.0, 1.0, 2.0]]), 1)
+
+
+def test_categorical_encodes_class_indices_and_validates_them():
+    loss = losses.get("categorical_crossentropy")
+    onehot = loss.prepare_targets(np.array([[2.0, 0.0, 1.0]]), 3)
+    np.testing.assert_array_equal(onehot, np.eye(3)[:, [2, 0, 1]])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        loss.prepare_targets(np.array([[3.0, 0.0]]), 3)
+    with pytest.raises(ValueError, match="one-hot"):
+        loss.prepare_targets(np.array([[0.5, 1.0], [0.2, 0.0]]), 2)
+
+
+def test_unknown_loss_lists_the_valid_ones():
+    with pytest.raises(ValueError) as error:
+        losses.get("hinge")
+    assert "'hinge'" in str(error.value) and "categorical_crossentropy" in str(error.value)

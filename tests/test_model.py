@@ -1,0 +1,467 @@
+"""NeuralNetwork: whole-network gradients against central differences and PyTorch, the post's API,
+seeding, persistence, and bad input."""
+
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import numerical_gradient
+from initlab import Dense, Initializer, NeuralNetwork
+from initlab.datasets import moons
+
+
+def post_model(initializer="he", seed=0, **kwargs):
+    model = NeuralNetwork(seed=seed, **kwargs)
+    model.add(Dense(units=12, activation="relu", initializer=initializer))
+    model.add(Dense(units=6, activation="relu", initializer=initializer))
+    model.add(Dense(units=1, activation="sigmoid"))
+    model.compile(loss="crossentropy")
+    return model
+
+
+def _params(model):
+    return [value.copy() for layer in model.layers for value in layer.params.values()]
+
+
+def _restore(model, values):
+    arrays = [value for layer in model.layers for value in layer.params.values()]
+    for array, value in zip(arrays, values):
+        array[...] = value
+
+
+# (hidden activations, output activation, loss, n_outputs)
+NETWORKS = [
+    (("relu", "relu"), "sigmoid", "crossentropy", 1),
+    (("tanh", "leaky_relu"), "softmax", "categorical_crossentropy", 3),
+    (("sigmoid",), "linear", "mse", 2),
+    (("tanh",), "sigmoid", "mse", 1),  # sigmoid without its fused loss: the generic path
+    (("relu",), "tanh", "mse", 1),
+]
+
+
+@pytest.mark.parametrize("hidden, output, loss, n_outputs", NETWORKS)
+def test_one_training_step_follows_the_exact_gradient(hidden, output, loss, n_outputs):
+    """The update of every layer is -lr * dL/dW, all gradients taken at the same weights.
+
+    The post's code sent gradients down through already-updated weights; this would catch it.
+    """
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 10))
+    if loss == "categorical_crossentropy":
+        Y = np.eye(n_outputs)[:, rng.integers(0, n_outputs, 10)]
+    elif loss == "crossentropy" or output == "sigmoid":
+        Y = (rng.random((n_outputs, 10)) > 0.5).astype(float)
+    else:
+        Y = rng.normal(size=(n_outputs, 10))
+    model = NeuralNetwork(seed=1)
+    for units, activation in zip((5, 4), hidden):
+        model.add(Dense(units, activation=activation, initializer=Initializer(scale=0.8)))
+    model.add(Dense(n_outputs, activation=output, initializer=Initializer(scale=0.8)))
+    model.compile(loss=loss)
+    model.build(3)
+    for layer in model.layers:
+        layer.bias[...] = rng.normal(scale=0.3, size=layer.bias.shape)
+
+    before = _params(model)
+    model.fit(X, Y, epochs=1, learning_rate=1.0)
+    analytic = [b - a for b, a in zip(before, _params(model))]
+    _restore(model, before)
+    arrays = [value for layer in model.layers for value in layer.params.values()]
+    for array, expected in zip(arrays, analytic):
+        numeric = numerical_gradient(lambda: model.evaluate(X, Y)["loss"], array)
+        np.testing.assert_allclose(expected, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_training_matches_pytorch_epoch_by_epoch():
+    torch = pytest.importorskip("torch")
+    X, Y = moons(80, noise=0.2, seed=1)
+    model = post_model(seed=4)
+    model.build(2)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 12), torch.nn.ReLU(), torch.nn.Linear(12, 6),
+                              torch.nn.ReLU(), torch.nn.Linear(6, 1)).double()
+    with torch.no_grad():
+        for layer, linear in zip(model.layers, net[::2]):
+            linear.weight.copy_(torch.tensor(layer.weights))
+            linear.bias.copy_(torch.tensor(layer.bias[:, 0]))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    xt, yt = torch.tensor(X.T.copy()), torch.tensor(Y.T.copy())
+    torch_costs = []
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt), yt)
+        loss.backward()
+        optimizer.step()
+        torch_costs.append(loss.item())
+    history = model.fit(X, Y, epochs=200, learning_rate=0.5)
+    np.testing.assert_allclose(history["loss"], torch_costs, rtol=1e-9)
+    for layer, linear in zip(model.layers, net[::2]):
+        np.testing.assert_allclose(layer.weights, linear.weight.detach().numpy(), rtol=1e-8,
+                                   atol=1e-12)
+
+
+def test_cost_and_gradients_stay_finite_at_scale_1000():
+    X, Y = moons(100, noise=0.2, seed=0)
+    model = post_model(initializer=Initializer(scale=1000), seed=0)
+    before = _params(model) if model.built else None
+    history = model.fit(X, Y, epochs=5, learning_rate=0.01)
+    assert before is None
+    assert np.all(np.isfinite(history["loss"]))
+    assert history["loss"][0] > 100  # uncapped: the post's 1e-5 trick stopped near 11.5
+    for layer in model.layers:
+        for grad in layer.grads.values():
+            assert np.all(np.isfinite(grad))
+        assert np.all(np.isfinite(layer.weights))
+
+
+def test_zeros_keep_the_cost_at_ln2_with_50_percent_accuracy():
+    X, Y = moons(200, noise=0.2, seed=0)  # balanced: 100 of each class
+    model = post_model(initializer=Initializer(scale=0), seed=0)
+    history = model.fit(X, Y, epochs=300, learning_rate=0.01)
+    np.testing.assert_allclose(history["loss"], np.log(2), rtol=1e-15)
+    assert model.evaluate(X, Y)["accuracy"] == 50.0
+
+
+def test_post_api_costs_log_and_learning_rate(capsys):
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = post_model()
+    history = model.fit(X, Y, epochs=25, learning_rate=0.05, print_log=True, log_every=10)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0] for line in printed] == [
+        "Epochs: 0", "Epochs: 10", "Epochs: 20", "Epochs: 24"]
+    assert len(model.costs) == 4
+    np.testing.assert_array_equal(model.costs, history["loss"][[0, 10, 20, 24]])
+    assert printed[1] == f"Epochs: 10 - Cost: {history['loss'][10]}"
+    assert model.learning_rate == 0.05
+    assert history["loss"].shape == (25,)
+
+
+def test_default_log_records_16_costs_for_15000_epochs():
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = post_model()
+    model.fit(X, Y, epochs=15000, learning_rate=0.01)
+    assert len(model.costs) == 16
+
+
+def test_evaluate_counts_correct_thresholded_predictions():
+    X, Y = moons(60, noise=0.3, seed=2)
+    model = post_model(seed=2)
+    model.fit(X, Y, epochs=50, learning_rate=0.1)
+    p = model.predict(X)
+    assert p.shape == (1, 60) and np.all((p > 0) & (p < 1))
+    result = model.evaluate(X, Y)
+    assert result["accuracy"] == pytest.approx(100 * np.mean((p > 0.5) == (Y == 1)))
+    eps = 1e-300
+    expected_loss = -np.mean(Y * np.log(p + eps) + (1 - Y) * np.log(1 - p + eps))
+    assert result["loss"] == pytest.approx(expected_loss, rel=1e-9)
+
+
+def test_softmax_accuracy_uses_argmax_and_accepts_class_indices():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 90))
+    labels = (X[0] > 0).astype(int) + (X[1] > 0).astype(int)  # three classes
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(16, activation="relu", initializer="he"))
+    model.add(Dense(3, activation="softmax", initializer="he"))
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model.fit(X, labels.reshape(1, -1), epochs=300, learning_rate=0.02)
+    p = model.predict(X)
+    np.testing.assert_allclose(p.sum(axis=0), 1.0)
+    expected = 100 * np.mean(p.argmax(axis=0) == labels)
+    assert model.evaluate(X, np.eye(3)[:, labels])["accuracy"] == pytest.approx(expected)
+    assert expected > 90
+
+
+def test_same_seed_gives_bit_identical_weights_and_costs():
+    X, Y = moons(50, noise=0.2, seed=0)
+    runs = []
+    for _ in range(2):
+        model = post_model(seed=123)
+        history = model.fit(X, Y, epochs=30, learning_rate=0.1, batch_size=16)
+        runs.append((history["loss"], _params(model)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(_first_weights(123), _first_weights(124))
+
+
+def _first_weights(seed):
+    model = post_model(seed=seed)
+    model.build(2)
+    return model.layers[0].weights
+
+
+def test_unseeded_model_keeps_its_entropy_so_the_run_can_be_repeated():
+    first = post_model(seed=None)
+    first.build(2)
+    again = post_model(seed=first.seed_entropy)
+    again.build(2)
+    np.testing.assert_array_equal(first.layers[0].weights, again.layers[0].weights)
+
+
+def test_layers_of_one_model_get_different_draws():
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(4, initializer="he", input_dim=4))
+    model.add(Dense(4, initializer="he"))
+    model.build(4)
+    assert not np.allclose(model.layers[0].weights, model.layers[1].weights)
+
+
+def test_second_fit_continues_from_the_current_weights():
+    X, Y = moons(50, noise=0.2, seed=0)
+    once = post_model(seed=5)
+    once.fit(X, Y, epochs=40, learning_rate=0.1)
+    twice = post_model(seed=5)
+    twice.fit(X, Y, epochs=20, learning_rate=0.1)
+    second = twice.fit(X, Y, epochs=20, learning_rate=0.1)
+    np.testing.assert_array_equal(once.history["loss"][20:], second["loss"])
+    for a, b in zip(_params(once), _params(twice)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_minibatches_cover_every_sample_and_full_batch_size_equals_full_batch():
+    X, Y = moons(50, noise=0.2, seed=0)
+    full = post_model(seed=1).fit(X, Y, epochs=5, learning_rate=0.1)
+    same = post_model(seed=1).fit(X, Y, epochs=5, learning_rate=0.1, batch_size=50)
+    np.testing.assert_array_equal(full["loss"], same["loss"])
+    model = post_model(seed=1)
+    history = model.fit(X, Y, epochs=60, learning_rate=0.1, batch_size=8)
+    assert history["loss"].shape == (60,) and history["loss"][-1] < history["loss"][0]
+
+
+def test_float32_trains_in_float32():
+    X, Y = moons(60, noise=0.2, seed=0)
+    model = post_model(seed=0, dtype="float32")
+    history = model.fit(X, Y, epochs=500, learning_rate=0.1)
+    assert model.layers[0].weights.dtype == np.float32
+    reference = post_model(seed=0).fit(X, Y, epochs=500, learning_rate=0.1)
+    np.testing.assert_allclose(history["loss"], reference["loss"], rtol=1e-3)
+
+
+def test_callbacks_see_every_epoch_and_can_stop_training():
+    X, Y = moons(30, noise=0.2, seed=0)
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def on_train_begin(self, model):
+            self.calls.append("begin")
+
+        def on_epoch_end(self, model, epoch, cost):
+            self.calls.append(epoch)
+            model.stop_training = epoch == 6
+
+        def on_train_end(self, model):
+            self.calls.append("end")
+
+    recorder = Recorder()
+    history = post_model().fit(X, Y, epochs=50, callbacks=[recorder])
+    assert recorder.calls == ["begin", 0, 1, 2, 3, 4, 5, 6, "end"]
+    assert history["loss"].shape == (7,)
+
+
+def test_predict_builds_the_model_as_the_post_does():
+    model = post_model(seed=0)
+    assert not model.built
+    out = model.predict(np.zeros((2, 3)))
+    assert model.built and out.shape == (1, 3)
+    assert model.layers[0].weights.shape == (12, 2)
+
+
+def test_summary_counts_parameters():
+    model = post_model()
+    model.build(2)
+    text = model.summary()
+    assert "Total params: 121" in text  # 2*12+12 + 12*6+6 + 6*1+1
+    assert "relu" in text and "sigmoid" in text
+
+
+# --- persistence -------------------------------------------------------------------------------
+
+def test_save_then_load_gives_bit_identical_predictions(tmp_path):
+    X, Y = moons(50, noise=0.2, seed=0)
+    model = post_model(seed=3)
+    model.fit(X, Y, epochs=100, learning_rate=0.1)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = NeuralNetwork.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.evaluate(X, Y) == model.evaluate(X, Y)
+    assert [type(layer.initializer).__name__ for layer in loaded.layers] == ["Initializer"] * 3
+    # A loaded model trains on exactly as the original does.
+    np.testing.assert_array_equal(loaded.fit(X, Y, epochs=10, learning_rate=0.1)["loss"],
+                                  model.fit(X, Y, epochs=10, learning_rate=0.1)["loss"])
+
+
+def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = post_model()
+    model.fit(X, Y, epochs=2)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    saved = path.read_bytes()
+    other = post_model(seed=9)
+    other.fit(X, Y, epochs=1)
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(OSError, match="disk full"):
+        other.save(path)
+    assert path.read_bytes() == saved
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_save_before_training_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no weights yet"):
+        post_model().save(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("content", [
+    b"this is not a model",
+    b"",
+])
+def test_load_rejects_files_that_are_not_models(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not an initlab model"):
+        NeuralNetwork.load(path)
+
+
+def test_load_rejects_a_truncated_model(tmp_path):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = post_model()
+    model.fit(X, Y, epochs=2)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not an initlab model file, or it is truncated"):
+        NeuralNetwork.load(path)
+
+
+def test_load_rejects_other_npz_and_never_unpickles(tmp_path):
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, weights=np.ones(3))
+    with pytest.raises(ValueError, match="not an initlab model"):
+        NeuralNetwork.load(plain)
+    # An object array can only be read by unpickling it: load must refuse, not execute.
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, config=np.array([{"format": "initlab.NeuralNetwork"}], dtype=object))
+    with pytest.raises(ValueError, match="not an initlab model"):
+        NeuralNetwork.load(pickled)
+
+
+def test_load_rejects_a_config_of_another_version(tmp_path):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = post_model()
+    model.fit(X, Y, epochs=2)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = np.load(io.BytesIO(members["config.npy"]))
+    newer = str(config).replace('"version": 1', '"version": 99')
+    members["config.npy"] = _npy_bytes(np.array(newer))
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="version 99"):
+        NeuralNetwork.load(path)
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def trained():
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = post_model(seed=0)
+    model.fit(X, Y, epochs=3)
+    return model, X, Y
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda X, Y: (X[0], Y), r"X must be a 2-D array .*shape \(40,\)"),
+    (lambda X, Y: (X, Y[0]), r"Y must be a 2-D array .*shape \(40,\)"),
+    (lambda X, Y: (X, Y[:, :30]), r"X has 40, Y has shape \(1, 30\)"),
+    (lambda X, Y: (np.where(X > 1, np.nan, X), Y), "X contains nan or inf"),
+    (lambda X, Y: (np.where(X > 1, np.inf, X), Y), "X contains nan or inf"),
+    (lambda X, Y: (X, Y * 2), r"labels 0 or 1 .*\[2\.0\]"),
+    (lambda X, Y: (X.T, Y), r"X must have 2 features .*shape \(40, 2\).*X\.T"),
+    (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)"),
+    (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
+    (lambda X, Y: ([["a", "b"]], Y), "X must be a numeric array"),
+])
+def test_bad_data_is_reported_and_the_model_is_unchanged(trained, change, message):
+    model, X, Y = trained
+    before = _params(model)
+    costs = list(model.costs)
+    with pytest.raises(ValueError, match=message):
+        model.fit(*change(X, Y), epochs=5)
+    for a, b in zip(before, _params(model)):
+        np.testing.assert_array_equal(a, b)
+    assert model.costs == costs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
+    ({"learning_rate": 0}, "learning_rate must be a finite number > 0, got 0"),
+    ({"learning_rate": -1.0}, r"learning_rate must be a finite number > 0, got -1\.0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"log_every": 0}, "log_every must be an integer >= 1, got 0"),
+])
+def test_bad_training_arguments_are_reported_and_the_model_is_unchanged(trained, kwargs, message):
+    model, X, Y = trained
+    before = _params(model)
+    rate = model.optimizer.learning_rate
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, Y, **kwargs)
+    for a, b in zip(before, _params(model)):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.learning_rate == rate
+
+
+def test_a_failed_first_fit_leaves_the_model_unbuilt():
+    model = post_model()
+    with pytest.raises(ValueError):
+        model.fit(np.ones((2, 5)), np.full((1, 5), 3.0))
+    assert not model.built
+
+
+def test_unknown_names_list_the_valid_ones():
+    model = post_model()
+    with pytest.raises(ValueError, match="loss 'hinge' is not known.*crossentropy"):
+        model.compile(loss="hinge")
+    with pytest.raises(ValueError, match="optimizer 'rmsprop' is not known.*adam"):
+        model.compile(loss="crossentropy", optimizer="rmsprop")
+
+
+def test_using_a_model_before_compile_or_without_layers_is_explained():
+    X, Y = moons(10, noise=0.2, seed=0)
+    model = NeuralNetwork()
+    model.add(Dense(1, activation="sigmoid"))
+    with pytest.raises(ValueError, match="not compiled"):
+        model.fit(X, Y)
+    empty = NeuralNetwork()
+    empty.compile(loss="crossentropy")
+    with pytest.raises(ValueError, match="no layers"):
+        empty.fit(X, Y)
+    with pytest.raises(ValueError, match="layer must be a Layer"):
+        model.add("Dense")
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_bad_seed_is_rejected(seed):
+    with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
+        NeuralNetwork(seed=seed)
