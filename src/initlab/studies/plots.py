@@ -69,7 +69,7 @@ def cost_figure(result):
     return figure
 
 
-def boundary_figure(result, runs, step=0.01):
+def boundary_figure(result, runs, step=0.02):
     """One panel per scheme: the decision boundary of run runs[s] over its training set."""
     n = len(result.schemes)
     columns = min(n, 3)
