@@ -149,3 +149,27 @@ def test_run_study_rejects_bad_arguments_before_training():
         post.run_study(n_seeds=1, epochs=0)
     with pytest.raises(ValueError, match="n_seeds"):
         post.run_study(n_seeds=0, epochs=1)
+
+
+def test_extra_schemes_draw_the_hidden_layers_and_keep_the_posts_output_layer():
+    (scheme,) = [s for s in post.resolve_schemes(["glorot_uniform"]) if s.name == "glorot_uniform"]
+    model = post.post_model(scheme.initializer(), seed=4)
+    model.build(2)
+    rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(4).spawn(4)[1:]]
+    for layer, rng in zip(model.layers[:2], rngs[:2], strict=True):
+        expected, _ = Initializer("glorot_uniform")((layer.units, layer.fan_in), rng=rng)
+        np.testing.assert_array_equal(layer.weights, expected)
+    np.testing.assert_allclose(model.layers[2].weights, _layer_draws(4)[2], rtol=1e-15)
+
+
+def test_lsuv_is_drawn_on_each_runs_training_set():
+    names = [s.name for s in post.resolve_schemes(["lsuv"])]
+    assert names[-1] == "lsuv" and post.resolve_schemes(["lsuv"])[-1].initialize == "lsuv"
+    result = post.run_study(seed=2, n_seeds=2, epochs=1, schemes=["lsuv"])
+    run = result.runs[1]
+    X_train, Y_train = result.data[1][:2]
+    by_hand = post.post_model(None, seed=run.weights_seed)
+    by_hand.initialize(X_train, method="lsuv")
+    # The cost at epoch 0 is that of the initial weights, before any update.
+    assert result.costs[3, 1, 0] == pytest.approx(by_hand.evaluate(X_train, Y_train)["loss"],
+                                                  rel=1e-12)

@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "reproduce": ("initlab.studies.reproduce",
                   "the post's study over many seeds: figures, table and histories"),
+    "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
 }
 
 

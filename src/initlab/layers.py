@@ -76,6 +76,10 @@ class Dense(Layer):
         How W and b are drawn; None is the post's default, Initializer() = randn * 1.
     input_dim : int or None
         The number of input features; None learns it from the first input seen.
+    bias_initializer : str, Initializer, function or None
+        How b is drawn, as a (units, 1) matrix (so fan-based schemes see fan_in = 1). None keeps
+        the bias `initializer` returns: zeros, except for schemes that define their own bias
+        (pytorch_linear) and methods patched onto Initializer.
 
     Shapes: x (..., fan_in, m); W (..., units, fan_in); b (..., units, 1); z, a (..., units, m).
 
@@ -88,11 +92,14 @@ class Dense(Layer):
     (3, 5)
     """
 
-    def __init__(self, units, activation="linear", initializer=None, input_dim=None):
+    def __init__(self, units, activation="linear", initializer=None, input_dim=None,
+                 bias_initializer=None):
         super().__init__()
         self.units = _check_count("units", units)
         self.activation = activations.get(activation)
         self.initializer = initializers.get(initializer)
+        self.bias_initializer = (None if bias_initializer is None
+                                 else initializers.get(bias_initializer))
         self.fan_in = None if input_dim is None else _check_count("input_dim", input_dim)
         # Set by the model when the loss computes this layer's activation itself from the logits
         # (sigmoid + crossentropy, softmax + categorical crossentropy): the layer then emits z.
@@ -120,6 +127,8 @@ class Dense(Layer):
         if self.fan_in is not None and fan_in != self.fan_in:
             raise ValueError(f"this layer expects {self.fan_in} input features, got {fan_in}")
         weights, bias = self.initializer((self.units, fan_in), rng=rng)
+        if self.bias_initializer is not None:
+            bias = self.bias_initializer((self.units, 1), rng=rng)[0]
         expected = {"weights": (self.units, fan_in), "bias": (self.units, 1)}
         for name, value in (("weights", weights), ("bias", bias)):
             if np.shape(value) != expected[name]:
@@ -166,6 +175,8 @@ class Dense(Layer):
             "activation": self.activation.get_config(),
             "initializer": self.initializer.get_config(),
             "input_dim": self.fan_in,
+            "bias_initializer": (None if self.bias_initializer is None
+                                 else self.bias_initializer.get_config()),
         }
 
     def __repr__(self):

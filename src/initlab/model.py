@@ -100,6 +100,31 @@ class NeuralNetwork:
             fan_in = layer.units
         self._params, self._grads = pack_parameters(self.layers)
 
+    def initialize(self, X, method="lsuv", **options):
+        """Re-draw every layer on the batch X: LSUV (the default) or any registered scheme name.
+
+        `model.initialize(X, method="lsuv", tol=0.1, max_iter=10)`: orthonormal weights, then each
+        layer's weights rescaled until its pre-activation has variance 1 on X (Mishkin & Matas
+        2015). `model.initialize(X, method="he_normal", **params)`: every layer re-drawn by that
+        scheme. Builds the model if needed and resets the optimizer's state. Returns one dict per
+        layer: {"layer", "units", "variance" (of its pre-activation on X), "iterations"}.
+        See initlab.lsuv.
+        """
+        from initlab import lsuv  # lsuv imports this module
+
+        X = self._check_features(X)
+        if not self.built:
+            self.build(X.shape[-2])
+        report = lsuv.initialize(self, X, method, self._layer_rngs(), **options)
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        return report
+
+    def _layer_rngs(self):
+        # The streams build() gives the layers' initializers: child k + 1 for layer k.
+        seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
+        return [np.random.default_rng(seed) for seed in seeds]
+
     def _shuffle_rng(self):
         return np.random.default_rng(np.random.SeedSequence(self.seed_entropy).spawn(1)[0])
 
@@ -359,10 +384,13 @@ class NeuralNetwork:
             for i, layer_config in enumerate(config["layers"]):
                 layer_config = dict(layer_config)
                 layer_class = layers_module.LAYERS[layer_config.pop("class")]
-                init = layer_config.get("initializer")
-                layer_config["initializer"] = (
-                    initializers.get(init) if isinstance(init, dict) and "method" in init else None
-                )
+                for key in ("initializer", "bias_initializer"):
+                    # A function initializer cannot be rebuilt from its name: None (the default)
+                    # takes its place; the weights themselves are loaded below.
+                    init = layer_config.get(key)
+                    if key in layer_config:
+                        layer_config[key] = (initializers.get(init) if isinstance(init, dict)
+                                             and "method" in init else None)
                 layer = layer_class(**layer_config)
                 layer.params = {name.split(".", 1)[1]: value.astype(model.dtype)
                                 for name, value in arrays.items()

@@ -39,13 +39,19 @@ COST_THRESHOLD = 0.3
 
 @dataclass(frozen=True)
 class Scheme:
-    """How the hidden layers are initialised, and what the post measured for it (if it did)."""
+    """How the hidden layers are initialised, and what the post measured for it (if it did).
+
+    A data-dependent scheme (LSUV) sets `initialize`: the model is then built and re-drawn with
+    model.initialize(X_train, method=initialize), which initialises every layer, the output
+    layer included, from the run's training set.
+    """
 
     name: str                      # the identifier on the command line and in the result files
     label: str                     # the post's words for it
     make: object                   # () -> the `initializer` argument of the hidden Dense layers
     post_train: float | None = None
     post_test: float | None = None
+    initialize: str | None = None
 
     def initializer(self):
         return self.make()
@@ -61,27 +67,40 @@ POST_SCHEMES = {
     "he": Scheme("he", "He", lambda: Initializer("he"), 95, 94),
 }
 
+# Schemes that need data, drawn by NeuralNetwork.initialize(X, method=name).
+DATA_DEPENDENT = ("lsuv",)
+
 
 def registered_schemes():
-    """Names that `--schemes` accepts: the post's three and every registered initializer."""
+    """Names that `--schemes` accepts: the post's three, every registered initializer, LSUV.
+
+    (Keras's and PyTorch's aliases of the registered names are accepted too.)
+    """
     registry = getattr(initializers, "INITIALIZERS", None) or initializers.ALIASES
-    return sorted(set(POST_SCHEMES) | set(registry))
+    data_dependent = DATA_DEPENDENT if hasattr(NeuralNetwork, "initialize") else ()
+    return sorted(set(POST_SCHEMES) | set(registry) | set(data_dependent))
 
 
 def resolve_schemes(extra=()):
-    """The post's three schemes, then each extra name once, in order; ValueError if unknown."""
+    """The post's three schemes, then each extra name once, in order; ValueError if unusable."""
     schemes = dict(POST_SCHEMES)
     for name in extra:
         if not isinstance(name, str) or not name:
             raise ValueError(f"schemes must be scheme names, got {name!r}")
         if name in schemes:
             continue
+        if name.lower() in DATA_DEPENDENT and hasattr(NeuralNetwork, "initialize"):
+            schemes[name] = Scheme(name, name, lambda: None, initialize=name.lower())
+            continue
         try:
             Initializer(name)
-        except ValueError:
-            raise ValueError(
-                f"scheme {name!r} is not known; expected one of {registered_schemes()}"
-            ) from None
+        except ValueError as error:
+            if name.lower() not in initializers.ALIASES:
+                raise ValueError(
+                    f"scheme {name!r} is not known; expected one of {registered_schemes()}"
+                ) from None
+            # A registered scheme with a required parameter.
+            raise ValueError(f"scheme {name!r} cannot be used with its defaults: {error}") from None
         schemes[name] = Scheme(name, name, lambda name=name: Initializer(name))
     return list(schemes.values())
 
@@ -193,8 +212,13 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
     epochs = check_int("epochs", epochs, minimum=1)
     data = [moons_data(N_TRAIN, run.train_data_seed) + moons_data(N_TEST, run.test_data_seed)
             for run in runs]
-    models = [post_model(scheme.initializer(), seed=run.weights_seed)
-              for scheme in schemes for run in runs]
+    models = []
+    for scheme in schemes:
+        for run in runs:
+            model = post_model(scheme.initializer(), seed=run.weights_seed)
+            if scheme.initialize is not None:
+                model.initialize(data[run.index][0], method=scheme.initialize)
+            models.append(model)
     # Scheme-major order: model k = (scheme k // n_seeds, run k % n_seeds).
     X = [data[run.index][0] for _ in schemes for run in runs]
     Y = [data[run.index][1] for _ in schemes for run in runs]

@@ -35,7 +35,7 @@ def add_arguments(parser):
                         help=f"full-batch epochs per run (default {EPOCHS}, as in the post)")
     parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME",
                         help="initializers to add to the post's zeros, random_normal_x10 and he "
-                             "(e.g. glorot_uniform)")
+                             "(e.g. glorot_uniform lsuv)")
     parser.add_argument("--seed", type=int, default=0,
                         help="the one seed every run's data and weights derive from (default 0)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
