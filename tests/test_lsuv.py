@@ -162,6 +162,7 @@ def test_a_model_trains_and_saves_after_lsuv(tmp_path):
     (None, "lsuv", {"tol": float("nan")}, "tol"),
     (None, "lsuv", {"max_iter": 0}, "max_iter"),
     (None, "lsuv", {"max_iter": 2.5}, "max_iter"),
+    (None, "lsuv", {"tolerance": 0.1}, "tolerance"),
     (None, "he_normall", {}, "he_normall"),
     (None, "he_normal", {"mode": "fan_out"}, "mode"),
     (None, 3, {}, "method"),

@@ -110,6 +110,7 @@ def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
     a = np.asarray(X, dtype=model.dtype)
     for index, layer in enumerate(model.layers):
         weights, bias = layer.params["weights"], layer.params["bias"]
+        # The pre-activation, in the output layer too (its logits): see the module docstring.
         z = weights @ a + bias
         variance = _variance(index, z)
         iterations = 0
@@ -162,7 +163,9 @@ def _entry(index, layer, variance, iterations):
     return {"layer": index, "units": layer.units, "variance": variance, "iterations": iterations}
 
 
-def _check_lsuv_options(tol=0.1, max_iter=10):
+def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
+    if unknown:
+        raise ValueError(f"lsuv takes the options tol and max_iter, got {sorted(unknown)}")
     if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
             or not math.isfinite(tol) or tol <= 0):
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
