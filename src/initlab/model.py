@@ -10,7 +10,7 @@
 One epoch (full batch by default): every layer's forward pass, the loss and its gradient, every
 layer's backward pass, and only then one update of all parameters at once. Parameters and gradients
 live in two flat vectors that the layers' arrays are views into, so the update is a few vector
-operations, and the buffers of every layer are reused from epoch to epoch.
+operations, and every buffer is allocated once per fit (training.py holds the loop).
 """
 
 import json
@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from initlab import initializers, losses, optimizers
+from initlab import initializers, losses, optimizers, training
 from initlab import layers as layers_module
 
 FILE_FORMAT = "initlab.NeuralNetwork"
@@ -160,60 +160,45 @@ class NeuralNetwork:
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
-        self.stop_training = False
+        return self._train(X, Y, epochs, batch_size, log_every, shuffle, callbacks,
+                           print_log=print_log, owner=self, rngs=[self._shuffle_rng()])
+
+    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log=False,
+               owner=None, rngs=(), cost_shape=()):
+        """The epoch loop of fit, on checked data. Callbacks receive `owner` (the model, or the
+        Ensemble training it); `rngs` order the minibatches, one per stacked model or one."""
+        owner = self if owner is None else owner
+        owner.stop_training = False
         begin, epoch_end, end = _callback_hooks(callbacks)
         for hook in begin:
-            hook(self)
+            hook(owner)
 
-        history = np.empty((epochs,) + self._cost_shape(X))
+        history = np.empty((epochs,) + tuple(cost_shape))
         self.costs = []
-        batches = _Batches(X, Y, batch_size, shuffle, self._shuffle_rng())
+        loop = training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
+                                     self._grads, X, Y, batch_size, shuffle, rngs)
+        run_epoch = loop.run_epoch  # hoisted: this loop runs 15000 times for the post
         for epoch in range(epochs):
-            cost = batches.run_epoch(self._train_step)
+            cost = run_epoch()
             history[epoch] = cost
             if epoch % log_every == 0 or epoch == epochs - 1:
                 self.costs.append(cost)
                 if print_log:
                     print(f"Epochs: {epoch} - Cost: {cost}")
             for hook in epoch_end:
-                hook(self, epoch, cost)
-            if self.stop_training:
+                hook(owner, epoch, cost)
+            if owner.stop_training:
                 history = history[: epoch + 1]
                 break
         for hook in end:
-            hook(self)
+            hook(owner)
         self.history = {"loss": history}
         return self.history
 
-    def _train_step(self, X, Y):
-        """One forward pass, the loss, one backward pass, then one update. Returns the cost."""
-        a = X
-        for layer in self.layers:
-            a = layer.forward(a)
-        cost, grad = self._loss_and_grad(Y, a)
-        for layer in self._layers_reversed:
-            grad = layer.backward(grad)
-        self.layers[0].backward(grad, need_input_grad=False)
-        self.optimizer.step(self._params, self._grads)
-        return cost
-
-    @property
-    def _layers_reversed(self):
-        return self.layers[:0:-1]
-
     def _loss_and_grad(self, Y, output):
         if self.layers[-1].emits_logits:
-            return self.loss.from_logits(Y, output, out=self._loss_buffer(output))
+            return self.loss.from_logits(Y, output)
         return self.loss(Y, output), self.loss.gradient(Y, output)
-
-    def _loss_buffer(self, like):
-        buffer = getattr(self, "_grad_buffer", None)
-        if buffer is None or buffer.shape != like.shape:
-            buffer = self._grad_buffer = np.empty_like(like)
-        return buffer
-
-    def _cost_shape(self, X):
-        return ()
 
     # --- inference ---------------------------------------------------------------------------
     def predict(self, X):
@@ -406,44 +391,18 @@ class NeuralNetwork:
         return model
 
 
-class _Batches:
-    """Runs one epoch of train steps, full batch or shuffled minibatches; returns the mean cost."""
-
-    def __init__(self, X, Y, batch_size, shuffle, rng):
-        self.X, self.Y = X, Y
-        self.m = X.shape[-1]
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.rng = rng
-
-    def run_epoch(self, train_step):
-        if self.batch_size is None or self.batch_size >= self.m:
-            return train_step(self.X, self.Y)
-        order = self.rng.permutation(self.m) if self.shuffle else np.arange(self.m)
-        total = 0.0
-        for start in range(0, self.m, self.batch_size):
-            index = order[start:start + self.batch_size]
-            cost = train_step(self.X[..., index], self.Y[..., index])
-            total = total + cost * len(index)
-        return total / self.m
-
-
 def pack_parameters(layers):
     """Move every layer's parameters (and gradients) into one flat vector each, as views.
 
-    Returns (params, grads). Each layer array keeps its shape, including any leading ensemble axis,
-    and stays contiguous, so matmul can write gradients straight into the flat vector.
+    Returns (params, grads). Each layer packs its own slice (`Layer.pack`): its arrays keep their
+    shapes, including any leading ensemble axis, and a Dense layer packs [W | b] as one block.
     """
-    arrays = [(layer, name, value) for layer in layers for name, value in layer.params.items()]
-    dtype = arrays[0][2].dtype
-    total = sum(value.size for _, _, value in arrays)
-    params, grads = np.empty(total, dtype), np.zeros(total, dtype)
+    sizes = [layer.count_params() for layer in layers]
+    dtype = next(value.dtype for layer in layers for value in layer.params.values())
+    params, grads = np.empty(sum(sizes), dtype), np.zeros(sum(sizes), dtype)
     offset = 0
-    for layer, name, value in arrays:
-        size = value.size
-        params[offset:offset + size] = value.ravel()
-        layer.params[name] = params[offset:offset + size].reshape(value.shape)
-        layer.grads[name] = grads[offset:offset + size].reshape(value.shape)
+    for layer, size in zip(layers, sizes, strict=True):
+        layer.pack(params[offset:offset + size], grads[offset:offset + size])
         offset += size
     return params, grads
 

@@ -1,0 +1,219 @@
+"""The post's model trained as in the post, against PyTorch CPU eager, side by side in one run.
+
+Workload: 2-12-6-1 (relu, relu, sigmoid), He initialisation, binary cross-entropy, plain gradient
+descent at learning rate 0.01, make_moons with 400 samples, full batch, 15000 epochs, the loss of
+every epoch kept (PyTorch: `loss.item()` each epoch, as initlab's history records it).
+
+Every contender starts from the same initial weights (initlab's He draw for seed 0), so their
+final losses, printed beside the times, must agree: float64 to about 1e-12, float32 to about 1e-5.
+
+Contenders, in float64 and in float32:
+    initlab            NeuralNetwork(dtype=...).fit, the library as a user calls it
+    hand-fused NumPy   one loop written for this model alone: bias folded into the products,
+                       buffers preallocated (the speed issue 5 asks the library to reach)
+    plain NumPy        the textbook loop, a new array for every operation (the post's style)
+    PyTorch eager      nn.Sequential + BCEWithLogitsLoss + optim.SGD, torch.set_num_threads(1)
+                       and (2); the faster of the two is the reference for the ratio
+
+Targets: initlab at least 10x faster than PyTorch eager in float64, at least 15x in float32
+(issue 5; issue 2 asked for 5x in float64).
+
+    python benchmarks/bench_moons.py             # full run, a few minutes
+    python benchmarks/bench_moons.py --quick     # smoke run: 300 epochs, one round
+"""
+
+import argparse
+import os
+
+import numpy as np
+from _common import environment, time_rounds, verdict
+
+import initlab
+from initlab import Dense, NeuralNetwork, datasets
+
+LEARNING_RATE = 0.01
+SIZES = (2, 12, 6, 1)
+
+
+def post_model(dtype, seed=0):
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=12, activation="relu", initializer="he"))
+    model.add(Dense(units=6, activation="relu", initializer="he"))
+    model.add(Dense(units=1, activation="sigmoid", initializer="he"))
+    model.compile(loss="crossentropy")
+    return model
+
+
+def initial_weights(X):
+    """[(W, b)] of the post's model as initlab draws them for seed 0, in float64."""
+    model = post_model("float64")
+    model.build(X.shape[0])
+    return [(layer.weights.copy(), layer.bias.copy()) for layer in model.layers]
+
+
+def run_initlab(X, Y, weights, epochs, dtype):
+    model = post_model(dtype)
+    model.build(X.shape[0])
+    for layer, (w, b) in zip(model.layers, weights, strict=True):
+        layer.weights, layer.bias = w, b
+    return model.fit(X, Y, epochs=epochs, learning_rate=LEARNING_RATE)["loss"]
+
+
+def run_hand_fused(X, Y, weights, epochs, dtype):
+    """The post's model written out by hand: the fastest plain NumPy loop we know for it."""
+    m = X.shape[1]
+    # [W | b] blocks as views of one flat vector, so the update is two whole-vector operations
+    blocks = [np.hstack([w, b]) for w, b in weights]
+    flat = np.concatenate([k.ravel() for k in blocks]).astype(dtype)
+    grads, scratch_flat = np.empty_like(flat), np.empty_like(flat)
+    offsets = np.cumsum([0] + [k.size for k in blocks])
+    kernels = [flat[i:j].reshape(k.shape) for i, j, k in zip(offsets, offsets[1:], blocks, strict=False)]
+    dk1, dk2, dk3 = (grads[i:j].reshape(k.shape) for i, j, k in zip(offsets, offsets[1:], blocks, strict=False))
+    x0 = np.vstack([X, np.ones((1, m))]).astype(dtype)  # ones row: kernel @ x = W x + b
+    a1, a2 = np.ones((13, m), dtype), np.ones((7, m), dtype)
+    k1, k2, k3 = kernels
+    z3 = np.empty((1, m), dtype)
+    g1, g2 = np.empty((12, m), dtype), np.empty((6, m), dtype)
+    zeros1, zeros2, zeros3 = (np.zeros((n, m), dtype) for n in (12, 6, 1))
+    mask1, mask2 = np.empty((12, m), bool), np.empty((6, m), bool)
+    softplus, scratch = np.empty((1, m), dtype), np.empty((1, m), dtype)
+    y = Y.astype(dtype)
+    history = np.empty(epochs)
+    for epoch in range(epochs):
+        np.dot(k1, x0, a1[:12])
+        np.maximum(a1[:12], zeros1, out=a1[:12])
+        np.dot(k2, a1, a2[:6])
+        np.maximum(a2[:6], zeros2, out=a2[:6])
+        np.dot(k3, a2, z3)
+        # sigmoid + cross-entropy from the logits, as initlab computes it
+        np.abs(z3, out=scratch)
+        np.negative(scratch, out=scratch)
+        np.exp(scratch, out=scratch)
+        np.log1p(scratch, out=scratch)
+        np.maximum(z3, zeros3, out=softplus)
+        softplus += scratch
+        history[epoch] = (softplus.sum() - np.vdot(y, z3)) / m
+        np.subtract(z3, softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        softplus -= y
+        softplus *= 1.0 / m
+        np.dot(softplus, a2.T, dk3)
+        np.dot(k3[:, :6].T, softplus, g2)
+        np.greater(a2[:6], 0, out=mask2)
+        np.multiply(g2, mask2, out=g2)
+        np.dot(g2, a1.T, dk2)
+        np.dot(k2[:, :12].T, g2, g1)
+        np.greater(a1[:12], 0, out=mask1)
+        np.multiply(g1, mask1, out=g1)
+        np.dot(g1, x0.T, dk1)
+        np.multiply(grads, LEARNING_RATE, out=scratch_flat)
+        flat -= scratch_flat
+    return history
+
+
+def run_plain_numpy(X, Y, weights, epochs, dtype):
+    """The textbook loop: every operation returns a new array, the bias is a separate addition."""
+    params = [(w.astype(dtype), b.astype(dtype)) for w, b in weights]
+    x, y, m = X.astype(dtype), Y.astype(dtype), X.shape[1]
+    history = np.empty(epochs)
+    for epoch in range(epochs):
+        activations, pre = [x], []
+        for i, (w, b) in enumerate(params):
+            z = w @ activations[-1] + b
+            pre.append(z)
+            activations.append(z if i == len(params) - 1 else np.maximum(z, 0))
+        z = activations[-1]
+        history[epoch] = np.mean(np.logaddexp(0, z) - y * z)
+        grad = (1 / (1 + np.exp(-z)) - y) / m
+        updated = []
+        for i in range(len(params) - 1, -1, -1):
+            w, b = params[i]
+            dw, db = grad @ activations[i].T, grad.sum(axis=1, keepdims=True)
+            if i > 0:
+                grad = (w.T @ grad) * (pre[i - 1] > 0)
+            updated.append((w - LEARNING_RATE * dw, b - LEARNING_RATE * db))
+        params = updated[::-1]
+    return history
+
+
+def run_torch(X, Y, weights, epochs, dtype, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch_dtype = getattr(torch, dtype)
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        linear = torch.nn.Linear(w.shape[1], w.shape[0]).to(torch_dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b[:, 0]))
+        layers.append(linear)
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    x = torch.from_numpy(np.ascontiguousarray(X.T)).to(torch_dtype)  # PyTorch is batch-first
+    y = torch.from_numpy(np.ascontiguousarray(Y.T)).to(torch_dtype)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+    history = np.empty(epochs)
+    for epoch in range(epochs):
+        optimizer.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimizer.step()
+        history[epoch] = loss.item()
+    return history
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 epochs, one round")
+    parser.add_argument("--epochs", type=int, default=15000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument("--torch-threads", type=int, nargs="+", default=[1],
+                        help="torch.set_num_threads values to time (default: 1)")
+    args = parser.parse_args(argv)
+    epochs, rounds = (300, 1) if args.quick else (args.epochs, args.rounds)
+    X, Y = datasets.moons(400, noise=0.2, seed=0)
+    weights = initial_weights(X)
+    have_torch = not args.no_torch
+    if have_torch:
+        try:
+            import torch
+        except ImportError:
+            have_torch = False
+    print(f"bench_moons: the post's model 2-12-6-1, {X.shape[1]} samples, full batch, "
+          f"{epochs} epochs, median of {rounds} round(s)")
+    print(environment() + (f", torch {torch.__version__}" if have_torch else ", no torch"))
+    print(f"initlab from {os.path.dirname(initlab.__file__)}")
+    ok = True
+    for dtype, target in (("float64", 10), ("float32", 15)):
+        contenders = {
+            "initlab": lambda d=dtype: run_initlab(X, Y, weights, epochs, d),
+            "hand-fused NumPy": lambda d=dtype: run_hand_fused(X, Y, weights, epochs, d),
+            "plain NumPy": lambda d=dtype: run_plain_numpy(X, Y, weights, epochs, d),
+        }
+        if have_torch:
+            for threads in args.torch_threads:
+                contenders[f"PyTorch eager, {threads} thread{'s' * (threads > 1)}"] = (
+                    lambda d=dtype, t=threads: run_torch(X, Y, weights, epochs, d, t))
+        timed = time_rounds(contenders, rounds)
+        ours = timed["initlab"][0]
+        print(f"\n{dtype}:")
+        print(f"  {'contender':26s} {'µs/epoch':>9s} {'x initlab':>10s} {'final loss':>20s}")
+        for name, (seconds, history) in timed.items():
+            print(f"  {name:26s} {seconds / epochs * 1e6:9.1f} {seconds / ours:10.2f} "
+                  f"{history[-1]:20.14f}")
+        if have_torch:
+            reference = min(seconds for name, (seconds, _) in timed.items()
+                            if name.startswith("PyTorch"))
+            ratio = reference / ours
+            ok &= ratio >= target
+            print(f"  initlab is {ratio:.1f}x faster than PyTorch eager (its faster thread "
+                  f"setting); target >= {target}x: {verdict(ratio >= target)}")
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
