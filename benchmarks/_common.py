@@ -5,8 +5,10 @@ and reports each one's median: a burst of load then hits all of them alike, and 
 figures the targets are about) stay steady even when absolute times move.
 """
 
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -17,7 +19,7 @@ if os.path.isdir(os.path.join(_SRC, "initlab")):
 
 
 def time_rounds(contenders, rounds):
-    """Run each contender (name -> function returning a result) once per round, in turn.
+    """Run each contender once per round, in turn; each returns (seconds, result).
 
     Returns {name: (median seconds, last result)}.
     """
@@ -25,10 +27,44 @@ def time_rounds(contenders, rounds):
     results = {}
     for _ in range(rounds):
         for name, run in contenders.items():
-            start = time.perf_counter()
-            results[name] = run()
-            times[name].append(time.perf_counter() - start)
+            seconds, results[name] = run()
+            times[name].append(seconds)
     return {name: (statistics.median(times[name]), results[name]) for name in contenders}
+
+
+def timed(function, *args, **kwargs):
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def in_worker(script, *args, env=None):
+    """(seconds, result) from `python script --worker args...`, run in a fresh process.
+
+    PyTorch runs there, never in the benchmark's own process: its OpenMP threads keep spinning
+    after each call and would steal this 2-core machine from the NumPy contenders (and NumPy's
+    OpenBLAS threads from it). The worker times only its training loop and prints one JSON line
+    {"seconds": ..., "result": ...}.
+    """
+    done = subprocess.run([sys.executable, script, "--worker", *map(str, args)],
+                          capture_output=True, text=True, check=True,
+                          env=None if env is None else {**os.environ, **env})
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["seconds"], report["result"]
+
+
+def worker_report(seconds, result):
+    print(json.dumps({"seconds": seconds, "result": result}))
+
+
+def torch_available():
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def environment():

@@ -80,10 +80,10 @@ class ReLU(Activation):
         return np.multiply(grad_a, a > 0, out=out)
 
     def training_steps(self, z, a, grad):
-        # The same two formulas over scratch buffers allocated once. Against a whole array of
-        # zeros np.maximum runs its SIMD loop; against the scalar 0 (a stride-0 operand) it does
-        # not, and takes about twice as long.
-        zeros, mask = np.zeros_like(z), np.empty(a.shape, bool)
+        # The same two formulas over scratch buffers allocated once. Against an array of zeros
+        # np.maximum runs its SIMD loop; against the scalar 0 (a stride-0 operand) it does not,
+        # and takes about twice as long. One (units, m) block of zeros serves every stacked model.
+        zeros, mask = np.zeros(z.shape[-2:], z.dtype), np.empty(a.shape, bool)
         forward = [functools.partial(np.maximum, z, zeros, out=a)]
         backward = [functools.partial(np.greater, a, 0, mask),
                     functools.partial(np.multiply, grad, mask, grad)]

@@ -164,7 +164,8 @@ class Ensemble:
     def _check_features(self, X):
         reference = self.models[0]
         X = _as_stacked_data("X", X, reference.dtype, self.n_models, "n_features")
-        fan_in = reference.layers[0].fan_in
+        built = [model.layers[0].fan_in for model in self.models if model.layers[0].fan_in]
+        fan_in = built[0] if built else None
         if fan_in is not None and X.shape[-2] != fan_in:
             raise ValueError(
                 f"X must have {fan_in} features (rows), as the models were built with; got shape "

@@ -124,7 +124,7 @@ class BinaryCrossentropy(Loss):
         shape = np.broadcast_shapes(z.shape, y_true.shape)
         sign, sign_over_count = np.empty(y_true.shape, z.dtype), np.empty(y_true.shape, z.dtype)
         u, softplus, scratch = (np.empty(shape, z.dtype) for _ in range(3))
-        zeros = np.zeros(shape, z.dtype)
+        zeros = np.zeros(shape[-2:], z.dtype)  # broadcast over stacked models
         scale = 1.0 / _count(y_true)
         axes = None if len(shape) == 2 else _SUM_AXES  # one reduction call for a single model
         call = functools.partial

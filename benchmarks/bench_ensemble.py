@@ -1,0 +1,96 @@
+"""K = 64 of the post's models trained at once (Ensemble) against one model, side by side.
+
+Workload: the post's model (2-12-6-1, relu, relu, sigmoid, He, binary cross-entropy, plain
+gradient descent at 0.01) on make_moons with 400 samples, full batch, seeds 0..63.
+
+Contenders, in float64 and in float32:
+    one model            NeuralNetwork(seed=0).fit
+    Ensemble of 64       Ensemble([model(seed=s) for s in range(64)]).fit
+    64 one by one        the 64 models fitted in turn, as a study would without Ensemble
+                         (timed on a share of the models, then scaled to 64, to keep it short)
+The Ensemble's losses are checked against the one-by-one runs of the same seeds.
+
+Target (issue 5): the Ensemble of 64 in at most 12x the time of one model.
+
+    python benchmarks/bench_ensemble.py            # full run
+    python benchmarks/bench_ensemble.py --quick    # smoke run
+"""
+
+import argparse
+import os
+
+import numpy as np
+from _common import environment, time_rounds, timed, verdict
+
+import initlab
+from initlab import Dense, NeuralNetwork, datasets
+from initlab.ensemble import Ensemble
+
+K = 64
+TARGET = 12
+
+
+def post_model(seed, dtype):
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=12, activation="relu", initializer="he"))
+    model.add(Dense(units=6, activation="relu", initializer="he"))
+    model.add(Dense(units=1, activation="sigmoid", initializer="he"))
+    model.compile(loss="crossentropy")
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 40 epochs, one round")
+    parser.add_argument("--epochs", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--one-by-one", type=int, default=8,
+                        help="how many of the 64 one-by-one fits to time (scaled to 64)")
+    args = parser.parse_args(argv)
+    epochs, rounds = (40, 1) if args.quick else (args.epochs, args.rounds)
+    share = min(max(args.one_by_one, 1), K)
+    X, Y = datasets.moons(400, noise=0.2, seed=0)
+    print(f"bench_ensemble: the post's model, K = {K} seeds, {X.shape[1]} samples, full batch, "
+          f"{epochs} epochs, median of {rounds} round(s)")
+    print(environment())
+    print(f"initlab from {os.path.dirname(initlab.__file__)}")
+    ok = True
+    for dtype in ("float64", "float32"):
+        def one_model(d=dtype):
+            return post_model(0, d).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+
+        def ensemble_of_k(d=dtype):
+            models = [post_model(s, d) for s in range(K)]
+            return Ensemble(models).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+
+        def fit_one_by_one(d=dtype):
+            return np.stack([post_model(s, d).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+                             for s in range(share)], axis=1)
+
+        contenders = {"one model": lambda: timed(one_model),
+                      f"Ensemble of {K}": lambda: timed(ensemble_of_k),
+                      f"{share} one by one": lambda: timed(fit_one_by_one)}
+        results = time_rounds(contenders, rounds)
+        one = results["one model"][0]
+        ensemble, history = results[f"Ensemble of {K}"]
+        alone_history = results[f"{share} one by one"][1]
+        one_by_one = results[f"{share} one by one"][0] * K / share
+        rtol = 1e-10 if dtype == "float64" else 1e-4
+        same = np.allclose(history[:, :share], alone_history, rtol=rtol)
+        ratio = ensemble / one
+        ok &= ratio <= TARGET and same
+        print(f"\n{dtype}:")
+        print(f"  {'contender':26s} {'µs/epoch':>10s} {'x one model':>12s}")
+        print(f"  {'one model':26s} {one / epochs * 1e6:10.1f} {1:12.2f}")
+        print(f"  {f'Ensemble of {K}':26s} {ensemble / epochs * 1e6:10.1f} {ratio:12.2f}")
+        print(f"  {f'{K} one by one (from {share})':26s} {one_by_one / epochs * 1e6:10.1f} "
+              f"{one_by_one / one:12.2f}")
+        print(f"  Ensemble losses equal one-by-one runs (rtol {rtol:g}): {same}")
+        print(f"  Ensemble of {K} takes {ratio:.1f}x one model (target <= {TARGET}x: "
+              f"{verdict(ratio <= TARGET)}); {one_by_one / ensemble:.1f}x faster than "
+              f"{K} one by one")
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

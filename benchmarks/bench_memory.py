@@ -1,0 +1,107 @@
+"""Peak memory of the post's run: the whole process, measured in a fresh one that imports no torch.
+
+The run: the post's three models (zeros, large random values, He; 2-12-6-1, relu, relu,
+sigmoid), each trained 15000 epochs on make_moons 400 with print_log, then evaluated on the
+training and test sets, as the post does. The figure is the worker process's peak resident set
+(resource.getrusage ru_maxrss), beside that of a process that only imports NumPy and initlab.
+
+Target (issue 5): under 100 MB for the whole process.
+
+    python benchmarks/bench_memory.py            # full run
+    python benchmarks/bench_memory.py --quick    # smoke run: 300 epochs
+"""
+
+import argparse
+import contextlib
+import io
+import resource
+import sys
+
+from _common import environment, in_worker, timed, verdict, worker_report
+
+TARGET_MB = 100
+
+
+def post_run(epochs, data):
+    from initlab import Dense, Initializer, NeuralNetwork
+
+    if data == "sklearn":  # as the post writes it
+        import numpy as np
+        import sklearn.datasets
+
+        X_train, Y_train = sklearn.datasets.make_moons(n_samples=400, noise=0.2)
+        X_test, Y_test = sklearn.datasets.make_moons(n_samples=100, noise=0.2)
+        X_train, Y_train = X_train.T, np.reshape(Y_train, (1, -1))
+        X_test, Y_test = X_test.T, np.reshape(Y_test, (1, -1))
+    else:
+        from initlab import datasets
+
+        X_train, Y_train = datasets.moons(400, noise=0.2, seed=0)
+        X_test, Y_test = datasets.moons(100, noise=0.2, seed=1)
+
+    def get_model(initializer):
+        model = NeuralNetwork()
+        model.add(Dense(units=12, activation="relu", initializer=initializer))
+        model.add(Dense(units=6, activation="relu", initializer=initializer))
+        model.add(Dense(units=1, activation="sigmoid"))
+        model.compile(loss="crossentropy")
+        return model
+
+    results = []
+    for initializer in (Initializer(scale=0), Initializer(scale=10), "he"):
+        model = get_model(initializer)
+        with contextlib.redirect_stdout(io.StringIO()):  # the post prints 16 lines a model
+            model.fit(X_train, Y_train, learning_rate=0.01, epochs=epochs, print_log=True)
+        results.append((model.evaluate(X_train, Y_train), model.evaluate(X_test, Y_test)))
+    return results
+
+
+def peak_mb():
+    # ru_maxrss is in kilobytes on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 epochs")
+    parser.add_argument("--epochs", type=int, default=15000)
+    parser.add_argument("--worker", nargs=2, metavar=("WHAT", "EPOCHS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        what, epochs = args.worker[0], int(args.worker[1])
+        import numpy  # noqa: F401
+
+        import initlab  # noqa: F401
+
+        seconds = 0.0
+        if what != "imports":
+            seconds, _ = timed(post_run, epochs, what)
+        assert "torch" not in sys.modules
+        worker_report(seconds, peak_mb())
+        return 0
+    epochs = 300 if args.quick else args.epochs
+    print(f"bench_memory: the post's three models, {epochs} epochs each, peak resident memory "
+          f"of a fresh process")
+    print(environment())
+    _, baseline = in_worker(__file__, "imports", 0)
+    seconds, peak = in_worker(__file__, "initlab", epochs)
+    print(f"  {'python + numpy + initlab imported':44s} {baseline:7.1f} MB")
+    print(f"  {'the post run, initlab datasets':44s} {peak:7.1f} MB  ({seconds:.1f} s)")
+    try:
+        import importlib.util
+
+        have_sklearn = importlib.util.find_spec("sklearn") is not None
+    except (ImportError, ValueError):
+        have_sklearn = False
+    if have_sklearn:
+        seconds_sk, peak_sk = in_worker(__file__, "sklearn", epochs)
+        print(f"  {'the post run as written (sklearn make_moons)':44s} {peak_sk:7.1f} MB  "
+              f"({seconds_sk:.1f} s)")
+    ok = peak < TARGET_MB
+    print(f"  peak {peak:.1f} MB; target < {TARGET_MB} MB: {verdict(ok)}")
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""Ensemble: K stacked models give what the K models give trained one by one."""
+
+import numpy as np
+import pytest
+
+from initlab import Dense, NeuralNetwork, datasets
+from initlab.ensemble import Ensemble
+from initlab.initializers import Initializer
+
+X, Y = datasets.moons(120, noise=0.2, seed=0)
+
+
+def post_model(initializer="he", seed=0, optimizer=None, dtype="float64", units=(12, 6)):
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=units[0], activation="relu", initializer=initializer))
+    model.add(Dense(units=units[1], activation="relu", initializer=initializer))
+    model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
+    model.compile(loss="crossentropy", optimizer=optimizer)
+    return model
+
+
+def test_64_models_at_once_equal_64_trained_one_by_one():
+    seeds = range(64)
+    initializers = ["he", Initializer(scale=0.5), "random_normal", "zeros"]
+
+    def make(k):
+        return post_model(initializers[k % 4], seed=seeds[k])
+
+    ens = Ensemble([make(k) for k in range(64)])
+    history = ens.fit(X, Y, epochs=60, learning_rate=0.05, log_every=25)
+    assert history["loss"].shape == (60, 64)
+    assert [cost.shape for cost in ens.costs] == [(64,)] * 4  # epochs 0, 25, 50 and 59
+    for k in range(64):
+        alone = make(k)
+        expected = alone.fit(X, Y, epochs=60, learning_rate=0.05, log_every=25)["loss"]
+        np.testing.assert_allclose(history["loss"][:, k], expected, rtol=1e-12)
+        np.testing.assert_allclose(ens.models[k]._params, alone._params, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(ens.models[k].costs, alone.costs, rtol=1e-12)
+        np.testing.assert_allclose(ens.models[k].history["loss"], expected, rtol=1e-12)
+    # zeros learn nothing, in the stack as alone: the cost stays ln 2
+    np.testing.assert_allclose(history["loss"][-1, 3::4], np.log(2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_optimizers_and_minibatches_match_one_by_one(optimizer, batch_size):
+    # With minibatches each model draws its own order from its own seed, as it does alone.
+    models = [post_model(seed=s, optimizer=optimizer) for s in (4, 5, 6)]
+    history = Ensemble(models).fit(X, Y, epochs=8, batch_size=batch_size)["loss"]
+    for k, seed in enumerate((4, 5, 6)):
+        alone = post_model(seed=seed, optimizer=optimizer)
+        expected = alone.fit(X, Y, epochs=8, batch_size=batch_size)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-11)
+        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-9, atol=1e-13)
+
+
+def test_one_data_set_per_model():
+    data = [datasets.moons(80, noise=0.1 * (k + 1), seed=k) for k in range(3)]
+    Xs, Ys = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
+    models = [post_model(seed=k) for k in range(3)]
+    ens = Ensemble(models)
+    history = ens.fit(Xs, Ys, epochs=20, batch_size=16)["loss"]
+    for k in range(3):
+        alone = post_model(seed=k)
+        expected = alone.fit(data[k][0], data[k][1], epochs=20, batch_size=16)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-11)
+    predictions = ens.predict(Xs)
+    assert predictions.shape == (3, 1, 80)
+    for k in range(3):
+        np.testing.assert_allclose(predictions[k], models[k].predict(data[k][0]), rtol=1e-12)
+
+
+def test_softmax_models_match_one_by_one():
+    Xc, labels = datasets.moons(90, noise=0.3, seed=1)
+    Yc = np.vstack([labels, 1 - labels])
+
+    def make(seed):
+        model = NeuralNetwork(seed=seed)
+        model.add(Dense(units=8, activation="tanh", initializer="he"))
+        model.add(Dense(units=2, activation="softmax"))
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        return model
+
+    ens = Ensemble([make(s) for s in range(4)])
+    history = ens.fit(Xc, Yc, epochs=30)["loss"]
+    result = ens.evaluate(Xc, Yc)
+    for k in range(4):
+        alone = make(k)
+        np.testing.assert_allclose(history[:, k], alone.fit(Xc, Yc, epochs=30)["loss"],
+                                   rtol=1e-11)
+        expected = alone.evaluate(Xc, Yc)
+        assert result["accuracy"][k] == expected["accuracy"]
+        assert result["loss"][k] == pytest.approx(expected["loss"], rel=1e-10)
+
+
+def test_predict_and_evaluate_report_each_model():
+    models = [post_model(seed=s) for s in range(5)]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=40, learning_rate=0.1)
+    predictions = ens.predict(X)
+    result = ens.evaluate(X, Y)
+    assert predictions.shape == (5, 1, X.shape[1])
+    assert result["accuracy"].shape == result["loss"].shape == (5,)
+    for k, model in enumerate(models):
+        np.testing.assert_allclose(predictions[k], model.predict(X), rtol=1e-12)
+        expected = model.evaluate(X, Y)
+        assert result["accuracy"][k] == expected["accuracy"]
+        assert result["loss"][k] == pytest.approx(expected["loss"], rel=1e-12)
+
+
+def test_models_are_built_as_they_build_themselves_and_keep_prior_changes():
+    fresh = [post_model(seed=s) for s in (10, 11)]
+    for model in fresh:
+        model.build(2)
+    models = [post_model(seed=s) for s in (10, 11, 12)]
+    models[2].build(2)
+    models[2].layers[0].weights = np.full((12, 2), 0.25)  # a re-initialisation before stacking
+    prior = models[2]._params.copy()
+    ens = Ensemble(models)
+    ens.predict(X)  # builds the unbuilt ones
+    for model, reference in zip(models[:2], fresh, strict=True):
+        np.testing.assert_array_equal(model._params, reference._params)
+    np.testing.assert_array_equal(models[2]._params, prior)
+
+
+def test_fit_continues_and_trained_models_save_and_load(tmp_path):
+    models = [post_model(seed=s) for s in range(3)]
+    ens = Ensemble(models)
+    first = ens.fit(X, Y, epochs=20, learning_rate=0.05)["loss"]
+    second = ens.fit(X, Y, epochs=20, learning_rate=0.05)["loss"]
+    alone = post_model(seed=1)
+    expected = alone.fit(X, Y, epochs=40, learning_rate=0.05)["loss"]
+    np.testing.assert_allclose(np.concatenate([first[:, 1], second[:, 1]]), expected, rtol=1e-11)
+    assert ens.learning_rate == models[1].learning_rate == 0.05
+    path = tmp_path / "model1.npz"
+    models[1].save(path)
+    np.testing.assert_array_equal(NeuralNetwork.load(path).predict(X), models[1].predict(X))
+
+
+def test_changes_to_a_model_between_fits_are_picked_up():
+    models = [post_model(seed=s) for s in range(2)]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    models[0].layers[2].bias = np.array([[3.0]])
+    np.testing.assert_allclose(ens.predict(X)[0], models[0].predict(X), rtol=1e-12)
+
+
+def test_callbacks_get_the_ensemble_and_one_cost_per_model_and_can_stop():
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def on_train_begin(self, owner):
+            self.calls.append(("begin", owner))
+
+        def on_epoch_end(self, owner, epoch, cost):
+            self.calls.append(("epoch", epoch, np.array(cost)))
+            if epoch == 6:
+                owner.stop_training = True
+
+        def on_train_end(self, owner):
+            self.calls.append(("end", owner))
+
+    models = [post_model(seed=s) for s in range(4)]
+    ens = Ensemble(models)
+    recorder = Recorder()
+    history = ens.fit(X, Y, epochs=50, callbacks=[recorder])["loss"]
+    assert history.shape == (7, 4)
+    assert recorder.calls[0] == ("begin", ens) and recorder.calls[-1] == ("end", ens)
+    epochs = [call for call in recorder.calls if call[0] == "epoch"]
+    assert [call[1] for call in epochs] == list(range(7))
+    for _, epoch, cost in epochs:
+        np.testing.assert_array_equal(cost, history[epoch])
+    assert models[0].history["loss"].shape == (7,)
+
+
+def test_float32_ensemble():
+    models = [post_model(seed=s, dtype="float32") for s in range(3)]
+    history = Ensemble(models).fit(X, Y, epochs=30)["loss"]
+    alone = post_model(seed=2, dtype="float32")
+    np.testing.assert_allclose(history[:, 2], alone.fit(X, Y, epochs=30)["loss"], rtol=1e-5)
+    assert models[2]._params.dtype == np.float32
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def uncompiled():
+    model = NeuralNetwork()
+    model.add(Dense(units=3))
+    return model
+
+
+def other_loss():
+    model = post_model()
+    model.compile(loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("odd, message", [
+    (lambda: post_model(units=(12, 8)), r"models\[1\] differs from models\[0\]: layer 1's units"),
+    (lambda: post_model(optimizer="adam"), r"models\[1\].*the optimizer"),
+    (lambda: post_model(dtype="float32"), r"models\[1\].*dtype"),
+    (other_loss, r"models\[1\].*the loss"),
+    (uncompiled, r"models\[1\] is not compiled"),
+    (lambda: "model", r"models\[1\] must be a NeuralNetwork"),
+])
+def test_mismatched_models_are_named(odd, message):
+    with pytest.raises(ValueError, match=message):
+        Ensemble([post_model(), odd()])
+
+
+def test_mismatched_activation_and_depth_are_named():
+    model = NeuralNetwork()
+    model.add(Dense(units=12, activation="tanh"))
+    model.add(Dense(units=6, activation="relu"))
+    model.add(Dense(units=1, activation="sigmoid"))
+    model.compile(loss="crossentropy")
+    with pytest.raises(ValueError, match=r"layer 0's activation"):
+        Ensemble([post_model(), model])
+    shallow = NeuralNetwork()
+    shallow.add(Dense(units=1, activation="sigmoid"))
+    shallow.compile(loss="crossentropy")
+    with pytest.raises(ValueError, match="the number of layers is 1"):
+        Ensemble([post_model(), shallow])
+
+
+def test_bad_model_lists():
+    model = post_model()
+    with pytest.raises(ValueError, match="same object"):
+        Ensemble([model, model])
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
+    with pytest.raises(ValueError, match="must be a list"):
+        Ensemble(model)
+
+
+def _built(n_features):
+    model = post_model()
+    model.build(n_features)
+    return model
+
+
+def test_models_built_for_other_data_are_named():
+    with pytest.raises(ValueError, match="layer 0's fan_in is 3, models.0. has 2"):
+        Ensemble([_built(2), _built(3)])
+    ens = Ensemble([post_model(), _built(3)])  # the unbuilt one would be built for X
+    with pytest.raises(ValueError, match="X must have 3 features"):
+        ens.fit(X, Y, epochs=1)
+
+
+@pytest.mark.parametrize("bad_X, bad_Y, message", [
+    (X[0], Y, r"X must be \(n_features, m\)"),
+    (np.stack([X] * 3), Y, r"holds 3 data sets, but the ensemble has K = 2"),
+    (X, Y[:, :50], "as many samples"),
+    (X, Y * 2, "labels 0 or 1"),
+    (np.where(X > 1, np.nan, X), Y, "nan or inf"),
+    (X[:1], Y, "X must have 2 features"),
+])
+def test_bad_data_raises_and_leaves_models_unchanged(bad_X, bad_Y, message):
+    models = [_built(2), _built(2)]
+    before = [model._params.copy() for model in models]
+    ens = Ensemble(models)
+    with pytest.raises(ValueError, match=message):
+        ens.fit(bad_X, bad_Y, epochs=3)
+    for model, params in zip(models, before, strict=True):
+        np.testing.assert_array_equal(model._params, params)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        ens.fit(X, Y, epochs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        ens.fit(X, Y, learning_rate=-1.0)
