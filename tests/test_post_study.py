@@ -86,6 +86,18 @@ def test_resolve_schemes_starts_with_the_posts_three_and_adds_each_extra_once():
     assert [s.post_test for s in post.resolve_schemes()] == [50, 82, 94]
 
 
+def test_extra_schemes_are_written_as_the_other_study_commands_write_them():
+    schemes = post.resolve_schemes(["random_normal:10,lsuv", "HeNormal"])
+    assert [s.name for s in schemes][3:] == ["random_normal:10", "lsuv", "HeNormal"]
+    # random_normal:10 is the post's "large random values", drawn the same way.
+    a = post.post_model(schemes[3].initializer(), seed=9)
+    b = post.post_model(post.POST_SCHEMES["random_normal_x10"].initializer(), seed=9)
+    a.build(2)
+    b.build(2)
+    for layer_a, layer_b in zip(a.layers, b.layers, strict=True):
+        np.testing.assert_array_equal(layer_a.weights, layer_b.weights)
+
+
 def test_an_unknown_scheme_is_rejected_with_the_valid_names():
     with pytest.raises(ValueError, match=r"'no_such_init' is not known.*'he'"):
         post.resolve_schemes(["no_such_init"])

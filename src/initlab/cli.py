@@ -12,6 +12,8 @@ import sys
 COMMANDS = {
     "reproduce": ("initlab.studies.reproduce",
                   "the post's study over many seeds: figures, table and histories"),
+    "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
+    "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
 }
 

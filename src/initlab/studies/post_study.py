@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initlab import Dense, Initializer, NeuralNetwork, initializers
+from initlab import Dense, Initializer, NeuralNetwork
 
 N_TRAIN = 400
 N_TEST = 100
@@ -67,41 +67,26 @@ POST_SCHEMES = {
     "he": Scheme("he", "He", lambda: Initializer("he"), 95, 94),
 }
 
-# Schemes that need data, drawn by NeuralNetwork.initialize(X, method=name).
-DATA_DEPENDENT = ("lsuv",)
-
-
-def registered_schemes():
-    """Names that `--schemes` accepts: the post's three, every registered initializer, LSUV.
-
-    (Keras's and PyTorch's aliases of the registered names are accepted too.)
-    """
-    registry = getattr(initializers, "INITIALIZERS", None) or initializers.ALIASES
-    data_dependent = DATA_DEPENDENT if hasattr(NeuralNetwork, "initialize") else ()
-    return sorted(set(POST_SCHEMES) | set(registry) | set(data_dependent))
-
-
 def resolve_schemes(extra=()):
-    """The post's three schemes, then each extra name once, in order; ValueError if unusable."""
+    """The post's three schemes, then each extra scheme once, in order; ValueError if unknown.
+
+    An extra is written as the other study commands write it (initlab.studies.schemes):
+    a registered name in Keras's or PyTorch's spelling, `name:value` to set its scale or gain
+    (random_normal:0.01), or lsuv; several may be given in one comma-separated string.
+    """
+    from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme
+
     schemes = dict(POST_SCHEMES)
-    for name in extra:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"schemes must be scheme names, got {name!r}")
-        if name in schemes:
-            continue
-        if name.lower() in DATA_DEPENDENT and hasattr(NeuralNetwork, "initialize"):
-            schemes[name] = Scheme(name, name, lambda: None, initialize=name.lower())
-            continue
-        try:
-            Initializer(name)
-        except ValueError as error:
-            if name.lower() not in initializers.ALIASES:
-                raise ValueError(
-                    f"scheme {name!r} is not known; expected one of {registered_schemes()}"
-                ) from None
-            # A registered scheme with a required parameter.
-            raise ValueError(f"scheme {name!r} cannot be used with its defaults: {error}") from None
-        schemes[name] = Scheme(name, name, lambda name=name: Initializer(name))
+    for item in extra:
+        if not isinstance(item, str):
+            raise ValueError(f"schemes must be scheme names, got {item!r}")
+        for text in item.split(","):
+            parsed = parse_scheme(text)
+            if parsed.label in schemes:
+                continue
+            data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
+            schemes[parsed.label] = Scheme(parsed.label, parsed.label, parsed.initializer,
+                                           initialize=data_dependent)
     return list(schemes.values())
 
 

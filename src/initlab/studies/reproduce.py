@@ -34,7 +34,8 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="E",
                         help=f"full-batch epochs per run (default {EPOCHS}, as in the post)")
     parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME",
-                        help="initializers to add to the post's zeros, random_normal_x10 and he "
+                        help="schemes to add to the post's zeros, random_normal_x10 and he: names, "
+                             "name:value (random_normal:0.01) or lsuv "
                              "(e.g. glorot_uniform lsuv)")
     parser.add_argument("--seed", type=int, default=0,
                         help="the one seed every run's data and weights derive from (default 0)")

@@ -1,0 +1,56 @@
+"""Checks for the study commands' arguments: counts and comma-separated lists of integers.
+
+Each raises ValueError naming the option, echoing the value and saying what was expected, so a
+command rejects bad input in one clear line before any work starts.
+
+    >>> int_list("--depths", "5, 10,20", minimum=1)
+    [5, 10, 20]
+    >>> check_int("--width", 64, minimum=1)
+    64
+"""
+
+import numpy as np
+
+
+def check_int(option, value, minimum):
+    """value as an int, if it is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{option} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_number(option, value, minimum=0.0, strict=True):
+    """value as a float, if it is finite and > minimum (>= minimum when strict is False)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or number < minimum or (strict and number == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{option} must be a finite number {relation} {minimum}, got {value!r}")
+    return number
+
+
+def int_list(option, text, minimum):
+    """Parse "a,b,c" into a list of distinct integers >= minimum, in the order given."""
+    parts = [part.strip() for part in str(text).split(",") if part.strip()]
+    values = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise ValueError(f"{option} must be comma-separated integers >= {minimum}, got "
+                             f"{text!r}") from None
+        values.append(check_int(option, value, minimum))
+    if not values:
+        raise ValueError(f"{option} must list at least one integer >= {minimum}, got {text!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{option} lists a value more than once: {text!r}")
+    return values
+
+
+def choice(option, value, choices):
+    """value, if it is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {list(choices)}, got {value!r}")
+    return value

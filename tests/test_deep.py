@@ -1,0 +1,102 @@
+"""`initlab deep`: a tiny grid writes its figure and tables, the summary averages the runs as
+documented, and bad arguments are rejected before any work."""
+
+import json
+import math
+import os
+
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+pytest.importorskip("tqdm")
+
+from initlab.cli import main  # noqa: E402
+from initlab.studies.deep import (  # noqa: E402
+    geometric_mean,
+    per_layer_variance_factor,
+    summarise_runs,
+)
+
+TINY = ["deep", "--depths", "1,3", "--activations", "relu,tanh", "--width", "6",
+        "--schemes", "he,random_normal:0.01", "--epochs", "1", "--seeds", "0,1"]
+
+
+def _load(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_tiny_grid_writes_every_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(TINY + ["--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == sorted(
+        ["deep.png", "config.json"]
+        + [f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json")])
+    runs, summary = _load(out / "runs.json"), _load(out / "summary.json")
+    assert len(runs) == 2 * 2 * 2 * 2 and len(summary) == 2 * 2 * 2
+    assert {(r["activation"], r["depth"], r["scheme"]) for r in summary} == {
+        (a, d, s) for a in ("relu", "tanh") for d in (1, 3) for s in ("he", "random_normal:0.01")}
+    # A single hidden layer is its own first and last layer.
+    assert all(r["forward_ratio"] == 1.0 for r in runs if r["depth"] == 1)
+    # Three relu layers of N(0, 0.01^2) weights shrink the signal by ~0.01 * sqrt(6 / 2) each.
+    small = [r["forward_ratio"] for r in summary
+             if r["scheme"] == "random_normal:0.01" and r["depth"] == 3]
+    assert all(ratio < 1e-2 for ratio in small)
+    config = _load(out / "config.json")
+    assert config["runs"] == 16 and config["elapsed_seconds"] >= 0
+    assert "16 networks trained" in capsys.readouterr().out
+
+
+def test_summary_averages_accuracy_and_takes_geometric_mean_of_ratios():
+    runs = [{"activation": "relu", "depth": 5, "scheme": "he", "seed": seed,
+             "forward_ratio": ratio, "backward_ratio": 1.0, "train_loss": loss,
+             "test_accuracy": accuracy}
+            for seed, ratio, loss, accuracy in ((0, 0.5, 0.1, 80.0), (1, 2.0, float("nan"), 90.0))]
+    (row,) = summarise_runs(runs)
+    assert row["test_accuracy"] == 85.0 and row["test_accuracy_range"] == "80.0-90.0"
+    assert row["forward_ratio"] == pytest.approx(1.0)
+    assert row["forward_variance_per_layer"] == pytest.approx(1.0)
+    assert row["diverged"] == 1 and row["seeds"] == 2
+
+
+def test_per_layer_variance_factor_undoes_the_depth():
+    # Half the variance per layer over 20 layers (19 steps): std ratio 2^(-19/2).
+    assert per_layer_variance_factor(2.0 ** (-19 / 2), depth=20) == pytest.approx(0.5)
+    assert per_layer_variance_factor(1.0, depth=5) == 1.0
+    assert per_layer_variance_factor(0.3, depth=1) is None
+
+
+def test_geometric_mean_passes_zero_and_inf_through():
+    assert geometric_mean([4.0, 9.0]) == pytest.approx(6.0)
+    assert geometric_mean([0.0, 3.0]) == 0.0
+    assert geometric_mean([float("inf"), 3.0]) == float("inf")
+    assert math.isnan(geometric_mean([float("nan"), 3.0]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--depths", "0,5"], "--depths must be an integer >= 1, got 0"),
+    (["--schemes", "he,unknown"], "scheme 'unknown' is not known"),
+    (["--activations", "relu,selu"], "--activations must be one of"),
+    (["--seeds", "-1"], "--seeds must be an integer >= 0"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size"),
+])
+def test_bad_arguments_are_rejected_before_any_work(tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert main(TINY + ["--out", str(out)] + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_dir_checks(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(TINY + ["--out", str(blocker)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "runs.json").write_text("[]")
+    assert main(TINY + ["--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "runs.json").read_text() == "[]"

@@ -1,0 +1,80 @@
+"""Output directories are checked before any work and never silently overwritten; tables are
+written as markdown, CSV and JSON with the same content."""
+
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from initlab.studies.output import markdown_table, prepare_out_dir, write_table
+
+
+def test_a_new_directory_is_created_with_its_parents(tmp_path):
+    path = prepare_out_dir(tmp_path / "a" / "b", force=False)
+    assert os.path.isdir(path) and path == str(tmp_path / "a" / "b")
+
+
+def test_an_empty_existing_directory_is_used(tmp_path):
+    assert prepare_out_dir(tmp_path, force=False) == str(tmp_path)
+
+
+def test_a_directory_with_files_needs_force_and_is_left_alone_without_it(tmp_path):
+    (tmp_path / "summary.md").write_text("old")
+    with pytest.raises(ValueError, match="already holds files; pass --force"):
+        prepare_out_dir(tmp_path, force=False)
+    assert (tmp_path / "summary.md").read_text() == "old"
+    assert prepare_out_dir(tmp_path, force=True) == str(tmp_path)
+
+
+def test_a_path_that_cannot_be_a_directory_is_rejected_without_creating_anything(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        prepare_out_dir(blocker, force=True)
+    with pytest.raises(ValueError, match="cannot be created"):
+        prepare_out_dir(blocker / "sub" / "dir", force=False)
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root can write into read-only directories")
+def test_a_read_only_parent_is_rejected(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="not writable"):
+            prepare_out_dir(locked / "out", force=False)
+    finally:
+        locked.chmod(0o700)
+
+
+ROWS = [{"scheme": "he", "ratio": 0.912345, "dead": None},
+        {"scheme": "random_normal:10", "ratio": float("inf"), "dead": 0.25}]
+COLUMNS = [("scheme", "Scheme", "s"), ("ratio", "Ratio", ".3g"), ("dead", "Dead", ".0%")]
+
+
+def test_markdown_formats_each_column_and_leaves_none_blank():
+    assert markdown_table(ROWS, COLUMNS).splitlines() == [
+        "| Scheme | Ratio | Dead |",
+        "|---|---|---|",
+        "| he | 0.912 |  |",
+        "| random_normal:10 | inf | 25% |",
+    ]
+
+
+def test_the_three_files_hold_the_same_rows(tmp_path):
+    md, csv_path, json_path = write_table(ROWS, str(tmp_path), "summary", COLUMNS)
+    assert [os.path.basename(p) for p in (md, csv_path, json_path)] == [
+        "summary.md", "summary.csv", "summary.json"]
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0] == {"scheme": "he", "ratio": "0.912345", "dead": ""}
+    assert math.isinf(float(rows[1]["ratio"]))
+    with open(json_path) as handle:
+        data = json.load(handle)
+    # JSON has no inf: non-finite numbers become null.
+    assert data == [{"scheme": "he", "ratio": 0.912345, "dead": None},
+                    {"scheme": "random_normal:10", "ratio": None, "dead": 0.25}]

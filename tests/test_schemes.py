@@ -1,0 +1,119 @@
+"""Scheme specs `name` / `name:value`: parsing, errors that list the known names, defaults, and
+the deep MLPs they initialise."""
+
+import numpy as np
+import pytest
+
+from initlab import Initializer
+from initlab.studies.schemes import (
+    Scheme,
+    available_schemes,
+    deep_mlp,
+    default_schemes,
+    parse_scheme,
+    parse_schemes,
+)
+
+
+def test_name_and_value_are_parsed_and_the_text_is_the_label():
+    assert parse_scheme("he") == Scheme(label="he", name="he")
+    assert parse_scheme(" random_normal:0.01 ") == Scheme("random_normal:0.01", "random_normal",
+                                                          0.01, "scale")
+    assert parse_scheme("Random_Normal:1e1").value == 10.0
+    assert parse_scheme("orthogonal:2").parameter == "gain"
+
+
+def test_library_spellings_resolve_like_the_registry():
+    rng = np.random.default_rng
+    for spelling in ("HeNormal", "he_normal"):
+        weights, _ = parse_scheme(spelling).initializer()((50, 40), rng=rng(0))
+        reference, _ = Initializer("he_normal")((50, 40), rng=rng(0))
+        np.testing.assert_array_equal(weights, reference)
+
+
+def test_orthogonal_value_is_its_gain():
+    weights, _ = parse_scheme("orthogonal:2").initializer()((30, 30), rng=np.random.default_rng(1))
+    np.testing.assert_allclose(weights @ weights.T, 4 * np.eye(30), atol=1e-12)
+
+
+def test_random_normal_value_is_the_standard_deviation():
+    weights, _ = parse_scheme("random_normal:0.01").initializer()((400, 500),
+                                                                   rng=np.random.default_rng(0))
+    assert weights.std() == pytest.approx(0.01, rel=0.01)
+    assert abs(weights.mean()) < 1e-4
+
+
+@pytest.mark.parametrize("text, match", [
+    ("no_such_scheme", "not known.*known schemes"),
+    ("he_normal:2", "neither a scale nor a gain"),
+    ("lsuv:2", "takes no value"),
+    ("glorot_uniform:inf", "finite"),
+    ("random_normal:abc", "must be a number"),
+    ("random_normal:-1", ">= 0"),
+    ("random_normal:nan", "finite"),
+    ("", "a scheme must be a name"),
+])
+def test_bad_schemes_raise_naming_the_scheme(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_scheme(text)
+
+
+def test_unknown_scheme_error_lists_the_available_names():
+    with pytest.raises(ValueError) as error:
+        parse_scheme("he_normall")
+    for name in available_schemes():
+        assert repr(name) in str(error.value)
+
+
+def test_lists_keep_order_and_refuse_repeats_and_emptiness():
+    assert [s.label for s in parse_schemes("he,random_normal:10, zeros")] == [
+        "he", "random_normal:10", "zeros"]
+    with pytest.raises(ValueError, match="more than once"):
+        parse_schemes("he,he")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_schemes(" , ")
+
+
+def test_default_schemes_all_parse_and_cover_vanishing_and_exploding():
+    labels = [s.label for s in parse_schemes(default_schemes())]
+    assert "random_normal:0.01" in labels and "random_normal:10" in labels
+    assert any(label in ("he", "he_normal") for label in labels)
+
+
+def test_deep_mlp_draws_every_layer_with_the_scheme():
+    model = deep_mlp(parse_scheme("random_normal:0.5"), depth=4, width=30, n_inputs=20,
+                     n_outputs=3, activation="tanh", seed=1)
+    assert [layer.units for layer in model.layers] == [30, 30, 30, 30, 3]
+    assert [layer.activation.name for layer in model.layers] == ["tanh"] * 4 + ["softmax"]
+    assert model.built and model.loss.name == "categorical_crossentropy"
+    all_weights = np.concatenate([layer.weights.ravel() for layer in model.layers])
+    assert all_weights.std() == pytest.approx(0.5, rel=0.05)
+
+
+def test_deep_mlp_is_reproducible_from_its_seed():
+    scheme = parse_scheme("he")
+    a = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=7)
+    b = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=7)
+    c = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=8)
+    np.testing.assert_array_equal(a._params, b._params)
+    assert not np.array_equal(a._params, c._params)
+
+
+@pytest.mark.parametrize("name, value", [("depth", 0), ("width", -1), ("n_inputs", 1.5)])
+def test_deep_mlp_rejects_bad_sizes(name, value):
+    sizes = {"depth": 2, "width": 3, "n_inputs": 4, "n_outputs": 2, name: value}
+    with pytest.raises(ValueError, match=name):
+        deep_mlp(parse_scheme("he"), **sizes)
+
+
+def test_lsuv_is_applied_on_the_batch():
+    X = np.random.default_rng(0).normal(size=(10, 200))
+    with pytest.raises(ValueError, match="data-dependent"):
+        deep_mlp(parse_scheme("lsuv"), depth=3, width=16, n_inputs=10, n_outputs=2)
+    model = deep_mlp(parse_scheme("LSUV"), depth=3, width=16, n_inputs=10, n_outputs=2, X=X)
+    # LSUV leaves every layer's pre-activation with unit variance on the batch (initlab.lsuv).
+    a = X
+    for layer in model.layers:
+        z = layer.weights @ a + layer.bias
+        assert z.var() == pytest.approx(1.0, abs=0.1)
+        a = layer.activation.forward(z)
