@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from initlab import Dense, NeuralNetwork, datasets
+from initlab import ensemble as ensemble_module
 from initlab.ensemble import Ensemble
 from initlab.initializers import Initializer
 
@@ -268,3 +269,31 @@ def test_bad_data_raises_and_leaves_models_unchanged(bad_X, bad_Y, message):
         ens.fit(X, Y, epochs=0)
     with pytest.raises(ValueError, match="learning_rate"):
         ens.fit(X, Y, learning_rate=-1.0)
+
+
+@pytest.mark.parametrize("with_callback", [False, True])
+def test_groups_give_the_numbers_of_one_stack(monkeypatch, with_callback):
+    # Groups of 2 (tiny cache budget) against one stack of all 5, with and without a callback
+    # (which makes the groups take turns every epoch instead of training one after another).
+    data = [datasets.moons(60, noise=0.2, seed=k) for k in range(5)]
+    Xs, Ys = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
+
+    class Costs:
+        def on_epoch_end(self, owner, epoch, cost):
+            assert cost.shape == (5,)
+
+    def fit(group_bytes):
+        monkeypatch.setattr(ensemble_module, "GROUP_BYTES", group_bytes)
+        ens = Ensemble([post_model(seed=s, optimizer="momentum") for s in range(5)])
+        history = ens.fit(Xs, Ys, epochs=12, batch_size=25, log_every=5,
+                          callbacks=[Costs()] if with_callback else ())["loss"]
+        return ens, history
+
+    grouped, history = fit(2 * 84 * 25 * 8)
+    whole, expected = fit(2**40)
+    assert len(grouped._groups) == 3 and len(whole._groups) == 1
+    np.testing.assert_array_equal(history, expected)
+    np.testing.assert_array_equal(np.stack(grouped.costs), np.stack(whole.costs))
+    for a, b in zip(grouped.models, whole.models, strict=True):
+        np.testing.assert_array_equal(a._params, b._params)
+    np.testing.assert_array_equal(grouped.predict(Xs), whole.predict(Xs))

@@ -12,6 +12,7 @@ import pytest
 
 from initlab import Dense, Layer, NeuralNetwork, activations, datasets, losses, training
 from initlab.initializers import Initializer
+from initlab.model import pack_parameters
 
 X, Y = datasets.moons(200, noise=0.2, seed=1)
 
@@ -63,7 +64,8 @@ def plain_step(model, X, Y):
 
 def plain_fit(model, X, Y, epochs, batch_size=None):
     """fit's epoch loop on the plain path, with the same minibatch orders as fit draws."""
-    model.build(X.shape[0])
+    if not model.built:
+        model.build(X.shape[0])
     rng = model._shuffle_rng()
     m = X.shape[1]
     history = []
@@ -334,3 +336,31 @@ def test_training_from_a_huge_initialisation_stays_finite():
     model = post_model(initializer=Initializer(scale=1000))
     history = model.fit(X, Y, epochs=20)["loss"]
     assert np.all(np.isfinite(history)) and np.all(np.isfinite(model._params))
+
+
+def test_rebound_parameters_are_packed_again_and_trained():
+    model, plain = post_model(seed=2), post_model(seed=2)
+    for m in (model, plain):
+        m.build(2)
+        m.layers[1].params["weights"] = m.layers[1].params["weights"] * 0.5  # a new array
+    model.fit(X, Y, epochs=5)
+    plain._params, plain._grads = pack_parameters(plain.layers)
+    plain_fit(plain, X, Y, 5)
+    np.testing.assert_allclose(model._params, plain._params, rtol=1e-10)
+    assert np.shares_memory(model.layers[1].weights, model._params)
+
+
+def test_a_rolled_back_repack_leaves_no_stale_kernel():
+    # LSUV packs fresh vectors, and on failure puts the old params views back: the kernel the
+    # fast path uses is derived from those views, so it follows them.
+    model, plain = post_model(seed=6), post_model(seed=6)
+    model.build(2)
+    saved = ([dict(layer.params) for layer in model.layers],
+             [dict(layer.grads) for layer in model.layers], model._params, model._grads)
+    pack_parameters(model.layers)  # new vectors ...
+    for layer, params, grads in zip(model.layers, saved[0], saved[1], strict=True):
+        layer.params, layer.grads = params, grads  # ... rolled back
+    model._params, model._grads = saved[2], saved[3]
+    history = model.fit(X, Y, epochs=5)["loss"]
+    np.testing.assert_allclose(history, plain_fit(plain, X, Y, 5), rtol=1e-11)
+    np.testing.assert_allclose(model._params, plain._params, rtol=1e-10)

@@ -156,8 +156,6 @@ class Dense(Layer):
         # Set by the model when the loss computes this layer's activation itself from the logits
         # (sigmoid + crossentropy, softmax + categorical crossentropy): the layer then emits z.
         self.emits_logits = False
-        # [W | b] and [dW | db] as blocks of the model's flat vectors, once the model packs them.
-        self.kernel = self.grad_kernel = None
 
     # The post reads and writes layer.weights and layer.bias.
     @property
@@ -191,7 +189,6 @@ class Dense(Layer):
                     f"{np.shape(value)}; expected {expected[name]}"
                 )
         self.fan_in = fan_in
-        self.kernel = self.grad_kernel = None
         self.params = {"weights": np.array(weights, dtype=dtype),
                        "bias": np.array(bias, dtype=dtype)}
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
@@ -233,21 +230,34 @@ class Dense(Layer):
         """
         weights, bias = self.params["weights"], self.params["bias"]
         shape = weights.shape[:-1] + (weights.shape[-1] + 1,)
-        self.kernel = params.reshape(shape)
-        self.kernel[..., :-1] = weights
-        self.kernel[..., -1:] = bias
-        self.grad_kernel = grads.reshape(shape)
-        self.params = {"weights": self.kernel[..., :-1], "bias": self.kernel[..., -1:]}
-        self.grads = {"weights": self.grad_kernel[..., :-1], "bias": self.grad_kernel[..., -1:]}
+        kernel, grad_kernel = params.reshape(shape), grads.reshape(shape)
+        kernel[..., :-1] = weights
+        kernel[..., -1:] = bias
+        self.params = {"weights": kernel[..., :-1], "bias": kernel[..., -1:]}
+        self.grads = {"weights": grad_kernel[..., :-1], "bias": grad_kernel[..., -1:]}
+
+    @property
+    def kernel(self):
+        """[W | b], (..., units, fan_in + 1): a view of the memory `weights` and `bias` live in,
+        or None unless they are packed side by side (as `pack` lays them out)."""
+        return _side_by_side(self.params.get("weights"), self.params.get("bias"))
+
+    @property
+    def grad_kernel(self):
+        """[dW | db], likewise, from `grads`."""
+        return _side_by_side(self.grads.get("weights"), self.grads.get("bias"))
 
     def training_steps(self, x, grad_x=None):
         """Forward and backward over fixed buffers; see Layer.training_steps for the contract.
 
         forward:  z = kernel @ x  (x ends with a ones row, so this is W x + b);  a = f(z)
         backward: dz = f'(z) * da;  [dW | db] = dz @ xᵀ;  dx = Wᵀ dz  (skipped for the first layer)
-        Requires the model to have packed the kernel (NeuralNetwork.build does).
+        Requires the model to have packed the parameters (NeuralNetwork.build does).
         """
         kernel, grad_kernel = self.kernel, self.grad_kernel
+        if kernel is None or grad_kernel is None:
+            raise ValueError("Dense.training_steps needs weights and bias packed side by side; "
+                             "build the model (or call initlab.model.pack_parameters) first")
         dtype, m = kernel.dtype, x.shape[-1]
         lead = np.broadcast_shapes(kernel.shape[:-2], x.shape[:-2])
         out = np.ones(lead + (self.units + 1, m), dtype)
@@ -286,6 +296,23 @@ class Dense(Layer):
     def __repr__(self):
         return (f"Dense(units={self.units}, activation={self.activation.name!r}, "
                 f"initializer={self.initializer!r})")
+
+
+def _side_by_side(weights, bias):
+    """The (..., units, k + 1) array [weights | bias], as a view, if they sit so in memory.
+
+    It is derived from the two views every time rather than stored, so that nothing that rebinds
+    `params` (loading, a rolled-back re-initialisation) can leave a stale copy behind.
+    """
+    if weights is None or bias is None or weights.base is None or weights.base is not bias.base:
+        return None
+    k, itemsize = weights.shape[-1], weights.itemsize
+    if (weights.strides[-1] != itemsize or weights.strides[-2] != (k + 1) * itemsize
+            or bias.strides[:-1] != weights.strides[:-1] or bias.shape[:-1] != weights.shape[:-1]
+            or bias.ctypes.data != weights.ctypes.data + k * itemsize):
+        return None
+    return np.lib.stride_tricks.as_strided(
+        weights, shape=weights.shape[:-1] + (k + 1,), strides=weights.strides)
 
 
 def _bound_product(left, right, out):

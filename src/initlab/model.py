@@ -160,40 +160,28 @@ class NeuralNetwork:
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
-        return self._train(X, Y, epochs, batch_size, log_every, shuffle, callbacks,
-                           print_log=print_log, owner=self, rngs=[self._shuffle_rng()])
-
-    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log=False,
-               owner=None, rngs=(), cost_shape=()):
-        """The epoch loop of fit, on checked data. Callbacks receive `owner` (the model, or the
-        Ensemble training it); `rngs` order the minibatches, one per stacked model or one."""
-        owner = self if owner is None else owner
-        owner.stop_training = False
-        begin, epoch_end, end = _callback_hooks(callbacks)
-        for hook in begin:
-            hook(owner)
-
-        history = np.empty((epochs,) + tuple(cost_shape))
-        self.costs = []
-        loop = training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
-                                     self._grads, X, Y, batch_size, shuffle, rngs)
-        run_epoch = loop.run_epoch  # hoisted: this loop runs 15000 times for the post
-        for epoch in range(epochs):
-            cost = run_epoch()
-            history[epoch] = cost
-            if epoch % log_every == 0 or epoch == epochs - 1:
-                self.costs.append(cost)
-                if print_log:
-                    print(f"Epochs: {epoch} - Cost: {cost}")
-            for hook in epoch_end:
-                hook(owner, epoch, cost)
-            if owner.stop_training:
-                history = history[: epoch + 1]
-                break
-        for hook in end:
-            hook(owner)
-        self.history = {"loss": history}
+        self.history = {"loss": self._train(X, Y, epochs, batch_size, log_every, shuffle,
+                                            callbacks, print_log)}
         return self.history
+
+    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log):
+        """fit's epochs on checked data (training.run_epochs); returns the history."""
+        def make_run_epoch():  # after on_train_begin, which may change the weights
+            return self._training_loop(X, Y, batch_size, shuffle, [self._shuffle_rng()]).run_epoch
+
+        self.costs = []
+        return training.run_epochs(make_run_epoch, epochs, log_every, self, self.costs,
+                                   callbacks, print_log)
+
+    def _training_loop(self, X, Y, batch_size, shuffle, rngs):
+        """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one
+        per stacked model)."""
+        if not training.is_packed(self.layers, self._params, self._grads):
+            # A layer's arrays were rebound (layer.params[name] = array): pack them again, or
+            # the optimizer's update of the flat vector would never reach them.
+            self._params, self._grads = pack_parameters(self.layers)
+        return training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
+                                     self._grads, X, Y, batch_size, shuffle, rngs)
 
     def _loss_and_grad(self, Y, output):
         if self.layers[-1].emits_logits:
@@ -447,17 +435,3 @@ def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _callback_hooks(callbacks):
-    if callbacks is None:
-        callbacks = ()
-    if not isinstance(callbacks, (list, tuple)):
-        callbacks = (callbacks,)
-    hooks = ([], [], [])
-    for callback in callbacks:
-        for hook_list, name in zip(hooks, ("on_train_begin", "on_epoch_end", "on_train_end")):
-            hook = getattr(callback, name, None)
-            if hook is not None:
-                hook_list.append(hook)
-    return hooks

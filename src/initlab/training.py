@@ -26,6 +26,60 @@ one data set per model; with one shuffling Generator per model, each model draws
 import numpy as np
 
 
+def run_epochs(make_run_epoch, epochs, log_every, owner, costs, callbacks=(), print_log=False,
+               cost_shape=()):
+    """The epoch loop of fit; returns the history: every epoch's cost.
+
+    make_run_epoch() -> run_epoch() -> cost; it is called once the callbacks' on_train_begin
+    have run. The history has shape (epochs,) + cost_shape, fewer rows if a callback set
+    owner.stop_training. The list `costs` receives the costs at epoch 0, every log_every and the
+    last, printed as the post prints them when print_log. Callbacks get `owner`:
+    on_train_begin(owner), on_epoch_end(owner, epoch, cost), on_train_end(owner).
+    """
+    owner.stop_training = False
+    begin, epoch_end, end = _callback_hooks(callbacks)
+    for hook in begin:
+        hook(owner)
+    run_epoch = make_run_epoch()
+    history = np.empty((epochs,) + tuple(cost_shape))
+    for epoch in range(epochs):
+        cost = run_epoch()
+        history[epoch] = cost
+        if epoch % log_every == 0 or epoch == epochs - 1:
+            costs.append(cost)
+            if print_log:
+                print(f"Epochs: {epoch} - Cost: {cost}")
+        for hook in epoch_end:
+            hook(owner, epoch, cost)
+        if owner.stop_training:
+            history = history[: epoch + 1]
+            break
+    for hook in end:
+        hook(owner)
+    return history
+
+
+def _callback_hooks(callbacks):
+    if callbacks is None:
+        callbacks = ()
+    if not isinstance(callbacks, (list, tuple)):
+        callbacks = (callbacks,)
+    hooks = ([], [], [])
+    for callback in callbacks:
+        for hook_list, name in zip(hooks, ("on_train_begin", "on_epoch_end", "on_train_end"),
+                                   strict=True):
+            hook = getattr(callback, name, None)
+            if hook is not None:
+                hook_list.append(hook)
+    return hooks
+
+
+def is_packed(layers, params, grads):
+    """Whether every layer's parameters and gradients are views of the flat vectors."""
+    return all(value.base is params for layer in layers for value in layer.params.values()) and \
+        all(value.base is grads for layer in layers for value in layer.grads.values())
+
+
 class TrainingLoop:
     """Runs epochs of training over buffers allocated once.
 
