@@ -23,7 +23,7 @@ CONFIDENCE = 0.95
 
 
 def t_quantile(probability, dof):
-    """The Student-t quantile t_{probability, dof} (scipy, which scikit-learn already requires)."""
+    """The Student-t quantile t_{probability, dof}, from scipy (in the study extra)."""
     from scipy.stats import t
 
     return float(t.ppf(probability, dof))
