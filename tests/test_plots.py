@@ -23,7 +23,7 @@ def result():
 
 def _png(figure):
     buffer = io.BytesIO()
-    plots.save_png(figure, buffer)
+    figure.savefig(buffer, format="png", dpi=plots.DPI)
     data = buffer.getvalue()
     assert data.startswith(PNG_SIGNATURE)
     return imread(io.BytesIO(data), format="png")

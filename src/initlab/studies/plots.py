@@ -1,8 +1,9 @@
 """The study's figures: the data set, the cost curves over seeds, and the decision boundaries.
 
 Each function takes a StudyResult, draws on a new matplotlib Figure (the Agg canvas, so no display
-is needed and nothing is shown) and returns it; `save_png` writes it. The plotting helpers hold the
-only transposes between the post's (features, samples) layout and matplotlib's (x, y) lists.
+is needed and nothing is shown) and returns it; `output.save_figure` writes it. The plotting
+helpers hold the only transposes between the post's (features, samples) layout and matplotlib's
+(x, y) lists.
 
     >>> from initlab.studies.post_study import run_study
     >>> figure = cost_figure(run_study(n_seeds=2, epochs=10))
@@ -99,9 +100,3 @@ def boundary_figure(result, runs, step=0.02):
     figure.suptitle("Decision boundaries, each scheme's median run by test accuracy")
     figure.tight_layout()
     return figure
-
-
-def save_png(figure, file):
-    """Write a figure as PNG to a path or an open binary file."""
-    figure.savefig(file, format="png", dpi=DPI)
-

@@ -11,13 +11,12 @@ only with --force, and only these files: nothing else in DIR is touched.
 
 import io
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from initlab.studies import plots, report
+from initlab.studies import output, plots, report
 from initlab.studies.post_study import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
 
 DEFAULT_OUT = os.path.join("results", "post")
@@ -53,7 +52,7 @@ def run(args):
     epochs = check_int("--epochs", args.epochs, minimum=1)
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
-    out = prepare_out_dir(args.out, args.force)
+    out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
 
     print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
           f"({', '.join(scheme.name for scheme in schemes)})")
@@ -69,28 +68,6 @@ def run(args):
     return 0
 
 
-def prepare_out_dir(path, force):
-    """Create DIR if needed and make sure results can be written there; return it as a Path."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {str(path)!r} exists and is not a directory")
-    existing = [name for name in OUTPUTS if (path / name).exists()]
-    if existing and not force:
-        raise ValueError(
-            f"--out {str(path)!r} already holds results ({', '.join(existing)}); pass --force to "
-            f"replace them (other files in it are left alone), or choose another --out"
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"--out {str(path)!r} is not a writable directory ({error.strerror or error})"
-        ) from None
-    return path
-
-
 def write_results(result, out):
     """Write every output file into `out`, each atomically (complete, or not replaced at all)."""
     out = Path(out)
@@ -101,29 +78,12 @@ def write_results(result, out):
         "boundaries.png": plots.boundary_figure(result, runs),
     }
     for name, figure in figures.items():
-        buffer = io.BytesIO()
-        plots.save_png(figure, buffer)
-        _write_atomic(out / name, buffer.getvalue())
-    _write_atomic(out / "results.md", report.to_markdown(result, FIGURES).encode())
-    _write_atomic(out / "results.csv", report.to_csv(result).encode())
-    _write_atomic(out / "results.json", report.to_json(result).encode())
+        output.save_figure(figure, out / name, dpi=plots.DPI)
+    output.write_atomic(out / "results.md", report.to_markdown(result, FIGURES))
+    output.write_atomic(out / "results.csv", report.to_csv(result))
+    output.write_atomic(out / "results.json", report.to_json(result))
     buffer = io.BytesIO()
     np.savez(buffer, costs=result.costs,
              schemes=np.array([scheme.name for scheme in result.schemes]),
              train_accuracy=result.train_accuracy, test_accuracy=result.test_accuracy)
-    _write_atomic(out / HISTORIES, buffer.getvalue())
-
-
-def _write_atomic(path, data):
-    # Written beside the destination and renamed over it, so an interrupted run never leaves a
-    # half-written file in place of a good one. open(..., "xb") keeps the user's umask (mkstemp
-    # would make the file private).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    output.write_atomic(out / HISTORIES, buffer.getvalue())
