@@ -6,6 +6,7 @@ them, so a new study adds one line here.
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -47,6 +48,11 @@ def main(argv=None):
         # Bad input reaches the user as one clear line, not a traceback.
         print(f"initlab {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`initlab inits | head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
