@@ -8,33 +8,58 @@ import os
 
 import pytest
 
-from initlab.studies.output import markdown_table, prepare_out_dir, write_table
+from initlab.studies.output import markdown_table, prepare_out_dir, write_atomic, write_table
+
+OUTPUTS = ["summary.md", "figure.png"]
 
 
 def test_a_new_directory_is_created_with_its_parents(tmp_path):
-    path = prepare_out_dir(tmp_path / "a" / "b", force=False)
+    path = prepare_out_dir(tmp_path / "a" / "b", False, OUTPUTS)
     assert os.path.isdir(path) and path == str(tmp_path / "a" / "b")
 
 
 def test_an_empty_existing_directory_is_used(tmp_path):
-    assert prepare_out_dir(tmp_path, force=False) == str(tmp_path)
+    assert prepare_out_dir(tmp_path, False, OUTPUTS) == str(tmp_path)
 
 
-def test_a_directory_with_files_needs_force_and_is_left_alone_without_it(tmp_path):
+def test_earlier_results_need_force_and_are_left_alone_without_it(tmp_path):
     (tmp_path / "summary.md").write_text("old")
-    with pytest.raises(ValueError, match="already holds files; pass --force"):
-        prepare_out_dir(tmp_path, force=False)
+    with pytest.raises(ValueError, match=r"already holds results \(summary.md\); pass --force"):
+        prepare_out_dir(tmp_path, False, OUTPUTS)
     assert (tmp_path / "summary.md").read_text() == "old"
-    assert prepare_out_dir(tmp_path, force=True) == str(tmp_path)
+    assert prepare_out_dir(tmp_path, True, OUTPUTS) == str(tmp_path)
+
+
+def test_a_directory_holding_only_other_files_is_used_and_they_are_kept(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert prepare_out_dir(tmp_path, False, OUTPUTS) == str(tmp_path)
+    write_atomic(tmp_path / "summary.md", "new")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_write_atomic_replaces_whole_files_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    write_atomic(target, "first")
+    write_atomic(target, b"second")
+    assert target.read_bytes() == b"second"
+
+    def fail(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, "third")
+    assert target.read_text() == "second"
+    assert os.listdir(tmp_path) == ["results.json"]
 
 
 def test_a_path_that_cannot_be_a_directory_is_rejected_without_creating_anything(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     with pytest.raises(ValueError, match="not a directory"):
-        prepare_out_dir(blocker, force=True)
+        prepare_out_dir(blocker, True, OUTPUTS)
     with pytest.raises(ValueError, match="cannot be created"):
-        prepare_out_dir(blocker / "sub" / "dir", force=False)
+        prepare_out_dir(blocker / "sub" / "dir", False, OUTPUTS)
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
@@ -46,7 +71,7 @@ def test_a_read_only_parent_is_rejected(tmp_path):
     locked.chmod(0o500)
     try:
         with pytest.raises(ValueError, match="not writable"):
-            prepare_out_dir(locked / "out", force=False)
+            prepare_out_dir(locked / "out", False, OUTPUTS)
     finally:
         locked.chmod(0o700)
 

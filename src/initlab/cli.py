@@ -6,11 +6,13 @@ them, so a new study adds one line here.
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "quickstart": ("initlab.studies.quickstart", "train the post's three models once and print the table"),
+    "reproduce": ("initlab.studies.reproduce",
+                  "the post's study over many seeds: figures, table and histories"),
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
@@ -46,6 +48,11 @@ def main(argv=None):
         # Bad input reaches the user as one clear line, not a traceback.
         print(f"initlab {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`initlab inits | head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

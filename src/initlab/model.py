@@ -419,7 +419,9 @@ def _as_data(name, value, dtype, ndim):
         raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
     if array.ndim != ndim:
         rows = "n_features" if name == "X" else "n_outputs"
-        hint = f"; for one row of m values use np.reshape({name}, (1, -1))" if array.ndim == 1 else ""
+        hint = ""
+        if array.ndim == 1:
+            hint = f"; for one row of m values use np.reshape({name}, (1, -1))"
         raise ValueError(
             f"{name} must be a {ndim}-D array laid out as ({rows}, m), got shape {array.shape}"
             f"{hint}"

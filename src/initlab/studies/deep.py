@@ -28,6 +28,10 @@ from initlab.studies import arguments, output, signal_plots
 from initlab.studies.diagnose import ACTIVATIONS, SCHEME_HELP, ratio
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 
+# Every file this command writes: an earlier run's are replaced only with --force.
+OUTPUTS = ("deep.png", "config.json") + tuple(
+    f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json"))
+
 DEFAULT_DEPTHS = "5,10,20,50"
 # Samples of the training set that the at-initialisation measurement (and LSUV) sees.
 MEASURE_SAMPLES = 500
@@ -100,7 +104,7 @@ def check_arguments(args):
 
 def run(args):
     depths, activations, schemes, seeds = check_arguments(args)
-    out_dir = output.prepare_out_dir(args.out, force=args.force)
+    out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
     from tqdm import tqdm
 
     from initlab.datasets import digits
@@ -126,8 +130,7 @@ def run(args):
     config = {key: value for key, value in vars(args).items() if key != "run"}
     config.update(schemes=[scheme.label for scheme in schemes], runs=len(runs),
                   elapsed_seconds=round(elapsed, 1))
-    with open(os.path.join(out_dir, "config.json"), "w") as handle:
-        json.dump(config, handle, indent=1)
+    output.write_atomic(os.path.join(out_dir, "config.json"), json.dumps(config, indent=1))
     written += [figure, os.path.join(out_dir, "config.json")]
 
     print(f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "

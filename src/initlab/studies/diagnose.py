@@ -22,6 +22,10 @@ from initlab.diagnostics import SignalRecorder, layer_signals, summarise
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 
+# Every file this command may write: an earlier run's are replaced only with --force.
+OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tuple(
+    f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json"))
+
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
 SCHEME_HELP = (
     "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab.initializers "
@@ -111,7 +115,7 @@ def check_arguments(args):
 
 def run(args):
     schemes, record_at = check_arguments(args)
-    out_dir = output.prepare_out_dir(args.out, force=args.force)
+    out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
     from initlab.datasets import digits
 
     started = time.perf_counter()

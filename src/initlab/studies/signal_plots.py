@@ -25,6 +25,8 @@ on a machine without a display.
 
 import numpy as np
 
+from initlab.studies import output
+
 # What each std panel shows: record field, axis label.
 STD_PANELS = (
     ("activation_std", "std of activations a (forward)"),
@@ -76,8 +78,7 @@ def plot_signal_std(records_by_scheme, path, title=""):
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    output.save_figure(fig, path)
 
 
 def plot_signal_std_over_training(records_by_scheme, path, field="activation_std", title=""):
@@ -108,8 +109,7 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
     axes[0][0].set_ylabel(field)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    output.save_figure(fig, path)
 
 
 def shown_layers(n_layers, at_most=5):
@@ -148,8 +148,7 @@ def plot_histograms(signals_by_scheme, path, activation="", at_most=5, bins=60, 
         row[0].set_ylabel("fraction per bin")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    output.save_figure(fig, path)
 
 
 def _finite(values):
@@ -229,5 +228,4 @@ def plot_deep(rows, path, title=""):
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    output.save_figure(fig, path)

@@ -1,0 +1,275 @@
+"""The post's experiment, run over many seeds: data, model, schemes, seeding and training.
+
+The experiment of "the importance of initialization in deep learning", exactly:
+scikit-learn's make_moons with 400 training and 100 test samples, noise 0.2; a network
+Dense(12, relu) -> Dense(6, relu) -> Dense(1, sigmoid) with cross-entropy; the two hidden layers
+drawn by the scheme under study, the output layer by the post's default Initializer() (randn x 1);
+plain gradient descent, learning rate 0.01, 15000 full-batch epochs.
+
+Seeding. One integer `seed` gives every number of a study. Run k (k = 0 .. n_seeds - 1) uses
+SeedSequence(seed).spawn(n_seeds)[k], whose three children give
+    child 0 -> the training set:  make_moons(400, noise=0.2, random_state=<uint32 from child 0>)
+    child 1 -> the test set:      make_moons(100, noise=0.2, random_state=<uint32 from child 1>)
+    child 2 -> the weights:       NeuralNetwork(seed=<uint64 from child 2>), which spawns one
+                                  Generator per layer from it
+(an integer "from child c" is child_c.generate_state(1, dtype)[0]). Every scheme of run k trains
+on the same data from the same weight seed, so schemes are compared pairwise, and run k is the same
+whatever n_seeds is. The integers are stored with each run's results, so any single run can be
+retrained by hand:
+
+    >>> runs = seed_plan(seed=0, n_seeds=2)
+    >>> X_train, Y_train = moons_data(400, runs[1].train_data_seed)
+    >>> model = post_model(POST_SCHEMES["he"].initializer(), seed=runs[1].weights_seed)
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from initlab import Dense, Initializer, NeuralNetwork
+
+N_TRAIN = 400
+N_TEST = 100
+NOISE = 0.2
+LEARNING_RATE = 0.01
+EPOCHS = 15000
+N_SEEDS = 10
+COST_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How the hidden layers are initialised, and what the post measured for it (if it did).
+
+    A data-dependent scheme (LSUV) sets `initialize`: the model is then built and re-drawn with
+    model.initialize(X_train, method=initialize), which initialises every layer, the output
+    layer included, from the run's training set.
+    """
+
+    name: str                      # the identifier on the command line and in the result files
+    label: str                     # the post's words for it
+    make: object                   # () -> the `initializer` argument of the hidden Dense layers
+    post_train: float | None = None
+    post_test: float | None = None
+    initialize: str | None = None
+
+    def initializer(self):
+        return self.make()
+
+
+# The post's three schemes and its single-run table (its accuracy was 100 (1 - mean |Y - p|),
+# not the fraction of correct predictions, so these are for orientation, not a strict comparison).
+POST_SCHEMES = {
+    "zeros": Scheme("zeros", "Zeros", lambda: Initializer(scale=0), 50, 50),
+    "random_normal_x10": Scheme("random_normal_x10", "Large random values (randn x 10)",
+                                lambda: Initializer(scale=10), 85, 82),
+    # The built-in "he" is the post's: randn(units, fan_in) * sqrt(2 / fan_in).
+    "he": Scheme("he", "He", lambda: Initializer("he"), 95, 94),
+}
+
+def resolve_schemes(extra=()):
+    """The post's three schemes, then each extra scheme once, in order; ValueError if unknown.
+
+    An extra is written as the other study commands write it (initlab.studies.schemes):
+    a registered name in Keras's or PyTorch's spelling, `name:value` to set its scale or gain
+    (random_normal:0.01), or lsuv; several may be given in one comma-separated string.
+    """
+    from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme
+
+    schemes = dict(POST_SCHEMES)
+    for item in extra:
+        if not isinstance(item, str):
+            raise ValueError(f"schemes must be scheme names, got {item!r}")
+        for text in item.split(","):
+            parsed = parse_scheme(text)
+            if parsed.label in schemes:
+                continue
+            data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
+            schemes[parsed.label] = Scheme(parsed.label, parsed.label, parsed.initializer,
+                                           initialize=data_dependent)
+    return list(schemes.values())
+
+
+def post_model(initializer, seed=None):
+    """The post's get_model: a 2-12-6-1 ReLU network whose hidden layers `initializer` draws.
+
+    The output layer keeps the post's default initializer, randn x 1.
+
+    >>> model = post_model("he", seed=0)
+    >>> [layer.units for layer in model.layers]
+    [12, 6, 1]
+    """
+    model = NeuralNetwork(seed=seed)
+    model.add(Dense(units=12, activation="relu", initializer=initializer))
+    model.add(Dense(units=6, activation="relu", initializer=initializer))
+    model.add(Dense(units=1, activation="sigmoid"))
+    model.compile(loss="crossentropy")
+    return model
+
+
+def moons_data(n_samples, random_state, noise=NOISE):
+    """scikit-learn's make_moons in the post's layout: X (2, n_samples), Y (1, n_samples)."""
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=n_samples, noise=noise, random_state=random_state)
+    return X.T.copy(), y.reshape(1, -1).astype(float)
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """The integers that fix run `index`: its training set, test set and weights."""
+
+    index: int
+    train_data_seed: int
+    test_data_seed: int
+    weights_seed: int
+
+
+def seed_plan(seed, n_seeds):
+    """Derive every run's seeds from one integer (see the module docstring)."""
+    seed = check_int("seed", seed, minimum=0)
+    n_seeds = check_int("n_seeds", n_seeds, minimum=1)
+    plan = []
+    for index, run in enumerate(np.random.SeedSequence(seed).spawn(n_seeds)):
+        train, test, weights = run.spawn(3)
+        plan.append(RunSeeds(
+            index=index,
+            train_data_seed=int(train.generate_state(1, np.uint32)[0]),
+            test_data_seed=int(test.generate_state(1, np.uint32)[0]),
+            weights_seed=int(weights.generate_state(1, np.uint64)[0]),
+        ))
+    return plan
+
+
+def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False):
+    """Train model k on (X[k], Y[k]) for `epochs` full-batch epochs; return the (epochs, K) costs.
+
+    models : list of K compiled NeuralNetworks of one architecture (trained in place)
+    X, Y : sequences of K arrays, (n_features, m) and (n_outputs, m), one data set per model
+    progress : show a tqdm bar on stderr
+
+    All K models train at once, stacked into one Ensemble (one matrix product per layer for all
+    of them); each gets the numbers it would get alone, to floating-point rounding.
+    """
+    from initlab.ensemble import Ensemble
+
+    ensemble = Ensemble(models)
+    with _progress_bar(progress, total=epochs, unit="epoch") as bar:
+        callbacks = [_ProgressCallback(bar, epochs)] if progress else []
+        history = ensemble.fit(np.stack(X), np.stack(Y), epochs=epochs,
+                               learning_rate=learning_rate, callbacks=callbacks)
+    return history["loss"]
+
+
+@dataclass
+class StudyResult:
+    """Everything a study measured. Arrays are indexed [scheme, run] (and epoch for costs)."""
+
+    settings: dict
+    schemes: list
+    runs: list                       # RunSeeds, one per run
+    costs: np.ndarray                # (n_schemes, n_seeds, epochs): the cost at every epoch
+    train_accuracy: np.ndarray       # (n_schemes, n_seeds), percent correct
+    test_accuracy: np.ndarray
+    data: list = field(repr=False)   # per run: (X_train, Y_train, X_test, Y_test)
+    models: list = field(repr=False)  # [scheme][run]: the trained NeuralNetwork
+
+    @property
+    def final_cost(self):
+        """The cost at the last epoch, as the post's log prints it (`Epochs: 14999 - Cost: ...`)."""
+        return self.costs[:, :, -1]
+
+    def epoch_below(self, threshold=COST_THRESHOLD):
+        """(n_schemes, n_seeds) first epoch whose cost is below `threshold`; -1 where never."""
+        below = self.costs < threshold
+        return np.where(below.any(axis=-1), below.argmax(axis=-1), -1)
+
+
+def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False):
+    """Train every scheme (the post's three plus `schemes`) on n_seeds runs; return a StudyResult.
+
+    >>> result = run_study(seed=0, n_seeds=2, epochs=10)
+    >>> result.train_accuracy.shape          # (schemes, runs)
+    (3, 2)
+    """
+    schemes = resolve_schemes(schemes)
+    runs = seed_plan(seed, n_seeds)
+    epochs = check_int("epochs", epochs, minimum=1)
+    data = [moons_data(N_TRAIN, run.train_data_seed) + moons_data(N_TEST, run.test_data_seed)
+            for run in runs]
+    models = []
+    for scheme in schemes:
+        for run in runs:
+            model = post_model(scheme.initializer(), seed=run.weights_seed)
+            if scheme.initialize is not None:
+                model.initialize(data[run.index][0], method=scheme.initialize)
+            models.append(model)
+    # Scheme-major order: model k = (scheme k // n_seeds, run k % n_seeds).
+    X = [data[run.index][0] for _ in schemes for run in runs]
+    Y = [data[run.index][1] for _ in schemes for run in runs]
+    costs = train_models(models, X, Y, epochs, progress=progress)
+
+    shape = (len(schemes), n_seeds)
+    grid = [models[s * n_seeds:(s + 1) * n_seeds] for s in range(len(schemes))]
+    train_accuracy, test_accuracy = np.empty(shape), np.empty(shape)
+    for s, row in enumerate(grid):
+        for run, model in zip(runs, row, strict=True):
+            X_train, Y_train, X_test, Y_test = data[run.index]
+            train_accuracy[s, run.index] = model.evaluate(X_train, Y_train)["accuracy"]
+            test_accuracy[s, run.index] = model.evaluate(X_test, Y_test)["accuracy"]
+    settings = {
+        "seed": seed, "seeds": n_seeds, "epochs": epochs, "learning_rate": LEARNING_RATE,
+        "schemes": [scheme.name for scheme in schemes],
+        "data": f"sklearn.datasets.make_moons, {N_TRAIN} train / {N_TEST} test, noise {NOISE}",
+        "model": "Dense(12, relu) -> Dense(6, relu) -> Dense(1, sigmoid), cross-entropy; "
+                 "hidden layers by the scheme, output layer randn x 1",
+        "optimizer": "full-batch gradient descent",
+    }
+    return StudyResult(settings, schemes, runs,
+                       costs=costs.T.reshape(len(schemes), n_seeds, -1),
+                       train_accuracy=train_accuracy, test_accuracy=test_accuracy,
+                       data=data, models=grid)
+
+
+def check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _ProgressCallback:
+    """Advances a progress bar every `step` epochs (updating every epoch would cost a step)."""
+
+    def __init__(self, bar, epochs):
+        self.bar = bar
+        self.step = max(1, epochs // 100)
+        self.epochs = epochs
+        self.shown = 0
+
+    def on_train_begin(self, ensemble):
+        self.shown = 0
+
+    def on_epoch_end(self, ensemble, epoch, costs):
+        done = epoch + 1
+        if done % self.step == 0 or done == self.epochs:
+            self.bar.update(done - self.shown)
+            self.shown = done
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress_bar(enabled, total, unit):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, desc="training", leave=True)

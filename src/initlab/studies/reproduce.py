@@ -1,0 +1,89 @@
+"""Reproduce the post over many seeds: train, then write figures, tables and histories to --out.
+
+    initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR] [--force]
+
+Writes to DIR: dataset.png, costs.png, boundaries.png (figures); results.md, results.csv,
+results.json (the table, per scheme, with the settings; the JSON also holds every run's numbers and
+seeds); histories.npz (the cost of every scheme, run and epoch). Every argument is checked, and DIR
+is created and probed for writing, before any training starts. Files already in DIR are replaced
+only with --force, and only these files: nothing else in DIR is touched.
+"""
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from initlab.studies import output, plots, report
+from initlab.studies.post_study import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
+
+DEFAULT_OUT = os.path.join("results", "post")
+FIGURES = ("dataset.png", "costs.png", "boundaries.png")
+TABLES = ("results.md", "results.csv", "results.json")
+HISTORIES = "histories.npz"
+OUTPUTS = FIGURES + TABLES + (HISTORIES,)
+
+
+def add_arguments(parser):
+    parser.add_argument("--seeds", type=int, default=N_SEEDS, metavar="N",
+                        help=f"runs per scheme, each with its own data and weights "
+                             f"(default {N_SEEDS})")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="E",
+                        help=f"full-batch epochs per run (default {EPOCHS}, as in the post)")
+    parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME",
+                        help="schemes to add to the post's zeros, random_normal_x10 and he: names, "
+                             "name:value (random_normal:0.01) or lsuv "
+                             "(e.g. glorot_uniform lsuv)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the one seed every run's data and weights derive from (default 0)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"directory for figures and tables (default {DEFAULT_OUT})")
+    parser.add_argument("--force", action="store_true",
+                        help="replace result files already in DIR (other files are left alone)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="do not show the progress bar")
+
+
+def run(args):
+    # Every check comes first: a bad argument must not cost a training run.
+    n_seeds = check_int("--seeds", args.seeds, minimum=1)
+    epochs = check_int("--epochs", args.epochs, minimum=1)
+    seed = check_int("--seed", args.seed, minimum=0)
+    schemes = resolve_schemes(args.schemes)
+    out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
+
+    print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
+          f"({', '.join(scheme.name for scheme in schemes)})")
+    start = time.perf_counter()
+    result = run_study(seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=args.schemes,
+                       progress=args.progress)
+    trained = time.perf_counter() - start
+    write_results(result, out)
+    print()
+    print(report.table(result))
+    print(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
+          f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}")
+    return 0
+
+
+def write_results(result, out):
+    """Write every output file into `out`, each atomically (complete, or not replaced at all)."""
+    out = Path(out)
+    runs = report.representative_runs(result)
+    figures = {
+        "dataset.png": plots.dataset_figure(result, run=0),
+        "costs.png": plots.cost_figure(result),
+        "boundaries.png": plots.boundary_figure(result, runs),
+    }
+    for name, figure in figures.items():
+        output.save_figure(figure, out / name, dpi=plots.DPI)
+    output.write_atomic(out / "results.md", report.to_markdown(result, FIGURES))
+    output.write_atomic(out / "results.csv", report.to_csv(result))
+    output.write_atomic(out / "results.json", report.to_json(result))
+    buffer = io.BytesIO()
+    np.savez(buffer, costs=result.costs,
+             schemes=np.array([scheme.name for scheme in result.schemes]),
+             train_accuracy=result.train_accuracy, test_accuracy=result.test_accuracy)
+    output.write_atomic(out / HISTORIES, buffer.getvalue())

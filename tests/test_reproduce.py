@@ -1,0 +1,162 @@
+"""`initlab reproduce`: the files it writes, their numbers, and its refusals before training."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+from matplotlib.image import imread  # noqa: E402
+
+from initlab import cli  # noqa: E402
+from initlab.studies import post_study as post  # noqa: E402
+from initlab.studies import reproduce  # noqa: E402
+
+EPOCHS = 60
+ARGS = ["reproduce", "--seeds", "2", "--epochs", str(EPOCHS), "--seed", "5", "--no-progress"]
+FIGURE_SIZES = {"dataset.png": (450, 600), "costs.png": (500, 800),
+                "boundaries.png": (420, 1500)}
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce") / "out"
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        code = cli.main(ARGS + ["--out", str(out)])
+    assert code == 0
+    return out, capture.getvalue()
+
+
+def test_a_short_run_writes_every_file(short_run):
+    out, _ = short_run
+    assert sorted(p.name for p in out.iterdir()) == sorted(reproduce.OUTPUTS)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURE_SIZES))
+def test_every_figure_is_a_readable_png(short_run, name):
+    data = (short_run[0] / name).read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = imread(io.BytesIO(data), format="png")
+    assert image.shape[:2] == FIGURE_SIZES[name]
+    assert image.std() > 0.01  # not a blank canvas
+
+
+def test_the_tables_numbers_are_the_saved_histories_numbers(short_run):
+    out, _ = short_run
+    document = json.loads((out / "results.json").read_text())
+    with np.load(out / "histories.npz", allow_pickle=False) as saved:
+        costs, names = saved["costs"], list(saved["schemes"])
+    assert costs.shape == (3, 2, EPOCHS)
+    assert names == ["zeros", "random_normal_x10", "he"]
+    for s, summary in enumerate(document["schemes"]):
+        assert summary["final_cost"]["mean"] == pytest.approx(costs[s, :, -1].mean(), rel=1e-15)
+        assert summary["final_cost"]["min"] == costs[s, :, -1].min()
+        runs = [r for r in document["runs"] if r["scheme"] == summary["scheme"]]
+        train = [r["train_accuracy"] for r in runs]
+        assert summary["train_accuracy"]["mean"] == pytest.approx(np.mean(train), rel=1e-15)
+        for r in runs:
+            below = np.flatnonzero(costs[s, r["run"]] < 0.3)
+            assert r["epoch_cost_below"] == (int(below[0]) if below.size else None)
+
+
+def test_a_run_retrained_independently_gives_the_tables_numbers(short_run):
+    out, _ = short_run
+    document = json.loads((out / "results.json").read_text())
+    row = next(r for r in document["runs"] if r["scheme"] == "he" and r["run"] == 1)
+    X_train, Y_train = post.moons_data(400, row["train_data_seed"])
+    X_test, Y_test = post.moons_data(100, row["test_data_seed"])
+    model = post.post_model("he", seed=row["weights_seed"])
+    history = model.fit(X_train, Y_train, epochs=EPOCHS, learning_rate=0.01)["loss"]
+    assert history[-1] == pytest.approx(row["final_cost"], rel=1e-12)
+    assert model.evaluate(X_train, Y_train)["accuracy"] == row["train_accuracy"]
+    assert model.evaluate(X_test, Y_test)["accuracy"] == row["test_accuracy"]
+    # ... and the seeds are the documented derivation from --seed 5.
+    assert row["weights_seed"] == post.seed_plan(5, 2)[1].weights_seed
+
+
+def test_zeros_gives_exactly_fifty_percent_and_a_flat_cost(short_run):
+    out, _ = short_run
+    document = json.loads((out / "results.json").read_text())
+    zeros = document["schemes"][0]
+    assert zeros["scheme"] == "zeros"
+    for key in ("train_accuracy", "test_accuracy"):
+        assert zeros[key]["min"] == zeros[key]["max"] == 50.0
+    assert zeros["epoch_cost_below"]["reached"] == 0
+    with np.load(out / "histories.npz", allow_pickle=False) as saved:
+        np.testing.assert_allclose(saved["costs"][0], np.log(2), rtol=0, atol=1e-12)
+
+
+def test_the_printed_table_is_the_written_table(short_run):
+    out, printed = short_run
+    table = (out / "results.md").read_text()
+    header = next(line for line in printed.splitlines() if line.startswith("| Initialization"))
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert header in table
+    assert all(row in table for row in rows) and len(rows) == 4
+    assert "Trained 6 models in" in printed
+
+
+def test_the_same_seed_writes_the_same_results(short_run, tmp_path):
+    assert cli.main(ARGS + ["--out", str(tmp_path)]) == 0
+    for name in ("results.json", "results.csv", "results.md"):
+        assert (tmp_path / name).read_bytes() == (short_run[0] / name).read_bytes()
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if training starts."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training started although the arguments were bad")
+    monkeypatch.setattr(reproduce, "run_study", forbidden)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+    (["--epochs", "-3"], "--epochs must be an integer >= 1, got -3"),
+    (["--schemes", "he", "nonsense"], "scheme 'nonsense' is not known"),
+])
+def test_bad_arguments_fail_clearly_before_training(no_training, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "--out", str(out)] + extra) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("initlab reproduce: error: ") and message in error
+    assert not out.exists()
+
+
+def test_an_unwritable_out_dir_fails_clearly_before_training(no_training, tmp_path, capsys):
+    # A regular file as a parent cannot be written through, not even by root.
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["reproduce", "--out", str(tmp_path / "file" / "out")]) == 2
+    assert "cannot be created" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_existing_results_are_kept_without_force(no_training, tmp_path, capsys):
+    (tmp_path / "results.json").write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["reproduce", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "already holds results (results.json)" in error and "--force" in error
+    assert (tmp_path / "results.json").read_text() == "old"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_force_replaces_only_the_result_files(tmp_path):
+    (tmp_path / "results.json").write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(ARGS + ["--epochs", "5", "--out", str(tmp_path), "--force"]) == 0
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["epochs"] == 5
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reproduce.OUTPUTS + ("notes.txt",))
+
+
+def test_an_existing_dir_without_results_is_used(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(ARGS + ["--epochs", "5", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine"
