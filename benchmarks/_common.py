@@ -19,9 +19,9 @@ if os.path.isdir(os.path.join(_SRC, "initlab")):
 
 
 def time_rounds(contenders, rounds):
-    """Run each contender once per round, in turn; each returns (seconds, result).
+    """Run each contender once per round, in turn; each returns ((wall, cpu) seconds, result).
 
-    Returns {name: (median seconds, last result)}.
+    Returns {name: ((median wall seconds, median CPU seconds), last result)}.
     """
     times = {name: [] for name in contenders}
     results = {}
@@ -29,14 +29,19 @@ def time_rounds(contenders, rounds):
         for name, run in contenders.items():
             seconds, results[name] = run()
             times[name].append(seconds)
-    return {name: (statistics.median(times[name]), results[name]) for name in contenders}
+    return {name: (tuple(statistics.median(values) for values in zip(*times[name], strict=True)),
+                   results[name]) for name in contenders}
 
 
 def timed(function, *args, **kwargs):
-    """(seconds, result) of one call."""
-    start = time.perf_counter()
+    """((wall seconds, CPU seconds), result) of one call.
+
+    CPU seconds are the process's (all its threads): for a single-threaded contender on this
+    shared machine they leave out the time spent waiting for a core, which wall time includes.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     result = function(*args, **kwargs)
-    return time.perf_counter() - start, result
+    return (time.perf_counter() - wall, time.process_time() - cpu), result
 
 
 def in_worker(script, *args, env=None):
@@ -45,17 +50,17 @@ def in_worker(script, *args, env=None):
     PyTorch runs there, never in the benchmark's own process: its OpenMP threads keep spinning
     after each call and would steal this 2-core machine from the NumPy contenders (and NumPy's
     OpenBLAS threads from it). The worker times only its training loop and prints one JSON line
-    {"seconds": ..., "result": ...}.
+    {"seconds": [wall, cpu], "result": ...}.
     """
     done = subprocess.run([sys.executable, script, "--worker", *map(str, args)],
                           capture_output=True, text=True, check=True,
                           env=None if env is None else {**os.environ, **env})
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    return report["seconds"], report["result"]
+    return tuple(report["seconds"]), report["result"]
 
 
 def worker_report(seconds, result):
-    print(json.dumps({"seconds": seconds, "result": result}))
+    print(json.dumps({"seconds": list(seconds), "result": result}))
 
 
 def torch_available():

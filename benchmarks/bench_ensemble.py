@@ -74,20 +74,22 @@ def main(argv=None):
         one = results["one model"][0]
         ensemble, history = results[f"Ensemble of {K}"]
         alone_history = results[f"{share} one by one"][1]
-        one_by_one = results[f"{share} one by one"][0] * K / share
+        one_by_one = tuple(seconds * K / share for seconds in results[f"{share} one by one"][0])
         rtol = 1e-10 if dtype == "float64" else 1e-4
         same = np.allclose(history[:, :share], alone_history, rtol=rtol)
-        ratio = ensemble / one
+        ratio = ensemble[0] / one[0]
         ok &= ratio <= TARGET and same
         print(f"\n{dtype}:")
-        print(f"  {'contender':26s} {'µs/epoch':>10s} {'x one model':>12s}")
-        print(f"  {'one model':26s} {one / epochs * 1e6:10.1f} {1:12.2f}")
-        print(f"  {f'Ensemble of {K}':26s} {ensemble / epochs * 1e6:10.1f} {ratio:12.2f}")
-        print(f"  {f'{K} one by one (from {share})':26s} {one_by_one / epochs * 1e6:10.1f} "
-              f"{one_by_one / one:12.2f}")
+        print(f"  {'contender':26s} {'µs/epoch':>10s} {'x one model':>12s} {'CPU µs':>10s} "
+              f"{'x one model':>12s}")
+        for name, seconds in (("one model", one), (f"Ensemble of {K}", ensemble),
+                              (f"{K} one by one (from {share})", one_by_one)):
+            print(f"  {name:26s} {seconds[0] / epochs * 1e6:10.1f} {seconds[0] / one[0]:12.2f} "
+                  f"{seconds[1] / epochs * 1e6:10.1f} {seconds[1] / one[1]:12.2f}")
         print(f"  Ensemble losses equal one-by-one runs (rtol {rtol:g}): {same}")
-        print(f"  Ensemble of {K} takes {ratio:.1f}x one model (target <= {TARGET}x: "
-              f"{verdict(ratio <= TARGET)}); {one_by_one / ensemble:.1f}x faster than "
+        print(f"  Ensemble of {K} takes {ratio:.1f}x one model in wall time, "
+              f"{ensemble[1] / one[1]:.1f}x in CPU time (target <= {TARGET}x: "
+              f"{verdict(ratio <= TARGET)}); {one_by_one[0] / ensemble[0]:.1f}x faster than "
               f"{K} one by one")
     return 0 if ok or args.quick else 1
 

@@ -217,19 +217,22 @@ def main(argv=None):
         timed_runs = time_rounds(contenders, rounds)
         ours = timed_runs["initlab"][0]
         print(f"\n{dtype}:")
-        print(f"  {'contender':26s} {'µs/epoch':>9s} {'x initlab':>10s} {'final loss':>20s}")
-        for name, (seconds, result) in timed_runs.items():
+        print(f"  {'contender':26s} {'µs/epoch':>9s} {'x initlab':>10s} {'CPU µs':>8s} "
+              f"{'x initlab':>10s} {'final loss':>18s}")
+        for name, ((wall, cpu), result) in timed_runs.items():
             last = result[-1] if isinstance(result, np.ndarray) else result
-            print(f"  {name:26s} {seconds / epochs * 1e6:9.1f} {seconds / ours:10.2f} "
-                  f"{last:20.14f}")
+            print(f"  {name:26s} {wall / epochs * 1e6:9.1f} {wall / ours[0]:10.2f} "
+                  f"{cpu / epochs * 1e6:8.1f} {cpu / ours[1]:10.2f} {last:18.14f}")
         if any(name.startswith("PyTorch") for name in timed_runs):
-            torch_times = {name: seconds for name, (seconds, _) in timed_runs.items()
-                           if name.startswith("PyTorch")}
-            fastest = min(torch_times, key=torch_times.get)
-            ratio = torch_times[fastest] / ours
-            ok &= ratio >= target
-            print(f"  initlab is {ratio:.1f}x faster than PyTorch eager at its fastest here "
-                  f"({fastest}); target >= {target}x: {verdict(ratio >= target)}")
+            torch_runs = {name: seconds for name, (seconds, _) in timed_runs.items()
+                          if name.startswith("PyTorch")}
+            fastest = min(torch_runs, key=lambda name: torch_runs[name][0])
+            wall_ratio, cpu_ratio = (theirs / mine for theirs, mine in
+                                     zip(torch_runs[fastest], ours, strict=True))
+            ok &= wall_ratio >= target
+            print(f"  initlab is {wall_ratio:.1f}x faster than {fastest} in wall time, "
+                  f"{cpu_ratio:.1f}x in CPU time; target >= {target}x (wall): "
+                  f"{verdict(wall_ratio >= target)}")
     return 0 if ok or args.quick else 1
 
 
