@@ -1,13 +1,13 @@
 """Shared helpers of the benchmark scripts: timing side by side, and printing ratios.
 
 The machine is shared and noisy, so every benchmark runs its contenders in turn, several rounds,
-and reports each one's median: a burst of load then hits all of them alike, and the ratios (the
-figures the targets are about) stay steady even when absolute times move.
+and reports each one's best round (the least disturbed, as timeit does): a burst of load then
+hits all of them alike, and the ratios (the figures the targets are about) stay steadier than
+absolute times.
 """
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -21,7 +21,7 @@ if os.path.isdir(os.path.join(_SRC, "initlab")):
 def time_rounds(contenders, rounds):
     """Run each contender once per round, in turn; each returns ((wall, cpu) seconds, result).
 
-    Returns {name: ((median wall seconds, median CPU seconds), last result)}.
+    Returns {name: ((best wall seconds, best CPU seconds), last result)}.
     """
     times = {name: [] for name in contenders}
     results = {}
@@ -29,7 +29,7 @@ def time_rounds(contenders, rounds):
         for name, run in contenders.items():
             seconds, results[name] = run()
             times[name].append(seconds)
-    return {name: (tuple(statistics.median(values) for values in zip(*times[name], strict=True)),
+    return {name: (tuple(min(values) for values in zip(*times[name], strict=True)),
                    results[name]) for name in contenders}
 
 

@@ -51,7 +51,7 @@ def main(argv=None):
     share = min(max(args.one_by_one, 1), K)
     X, Y = datasets.moons(400, noise=0.2, seed=0)
     print(f"bench_ensemble: the post's model, K = {K} seeds, {X.shape[1]} samples, full batch, "
-          f"{epochs} epochs, median of {rounds} round(s)")
+          f"{epochs} epochs, best of {rounds} round(s)")
     print(environment())
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     ok = True

@@ -124,7 +124,7 @@ def main(argv=None):
         args.threads = args.threads[:1]
     have_torch = not args.no_torch and torch_available()
     print(f"bench_mlp: {'-'.join(map(str, SIZES))}, {n_samples} samples, batches of {BATCH}, "
-          f"float32, {epochs} epochs, median of {rounds} round(s)")
+          f"float32, {epochs} epochs, best of {rounds} round(s)")
     print(environment() + ("" if have_torch else ", no torch"))
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     contenders = {}

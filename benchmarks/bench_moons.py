@@ -200,7 +200,7 @@ def main(argv=None):
     epochs, rounds = (100, 1) if args.quick else (args.epochs, args.rounds)
     have_torch = not args.no_torch and torch_available()
     print(f"bench_moons: the post's model 2-12-6-1, {X.shape[1]} samples, full batch, "
-          f"{epochs} epochs, median of {rounds} round(s)")
+          f"{epochs} epochs, best of {rounds} round(s)")
     print(environment() + ("" if have_torch else ", no torch"))
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     ok = True
