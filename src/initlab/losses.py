@@ -78,6 +78,14 @@ def _nothing():
     pass
 
 
+def _scaled_sum(values, axes, scale):
+    return np.add.reduce(values, axes) * scale
+
+
+# np.dot's C implementation, without the Python-level __array_function__ dispatch in front of it.
+_dot = getattr(np.dot, "_implementation", np.dot)
+
+
 class BinaryCrossentropy(Loss):
     """L = -mean(y ln p + (1 - y) ln(1 - p)), over samples and outputs (as Keras does).
 
@@ -126,7 +134,7 @@ class BinaryCrossentropy(Loss):
         u, softplus, scratch = (np.empty(shape, z.dtype) for _ in range(3))
         zeros = np.zeros(shape[-2:], z.dtype)  # broadcast over stacked models
         scale = 1.0 / _count(y_true)
-        axes = None if len(shape) == 2 else _SUM_AXES  # one reduction call for a single model
+        axes = None if len(shape) == 2 else _SUM_AXES
         call = functools.partial
 
         def load():
@@ -146,12 +154,18 @@ class BinaryCrossentropy(Loss):
             call(np.exp, grad, grad),
             call(np.multiply, grad, sign_over_count, grad),
         )
-        reduce = np.add.reduce
+        if axes is None:
+            # One model: the mean is one dot product with a vector of 1/count, a single BLAS
+            # call that costs less than a reduction (0.6 against 1 µs here).
+            cost = functools.partial(_dot, softplus.reshape(-1),
+                                     np.full(softplus.size, scale, z.dtype))
+        else:
+            cost = functools.partial(_scaled_sum, softplus, _SUM_AXES, scale)
 
         def step():
             for op in ops:
                 op()
-            return reduce(softplus, axes) * scale
+            return cost()
 
         return step, load
 
