@@ -143,16 +143,16 @@ class BinaryCrossentropy(Loss):
             np.multiply(sign, scale, sign_over_count)
 
         ops = (
-            call(np.multiply, z, sign, u),
-            call(np.abs, u, scratch),
+            call(np.multiply, z, sign, u),                   # u = s z
+            call(np.abs, u, scratch),                        # log1p(exp(-|u|))
             call(np.negative, scratch, scratch),
             call(np.exp, scratch, scratch),
             call(np.log1p, scratch, scratch),
-            call(np.maximum, u, zeros, out=softplus),
+            call(np.maximum, u, zeros, out=softplus),        # softplus(u) = max(u, 0) + that
             call(np.add, softplus, scratch, softplus),
-            call(np.subtract, u, softplus, grad),
+            call(np.subtract, u, softplus, grad),            # sigmoid(u) = exp(u - softplus(u))
             call(np.exp, grad, grad),
-            call(np.multiply, grad, sign_over_count, grad),
+            call(np.multiply, grad, sign_over_count, grad),  # dL/dz = s sigmoid(u) / count
         )
         if axes is None:
             # One model: the mean is one dot product with a vector of 1/count, a single BLAS
