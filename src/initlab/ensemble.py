@@ -111,18 +111,18 @@ class Ensemble:
                 stack.optimizer.learning_rate = learning_rate
         self.learning_rate = groups[0][1].optimizer.learning_rate
 
-        def group_loops():
-            self._sync_to_groups()
-            return [stack._training_loop(
-                _part(X, part, self.n_models), _part(Y, part, self.n_models), batch_size,
-                shuffle=True, rngs=[model._shuffle_rng() for model in self.models[part]],
-            ) for part, stack in groups]
+        def run_epoch_of(part, stack):
+            # Each model draws its minibatch order from its own seed, as it does alone.
+            return stack._training_loop(
+                _part(X, part, K), _part(Y, part, K), batch_size, shuffle=True,
+                rngs=[model._shuffle_rng() for model in self.models[part]]).run_epoch
 
         try:
             if callbacks:
                 # The callbacks see all K costs every epoch, so the groups take turns each epoch.
                 def make_run_epoch():  # after on_train_begin, which may change the weights
-                    runs = [loop.run_epoch for loop in group_loops()]
+                    self._sync_to_groups()
+                    runs = [run_epoch_of(part, stack) for part, stack in groups]
                     return lambda: np.concatenate([run() for run in runs])
 
                 self.costs = []
@@ -131,12 +131,13 @@ class Ensemble:
             else:
                 # Nothing looks between epochs: each group trains all its epochs in a row,
                 # while its buffers stay in the CPU's caches.
+                self._sync_to_groups()
                 histories, group_costs = [], []
-                for loop, (part, _) in zip(group_loops(), groups, strict=True):
+                for part, stack in groups:
                     group_costs.append([])
                     histories.append(training.run_epochs(
-                        lambda loop=loop: loop.run_epoch, epochs, log_every, self,
-                        group_costs[-1], cost_shape=(part.stop - part.start,)))
+                        lambda part=part, stack=stack: run_epoch_of(part, stack), epochs,
+                        log_every, self, group_costs[-1], cost_shape=(part.stop - part.start,)))
                 history = np.concatenate(histories, axis=1)
                 self.costs = [np.concatenate(costs) for costs in zip(*group_costs, strict=True)]
         finally:
