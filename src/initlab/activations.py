@@ -80,12 +80,18 @@ class ReLU(Activation):
         return np.multiply(grad_a, a > 0, out=out)
 
     def training_steps(self, z, a, grad):
-        # The same two formulas over scratch buffers allocated once. Against an array of zeros
-        # np.maximum runs its SIMD loop; against the scalar 0 (a stride-0 operand) it does not,
-        # and takes about twice as long. One (units, m) block of zeros serves every stacked model.
-        zeros, mask = np.zeros(z.shape[-2:], z.dtype), np.empty(a.shape, bool)
+        # The same two formulas over scratch buffers allocated once.
+        # - Against an array of zeros np.maximum runs its SIMD loop; against the scalar 0 (a
+        #   stride-0 operand) it does not, and takes about twice as long. One (units, m) block of
+        #   zeros (and of ones) serves every stacked model.
+        # - The mask is a float: since a >= 0, ceil(min(a, 1)) is exactly 1 where a > 0 and 0
+        #   where a = 0 (a NaN stays NaN). Two SIMD calls and a float multiply cost about 0.5 µs
+        #   less here than a bool mask, whose multiply converts it to float on the fly.
+        zeros, ones = np.zeros(z.shape[-2:], z.dtype), np.ones(z.shape[-2:], z.dtype)
+        mask = np.empty(a.shape, a.dtype)
         forward = [functools.partial(np.maximum, z, zeros, out=a)]
-        backward = [functools.partial(np.greater, a, 0, mask),
+        backward = [functools.partial(np.minimum, a, ones, out=mask),
+                    functools.partial(np.ceil, mask, mask),
                     functools.partial(np.multiply, grad, mask, grad)]
         return forward, backward
 
