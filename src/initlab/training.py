@@ -116,7 +116,8 @@ class TrainingLoop:
         # At most two batch shapes: full batches, and the remainder at the end of the epoch.
         sizes = {batch_size, self.m % batch_size} - {0}
         self._steps = {
-            size: bind(lead, self.X.shape[-2], lead + self.Y.shape[-2:-1] + (size,), size)
+            size: bind(lead, self.X.shape[-2], lead + self.Y.shape[-2:-1] + (size,), size,
+                       sample_major=True)
             for size in sizes
         }
         # Samples are gathered from sample-major copies of the data (each sample's numbers side
@@ -158,13 +159,18 @@ class _StepBinder:
         self.layers, self.loss, self.optimizer = layers, loss, optimizer
         self.params, self.grads = params, grads
 
-    def __call__(self, x_lead, n_features, y_shape, m):
+    def __call__(self, x_lead, n_features, y_shape, m, sample_major=False):
         dtype = self.params.dtype
         # The input's last row is ones: a Dense layer folds its bias into its product with it.
-        # x and y are sample-major in memory (transposes of C-ordered arrays), so a minibatch
-        # is copied in as whole rows; BLAS reads either order at the same speed.
-        x = np.swapaxes(np.ones(tuple(x_lead) + (m, n_features + 1), dtype), -1, -2)
-        y = np.swapaxes(np.empty(y_shape[:-2] + y_shape[:-3:-1], dtype), -1, -2)
+        if sample_major:
+            # Minibatches: x and y are transposes of C-ordered arrays, each sample's numbers side
+            # by side, so that a batch is copied in as whole rows. (For the post's full batch the
+            # products run about 1 µs faster on feature-major x, the default.)
+            x = np.swapaxes(np.ones(tuple(x_lead) + (m, n_features + 1), dtype), -1, -2)
+            y = np.swapaxes(np.empty(y_shape[:-2] + y_shape[:-3:-1], dtype), -1, -2)
+        else:
+            x = np.ones(tuple(x_lead) + (n_features + 1, m), dtype)
+            y = np.empty(y_shape, dtype)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX
         for layer in self.layers:
