@@ -221,6 +221,21 @@ def test_second_fit_continues_from_the_current_weights():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_second_fit_continues_the_minibatch_order_instead_of_replaying_it(tmp_path):
+    X, Y = moons(50, noise=0.2, seed=0)
+    once = post_model(seed=6)
+    once.fit(X, Y, epochs=20, learning_rate=0.1, batch_size=8)
+    twice = post_model(seed=6)
+    twice.fit(X, Y, epochs=10, learning_rate=0.1, batch_size=8)
+    twice.save(tmp_path / "half.npz")
+    second = twice.fit(X, Y, epochs=10, learning_rate=0.1, batch_size=8)
+    np.testing.assert_array_equal(once.history["loss"][10:], second["loss"])
+    # A saved model carries its place in the shuffle stream too.
+    resumed = NeuralNetwork.load(tmp_path / "half.npz")
+    np.testing.assert_array_equal(
+        resumed.fit(X, Y, epochs=10, learning_rate=0.1, batch_size=8)["loss"], second["loss"])
+
+
 def test_minibatches_cover_every_sample_and_full_batch_size_equals_full_batch():
     X, Y = moons(50, noise=0.2, seed=0)
     full = post_model(seed=1).fit(X, Y, epochs=5, learning_rate=0.1)

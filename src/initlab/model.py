@@ -57,6 +57,7 @@ class NeuralNetwork:
         self.history = None
         self.learning_rate = None
         self.stop_training = False
+        self._shuffle_generator = None  # created on first use; see _shuffle_rng
         self._params = None  # flat vector of all parameters, once built
         self._grads = None
         for layer in layers or ():
@@ -126,7 +127,12 @@ class NeuralNetwork:
         return [np.random.default_rng(seed) for seed in seeds]
 
     def _shuffle_rng(self):
-        return np.random.default_rng(np.random.SeedSequence(self.seed_entropy).spawn(1)[0])
+        # One stream for the model's whole life (child 0 of its seed), so a second fit continues
+        # the minibatch order where the first stopped: fit(10) twice equals fit(20).
+        if self._shuffle_generator is None:
+            stream = np.random.SeedSequence(self.seed_entropy).spawn(1)[0]
+            self._shuffle_generator = np.random.default_rng(stream)
+        return self._shuffle_generator
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1000, learning_rate=None, print_log=False, batch_size=None,
@@ -299,6 +305,9 @@ class NeuralNetwork:
             "loss": self.loss.get_config() if self.loss else None,
             "optimizer": self.optimizer.get_config() if self.optimizer else None,
             "learning_rate": self.learning_rate,
+            # Plain integers, so a loaded model goes on shuffling where the saved one would have.
+            "shuffle_state": (self._shuffle_generator.bit_generator.state
+                              if self._shuffle_generator is not None else None),
         }
 
     def save(self, path):
@@ -375,6 +384,11 @@ class NeuralNetwork:
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path!r} holds an invalid initlab config ({error})") from None
         model.learning_rate = config.get("learning_rate")
+        if config.get("shuffle_state") is not None:
+            try:
+                model._shuffle_rng().bit_generator.state = config["shuffle_state"]
+            except (TypeError, ValueError, KeyError) as error:
+                raise ValueError(f"{path!r} holds an invalid shuffle state ({error})") from None
         model._params, model._grads = pack_parameters(model.layers)
         return model
 
