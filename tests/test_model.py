@@ -415,6 +415,7 @@ def trained():
     (lambda X, Y: (X.T, Y), r"X must have 2 features .*shape \(40, 2\).*X\.T"),
     (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)"),
     (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
+    (lambda X, Y: (X, np.vstack([Y, Y, Y * 7])), r"Y must have 1 rows.*\(3, 40\)"),
     (lambda X, Y: ([["a", "b"]], Y), "X must be a numeric array"),
 ])
 def test_bad_data_is_reported_and_the_model_is_unchanged(trained, change, message):

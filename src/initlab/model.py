@@ -264,11 +264,14 @@ class NeuralNetwork:
                 f"{Y.shape}"
             )
         n_outputs = self.layers[-1].units
+        wrong_rows = f"Y must have {n_outputs} rows, one per output unit, got shape {Y.shape}"
+        # The shape first: a wrong row count explains more than a complaint about the values.
+        # A single row may still be class indices, which categorical cross-entropy encodes.
+        if Y.shape[-2] not in (1, n_outputs):
+            raise ValueError(wrong_rows)
         Y = self.loss.prepare_targets(Y, n_outputs)
         if Y.shape[-2] != n_outputs:
-            raise ValueError(
-                f"Y must have {n_outputs} rows, one per output unit, got shape {Y.shape}"
-            )
+            raise ValueError(wrong_rows)
         return X, Y
 
     # --- reporting ---------------------------------------------------------------------------
