@@ -24,6 +24,8 @@ import functools
 
 import numpy as np
 
+from initlab.layers import _dot  # np.dot without its Python-level dispatch
+
 _SUM_AXES = (-2, -1)
 
 
@@ -80,10 +82,6 @@ def _nothing():
 
 def _scaled_sum(values, axes, scale):
     return np.add.reduce(values, axes) * scale
-
-
-# np.dot's C implementation, without the Python-level __array_function__ dispatch in front of it.
-_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 class BinaryCrossentropy(Loss):
