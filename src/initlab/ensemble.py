@@ -225,11 +225,7 @@ class Ensemble:
         X = _as_stacked_data("X", X, reference.dtype, self.n_models, "n_features")
         built = [model.layers[0].fan_in for model in self.models if model.layers[0].fan_in]
         fan_in = built[0] if built else None
-        if fan_in is not None and X.shape[-2] != fan_in:
-            raise ValueError(
-                f"X must have {fan_in} features (rows), as the models were built with; got shape "
-                f"{X.shape}. Data are laid out as (n_features, m): did you mean X.T?"
-            )
+        model_module._check_feature_count(X, fan_in, "the models were")
         return X
 
     def _check_data(self, X, Y):
