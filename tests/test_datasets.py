@@ -43,6 +43,7 @@ def test_noise_has_the_requested_scale():
     ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
     ({"n_samples": 10.0}, "n_samples must be an integer >= 2, got 10.0"),
     ({"noise": -0.1}, r"noise must be a finite number >= 0, got -0.1"),
+    ({"noise": "0.2"}, r"noise must be a finite number >= 0, got '0.2'"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -61,3 +61,11 @@ def test_bad_input():
         clf.fit(np.zeros((3, 2)), np.zeros(3))
     with pytest.raises(ValueError, match=r"X must be 2-D.*shape \(3,\)"):
         clf.fit(np.zeros(3), np.zeros(3))
+
+
+def test_wrong_feature_count_is_reported_batch_first():
+    X, Y = moons(40, seed=0)
+    clf = Classifier(hidden_layer_sizes=(4,), epochs=2, seed=0).fit(X.T, Y[0])
+    with pytest.raises(ValueError, match=r"X has 3 features, but Classifier is expecting 2 .*"
+                                         r"shape \(5, 3\)"):
+        clf.predict(np.ones((5, 3)))

@@ -413,7 +413,7 @@ def trained():
     (lambda X, Y: (np.where(X > 1, np.inf, X), Y), "X contains nan or inf"),
     (lambda X, Y: (X, Y * 2), r"labels 0 or 1 .*\[2\.0\]"),
     (lambda X, Y: (X.T, Y), r"X must have 2 features .*shape \(40, 2\).*X\.T"),
-    (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)"),
+    (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)\.$"),
     (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
     (lambda X, Y: (X, np.vstack([Y, Y, Y * 7])), r"Y must have 1 rows.*\(3, 40\)"),
     (lambda X, Y: ([["a", "b"]], Y), "X must be a numeric array"),

@@ -61,7 +61,10 @@ def test_bad_learning_rate_is_named_and_echoed(rate):
 @pytest.mark.parametrize("config", [{"name": "momentum", "momentum": 1.0},
                                     {"name": "adam", "beta_1": -0.1},
                                     {"name": "adam", "beta_2": 1.5},
-                                    {"name": "adam", "epsilon": 0}])
+                                    {"name": "adam", "epsilon": 0},
+                                    {"name": "adam", "beta_1": "0.9"},
+                                    {"name": "momentum", "momentum": True},
+                                    {"name": "adam", "epsilon": "1e-8"}])
 def test_bad_hyperparameters_are_rejected(config):
     key = next(k for k in config if k != "name")
     with pytest.raises(ValueError, match=key):

@@ -9,8 +9,8 @@ all its epochs in a row. Groups change the speed, never the numbers.
 
 What it costs: np.matmul runs a stacked product as one BLAS call per model, and a call costs
 1 to 2 µs here whatever its size, so K stacked models save NumPy's per-call overhead of the
-elementwise work but not of the products: for the post's model K = 64 take about 25 (float32)
-to 45 (float64) times one model's time, against 64 times one by one.
+elementwise work but not of the products: for the post's model K = 64 take about 37 (float32)
+to 54 (float64) times one model's time, against 64 to 72 one by one (benchmarks/README.md).
 
     from initlab.ensemble import Ensemble
     models = [post_model(init, seed=s) for s in range(64)]   # compiled NeuralNetworks
@@ -225,11 +225,7 @@ class Ensemble:
         X = _as_stacked_data("X", X, reference.dtype, self.n_models, "n_features")
         built = [model.layers[0].fan_in for model in self.models if model.layers[0].fan_in]
         fan_in = built[0] if built else None
-        if fan_in is not None and X.shape[-2] != fan_in:
-            raise ValueError(
-                f"X must have {fan_in} features (rows), as the models were built with; got shape "
-                f"{X.shape}. Data are laid out as (n_features, m): did you mean X.T?"
-            )
+        model_module._check_feature_count(X, fan_in, "the models were")
         return X
 
     def _check_data(self, X, Y):

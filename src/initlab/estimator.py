@@ -80,7 +80,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns in the order of classes_."""
         self._check_fitted()
-        p = self.model_.predict(_batch_first("X", X).T)
+        X = _batch_first("X", X)
+        if X.shape[1] != self.n_features_in_:
+            # Checked here, batch-first: the model would report the transposed shape.
+            raise ValueError(f"X has {X.shape[1]} features, but Classifier is expecting "
+                             f"{self.n_features_in_} features as input (X is (n_samples, "
+                             f"n_features)), got shape {X.shape}")
+        p = self.model_.predict(X.T)
         if len(self.classes_) == 2:
             p = np.vstack([1 - p, p])
         return p.T

@@ -35,8 +35,8 @@ import warnings
 
 import numpy as np
 
-from initlab import initializers
-from initlab.model import pack_parameters
+from initlab import initializers, optimizers
+from initlab.model import _check_int, pack_parameters
 
 # The row the scheme table (`initlab inits`, README) shows for LSUV.
 FORMULA = "orthogonal; per layer, on a batch, W ← W / √Var(z) until |Var(z) − 1| < tol"
@@ -166,9 +166,4 @@ def _entry(index, layer, variance, iterations):
 def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
     if unknown:
         raise ValueError(f"lsuv takes the options tol and max_iter, got {sorted(unknown)}")
-    if (isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating))
-            or not math.isfinite(tol) or tol <= 0):
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    return float(tol), int(max_iter)
+    return optimizers._check_positive("tol", tol), _check_int("max_iter", max_iter, minimum=1)

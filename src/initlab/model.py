@@ -248,11 +248,7 @@ class NeuralNetwork:
     def _check_features(self, X):
         X = _as_data("X", X, self.dtype, ndim=2)
         expected = self.layers[0].fan_in if self.layers else None
-        if expected is not None and X.shape[-2] != expected:
-            raise ValueError(
-                f"X must have {expected} features (rows), as the model was built with; got "
-                f"shape {X.shape}. Data are laid out as (n_features, m): did you mean X.T?"
-            )
+        _check_feature_count(X, expected, "the model was")
         return X
 
     def _check_data(self, X, Y):
@@ -448,6 +444,17 @@ def _as_data(name, value, dtype, ndim):
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains nan or inf")
     return array
+
+
+def _check_feature_count(X, expected, built):
+    """ValueError unless X has `expected` rows (when the layers are built, i.e. it is not None)."""
+    if expected is None or X.shape[-2] == expected:
+        return
+    # Suggest the transpose only where it would fit: a sample-major X has the features last.
+    hint = (" Data are laid out as (n_features, m): did you mean X.T?"
+            if X.shape[-1] == expected else "")
+    raise ValueError(f"X must have {expected} features (rows), as {built} built with; got shape "
+                     f"{X.shape}.{hint}")
 
 
 def _check_int(name, value, minimum):

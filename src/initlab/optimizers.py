@@ -16,18 +16,27 @@ import functools
 import numpy as np
 
 
+def _check_positive(name, value):
+    if not _is_number(value):
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def _check_rate(learning_rate):
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)):
-        raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
-    if not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    return float(learning_rate)
+    return _check_positive("learning_rate", learning_rate)
 
 
 def _check_fraction(name, value):
-    if not 0 <= value < 1:
+    if not _is_number(value) or not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
+
+
+def _is_number(value):
+    # bool is an int to Python, but True as a rate or a momentum is a mistake.
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 class Optimizer:
@@ -128,9 +137,7 @@ class Adam(Optimizer):
         super().__init__(learning_rate)
         self.beta_1 = _check_fraction("beta_1", beta_1)
         self.beta_2 = _check_fraction("beta_2", beta_2)
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = _check_positive("epsilon", epsilon)
         self.iterations = 0
 
     def _init_state(self, params):
@@ -141,7 +148,8 @@ class Adam(Optimizer):
         self.iterations += 1
         t = self.iterations
         m *= self.beta_1
-        m += (1 - self.beta_1) * grads
+        np.multiply(grads, 1 - self.beta_1, out=scratch)  # in the scratch: no array a step
+        m += scratch
         v *= self.beta_2
         np.multiply(grads, grads, out=scratch)
         scratch *= 1 - self.beta_2

@@ -81,7 +81,7 @@ def add_arguments(parser):
                         help="seed of the digits train/test split (default 0)")
     parser.add_argument("--out", required=True, help="directory for the figure and tables")
     parser.add_argument("--force", action="store_true",
-                        help="write into --out even if it already holds files")
+                        help="replace result files already in --out (other files are left alone)")
 
 
 def check_arguments(args):

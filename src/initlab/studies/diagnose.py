@@ -73,7 +73,7 @@ def add_arguments(parser):
                         help=SCHEME_HELP.format(default=default_schemes()))
     parser.add_argument("--out", required=True, help="directory for figures and tables")
     parser.add_argument("--force", action="store_true",
-                        help="write into --out even if it already holds files")
+                        help="replace result files already in --out (other files are left alone)")
     parser.add_argument("--samples", type=int, default=500,
                         help="digits training samples in the measured batch (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data split")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab import Dense, Initializer, NeuralNetwork
+from initlab.studies.arguments import check_int
 
 N_TRAIN = 400
 N_TEST = 100
@@ -229,12 +230,6 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
                        costs=costs.T.reshape(len(schemes), n_seeds, -1),
                        train_accuracy=train_accuracy, test_accuracy=test_accuracy,
                        data=data, models=grid)
-
-
-def check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class _ProgressCallback:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from initlab import Dense, NeuralNetwork, initializers
+from initlab.studies.arguments import check_int
 
 # Data-dependent schemes: applied by the model to a batch after the weights are drawn.
 DATA_DEPENDENT = ("lsuv",)
@@ -155,8 +156,7 @@ def deep_mlp(scheme, depth, width, n_inputs, n_outputs, activation="relu", seed=
     """
     for name, value in (("depth", depth), ("width", width), ("n_inputs", n_inputs),
                         ("n_outputs", n_outputs)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_int(name, value, minimum=1)
     if scheme.name in DATA_DEPENDENT and X is None:
         raise ValueError(f"scheme {scheme.label!r} is data-dependent: pass a batch X")
     model = NeuralNetwork(seed=seed, dtype=dtype)
