@@ -95,14 +95,9 @@ class Ensemble:
             costs) with costs a (K,) array, on_train_end(ensemble).
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
-        epochs = model_module._check_int("epochs", epochs, minimum=1)
-        log_every = model_module._check_int("log_every", log_every, minimum=1)
-        if learning_rate is not None:
-            learning_rate = optimizers._check_rate(learning_rate)
-        X, Y = self._check_data(X, Y)
+        X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
+            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
         m = X.shape[-1]
-        if batch_size is not None:
-            batch_size = min(model_module._check_int("batch_size", batch_size, minimum=1), m)
         # Everything is checked: from here on the models change.
         groups = self._stacked(X.shape[-2], batch_size or m)
         K = self.n_models

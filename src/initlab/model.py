@@ -152,14 +152,8 @@ class NeuralNetwork:
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
         self._check_compiled()
-        epochs = _check_int("epochs", epochs, minimum=1)
-        log_every = _check_int("log_every", log_every, minimum=1)
-        if learning_rate is not None:
-            learning_rate = optimizers._check_rate(learning_rate)
-        X, Y = self._check_data(X, Y)
-        m = X.shape[-1]
-        if batch_size is not None:
-            batch_size = min(_check_int("batch_size", batch_size, minimum=1), m)
+        X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
+            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
         # Everything is checked: from here on the model changes.
         if not self.built:
             self.build(X.shape[-2])
@@ -455,6 +449,21 @@ def _check_feature_count(X, expected, built):
             if X.shape[-1] == expected else "")
     raise ValueError(f"X must have {expected} features (rows), as {built} built with; got shape "
                      f"{X.shape}.{hint}")
+
+
+def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every):
+    """fit's checks, shared by NeuralNetwork and Ensemble; returns the cleaned values.
+
+    batch_size comes back capped at the number of samples (None stays None: full batch).
+    """
+    epochs = _check_int("epochs", epochs, minimum=1)
+    log_every = _check_int("log_every", log_every, minimum=1)
+    if learning_rate is not None:
+        learning_rate = optimizers._check_rate(learning_rate)
+    X, Y = check_data(X, Y)
+    if batch_size is not None:
+        batch_size = min(_check_int("batch_size", batch_size, minimum=1), X.shape[-1])
+    return X, Y, epochs, learning_rate, batch_size, log_every
 
 
 def _check_int(name, value, minimum):
