@@ -154,17 +154,8 @@ class Ensemble:
         """{"accuracy": (K,) percent correct, "loss": (K,) mean cost}, as NeuralNetwork.evaluate
         reports them for each model."""
         X, Y = self._check_data(X, Y)
-        output = self._forward(X)
-        stack = self._groups[0][1]
-        last = stack.layers[-1]
-        if last.emits_logits:
-            cost = stack.loss.from_logits(Y, output)[0]
-            probabilities = stack._activate(output)
-        else:
-            probabilities = output
-            cost = stack.loss(Y, output)
+        cost, accuracy = model_module.score_output(self._groups[0][1], Y, self._forward(X))
         result = {}
-        accuracy = model_module.accuracy_percent(Y, probabilities, last.activation.name)
         if accuracy is not None:
             result["accuracy"] = _per_model(accuracy, self.n_models)
         result["loss"] = _per_model(cost, self.n_models)

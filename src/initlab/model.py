@@ -218,15 +218,8 @@ class NeuralNetwork:
         X, Y = self._check_data(X, Y)
         if not self.built:
             self.build(X.shape[-2])
-        output = self._forward(X)
-        if self.layers[-1].emits_logits:
-            cost = self.loss.from_logits(Y, output)[0]
-            probabilities = self._activate(output)
-        else:
-            probabilities = output
-            cost = self.loss(Y, output)
+        cost, accuracy = score_output(self, Y, self._forward(X))
         result = {}
-        accuracy = accuracy_percent(Y, probabilities, self.layers[-1].activation.name)
         if accuracy is not None:
             result["accuracy"] = accuracy
         result["loss"] = _to_python(cost)
@@ -400,6 +393,22 @@ def pack_parameters(layers):
         layer.pack(params[offset:offset + size], grads[offset:offset + size])
         offset += size
     return params, grads
+
+
+def score_output(model, Y, output):
+    """(cost, accuracy percent or None) of a model's raw output layer values for targets Y.
+
+    Shared by NeuralNetwork.evaluate and Ensemble.evaluate; `model` supplies the loss and the
+    output layer (whether it emits logits, and its activation).
+    """
+    last = model.layers[-1]
+    if last.emits_logits:
+        cost = model.loss.from_logits(Y, output)[0]
+        probabilities = model._activate(output)
+    else:
+        probabilities = output
+        cost = model.loss(Y, output)
+    return cost, accuracy_percent(Y, probabilities, last.activation.name)
 
 
 def accuracy_percent(Y, probabilities, activation_name):
