@@ -18,6 +18,18 @@ if os.path.isdir(os.path.join(_SRC, "initlab")):
     sys.path.insert(0, os.path.abspath(_SRC))
 
 
+def post_model(dtype="float64", seed=0):
+    """The post's He model, 2-12-6-1, the workload that bench_moons and bench_ensemble time."""
+    from initlab import Dense, NeuralNetwork
+
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=12, activation="relu", initializer="he"))
+    model.add(Dense(units=6, activation="relu", initializer="he"))
+    model.add(Dense(units=1, activation="sigmoid", initializer="he"))
+    model.compile(loss="crossentropy")
+    return model
+
+
 def time_rounds(contenders, rounds):
     """Run each contender once per round, in turn; each returns ((wall, cpu) seconds, result).
 

@@ -20,23 +20,14 @@ import argparse
 import os
 
 import numpy as np
-from _common import environment, time_rounds, timed, verdict
+from _common import environment, post_model, time_rounds, timed, verdict
 
 import initlab
-from initlab import Dense, NeuralNetwork, datasets
+from initlab import datasets
 from initlab.ensemble import Ensemble
 
 K = 64
 TARGET = 12
-
-
-def post_model(seed, dtype):
-    model = NeuralNetwork(seed=seed, dtype=dtype)
-    model.add(Dense(units=12, activation="relu", initializer="he"))
-    model.add(Dense(units=6, activation="relu", initializer="he"))
-    model.add(Dense(units=1, activation="sigmoid", initializer="he"))
-    model.compile(loss="crossentropy")
-    return model
 
 
 def main(argv=None):
@@ -57,15 +48,16 @@ def main(argv=None):
     ok = True
     for dtype in ("float64", "float32"):
         def one_model(d=dtype):
-            return post_model(0, d).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+            return post_model(d, seed=0).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
 
         def ensemble_of_k(d=dtype):
-            models = [post_model(s, d) for s in range(K)]
+            models = [post_model(d, seed=s) for s in range(K)]
             return Ensemble(models).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
 
         def fit_one_by_one(d=dtype):
-            return np.stack([post_model(s, d).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
-                             for s in range(share)], axis=1)
+            runs = [post_model(d, seed=s).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+                    for s in range(share)]
+            return np.stack(runs, axis=1)
 
         contenders = {"one model": lambda: timed(one_model),
                       f"Ensemble of {K}": lambda: timed(ensemble_of_k),

@@ -31,6 +31,7 @@ import numpy as np
 from _common import (
     environment,
     in_worker,
+    post_model,
     time_rounds,
     timed,
     torch_available,
@@ -39,19 +40,10 @@ from _common import (
 )
 
 import initlab
-from initlab import Dense, NeuralNetwork, datasets
+from initlab import datasets
 
 LEARNING_RATE = 0.01
 SIZES = (2, 12, 6, 1)
-
-
-def post_model(dtype, seed=0):
-    model = NeuralNetwork(seed=seed, dtype=dtype)
-    model.add(Dense(units=12, activation="relu", initializer="he"))
-    model.add(Dense(units=6, activation="relu", initializer="he"))
-    model.add(Dense(units=1, activation="sigmoid", initializer="he"))
-    model.compile(loss="crossentropy")
-    return model
 
 
 def initial_weights(X):

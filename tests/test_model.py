@@ -311,12 +311,18 @@ def test_save_then_load_gives_bit_identical_predictions(tmp_path):
                                   model.fit(X, Y, epochs=10, learning_rate=0.1)["loss"])
 
 
-def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+def _saved_model(tmp_path):
+    """A briefly trained post model saved as tmp_path/model.npz; returns (model, path, X, Y)."""
     X, Y = moons(20, noise=0.2, seed=0)
     model = post_model()
     model.fit(X, Y, epochs=2)
     path = tmp_path / "model.npz"
     model.save(path)
+    return model, path, X, Y
+
+
+def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    _, path, X, Y = _saved_model(tmp_path)
     saved = path.read_bytes()
     other = post_model(seed=9)
     other.fit(X, Y, epochs=1)
@@ -348,11 +354,7 @@ def test_load_rejects_files_that_are_not_models(tmp_path, content):
 
 
 def test_load_rejects_a_truncated_model(tmp_path):
-    X, Y = moons(20, noise=0.2, seed=0)
-    model = post_model()
-    model.fit(X, Y, epochs=2)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    _, path, _, _ = _saved_model(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not an initlab model file, or it is truncated"):
@@ -372,11 +374,7 @@ def test_load_rejects_other_npz_and_never_unpickles(tmp_path):
 
 
 def test_load_rejects_a_config_of_another_version(tmp_path):
-    X, Y = moons(20, noise=0.2, seed=0)
-    model = post_model()
-    model.fit(X, Y, epochs=2)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    _, path, _, _ = _saved_model(tmp_path)
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     config = np.load(io.BytesIO(members["config.npy"]))
