@@ -110,6 +110,7 @@ class TrainingLoop:
             self.run_epoch = self._step.run  # full batch: the data never move
             return
         self.batch_size = batch_size
+        self._in_order = np.arange(self.m)  # the order when shuffle is off, made once per fit
         per_model_orders = shuffle and len(self.rngs) > 1
         lead = np.broadcast_shapes(self.X.shape[:-2], (len(self.rngs),) if per_model_orders
                                    else ())
@@ -133,7 +134,7 @@ class TrainingLoop:
 
     def _order(self):
         if not self.shuffle:
-            return np.arange(self.m)
+            return self._in_order
         if len(self.rngs) == 1:
             return self.rngs[0].permutation(self.m)
         return np.stack([rng.permutation(self.m) for rng in self.rngs])
