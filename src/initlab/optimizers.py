@@ -15,28 +15,7 @@ import functools
 
 import numpy as np
 
-
-def _check_positive(name, value):
-    if not _is_number(value):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_rate(learning_rate):
-    return _check_positive("learning_rate", learning_rate)
-
-
-def _check_fraction(name, value):
-    if not _is_number(value) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _is_number(value):
-    # bool is an int to Python, but True as a rate or a momentum is a mistake.
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+from initlab import checks
 
 
 class Optimizer:
@@ -45,7 +24,7 @@ class Optimizer:
     name = "optimizer"
 
     def __init__(self, learning_rate=0.01):
-        self.learning_rate = _check_rate(learning_rate)
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
         self._state = None
 
     def step(self, params, grads):
@@ -109,7 +88,7 @@ class Momentum(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.9):
         super().__init__(learning_rate)
-        self.momentum = _check_fraction("momentum", momentum)
+        self.momentum = checks.fraction("momentum", momentum)
 
     def _init_state(self, params):
         return (np.zeros_like(params), np.empty_like(params))
@@ -135,9 +114,9 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
-        self.beta_1 = _check_fraction("beta_1", beta_1)
-        self.beta_2 = _check_fraction("beta_2", beta_2)
-        self.epsilon = _check_positive("epsilon", epsilon)
+        self.beta_1 = checks.fraction("beta_1", beta_1)
+        self.beta_2 = checks.fraction("beta_2", beta_2)
+        self.epsilon = checks.positive("epsilon", epsilon)
         self.iterations = 0
 
     def _init_state(self, params):
