@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from initlab import Dense, NeuralNetwork, datasets
+from initlab import Dense, NeuralNetwork, datasets, optimizers
 from initlab import ensemble as ensemble_module
 from initlab.ensemble import Ensemble
 from initlab.initializers import Initializer
@@ -424,6 +424,15 @@ def test_a_fit_that_fails_before_training_leaves_the_models_state_alone():
     for moment, before in zip(models[0].optimizer.moments(models[0]._params), state,
                               strict=True):
         np.testing.assert_array_equal(moment, before)
+
+
+def test_models_sharing_a_stateful_optimizer_are_named():
+    shared = optimizers.Adam()
+    models = [post_model(seed=s, optimizer=shared) for s in range(3)]
+    with pytest.raises(ValueError, match=r"models\[1\] shares its optimizer .* models\[0\]"):
+        Ensemble(models)
+    plain = optimizers.SGD()  # keeps nothing between steps: sharing it is harmless
+    Ensemble([post_model(seed=s, optimizer=plain) for s in range(3)]).fit(X, Y, epochs=2)
 
 
 def test_state_follows_a_model_whose_arrays_were_rebound():

@@ -71,6 +71,7 @@ class Ensemble:
                 if models[j] is model:
                     raise ValueError(f"models[{k}] is the same object as models[{j}]; "
                                      f"an ensemble needs K distinct models")
+        _check_own_optimizers(models)
         self.models = models
         self.costs = []
         self.history = None
@@ -407,6 +408,20 @@ class _StackedAdam(optimizers.Adam):
         np.take(np.array(step_size, params.dtype), self._model_of, out=self._step_size)
         np.take(np.array(bias_2, params.dtype), self._model_of, out=self._bias_2)
         self._update(params, grads, m, v, scratch, self._step_size, self._bias_2)
+
+
+def _check_own_optimizers(models):
+    """ValueError if two models share a stateful optimizer object: it can hold one model's state
+    (momentum, moments), and fit writes each model's state back into its own optimizer."""
+    for k, model in enumerate(models):
+        if model.optimizer.n_moments == 0:
+            continue  # plain SGD keeps nothing between steps: sharing it is harmless
+        for j in range(k):
+            if models[j].optimizer is model.optimizer:
+                raise ValueError(
+                    f"models[{k}] shares its optimizer object with models[{j}] "
+                    f"({model.optimizer!r}); an optimizer holds one model's state: compile each "
+                    f"model with its own, e.g. optimizer={model.optimizer.get_config()!r}")
 
 
 def _check_compatible(k, model, reference):
