@@ -22,6 +22,9 @@ class Optimizer:
     """Base contract: `step` validates once, allocates state lazily, then calls `_step`."""
 
     name = "optimizer"
+    # How many arrays at the head of the state carry over from one step to the next (see
+    # `moments`); the rest is scratch.
+    n_moments = 0
 
     def __init__(self, learning_rate=0.01):
         self.learning_rate = checks.positive("learning_rate", learning_rate)
@@ -44,6 +47,17 @@ class Optimizer:
 
     def _step(self, params, grads, *state):
         raise NotImplementedError
+
+    def moments(self, params):
+        """The arrays carried from one step to the next for the flat vector `params` (Momentum's
+        velocity; Adam's m and v), each shaped like it: a tuple, empty for plain SGD.
+
+        Made fresh (zeros, as before a first step) if there are none yet; writing into them
+        changes the state, which is how an Ensemble moves state between models and its stacks.
+        """
+        if self._state is None or self._state[0].shape != params.shape:
+            self._state = self._init_state(params)
+        return self._state[:self.n_moments]
 
     def reset(self):
         """Forget moments and step counts, as for a freshly built model."""
@@ -85,6 +99,7 @@ class Momentum(Optimizer):
     """Heavy-ball momentum (PyTorch's form): v = momentum * v + grads; params -= lr * v."""
 
     name = "momentum"
+    n_moments = 1  # the velocity
 
     def __init__(self, learning_rate=0.01, momentum=0.9):
         super().__init__(learning_rate)
@@ -111,6 +126,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    n_moments = 2  # m and v; the step count is `iterations`
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
@@ -126,6 +142,12 @@ class Adam(Optimizer):
     def _step(self, params, grads, m, v, scratch):
         self.iterations += 1
         t = self.iterations
+        self._update(params, grads, m, v, scratch, self.learning_rate / (1 - self.beta_1**t),
+                     1 - self.beta_2**t)
+
+    def _update(self, params, grads, m, v, scratch, step_size, bias_2):
+        """The step with its bias corrections given: step_size = lr / (1 - b1^t) and
+        bias_2 = 1 - b2^t, numbers, or arrays like params (one t per stacked model)."""
         m *= self.beta_1
         np.multiply(grads, 1 - self.beta_1, out=scratch)  # in the scratch: no array a step
         m += scratch
@@ -133,8 +155,7 @@ class Adam(Optimizer):
         np.multiply(grads, grads, out=scratch)
         scratch *= 1 - self.beta_2
         v += scratch
-        step_size = self.learning_rate / (1 - self.beta_1**t)
-        np.divide(v, 1 - self.beta_2**t, out=scratch)
+        np.divide(v, bias_2, out=scratch)
         np.sqrt(scratch, out=scratch)
         scratch += self.epsilon
         np.divide(m, scratch, out=scratch)
