@@ -31,6 +31,7 @@ trained in an ensemble continues alone, or in another ensemble, exactly as if it
 trained alone all along.
 """
 
+import concurrent.futures
 import copy
 
 import numpy as np
@@ -89,7 +90,7 @@ class Ensemble:
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1000, learning_rate=None, log_every=1000, batch_size=None,
-            callbacks=()):
+            callbacks=(), jit_compile=False):
         """Train all K models at once, continuing from their current weights.
 
         X : (n_features, m), shared by every model, or (K, n_features, m), one data set each.
@@ -97,13 +98,22 @@ class Ensemble:
         learning_rate : None keeps the optimizer's own rate (0.01 for gradient descent).
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
+        jit_compile : run each step as one compiled kernel (initlab.jit; needs Numba), equal to
+            the NumPy path to rounding. Without callbacks the models are then split into one
+            group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
             self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+        jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         m = X.shape[-1]
+        threads = 1
+        if jit_compile and not callbacks:
+            from initlab import jit
+
+            threads = min(jit.thread_count(), self.n_models)
         # Everything is checked: from here on the models change.
-        groups = self._stacked(X.shape[-2], batch_size or m)
+        groups = self._stacked(X.shape[-2], batch_size or m, jit_compile, threads)
         K = self.n_models
         for _, stack in groups:
             if learning_rate is not None:
@@ -114,7 +124,8 @@ class Ensemble:
             # Each model draws its minibatch order from its own seed, as it does alone.
             return stack._training_loop(
                 _part(X, part, K), _part(Y, part, K), batch_size, shuffle=True,
-                rngs=[model._shuffle_rng() for model in self.models[part]]).run_epoch
+                rngs=[model._shuffle_rng() for model in self.models[part]],
+                jit_compile=jit_compile).run_epoch
 
         try:
             if callbacks:
@@ -133,12 +144,20 @@ class Ensemble:
                 # while its buffers stay in the CPU's caches.
                 self._sync_to_groups()
                 self._gather_optimizer_state()
-                histories, group_costs = [], []
-                for part, stack in groups:
-                    group_costs.append([])
-                    histories.append(training.run_epochs(
-                        lambda part=part, stack=stack: run_epoch_of(part, stack), epochs,
-                        log_every, self, group_costs[-1], cost_shape=(part.stop - part.start,)))
+                group_costs = [[] for _ in groups]
+
+                def train(index):
+                    part, stack = groups[index]
+                    return training.run_epochs(
+                        lambda: run_epoch_of(part, stack), epochs, log_every, self,
+                        group_costs[index], cost_shape=(part.stop - part.start,))
+
+                if threads > 1:
+                    # The compiled kernel releases the GIL: one group per core, side by side.
+                    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                        histories = list(pool.map(train, range(len(groups))))
+                else:
+                    histories = [train(index) for index in range(len(groups))]
                 history = np.concatenate(histories, axis=1)
                 self.costs = [np.concatenate(costs) for costs in zip(*group_costs, strict=True)]
         finally:
@@ -179,18 +198,22 @@ class Ensemble:
             outputs.append(stack._activate(output) if activate else output)
         return np.concatenate(outputs)
 
-    def _stacked(self, n_features, m=None):
+    def _stacked(self, n_features, m=None, jit_compile=False, threads=1):
         """The groups of stacked models, made (and the models built) on first use.
 
-        Their size suits batches of m samples: the first fit's; the post's 400 if predict or
-        evaluate come first (a size that only sets the speed, never the numbers).
+        For NumPy their size suits batches of m samples: the first fit's; the post's 400 if
+        predict or evaluate come first. The compiled kernel works one model at a time, so it
+        takes one group per thread. Groups set the speed, never the numbers: the models hold
+        the weights and optimizer state between fits, so the groups may be made again.
         """
         for model in self.models:
             if not model.built:
                 model.build(n_features)
+        if self._groups is not None and jit_compile and len(self._groups) != threads:
+            self._groups, self._state_slots = None, {}
         if self._groups is None:
             size = _group_size(self.models[0], m or 400)
-            count = -(-self.n_models // size)
+            count = threads if jit_compile else -(-self.n_models // size)
             bounds = np.linspace(0, self.n_models, count + 1).round().astype(int)
             parts = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:],
                                                                strict=True)]

@@ -134,7 +134,7 @@ class NeuralNetwork:
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1000, learning_rate=None, print_log=False, batch_size=None,
-            log_every=1000, shuffle=True, callbacks=()):
+            log_every=1000, shuffle=True, callbacks=(), jit_compile=False):
         """Train, continuing from the current weights; return the per-epoch history.
 
         learning_rate : float or None
@@ -146,12 +146,17 @@ class NeuralNetwork:
             print_log=True prints `Epochs: {i} - Cost: {cost}` at those epochs.
         callbacks : objects with any of on_train_begin(model), on_epoch_end(model, epoch, cost),
             on_train_end(model). Setting model.stop_training = True ends training after the epoch.
+        jit_compile : bool
+            Run each step as one compiled kernel (initlab.jit; needs Numba) instead of NumPy
+            calls: about 3x faster for small Dense networks, equal to rounding. A model the
+            kernel does not cover raises ValueError saying why, before anything changes.
 
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
         self._check_compiled()
         X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
             self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+        jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
         # Everything is checked: from here on the model changes.
         if not self.built:
             self.build(X.shape[-2])
@@ -159,19 +164,21 @@ class NeuralNetwork:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
         self.history = {"loss": self._train(X, Y, epochs, batch_size, log_every, shuffle,
-                                            callbacks, print_log)}
+                                            callbacks, print_log, jit_compile)}
         return self.history
 
-    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log):
+    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log,
+               jit_compile=False):
         """fit's epochs on checked data (training.run_epochs); returns the history."""
         def make_run_epoch():  # after on_train_begin, which may change the weights
-            return self._training_loop(X, Y, batch_size, shuffle, [self._shuffle_rng()]).run_epoch
+            return self._training_loop(X, Y, batch_size, shuffle, [self._shuffle_rng()],
+                                       jit_compile).run_epoch
 
         self.costs = []
         return training.run_epochs(make_run_epoch, epochs, log_every, self, self.costs,
                                    callbacks, print_log)
 
-    def _training_loop(self, X, Y, batch_size, shuffle, rngs):
+    def _training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
         """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one
         per stacked model)."""
         if not training.is_packed(self.layers, self._params, self._grads):
@@ -179,7 +186,7 @@ class NeuralNetwork:
             # the optimizer's update of the flat vector would never reach them.
             self._params, self._grads = pack_parameters(self.layers)
         return training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
-                                     self._grads, X, Y, batch_size, shuffle, rngs)
+                                     self._grads, X, Y, batch_size, shuffle, rngs, jit_compile)
 
     def _loss_and_grad(self, Y, output):
         if self.layers[-1].emits_logits:
@@ -456,6 +463,17 @@ def _check_feature_count(X, expected, built):
             if X.shape[-1] == expected else "")
     raise ValueError(f"X must have {expected} features (rows), as {built} built with; got shape "
                      f"{X.shape}.{hint}")
+
+
+def check_jit_compile(jit_compile, model, n_features):
+    """fit's `jit_compile`: a bool, and if True, a model the compiled kernel covers."""
+    if not isinstance(jit_compile, (bool, np.bool_)):
+        raise ValueError(f"jit_compile must be True or False, got {jit_compile!r}")
+    if jit_compile:
+        from initlab import jit  # imports Numba: only on request
+
+        jit.check_supported(model.layers, model.loss, n_features)
+    return bool(jit_compile)
 
 
 def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every):

@@ -92,18 +92,18 @@ class TrainingLoop:
     batch_size : int or None (full batch).
     shuffle : draw a new order of the samples every epoch (minibatches only).
     rngs : Generators for the order: one, or one per stacked model (K), each drawing its own.
-    compiled : run each step's forward and backward passes as one compiled kernel (compiled.py,
-        needs Numba) instead of the bound NumPy calls; raises compiled.Unsupported, saying why,
+    jit_compile : run each step's forward and backward passes as one compiled kernel (jit.py,
+        needs Numba) instead of the bound NumPy calls; raises jit.Unsupported, saying why,
         for a model it does not cover.
     """
 
     def __init__(self, layers, loss, optimizer, params, grads, X, Y, batch_size=None,
-                 shuffle=True, rngs=(), compiled=False):
+                 shuffle=True, rngs=(), jit_compile=False):
         self.m = X.shape[-1]
         self.X, self.Y = X, Y
         self.rngs = list(rngs)
         self.shuffle = shuffle
-        bind = _StepBinder(layers, loss, optimizer, params, grads, compiled)
+        bind = _StepBinder(layers, loss, optimizer, params, grads, jit_compile)
         if batch_size is None or batch_size >= self.m:
             self.batch_size = None
             self._step = bind(self.X.shape[:-2], self.X.shape[-2], self.Y.shape, self.m)
@@ -159,10 +159,10 @@ class TrainingLoop:
 class _StepBinder:
     """Builds one training step, bound to buffers, for a given batch shape."""
 
-    def __init__(self, layers, loss, optimizer, params, grads, compiled=False):
+    def __init__(self, layers, loss, optimizer, params, grads, jit_compile=False):
         self.layers, self.loss, self.optimizer = layers, loss, optimizer
         self.params, self.grads = params, grads
-        self.compiled = compiled
+        self.jit_compile = jit_compile
 
     def __call__(self, x_lead, n_features, y_shape, m, sample_major=False):
         dtype = self.params.dtype
@@ -177,11 +177,11 @@ class _StepBinder:
             x = np.ones(tuple(x_lead) + (n_features + 1, m), dtype)
             y = np.empty(y_shape, dtype)
         update = self.optimizer.training_step(self.params, self.grads)
-        if self.compiled:
-            from initlab import compiled  # imports Numba: only on request
+        if self.jit_compile:
+            from initlab import jit  # imports Numba: only on request
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
-            fused_step = compiled.training_step(self.layers, self.loss, x, y)
+            fused_step = jit.training_step(self.layers, self.loss, x, y)
             return _Step(x, y, (), fused_step, (), update, _nothing)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX

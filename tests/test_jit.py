@@ -1,0 +1,204 @@
+"""jit: the compiled training step gives the NumPy path's numbers, to rounding."""
+
+import os
+
+import numpy as np
+import pytest
+
+from initlab import Dense, NeuralNetwork, datasets, jit
+from initlab.activations import LeakyReLU
+from initlab.ensemble import Ensemble
+from initlab.initializers import Initializer
+
+pytest.importorskip("numba")
+
+X, Y = datasets.moons(120, noise=0.2, seed=0)
+
+
+def post_model(seed=0, dtype="float64", initializer="he"):
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=12, activation="relu", initializer=initializer))
+    model.add(Dense(units=6, activation="relu", initializer=initializer))
+    model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
+    model.compile(loss="crossentropy")
+    return model
+
+
+def two_output_model(seed=0):
+    """leaky_relu and linear hidden layers, two sigmoid outputs with cross-entropy."""
+    model = NeuralNetwork(seed=seed)
+    model.add(Dense(units=5, activation=LeakyReLU(alpha=0.2), initializer="glorot_uniform"))
+    model.add(Dense(units=4, activation="linear", initializer="glorot_uniform"))
+    model.add(Dense(units=2, activation="sigmoid", initializer="glorot_uniform"))
+    model.compile(loss="crossentropy", optimizer="momentum")
+    return model
+
+
+def mse_model(seed=0):
+    model = NeuralNetwork(seed=seed)
+    model.add(Dense(units=6, activation="relu", initializer="he"))
+    model.add(Dense(units=1, activation="linear", initializer="he"))
+    model.compile(loss="mse", optimizer="adam")
+    return model
+
+
+TWO_OUTPUTS = np.vstack([Y, 1 - Y])
+CASES = {"post": (post_model, Y), "two outputs": (two_output_model, TWO_OUTPUTS),
+         "mse": (mse_model, Y)}
+
+
+# --- the vectorised exp and log1p ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype, ulps", [("float64", 2), ("float32", 2)])
+def test_exp_and_log1p_are_within_a_few_ulps_of_numpy(dtype, ulps):
+    model = post_model(dtype=dtype)
+    model.fit(X, Y, epochs=1, jit_compile=True)  # loads the generated module
+    module = next(module for name, module in __import__("sys").modules.items()
+                  if name.startswith("_initlab_kernel_") and module.T is np.dtype(dtype).type)
+    eps = np.finfo(dtype).eps
+    lowest = -708.0 if dtype == "float64" else -87.0
+    for t in np.linspace(lowest, 0, 2001).astype(dtype):
+        expected = np.exp(t)
+        assert abs(module.exp_neg(t) - expected) <= ulps * eps * expected, t
+    assert module.exp_neg(np.dtype(dtype).type(lowest - 1)) == 0  # flushed, never garbage
+    for e in np.linspace(0, 1, 2001).astype(dtype)[1:]:
+        expected = np.log1p(e)
+        assert abs(module.log1p_unit(e) - expected) <= ulps * eps * expected, e
+
+
+# --- one model -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASES)
+def test_fit_equals_the_numpy_path(case):
+    make, targets = CASES[case]
+    numpy_model, jit_model = make(), make()
+    expected = numpy_model.fit(X, targets, epochs=150, learning_rate=0.05)["loss"]
+    history = jit_model.fit(X, targets, epochs=150, learning_rate=0.05, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=1e-12)
+    np.testing.assert_allclose(jit_model._params, numpy_model._params, rtol=1e-10, atol=1e-13)
+
+
+def test_float32_equals_the_numpy_path_to_float32_rounding():
+    numpy_model, jit_model = post_model(dtype="float32"), post_model(dtype="float32")
+    expected = numpy_model.fit(X, Y, epochs=200, learning_rate=0.05)["loss"]
+    history = jit_model.fit(X, Y, epochs=200, learning_rate=0.05, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=2e-5)
+    assert jit_model._params.dtype == np.float32
+
+
+def test_the_post_s_huge_weights_stay_finite_and_exact():
+    # Initializer(scale=1000): logits near 1e6, where exp underflows and the loss is |z|-sized.
+    numpy_model = post_model(initializer=Initializer(scale=1000))
+    jit_model = post_model(initializer=Initializer(scale=1000))
+    expected = numpy_model.fit(X, Y, epochs=20)["loss"]
+    history = jit_model.fit(X, Y, epochs=20, jit_compile=True)["loss"]
+    assert np.all(np.isfinite(history)) and history[0] > 100
+    np.testing.assert_allclose(history, expected, rtol=1e-12)
+
+
+def test_minibatches_equal_the_numpy_path():
+    # 120 samples in batches of 32: three full batches and one of 24, each shuffled.
+    numpy_model, jit_model = post_model(seed=4), post_model(seed=4)
+    expected = numpy_model.fit(X, Y, epochs=30, batch_size=32)["loss"]
+    history = jit_model.fit(X, Y, epochs=30, batch_size=32, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=1e-12)
+
+
+def test_the_same_seed_gives_the_same_bits():
+    first = post_model(seed=7).fit(X, Y, epochs=50, jit_compile=True)["loss"]
+    second = post_model(seed=7).fit(X, Y, epochs=50, jit_compile=True)["loss"]
+    np.testing.assert_array_equal(first, second)
+
+
+# --- ensembles -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("shared_data", [True, False])
+def test_ensemble_equals_its_models_trained_alone(shared_data):
+    models = [post_model(seed=seed) for seed in range(5)]
+    data_x = X if shared_data else np.stack([X + 0.1 * k for k in range(5)])
+    data_y = Y if shared_data else np.stack([Y] * 5)
+    history = Ensemble(models).fit(data_x, data_y, epochs=80, learning_rate=0.05,
+                                   jit_compile=True)["loss"]
+    for k in range(5):
+        alone = post_model(seed=k)
+        x = data_x if shared_data else data_x[k]
+        expected = alone.fit(x, Y, epochs=80, learning_rate=0.05)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
+        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-10, atol=1e-13)
+
+
+def test_ensemble_threads_give_the_bits_of_one_thread(monkeypatch):
+    def fit(threads):
+        monkeypatch.setattr(jit, "thread_count", lambda: threads)
+        models = [post_model(seed=seed) for seed in range(6)]
+        return Ensemble(models).fit(X, Y, epochs=40, jit_compile=True)["loss"]
+
+    np.testing.assert_array_equal(fit(1), fit(3))
+
+
+def test_ensemble_with_callbacks_sees_every_model_every_epoch():
+    seen = []
+
+    class Record:
+        def on_epoch_end(self, ensemble, epoch, costs):
+            seen.append(costs.copy())
+
+    models = [post_model(seed=seed) for seed in range(3)]
+    history = Ensemble(models).fit(X, Y, epochs=15, callbacks=[Record()],
+                                   jit_compile=True)["loss"]
+    np.testing.assert_array_equal(np.array(seen), history)
+    expected = post_model(seed=2).fit(X, Y, epochs=15)["loss"]
+    np.testing.assert_allclose(history[:, 2], expected, rtol=1e-12)
+
+
+# --- what it refuses -----------------------------------------------------------------------------
+def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outputs=1):
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(units=units, activation=activation or "relu"))
+    model.add(Dense(units=outputs, activation=output))
+    model.compile(loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("model, reason", [
+    (_with(activation="tanh"), "activation is tanh"),
+    (_with(output="softmax", loss="categorical_crossentropy", outputs=2),
+     "activation is softmax"),
+    (_with(output="linear", loss="crossentropy"), "cross-entropy after a sigmoid output"),
+    (_with(units=300), "weights and biases"),
+])
+def test_an_uncovered_model_raises_before_anything_changes(model, reason):
+    model.build(2)
+    before = model._params.copy()
+    with pytest.raises(ValueError, match=reason):
+        model.fit(X, Y if model.layers[-1].units == 1 else TWO_OUTPUTS, epochs=3,
+                  jit_compile=True)
+    np.testing.assert_array_equal(model._params, before)
+    assert model.history is None
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_jit_compile_must_be_a_bool(value):
+    with pytest.raises(ValueError, match=f"jit_compile must be True or False, got {value!r}"):
+        post_model().fit(X, Y, epochs=1, jit_compile=value)
+    with pytest.raises(ValueError, match="jit_compile must be True or False"):
+        Ensemble([post_model(seed=1), post_model(seed=2)]).fit(X, Y, jit_compile=value)
+
+
+def test_without_numba_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(jit, "numba", None)
+    with pytest.raises(ValueError, match=r"needs Numba.*initlab\[fast\]"):
+        post_model().fit(X, Y, epochs=1, jit_compile=True)
+
+
+# --- the kernel cache ----------------------------------------------------------------------------
+def test_a_damaged_cache_file_is_written_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("INITLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(jit, "_LOADED", {})
+    expected = post_model().fit(X, Y, epochs=5, jit_compile=True)["loss"]
+    (path,) = (tmp_path / "kernels").glob("kernel_*.py")
+    source = path.read_text()
+    assert "def kernel(" in source and "Generated by initlab.jit" in source
+    path.write_text(source[: len(source) // 2])  # a half-written or edited file
+    monkeypatch.setattr(jit, "_LOADED", {})
+    np.testing.assert_array_equal(
+        post_model().fit(X, Y, epochs=5, jit_compile=True)["loss"], expected)
+    assert path.read_text() == source
+    assert not [name for name in os.listdir(path.parent) if name.endswith(".tmp")]
