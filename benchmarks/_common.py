@@ -84,6 +84,13 @@ def torch_available():
         return False
 
 
+def jit_available():
+    """Whether fit(..., jit_compile=True) can run here (Numba installed)."""
+    from initlab import jit
+
+    return jit.available()
+
+
 def environment():
     """One line on what the figures were measured with."""
     import numpy as np

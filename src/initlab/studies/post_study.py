@@ -142,12 +142,14 @@ def seed_plan(seed, n_seeds):
     return plan
 
 
-def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False):
+def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False,
+                 jit_compile=False):
     """Train model k on (X[k], Y[k]) for `epochs` full-batch epochs; return the (epochs, K) costs.
 
     models : list of K compiled NeuralNetworks of one architecture (trained in place)
     X, Y : sequences of K arrays, (n_features, m) and (n_outputs, m), one data set per model
     progress : show a tqdm bar on stderr
+    jit_compile : train with the compiled kernel (initlab.jit, needs Numba)
 
     All K models train at once, stacked into one Ensemble (one matrix product per layer for all
     of them); each gets the numbers it would get alone, to floating-point rounding.
@@ -158,7 +160,8 @@ def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=Fal
     with _progress_bar(progress, total=epochs, unit="epoch") as bar:
         callbacks = [_ProgressCallback(bar, epochs)] if progress else []
         history = ensemble.fit(np.stack(X), np.stack(Y), epochs=epochs,
-                               learning_rate=learning_rate, callbacks=callbacks)
+                               learning_rate=learning_rate, callbacks=callbacks,
+                               jit_compile=jit_compile)
     return history["loss"]
 
 
@@ -186,7 +189,8 @@ class StudyResult:
         return np.where(below.any(axis=-1), below.argmax(axis=-1), -1)
 
 
-def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False):
+def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False,
+              jit_compile=False):
     """Train every scheme (the post's three plus `schemes`) on n_seeds runs; return a StudyResult.
 
     >>> result = run_study(seed=0, n_seeds=2, epochs=10)
@@ -208,7 +212,7 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
     # Scheme-major order: model k = (scheme k // n_seeds, run k % n_seeds).
     X = [data[run.index][0] for _ in schemes for run in runs]
     Y = [data[run.index][1] for _ in schemes for run in runs]
-    costs = train_models(models, X, Y, epochs, progress=progress)
+    costs = train_models(models, X, Y, epochs, progress=progress, jit_compile=jit_compile)
 
     shape = (len(schemes), n_seeds)
     grid = [models[s * n_seeds:(s + 1) * n_seeds] for s in range(len(schemes))]
@@ -225,6 +229,8 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
         "model": "Dense(12, relu) -> Dense(6, relu) -> Dense(1, sigmoid), cross-entropy; "
                  "hidden layers by the scheme, output layer randn x 1",
         "optimizer": "full-batch gradient descent",
+        # The two paths agree to rounding, which the chaotic randn x 10 runs can amplify.
+        "training": "compiled kernel (initlab.jit)" if jit_compile else "NumPy",
     }
     return StudyResult(settings, schemes, runs,
                        costs=costs.T.reshape(len(schemes), n_seeds, -1),
