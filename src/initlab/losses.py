@@ -93,7 +93,7 @@ def _bound_cost(values, scale, weights=None):
     """cost() -> scale * sum over the last two axes of values (times weights): one per model.
 
     values : the caller's buffer, which the stacked case may overwrite (it is read last).
-    weights : None, or a buffer broadcasting against values.
+    weights : None, or a C-ordered buffer of the shape of values.
     For one model this is a single BLAS dot product (with a vector of `scale` when there are no
     weights), which costs less than a reduction (0.6 against 1 µs for the post's batch); a
     stacked cost is one reduction.
@@ -122,15 +122,29 @@ def _full_targets(y_true, shape):
     """(targets, copy): y_true itself if it is a C-ordered array of `shape`, else such a buffer
     and the call that refreshes it from y_true (load() runs it).
 
-    Why: a ufunc allocates a temporary as large as its output (and runs about 2x slower) when an
-    operand broadcasts, like targets shared by stacked models, or is a transposed view, like the
-    loop's minibatch targets (each sample's numbers side by side); np.copyto does neither. A dot
-    product also needs the targets laid out like the loss's own buffers.
+    Why: NumPy (2.4) allocates a temporary as large as the output, and runs about 2x slower, for
+    a ufunc whose operands are not all laid out alike: one that broadcasts (targets shared by
+    stacked models), a transposed view (the loop's minibatch targets, each sample's numbers side
+    by side) or one with gaps; np.copyto does neither. A dot product also needs the targets laid
+    out like the loss's own buffers.
     """
     if y_true.shape == shape and y_true.flags.c_contiguous:
         return y_true, _nothing
     targets = np.empty(shape, y_true.dtype)
     return targets, functools.partial(_copyto, targets, y_true)
+
+
+def _c_ordered(output):
+    """(array, ops): the output buffer itself and no op if it is C-ordered; else a C-ordered
+    buffer and the op that copies the output into it, to run first.
+
+    Stacked models' output is a view that skips each model's row of ones: mixed with the loss's
+    C-ordered buffers it would make every ufunc allocate a temporary (see _full_targets).
+    """
+    if output.flags.c_contiguous:
+        return output, ()
+    buffer = np.empty(output.shape, output.dtype)
+    return buffer, (functools.partial(_copyto, buffer, output),)
 
 
 def _constant(value, dtype):
@@ -192,7 +206,7 @@ class BinaryCrossentropy(Loss):
         """
         if not from_logits:
             return self._plain_training_step(y_true, output, grad_output)
-        z, grad = output, grad_output
+        (z, copy_z), grad = _c_ordered(output), grad_output
         shape = np.broadcast_shapes(z.shape, y_true.shape)
         # Full-shape operands throughout: see _full_targets for why nothing broadcasts.
         sign, sign_over_count, u, softplus, scratch = (np.empty(shape, z.dtype) for _ in range(5))
@@ -207,7 +221,7 @@ class BinaryCrossentropy(Loss):
             np.add(sign, 1.0, sign)
             np.multiply(sign, scale, sign_over_count)
 
-        ops = (
+        ops = copy_z + (
             call(np.multiply, z, sign, u),                   # u = s z
             call(np.abs, u, scratch),                        # log1p(exp(-|u|))
             call(np.negative, scratch, scratch),
@@ -233,9 +247,10 @@ class BinaryCrossentropy(Loss):
         count = float(_count(y_true))
         call = functools.partial
         targets, load = _full_targets(y_true, shape)
-        ops = (
-            call(np.maximum, p_out, _constant(self.eps, dtype), p),
-            call(np.minimum, p, _constant(1 - self.eps, dtype), p),
+        p_out, copy_p = _c_ordered(p_out)
+        ops = copy_p + (
+            call(np.maximum, p_out, _constant(self.eps, dtype), out=p),
+            call(np.minimum, p, _constant(1 - self.eps, dtype), out=p),
             call(np.subtract, p, targets, grad),
             call(np.subtract, _constant(1.0, dtype), p, one_minus_p),
             call(np.negative, p, log_1mp),
@@ -307,12 +322,12 @@ class CategoricalCrossentropy(Loss):
         call = functools.partial
         targets, copy_targets = _full_targets(y_true, grad.shape)
         if from_logits:
-            z = output
+            z, copy_z = _c_ordered(output)
             n_outputs = grad.shape[-2]
             columns = grad.shape[:-2] + (1, m)
             shifted, totals = np.empty(grad.shape, dtype), np.empty(grad.shape, dtype)
             peak, log_total = np.empty(columns, dtype), np.empty(columns, dtype)
-            ops = (
+            ops = copy_z + (
                 call(np.maximum.reduce, z, -2, None, peak, True),
                 call(_copyto, shifted, peak),                 # (a subtract would broadcast)
                 call(np.subtract, z, shifted, shifted),       # exp(shifted) never overflows
@@ -332,9 +347,10 @@ class CategoricalCrossentropy(Loss):
             return _run_all(ops, cost), copy_targets
         # The plain path weighs ln p by -y, which load() writes once a batch.
         log_p, negative_targets = np.empty(grad.shape, dtype), np.empty(grad.shape, dtype)
-        ops = (
-            call(np.maximum, output, _constant(self.eps, dtype), log_p),
-            call(np.minimum, log_p, _constant(1.0, dtype), log_p),   # p, clipped
+        output, copy_output = _c_ordered(output)
+        ops = copy_output + (
+            call(np.maximum, output, _constant(self.eps, dtype), out=log_p),
+            call(np.minimum, log_p, _constant(1.0, dtype), out=log_p),   # p, clipped
             call(np.divide, negative_targets, log_p, grad),
             call(np.divide, grad, _constant(m, dtype), grad),
             call(np.log, log_p, log_p),
@@ -393,7 +409,8 @@ class MeanSquaredError(Loss):
         count = _count(y_true)
         call = functools.partial
         targets, load = _full_targets(y_true, diff.shape)
-        ops = (
+        output, copy_output = _c_ordered(output)
+        ops = copy_output + (
             call(np.subtract, output, targets, diff),
             call(np.multiply, diff, _constant(2.0 / count, dtype), grad_output),
         )
