@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from initlab import Dense, NeuralNetwork, datasets
+from initlab import Dense, NeuralNetwork, datasets, optimizers
 from initlab import ensemble as ensemble_module
 from initlab.ensemble import Ensemble
 from initlab.initializers import Initializer
@@ -297,3 +297,155 @@ def test_groups_give_the_numbers_of_one_stack(monkeypatch, with_callback):
     for a, b in zip(grouped.models, whole.models, strict=True):
         np.testing.assert_array_equal(a._params, b._params)
     np.testing.assert_array_equal(grouped.predict(Xs), whole.predict(Xs))
+
+
+# --- optimizer state: the models are the reference --------------------------------------------
+
+STATEFUL = [("momentum", None), ("momentum", 32), ("adam", None), ("adam", 32)]
+SEEDS = (7, 8, 9)
+
+
+def _alone(seed, optimizer, batch_size, epochs):
+    """A model trained alone, in one fit per entry of `epochs`."""
+    # Compiled with the rate it is fit with, so that fresh and trained ones may share an ensemble.
+    model = post_model(seed=seed, optimizer={"name": optimizer, "learning_rate": 0.02})
+    for count in epochs:
+        model.fit(X, Y, epochs=count, learning_rate=0.02, batch_size=batch_size)
+    return model
+
+
+def _assert_same_training(model, reference):
+    np.testing.assert_allclose(model._params, reference._params, rtol=1e-12, atol=1e-15)
+    for ours, theirs in zip(model.optimizer.moments(model._params),
+                            reference.optimizer.moments(reference._params), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+    assert getattr(model.optimizer, "iterations", None) == getattr(
+        reference.optimizer, "iterations", None)
+
+
+@pytest.mark.parametrize("optimizer, batch_size", STATEFUL)
+def test_two_ensemble_fits_equal_two_fits_alone(optimizer, batch_size):
+    models = [post_model(seed=s, optimizer=optimizer) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)
+    second = ens.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)["loss"]
+    for k, seed in enumerate(SEEDS):
+        model = post_model(seed=seed, optimizer=optimizer)
+        model.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)
+        expected = model.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)["loss"]
+        np.testing.assert_allclose(second[:, k], expected, rtol=1e-12)
+        _assert_same_training(models[k], model)
+
+
+@pytest.mark.parametrize("optimizer, batch_size", STATEFUL)
+def test_a_model_trained_in_an_ensemble_continues_alone_as_if_alone(optimizer, batch_size):
+    models = [post_model(seed=s, optimizer=optimizer) for s in SEEDS]
+    Ensemble(models).fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)
+    for model in models:
+        model.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)
+    for model, seed in zip(models, SEEDS, strict=True):
+        _assert_same_training(model, _alone(seed, optimizer, batch_size, (30, 30)))
+
+
+@pytest.mark.parametrize("optimizer, batch_size", STATEFUL)
+def test_a_model_trained_alone_keeps_its_state_in_an_ensemble(optimizer, batch_size):
+    models = [_alone(seed, optimizer, batch_size, (30,)) for seed in SEEDS]
+    history = Ensemble(models).fit(X, Y, epochs=30, learning_rate=0.02,
+                                   batch_size=batch_size)["loss"]
+    for k, seed in enumerate(SEEDS):
+        reference = _alone(seed, optimizer, batch_size, (30,))
+        expected = reference.fit(X, Y, epochs=30, learning_rate=0.02,
+                                 batch_size=batch_size)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
+        _assert_same_training(models[k], reference)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_fresh_and_trained_models_each_train_as_alone(optimizer):
+    # Adam's step counts differ here (0, 30, 45, 0): each model keeps its own, as it would alone.
+    epochs = [(), (30,), (30, 15), ()]
+    models = [_alone(seed, optimizer, 32, counts) for seed, counts in zip(range(4), epochs,
+                                                                          strict=True)]
+    if optimizer == "adam":
+        assert [model.optimizer.iterations for model in models[1:3]] == [120, 180]
+    ens = Ensemble(models)
+    for _ in range(2):  # twice: the counts stay apart from one fit to the next
+        ens.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
+    for k, counts in enumerate(epochs):
+        _assert_same_training(models[k], _alone(k, optimizer, 32, counts + (10, 10)))
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_state_is_written_back_when_a_callback_stops_or_an_error_interrupts(optimizer):
+    class StopAt:
+        def __init__(self, epoch, error=False):
+            self.epoch, self.error = epoch, error
+
+        def on_epoch_end(self, owner, epoch, cost):
+            if epoch == self.epoch:
+                if self.error:
+                    raise KeyboardInterrupt
+                owner.stop_training = True
+
+    models = [post_model(seed=s, optimizer=optimizer) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=30, learning_rate=0.02, callbacks=[StopAt(11)])  # 12 epochs
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(X, Y, epochs=30, learning_rate=0.02, callbacks=[StopAt(4, error=True)])
+    for model, seed in zip(models, SEEDS, strict=True):
+        _assert_same_training(model, _alone(seed, optimizer, None, (12, 5)))
+
+
+def test_groups_keep_each_models_state(monkeypatch):
+    # Groups of 2: each model's state goes to and comes from the right group and slot.
+    monkeypatch.setattr(ensemble_module, "GROUP_BYTES", 2 * 84 * 32 * 8)
+    before = [(5,) if seed % 2 else () for seed in range(5)]
+    models = [_alone(seed, "adam", 32, before[seed]) for seed in range(5)]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
+    assert len(ens._groups) == 3
+    for seed, model in enumerate(models):
+        _assert_same_training(model, _alone(seed, "adam", 32, before[seed] + (10,)))
+
+
+def test_a_fit_that_fails_before_training_leaves_the_models_state_alone():
+    class Fails:
+        def on_train_begin(self, owner):
+            raise RuntimeError("before any epoch")
+
+    models = [post_model(seed=s, optimizer="adam") for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    models[0].fit(X, Y, epochs=5)  # alone: the stack's copy of its state is now stale
+    state = [moment.copy() for moment in models[0].optimizer.moments(models[0]._params)]
+    with pytest.raises(RuntimeError, match="before any epoch"):
+        ens.fit(X, Y, epochs=5, callbacks=[Fails()])
+    assert models[0].optimizer.iterations == 10
+    for moment, before in zip(models[0].optimizer.moments(models[0]._params), state,
+                              strict=True):
+        np.testing.assert_array_equal(moment, before)
+
+
+def test_models_sharing_a_stateful_optimizer_are_named():
+    shared = optimizers.Adam()
+    models = [post_model(seed=s, optimizer=shared) for s in range(3)]
+    with pytest.raises(ValueError, match=r"models\[1\] shares its optimizer .* models\[0\]"):
+        Ensemble(models)
+    plain = optimizers.SGD()  # keeps nothing between steps: sharing it is harmless
+    Ensemble([post_model(seed=s, optimizer=plain) for s in range(3)]).fit(X, Y, epochs=2)
+
+
+def test_state_follows_a_model_whose_arrays_were_rebound():
+    # Rebinding a layer's array unpacks the model's flat vector; packed again, in the same order,
+    # its optimizer state still lines up, in an ensemble as alone.
+    def rebound(model):
+        layer = model.layers[1]
+        layer.params["weights"] = layer.params["weights"] * 0.5
+        return model
+
+    models = [rebound(_alone(seed, "adam", 32, (10,))) for seed in SEEDS]
+    Ensemble(models).fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
+    for model, seed in zip(models, SEEDS, strict=True):
+        reference = rebound(_alone(seed, "adam", 32, (10,)))
+        reference.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
+        _assert_same_training(model, reference)

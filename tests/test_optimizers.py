@@ -78,3 +78,26 @@ def test_registry():
         optimizers.get("rmsprop")
     config = optimizers.Momentum(0.3, 0.5).get_config()
     assert optimizers.get(config).get_config() == config
+
+
+@pytest.mark.parametrize("name, count", [("sgd", 0), ("momentum", 1), ("adam", 2)])
+def test_moments_carry_the_state_from_one_optimizer_to_another(name, count):
+    # Copying the moments (and Adam's step count) into a fresh optimizer continues the run
+    # exactly: they are all the state there is.
+    grads = _gradient_sequence(steps=12)
+    params = np.random.default_rng(2).normal(size=7)
+    first = optimizers.get(name)
+    fresh = first.moments(params)
+    assert len(fresh) == count and all(not moment.any() for moment in fresh)
+    for grad in grads[:6]:
+        first.step(params, grad)
+    second = optimizers.get(name)
+    for target, moment in zip(second.moments(params), first.moments(params), strict=True):
+        target[...] = moment
+    if name == "adam":
+        second.iterations = first.iterations
+    other = params.copy()
+    for grad in grads[6:]:
+        first.step(params, grad)
+        second.step(other, grad)
+    np.testing.assert_array_equal(other, params)

@@ -22,6 +22,8 @@ import functools
 
 import numpy as np
 
+from initlab import checks
+
 
 class Activation:
     """Base contract. Subclasses set `name` and implement `forward` and `backward`."""
@@ -102,10 +104,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha=0.01):
-        alpha = float(alpha)
-        if not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-        self.alpha = alpha
+        self.alpha = checks.number("alpha", alpha, minimum=0)
 
     def _slope(self, z):
         return np.where(z > 0, 1.0, self.alpha).astype(z.dtype, copy=False)

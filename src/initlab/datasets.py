@@ -11,13 +11,12 @@ digits.
 
 import numpy as np
 
+from initlab import checks
+
 
 def _check(n_samples, noise):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if (isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating))
-            or not np.isfinite(noise) or noise < 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    checks.integer("n_samples", n_samples, minimum=2)
+    checks.number("noise", noise, minimum=0)
 
 
 def _finish(points, labels, noise, rng):
@@ -46,8 +45,7 @@ def moons(n_samples=400, noise=0.2, seed=None):
 def circles(n_samples=400, noise=0.1, factor=0.5, seed=None):
     """A small circle inside a large one (scikit-learn's make_circles geometry)."""
     _check(n_samples, noise)
-    if not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+    checks.fraction("factor", factor, allow_zero=False)
     rng = np.random.default_rng(seed)
     n_out = n_samples // 2
     n_in = n_samples - n_out
@@ -64,6 +62,7 @@ def circles(n_samples=400, noise=0.1, factor=0.5, seed=None):
 def spirals(n_samples=400, noise=0.2, turns=1.5, seed=None):
     """Two interleaved Archimedean spirals: a harder two-class problem than moons."""
     _check(n_samples, noise)
+    turns = checks.positive("turns", turns)  # 0 turns would divide by zero: nan points
     rng = np.random.default_rng(seed)
     n_a = n_samples // 2
     n_b = n_samples - n_a
@@ -81,8 +80,7 @@ def digits(seed=None, test_fraction=0.25):
 
     Returns (X_train, Y_train, X_test, Y_test), split with a seeded shuffle. Needs scikit-learn.
     """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    checks.fraction("test_fraction", test_fraction, allow_zero=False)
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover - depends on the environment

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from initlab import checks
 from initlab.layers import Dense
 
 # An activation within this distance of an asymptote is saturated (see the module docstring).
@@ -249,14 +250,12 @@ class SignalRecorder:
 
 def _check_epochs(epochs):
     try:
-        values = list(epochs)
+        values = [] if isinstance(epochs, str) else list(epochs)
     except TypeError:
-        raise ValueError(f"epochs must be a list of integers >= 0, got {epochs!r}") from None
-    bad = [e for e in values
-           if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0]
-    if not values or bad:
+        values = []
+    if not values:
         raise ValueError(f"epochs must be a non-empty list of integers >= 0, got {epochs!r}")
-    return frozenset(int(e) for e in values)
+    return frozenset(checks.integer(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(values))
 
 
 def _check_model_and_data(model, X, Y):

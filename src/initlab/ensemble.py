@@ -25,9 +25,10 @@ each one alone with the same seed: each model is built exactly as NeuralNetwork 
 (its own seed), and with minibatches each model draws its own order from its own seed.
 
 The models stay the reference: every fit and predict copies their current weights into the
-stacks first, and fit writes the trained weights (and each model's history and costs) back.
-Optimizer state (momentum, Adam's moments) lives in the ensemble's own optimizers, from one fit
-to the next.
+stacks first, and fit writes the trained weights (and each model's history and costs) back. So
+does fit with each model's optimizer state (momentum, Adam's moments and step count): a model
+trained in an ensemble continues alone, or in another ensemble, exactly as if it had been
+trained alone all along.
 """
 
 import copy
@@ -51,7 +52,7 @@ class Ensemble:
 
     Attributes
     ----------
-    models : list of NeuralNetwork, trained in place.
+    models : list of NeuralNetwork, trained in place (weights and optimizer state).
     costs : list of (K,) arrays: the costs at epoch 0, every log_every epochs and the last epoch.
     history : {"loss": (epochs, K) array} of the last fit.
     stop_training : set True from a callback to stop after the current epoch.
@@ -70,6 +71,7 @@ class Ensemble:
                 if models[j] is model:
                     raise ValueError(f"models[{k}] is the same object as models[{j}]; "
                                      f"an ensemble needs K distinct models")
+        _check_own_optimizers(models)
         self.models = models
         self.costs = []
         self.history = None
@@ -78,6 +80,8 @@ class Ensemble:
         # Groups of models: (slice of self.models, a NeuralNetwork whose parameters carry a
         # leading axis over that slice), made when the ensemble first sees data.
         self._groups = None
+        self._state_in_stacks = False  # whether the stacks hold the models' optimizer state
+        self._state_slots = {}  # stack -> _slots(stack, its models), made on first use
 
     @property
     def n_models(self):
@@ -117,6 +121,7 @@ class Ensemble:
                 # The callbacks see all K costs every epoch, so the groups take turns each epoch.
                 def make_run_epoch():  # after on_train_begin, which may change the weights
                     self._sync_to_groups()
+                    self._gather_optimizer_state()
                     runs = [run_epoch_of(part, stack) for part, stack in groups]
                     return lambda: np.concatenate([run() for run in runs])
 
@@ -127,6 +132,7 @@ class Ensemble:
                 # Nothing looks between epochs: each group trains all its epochs in a row,
                 # while its buffers stay in the CPU's caches.
                 self._sync_to_groups()
+                self._gather_optimizer_state()
                 histories, group_costs = [], []
                 for part, stack in groups:
                     group_costs.append([])
@@ -137,6 +143,7 @@ class Ensemble:
                 self.costs = [np.concatenate(costs) for costs in zip(*group_costs, strict=True)]
         finally:
             self._write_back()
+            self._write_back_optimizer_state()
         self.history = {"loss": history}
         for k, model in enumerate(self.models):
             model.history = {"loss": history[:, k].copy()}
@@ -205,6 +212,58 @@ class Ensemble:
                     for k, model in enumerate(self.models[part]):
                         model.layers[i].params[name][...] = value[k]
 
+    # --- optimizer state: the models are the reference ---------------------------------------
+    def _gather_optimizer_state(self):
+        """Copy every model's optimizer state into its stack's optimizer, as fit begins.
+
+        A model that has none yet (never trained, or reset) starts from zeros, as it would alone.
+        """
+        for part, stack in self._groups:
+            models = self.models[part]
+            if stack.optimizer.n_moments == 0:
+                continue  # plain SGD carries nothing from one step to the next
+            if isinstance(stack.optimizer, optimizers.Adam) and not isinstance(
+                    stack.optimizer, _StackedAdam):
+                stack.optimizer = _StackedAdam(stack.optimizer.get_config())
+            in_stack, own = self._slots_of(stack, models)
+            owns = [model.optimizer.moments(model._params) for model in models]
+            for i, moment in enumerate(stack.optimizer.moments(stack._params)):
+                moment[in_stack] = np.take_along_axis(np.stack([o[i] for o in owns]), own, axis=1)
+            if isinstance(stack.optimizer, _StackedAdam):
+                # Read after moments(), which gives a model without state a fresh count (0).
+                stack.optimizer.set_step_counts([model.optimizer.iterations for model in models],
+                                                in_stack)
+        self._state_in_stacks = True
+
+    def _write_back_optimizer_state(self):
+        """Copy each model's part of the stacks' optimizer state back into its own optimizer.
+
+        Only after _gather_optimizer_state in the same fit: a fit that failed before it (in a
+        callback's on_train_begin, say) must not overwrite the models' state with stale stacks.
+        """
+        if not self._state_in_stacks:
+            return
+        self._state_in_stacks = False
+        for part, stack in self._groups:
+            models = self.models[part]
+            if stack.optimizer.n_moments == 0:
+                continue
+            in_stack, own = self._slots_of(stack, models)
+            for i, moment in enumerate(stack.optimizer.moments(stack._params)):
+                values = moment[in_stack]
+                for k, model in enumerate(models):
+                    model.optimizer.moments(model._params)[i][own[k]] = values[k]
+            if isinstance(stack.optimizer, _StackedAdam):
+                for model, count in zip(models, stack.optimizer.step_counts(), strict=True):
+                    model.optimizer.iterations = count
+
+    def _slots_of(self, stack, models):
+        # A layout never changes once the models are built (layers can no longer be added, and
+        # packing again keeps the order), so it is worked out once per stack.
+        if stack not in self._state_slots:
+            self._state_slots[stack] = _slots(stack, models)
+        return self._state_slots[stack]
+
     # --- checks ------------------------------------------------------------------------------
     def _check_features(self, X):
         reference = self.models[0]
@@ -265,11 +324,104 @@ def _stack_models(models):
         stacked.grads = {name: np.zeros_like(value) for name, value in stacked.params.items()}
         stack.add(stacked)
     # A fresh optimizer of the same settings: its state (momentum, moments) is per element, so
-    # on the stacked vector it is exactly K independent states.
+    # on the stacked vector it is exactly K independent states (fit fills them from the models:
+    # _gather_optimizer_state).
     stack.compile(loss=copy.deepcopy(reference.loss),
                   optimizer=optimizers.get(reference.optimizer.get_config()))
     stack._params, stack._grads = model_module.pack_parameters(stack.layers)
     return stack
+
+
+# --- optimizer state ---------------------------------------------------------------------------
+# An optimizer's moments hold one number per parameter, laid out as its flat parameter vector. The
+# stack's vector is layer-major with K models inside each layer ((K, units, fan_in + 1) for a
+# Dense layer), a model's own vector is its layers in a row, so a model's moments are not one
+# slice of the stack's: they are mapped as the weights are, parameter array by parameter array.
+
+def _slots(stack, models):
+    """(in_stack, own), two (K, n) int arrays: for each model of the stack, where each of its n
+    parameters lies in the stack's flat vector and in its own, number for number."""
+    for model in models:
+        if not training.is_packed(model.layers, model._params, model._grads):
+            # A layer's arrays were rebound: pack them again, as the model's own fit would (in
+            # the same order, so its optimizer state still lines up).
+            model._params, model._grads = model_module.pack_parameters(model.layers)
+    names = [(i, name) for i, layer in enumerate(stack.layers) for name in layer.params]
+    in_stack = _positions(stack._params, [stack.layers[i].params[name] for i, name in names])
+    in_stack = np.concatenate([view.reshape(len(models), -1) for view in in_stack], axis=1)
+    own = np.stack([
+        np.concatenate([view.ravel() for view in _positions(
+            model._params, [model.layers[i].params[name] for i, name in names])])
+        for model in models])
+    return in_stack, own
+
+
+def _positions(params, views):
+    """For views into the flat `params`, arrays of the same shapes: each number's position."""
+    # Integers of the parameters' size, so that the views' strides (in bytes) apply to them.
+    index = np.arange(params.size, dtype=f"i{params.itemsize}")
+    start = params.__array_interface__["data"][0]
+    return [np.ndarray(view.shape, index.dtype, buffer=index, strides=view.strides,
+                       offset=view.__array_interface__["data"][0] - start) for view in views]
+
+
+class _StackedAdam(optimizers.Adam):
+    """Adam over K stacked models, each with its own step count t in the bias corrections.
+
+    Counts differ when models that trained apart meet in one stack: a fresh model beside trained
+    ones, models fit alone for different lengths, or a new ensemble (its groups cut elsewhere)
+    after one was interrupted between groups. A user expects each model to train as it would
+    alone, which is the ensemble's promise, so each keeps its own t rather than the fit raising:
+    refusing would make Adam the one optimizer that cannot mix fresh and trained models. Equal
+    counts (the common case) take Adam's own scalar step, unchanged.
+    """
+
+    def __init__(self, config):
+        super().__init__(**{key: value for key, value in config.items() if key != "name"})
+        self._offsets = [0]  # model k's count is iterations + _offsets[k]
+        self._per_model = False  # whether the counts differ
+
+    def set_step_counts(self, counts, in_stack):
+        """Give the stack's model k the step count counts[k]; in_stack from _slots."""
+        self.iterations = counts[0]
+        self._offsets = [count - counts[0] for count in counts]
+        self._per_model = any(self._offsets)
+        if self._per_model:
+            # The model each number of the flat vector belongs to, and room for the corrections.
+            self._model_of = np.empty(in_stack.size, np.intp)
+            self._model_of[in_stack] = np.arange(len(counts))[:, None]
+            self._step_size = np.empty(in_stack.size, self._state[0].dtype)
+            self._bias_2 = np.empty_like(self._step_size)
+
+    def step_counts(self):
+        return [self.iterations + offset for offset in self._offsets]
+
+    def _step(self, params, grads, m, v, scratch):
+        if not self._per_model:
+            return super()._step(params, grads, m, v, scratch)
+        self.iterations += 1
+        counts = [self.iterations + offset for offset in self._offsets]
+        # Each model's corrections in Python floats, as Adam computes them alone, then spread
+        # over its parameters: the same numbers, bit for bit.
+        step_size = [self.learning_rate / (1 - self.beta_1**t) for t in counts]
+        bias_2 = [1 - self.beta_2**t for t in counts]
+        np.take(np.array(step_size, params.dtype), self._model_of, out=self._step_size)
+        np.take(np.array(bias_2, params.dtype), self._model_of, out=self._bias_2)
+        self._update(params, grads, m, v, scratch, self._step_size, self._bias_2)
+
+
+def _check_own_optimizers(models):
+    """ValueError if two models share a stateful optimizer object: it can hold one model's state
+    (momentum, moments), and fit writes each model's state back into its own optimizer."""
+    for k, model in enumerate(models):
+        if model.optimizer.n_moments == 0:
+            continue  # plain SGD keeps nothing between steps: sharing it is harmless
+        for j in range(k):
+            if models[j].optimizer is model.optimizer:
+                raise ValueError(
+                    f"models[{k}] shares its optimizer object with models[{j}] "
+                    f"({model.optimizer!r}); an optimizer holds one model's state: compile each "
+                    f"model with its own, e.g. optimizer={model.optimizer.get_config()!r}")
 
 
 def _check_compatible(k, model, reference):

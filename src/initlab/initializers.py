@@ -42,6 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from initlab import checks
+
 # The standard deviation of a standard normal truncated to [-2, 2]. Keras divides the requested
 # standard deviation by it, so that the truncated draw has the variance the scheme asks for.
 TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -81,7 +83,7 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "selu":
         return 3.0 / 4  # PyTorch's empirical value (pytorch/pytorch#50664)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else _real("negative_slope (param)", param)
+        slope = 0.01 if param is None else checks.number("negative_slope (param)", param)
         return math.sqrt(2.0 / (1 + slope**2))
     raise ValueError(
         f"nonlinearity must be one of {list(NONLINEARITIES)}, got {nonlinearity!r}"
@@ -89,34 +91,13 @@ def calculate_gain(nonlinearity, param=None):
 
 
 # --- parameter checks: each returns the clean value or raises ValueError echoing it ---------------
-def _real(label, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{label} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{label} must be a finite number, got {value!r}")
-    return float(value)
-
-
+# The numeric ones are initlab.checks' (number, positive, fraction); these two adapt them.
 def _non_negative(label, value):
-    if _real(label, value) < 0:
-        raise ValueError(f"{label} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive(label, value):
-    if _real(label, value) <= 0:
-        raise ValueError(f"{label} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return checks.number(label, value, minimum=0)
 
 
 def _optional_real(label, value):
-    return None if value is None else _real(label, value)
-
-
-def _fraction(label, value):
-    if not 0 <= _real(label, value) < 1:
-        raise ValueError(f"{label} must be a fraction in [0, 1), got {value!r}")
-    return float(value)
+    return None if value is None else checks.number(label, value)
 
 
 def _one_of(*options):
@@ -228,9 +209,9 @@ def _check_gain_arguments(name, p):
 _MODES = _one_of("fan_in", "fan_out", "fan_avg")
 _KAIMING_MODES = _one_of("fan_in", "fan_out")  # PyTorch has no fan_avg for Kaiming
 _DISTRIBUTIONS = _one_of("truncated_normal", "untruncated_normal", "uniform", "normal")
-_GAIN = {"gain": Param(1.0, _real)}
+_GAIN = {"gain": Param(1.0, checks.number)}
 _NON_NEGATIVE_GAIN = {"gain": Param(1.0, _non_negative)}
-_KAIMING = {"a": Param(0.0, _real), "mode": Param("fan_in", _KAIMING_MODES),
+_KAIMING = {"a": Param(0.0, checks.number), "mode": Param("fan_in", _KAIMING_MODES),
             "nonlinearity": Param("leaky_relu", _nonlinearity)}
 
 # Attributes of Initializer that are not schemes, so no name may resolve to them.
@@ -274,13 +255,11 @@ class Initializer:
             raise ValueError(f"method must be a scheme name, got {method!r}")
         if scale is not None:
             params["scale"] = scale
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        seed = checks.integer("seed", seed, minimum=0, optional=True)
         self.method, self.params = _resolve(type(self), method, params)
         # The post's patched methods read self.scale; schemes without a scale see the neutral 1.
         self.scale = self.params.get("scale", 1.0)
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self._own_rng = None if seed is None else np.random.default_rng(seed)
         self.shape = None
         self.rng = None
@@ -336,7 +315,7 @@ class Initializer:
         """All ones (symmetric, like zeros)."""
         return np.ones(self.shape), self._zero_bias()
 
-    @_scheme("W = value", {"value": Param(0.0, _real)}, keras=("constant",),
+    @_scheme("W = value", {"value": Param(0.0, checks.number)}, keras=("constant",),
              pytorch=("constant_",), translations={"constant_": ({"val": "value"}, {})})
     def constant(self):
         """Every weight equal to `value` (PyTorch's constant_(val))."""
@@ -344,7 +323,7 @@ class Initializer:
 
     # --- plain distributions ----------------------------------------------------------------------
     @_scheme("scale · N(mean, stddev²), default N(0, 1)",
-             {"mean": Param(0.0, _real), "stddev": Param(1.0, _non_negative),
+             {"mean": Param(0.0, checks.number), "stddev": Param(1.0, _non_negative),
               "scale": Param(1.0, _non_negative)},
              keras=("random_normal",), keras_note="stddev 0.05 there", pytorch=("normal_",),
              aliases=("normal",), translations={"normal_": ({"std": "stddev"}, {})})
@@ -359,7 +338,7 @@ class Initializer:
         return p["scale"] * (p["mean"] + p["stddev"] * normal), self._zero_bias()
 
     @_scheme("U(minval, maxval), default ±0.05",
-             {"minval": Param(-0.05, _real), "maxval": Param(0.05, _real)},
+             {"minval": Param(-0.05, checks.number), "maxval": Param(0.05, checks.number)},
              keras=("random_uniform",), pytorch=("uniform_",), pytorch_note="default U(0, 1)",
              aliases=("uniform",),
              translations={"uniform_": ({"a": "minval", "b": "maxval"},
@@ -371,7 +350,7 @@ class Initializer:
         return self.rng.uniform(p["minval"], p["maxval"], self.shape), self._zero_bias()
 
     @_scheme("N(mean, stddev²) cut at mean ± 2·stddev",
-             {"mean": Param(0.0, _real), "stddev": Param(0.05, _positive),
+             {"mean": Param(0.0, checks.number), "stddev": Param(0.05, checks.positive),
               "low": Param(None, _optional_real), "high": Param(None, _optional_real)},
              keras=("truncated_normal",), pytorch=("trunc_normal_",),
              pytorch_note="a, b absolute",
@@ -391,7 +370,7 @@ class Initializer:
 
     # --- variance scaling and its presets ---------------------------------------------------------
     @_scheme("σ² = scale/n_mode: TN(σ), N(0, σ²) or U(±√3σ)",
-             {"scale": Param(1.0, _positive), "mode": Param("fan_in", _MODES),
+             {"scale": Param(1.0, checks.positive), "mode": Param("fan_in", _MODES),
               "distribution": Param("truncated_normal", _DISTRIBUTIONS)},
              keras=("variance_scaling",), check=_check_distribution)
     def variance_scaling(self):
@@ -522,7 +501,7 @@ class Initializer:
         return self.params["gain"] * np.eye(*self.shape), self._zero_bias()
 
     @_scheme("N(0, std²); ⌈sparsity·units⌉ zeros/column",
-             {"sparsity": Param(0.1, _fraction), "std": Param(0.01, _non_negative)},
+             {"sparsity": Param(0.1, checks.fraction), "std": Param(0.01, _non_negative)},
              pytorch=("sparse_",), pytorch_note="sparsity required")
     def sparse(self):
         """PyTorch's sparse_: each input's column keeps only a fraction 1 - sparsity of its weights.
@@ -711,12 +690,11 @@ def _normal_mass(low, high):
 
 def _check_shape(shape):
     try:
-        shape = tuple(int(n) for n in shape)
-    except TypeError:
-        raise ValueError(f"shape must be (units, fan_in), got {shape!r}") from None
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (units, fan_in) with both >= 1, got {shape!r}")
-    return shape
+        units, fan_in = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be a pair (units, fan_in), got {shape!r}") from None
+    return (checks.integer("shape's units", units, minimum=1),
+            checks.integer("shape's fan_in", fan_in, minimum=1))
 
 
 def get(identifier):

@@ -27,7 +27,7 @@ import functools
 
 import numpy as np
 
-from initlab import activations, initializers
+from initlab import activations, checks, initializers
 
 
 class Layer:
@@ -147,12 +147,12 @@ class Dense(Layer):
     def __init__(self, units, activation="linear", initializer=None, input_dim=None,
                  bias_initializer=None):
         super().__init__()
-        self.units = _check_count("units", units)
+        self.units = checks.integer("units", units, minimum=1)
         self.activation = activations.get(activation)
         self.initializer = initializers.get(initializer)
         self.bias_initializer = (None if bias_initializer is None
                                  else initializers.get(bias_initializer))
-        self.fan_in = None if input_dim is None else _check_count("input_dim", input_dim)
+        self.fan_in = checks.integer("input_dim", input_dim, minimum=1, optional=True)
         # Set by the model when the loss computes this layer's activation itself from the logits
         # (sigmoid + crossentropy, softmax + categorical crossentropy): the layer then emits z.
         self.emits_logits = False
@@ -175,7 +175,7 @@ class Dense(Layer):
         self.set_params(bias=value)
 
     def build(self, fan_in, rng, dtype=np.float64):
-        fan_in = _check_count("fan_in", fan_in)
+        fan_in = checks.integer("fan_in", fan_in, minimum=1)
         if self.fan_in is not None and fan_in != self.fan_in:
             raise ValueError(f"this layer expects {self.fan_in} input features, got {fan_in}")
         weights, bias = self.initializer((self.units, fan_in), rng=rng)
@@ -332,12 +332,6 @@ def _bound_product(left, right, out):
     if left.shape[-1] == 1:
         return functools.partial(np.multiply, left, right, out)
     return functools.partial(np.matmul, left, right, out=out)
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 LAYERS = {"Dense": Dense}

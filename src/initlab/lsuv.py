@@ -35,8 +35,8 @@ import warnings
 
 import numpy as np
 
-from initlab import initializers, optimizers
-from initlab.model import _check_int, pack_parameters
+from initlab import checks, initializers
+from initlab.model import pack_parameters
 
 # The row the scheme table (`initlab inits`, README) shows for LSUV.
 FORMULA = "orthogonal; per layer, on a batch, W ← W / √Var(z) until |Var(z) − 1| < tol"
@@ -166,4 +166,4 @@ def _entry(index, layer, variance, iterations):
 def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
     if unknown:
         raise ValueError(f"lsuv takes the options tol and max_iter, got {sorted(unknown)}")
-    return optimizers._check_positive("tol", tol), _check_int("max_iter", max_iter, minimum=1)
+    return checks.positive("tol", tol), checks.integer("max_iter", max_iter, minimum=1)

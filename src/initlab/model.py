@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from initlab import initializers, losses, optimizers, training
+from initlab import checks, initializers, losses, optimizers, training
 from initlab import layers as layers_module
 
 FILE_FORMAT = "initlab.NeuralNetwork"
@@ -42,9 +42,7 @@ class NeuralNetwork:
     """
 
     def __init__(self, layers=None, seed=None, dtype="float64"):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        seed = checks.integer("seed", seed, minimum=0, optional=True)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.seed = seed
@@ -465,17 +463,11 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
 
     batch_size comes back capped at the number of samples (None stays None: full batch).
     """
-    epochs = _check_int("epochs", epochs, minimum=1)
-    log_every = _check_int("log_every", log_every, minimum=1)
+    epochs = checks.integer("epochs", epochs, minimum=1)
+    log_every = checks.integer("log_every", log_every, minimum=1)
     if learning_rate is not None:
-        learning_rate = optimizers._check_rate(learning_rate)
+        learning_rate = checks.positive("learning_rate", learning_rate)
     X, Y = check_data(X, Y)
     if batch_size is not None:
-        batch_size = min(_check_int("batch_size", batch_size, minimum=1), X.shape[-1])
+        batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
     return X, Y, epochs, learning_rate, batch_size, log_every
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

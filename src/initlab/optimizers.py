@@ -15,37 +15,19 @@ import functools
 
 import numpy as np
 
-
-def _check_positive(name, value):
-    if not _is_number(value):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_rate(learning_rate):
-    return _check_positive("learning_rate", learning_rate)
-
-
-def _check_fraction(name, value):
-    if not _is_number(value) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _is_number(value):
-    # bool is an int to Python, but True as a rate or a momentum is a mistake.
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+from initlab import checks
 
 
 class Optimizer:
     """Base contract: `step` validates once, allocates state lazily, then calls `_step`."""
 
     name = "optimizer"
+    # How many arrays at the head of the state carry over from one step to the next (see
+    # `moments`); the rest is scratch.
+    n_moments = 0
 
     def __init__(self, learning_rate=0.01):
-        self.learning_rate = _check_rate(learning_rate)
+        self.learning_rate = checks.positive("learning_rate", learning_rate)
         self._state = None
 
     def step(self, params, grads):
@@ -65,6 +47,17 @@ class Optimizer:
 
     def _step(self, params, grads, *state):
         raise NotImplementedError
+
+    def moments(self, params):
+        """The arrays carried from one step to the next for the flat vector `params` (Momentum's
+        velocity; Adam's m and v), each shaped like it: a tuple, empty for plain SGD.
+
+        Made fresh (zeros, as before a first step) if there are none yet; writing into them
+        changes the state, which is how an Ensemble moves state between models and its stacks.
+        """
+        if self._state is None or self._state[0].shape != params.shape:
+            self._state = self._init_state(params)
+        return self._state[:self.n_moments]
 
     def reset(self):
         """Forget moments and step counts, as for a freshly built model."""
@@ -106,10 +99,11 @@ class Momentum(Optimizer):
     """Heavy-ball momentum (PyTorch's form): v = momentum * v + grads; params -= lr * v."""
 
     name = "momentum"
+    n_moments = 1  # the velocity
 
     def __init__(self, learning_rate=0.01, momentum=0.9):
         super().__init__(learning_rate)
-        self.momentum = _check_fraction("momentum", momentum)
+        self.momentum = checks.fraction("momentum", momentum)
 
     def _init_state(self, params):
         return (np.zeros_like(params), np.empty_like(params))
@@ -132,12 +126,13 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    n_moments = 2  # m and v; the step count is `iterations`
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
-        self.beta_1 = _check_fraction("beta_1", beta_1)
-        self.beta_2 = _check_fraction("beta_2", beta_2)
-        self.epsilon = _check_positive("epsilon", epsilon)
+        self.beta_1 = checks.fraction("beta_1", beta_1)
+        self.beta_2 = checks.fraction("beta_2", beta_2)
+        self.epsilon = checks.positive("epsilon", epsilon)
         self.iterations = 0
 
     def _init_state(self, params):
@@ -147,6 +142,12 @@ class Adam(Optimizer):
     def _step(self, params, grads, m, v, scratch):
         self.iterations += 1
         t = self.iterations
+        self._update(params, grads, m, v, scratch, self.learning_rate / (1 - self.beta_1**t),
+                     1 - self.beta_2**t)
+
+    def _update(self, params, grads, m, v, scratch, step_size, bias_2):
+        """The step with its bias corrections given: step_size = lr / (1 - b1^t) and
+        bias_2 = 1 - b2^t, numbers, or arrays like params (one t per stacked model)."""
         m *= self.beta_1
         np.multiply(grads, 1 - self.beta_1, out=scratch)  # in the scratch: no array a step
         m += scratch
@@ -154,8 +155,7 @@ class Adam(Optimizer):
         np.multiply(grads, grads, out=scratch)
         scratch *= 1 - self.beta_2
         v += scratch
-        step_size = self.learning_rate / (1 - self.beta_1**t)
-        np.divide(v, 1 - self.beta_2**t, out=scratch)
+        np.divide(v, bias_2, out=scratch)
         np.sqrt(scratch, out=scratch)
         scratch += self.epsilon
         np.divide(m, scratch, out=scratch)

@@ -9,26 +9,17 @@ command rejects bad input in one clear line before any work starts.
     64
 """
 
-import numpy as np
+from initlab import checks
 
 
 def check_int(option, value, minimum):
-    """value as an int, if it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{option} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    """value as an int, if it is an integer >= minimum (initlab.checks.integer)."""
+    return checks.integer(option, value, minimum=minimum)
 
 
-def check_number(option, value, minimum=0.0, strict=True):
+def check_number(option, value, minimum=0, strict=True):
     """value as a float, if it is finite and > minimum (>= minimum when strict is False)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{option} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or number < minimum or (strict and number == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{option} must be a finite number {relation} {minimum}, got {value!r}")
-    return number
+    return checks.number(option, value, minimum=minimum, strict=strict)
 
 
 def int_list(option, text, minimum):
