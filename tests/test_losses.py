@@ -135,3 +135,144 @@ def test_unknown_loss_lists_the_valid_ones():
     with pytest.raises(ValueError) as error:
         losses.get("hinge")
     assert "'hinge'" in str(error.value) and "categorical_crossentropy" in str(error.value)
+
+
+# Every path the training loop binds: (loss, from_logits). The plain paths get probabilities.
+STEP_PATHS = [("categorical_crossentropy", True), ("categorical_crossentropy", False),
+              ("crossentropy", True), ("crossentropy", False), ("mse", False)]
+# (models' leading axes, targets' leading axes, targets transposed as the minibatch loop lays
+# them out): one model, full batch and minibatch; stacked models with their own targets, and
+# sharing one set of targets.
+LAYOUTS = {
+    "one model": ((), (), False),
+    "one model, minibatch": ((), (), True),
+    "stacked, minibatch": ((3,), (3,), True),
+    "stacked, shared targets": ((3,), (), False),
+}
+
+
+def _targets(name, shape, rng):
+    if name == "categorical_crossentropy":
+        labels = rng.integers(0, shape[-2], shape[:-2] + shape[-1:])
+        return np.moveaxis(np.eye(shape[-2])[labels], -1, -2)
+    if name == "crossentropy":
+        return rng.integers(0, 2, shape).astype(float)
+    return rng.normal(size=shape)
+
+
+def _bound_step(name, from_logits, lead, target_lead, transposed, n=4, m=50):
+    """A loss step bound as the loop binds it: the output is a view above a row of ones."""
+    loss = losses.get(name)
+    n = 1 if name == "crossentropy" else n
+    output = np.ones(lead + (n + 1, m))[..., :-1, :]
+    target_shape = target_lead + (n, m)
+    y = (np.swapaxes(np.empty(target_shape[:-2] + (m, n)), -1, -2) if transposed
+         else np.empty(target_shape))
+    grad = np.empty(output.shape)
+    step, load = loss.training_step(y, output, grad, from_logits=from_logits)
+    return loss, output, y, grad, step, load
+
+
+def _reference(loss, from_logits, y, output):
+    if from_logits:
+        return loss.from_logits(y, output.copy())
+    return loss(y, output), loss.gradient(y, output)
+
+
+def _fill(loss, from_logits, output, z):
+    activation = loss.output_activation
+    output[...] = z if from_logits or activation is None else activations.get(activation).forward(z)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize(("name", "from_logits"), STEP_PATHS)
+def test_bound_step_equals_the_reference_path(name, from_logits, layout):
+    lead, target_lead, transposed = LAYOUTS[layout]
+    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
+                                                    transposed)
+    rng = np.random.default_rng(4)
+    for _ in range(2):  # a second batch of targets and outputs goes through load() again
+        y[...] = _targets(name, y.shape, rng)
+        _fill(loss, from_logits, output, rng.normal(scale=3.0, size=output.shape))
+        load()
+        cost = step()
+        expected_cost, expected_grad = _reference(loss, from_logits, y, output)
+        assert np.shape(cost) == lead
+        np.testing.assert_allclose(cost, expected_cost, rtol=1e-13)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("layout", ["one model", "stacked, minibatch"])
+@pytest.mark.parametrize(("name", "from_logits"), STEP_PATHS)
+def test_bound_step_is_exact_and_finite_at_logits_of_1000(name, from_logits, layout):
+    lead, target_lead, transposed = LAYOUTS[layout]
+    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
+                                                    transposed, m=8)
+    rng = np.random.default_rng(5)
+    z = rng.choice([-1000.0, 0.0, 1000.0], size=output.shape)
+    y[...] = _targets(name, y.shape, rng)
+    _fill(loss, from_logits, output, z)  # probabilities of exactly 0 and 1 on the plain paths
+    load()
+    cost = step()
+    expected_cost, expected_grad = _reference(loss, from_logits, y, output)
+    assert np.all(np.isfinite(cost)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(cost, expected_cost, rtol=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-16)
+
+
+def test_softmax_step_costs_a_wrong_logit_of_1000_exactly():
+    # Logits (1000, -1000, 0) with the label on -1000: the loss is logsumexp - z_label = 2000
+    # (the other terms are below the rounding of 1000); dL/dz = (p - y) / m = (1, -1, 0) / m.
+    loss = losses.get("categorical_crossentropy")
+    z = np.array([[1000.0, 0.0], [-1000.0, 0.0], [0.0, 0.0]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    grad = np.empty_like(z)
+    step, load = loss.training_step(y, z, grad, from_logits=True)
+    load()
+    assert step() == (2000.0 + np.log(3.0)) / 2
+    np.testing.assert_allclose(grad[:, 0], [0.5, -0.5, 0.0], atol=1e-300)
+
+
+@pytest.mark.parametrize("layout", ["one model, minibatch", "stacked, shared targets"])
+@pytest.mark.parametrize(("name", "from_logits"), STEP_PATHS)
+def test_bound_step_allocates_no_array(name, from_logits, layout):
+    tracemalloc = pytest.importorskip("tracemalloc")
+    lead, target_lead, transposed = LAYOUTS[layout]
+    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
+                                                    transposed, n=10, m=256)
+    rng = np.random.default_rng(6)
+    y[...] = _targets(name, y.shape, rng)
+    _fill(loss, from_logits, output, rng.normal(size=output.shape))
+    load()
+    step()  # the first call may set up NumPy's internals
+    tracemalloc.start()
+    try:
+        for _ in range(100):
+            load()
+            step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The costs returned are small new objects; any temporary array would be as large as this.
+    assert peak < output.nbytes, f"100 steps peaked at {peak} bytes; one output is {output.nbytes}"
+
+
+def test_mse_has_no_fused_path():
+    y = np.zeros((2, 5))
+    with pytest.raises(ValueError, match="from_logits must be False"):
+        losses.get("mse").training_step(y, y.copy(), y.copy(), from_logits=True)
+
+
+def test_sparse_labels_train_exactly_as_one_hot():
+    from initlab import Dense, NeuralNetwork
+
+    rng = np.random.default_rng(7)
+    X, labels = rng.normal(size=(4, 60)), rng.integers(0, 3, 60)
+    histories = []
+    for Y in (labels.reshape(1, -1).astype(float), np.eye(3)[:, labels]):
+        model = NeuralNetwork(seed=0)
+        model.add(Dense(8, "relu", initializer="he"))
+        model.add(Dense(3, "softmax", initializer="glorot_uniform"))
+        model.compile(loss="categorical_crossentropy")
+        histories.append(model.fit(X, Y, epochs=3, batch_size=16, learning_rate=0.1)["loss"])
+    np.testing.assert_array_equal(histories[0], histories[1])
