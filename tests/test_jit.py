@@ -202,3 +202,25 @@ def test_a_damaged_cache_file_is_written_again(monkeypatch, tmp_path):
         post_model().fit(X, Y, epochs=5, jit_compile=True)["loss"], expected)
     assert path.read_text() == source
     assert not [name for name in os.listdir(path.parent) if name.endswith(".tmp")]
+
+
+def test_an_unwritable_cache_falls_back_to_a_temporary_directory(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("INITLAB_CACHE", str(blocked))  # makedirs fails: a file is in the way
+    monkeypatch.setattr(jit, "_LOADED", {})
+    history = post_model().fit(X, Y, epochs=5, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, post_model().fit(X, Y, epochs=5)["loss"], rtol=1e-12)
+    assert blocked.read_text() == "not a directory"
+
+
+def test_one_layer_logistic_regression():
+    def make():
+        model = NeuralNetwork(seed=1)
+        model.add(Dense(units=1, activation="sigmoid", initializer="zeros"))
+        model.compile(loss="crossentropy")
+        return model
+
+    expected = make().fit(X, Y, epochs=100, learning_rate=0.5)["loss"]
+    history = make().fit(X, Y, epochs=100, learning_rate=0.5, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=1e-12)

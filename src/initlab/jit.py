@@ -377,7 +377,24 @@ def _load(source):
     digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:20]
     if digest in _LOADED:
         return _LOADED[digest]
-    directory = cache_directory()
+    try:
+        path = _write(cache_directory(), digest, source)
+    except OSError:
+        # A read-only home (a container, a shared account) must not stop training: compile
+        # from a private temporary directory instead, and lose only the cache.
+        path = _write(os.path.join(tempfile.gettempdir(), f"initlab-{os.getuid()}", "kernels"),
+                      digest, source)
+    name = f"_initlab_kernel_{digest}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    _LOADED[digest] = module.kernel
+    return module.kernel
+
+
+def _write(directory, digest, source):
+    """The path of the kernel's source file in `directory`, written there unless it already is."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"kernel_{digest}.py")
     if not _holds(path, source):
@@ -386,13 +403,7 @@ def _load(source):
         with os.fdopen(handle, "w") as file:
             file.write(source)
         os.replace(temporary, path)
-    name = f"_initlab_kernel_{digest}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    _LOADED[digest] = module.kernel
-    return module.kernel
+    return path
 
 
 def _holds(path, source):
