@@ -193,9 +193,7 @@ def _source(spec):
     # Pass 1: one sample per lane.
     emit(2, f"for n in range({m}):")
     inputs = [x_at(i) for i in range(sizes[0][1])]
-    layer_inputs = []
     for layer, (units, fan_in) in enumerate(sizes):
-        layer_inputs.append(inputs)
         name, alpha = spec.activations[layer]
         outputs = []
         for j in range(units):
