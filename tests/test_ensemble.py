@@ -449,3 +449,55 @@ def test_state_follows_a_model_whose_arrays_were_rebound():
         reference = rebound(_alone(seed, "adam", 32, (10,)))
         reference.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
         _assert_same_training(model, reference)
+
+
+# --- learning rates: fit sets one rate for all K ----------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_model_fitted_alone_at_another_rate_joins_and_trains_as_alone(optimizer):
+    def made(seed):
+        model = post_model(seed=seed, optimizer=optimizer)
+        if seed == SEEDS[1]:
+            model.fit(X, Y, epochs=10, learning_rate=0.05, batch_size=32)
+        return model
+
+    models = [made(seed) for seed in SEEDS]
+    assert models[1].optimizer.learning_rate == 0.05 != models[0].optimizer.learning_rate
+    history = Ensemble(models).fit(X, Y, epochs=20, learning_rate=0.02, batch_size=32)["loss"]
+    for k, seed in enumerate(SEEDS):
+        alone = made(seed)
+        expected = alone.fit(X, Y, epochs=20, learning_rate=0.02, batch_size=32)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
+        _assert_same_training(models[k], alone)
+        assert models[k].optimizer.learning_rate == models[k].learning_rate == 0.02
+
+
+def test_differing_rates_without_learning_rate_raise_and_change_nothing():
+    models = [post_model(seed=s, optimizer="momentum") for s in SEEDS]
+    models[2].fit(X, Y, epochs=3, learning_rate=0.05)
+    before = [model._params.copy() for model in models[2:]]
+    ens = Ensemble(models)
+    with pytest.raises(ValueError, match=r"models\[2\] has 0\.05, models\[0\] has 0\.01; pass "
+                                         r"learning_rate= to fit"):
+        ens.fit(X, Y, epochs=3)
+    assert not models[0].built and ens._groups is None  # checked before anything changes
+    assert [model.optimizer.learning_rate for model in models] == [0.01, 0.01, 0.05]
+    np.testing.assert_array_equal(models[2]._params, before[0])
+
+
+def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
+    # The stacks were made at 0.01; the models now all hold 0.05, which the next fit must use.
+    models = [post_model(seed=s) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    for model in models:
+        model.fit(X, Y, epochs=5, learning_rate=0.05)
+    history = ens.fit(X, Y, epochs=5)["loss"]
+    assert ens.learning_rate == 0.05
+    for k, seed in enumerate(SEEDS):
+        alone = post_model(seed=seed)
+        alone.fit(X, Y, epochs=5)
+        alone.fit(X, Y, epochs=5, learning_rate=0.05)
+        np.testing.assert_allclose(history[:, k], alone.fit(X, Y, epochs=5)["loss"], rtol=1e-12)
+        _assert_same_training(models[k], alone)
+        assert models[k].optimizer.learning_rate == 0.05

@@ -47,8 +47,9 @@ class Ensemble:
     ----------
     models : sequence of NeuralNetwork
         Compiled, with the same layer types, sizes and activations, the same loss, optimizer and
-        dtype. Initializers and seeds may differ. Unbuilt models are built, each from its own
-        seed, when the ensemble first sees data; built ones (after LSUV, say) keep their weights.
+        dtype. Initializers, seeds and learning rates may differ (fit trains all at one rate).
+        Unbuilt models are built, each from its own seed, when the ensemble first sees data;
+        built ones (after LSUV, say) keep their weights.
 
     Attributes
     ----------
@@ -94,21 +95,24 @@ class Ensemble:
 
         X : (n_features, m), shared by every model, or (K, n_features, m), one data set each.
         Y : (n_outputs, m) or (K, n_outputs, m), likewise.
-        learning_rate : None keeps the optimizer's own rate (0.01 for gradient descent).
+        learning_rate : None keeps the models' own rate, which must then be one rate for all K;
+            either way every model's optimizer keeps the rate used, as after NeuralNetwork.fit.
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
             self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+        learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
         # Everything is checked: from here on the models change.
         groups = self._stacked(X.shape[-2], batch_size or m)
         K = self.n_models
         for _, stack in groups:
-            if learning_rate is not None:
-                stack.optimizer.learning_rate = learning_rate
-        self.learning_rate = groups[0][1].optimizer.learning_rate
+            stack.optimizer.learning_rate = learning_rate
+        for model in self.models:  # as NeuralNetwork.fit leaves a model: at the rate it trained
+            model.optimizer.learning_rate = model.learning_rate = learning_rate
+        self.learning_rate = learning_rate
 
         def run_epoch_of(part, stack):
             # Each model draws its minibatch order from its own seed, as it does alone.
@@ -148,7 +152,6 @@ class Ensemble:
         for k, model in enumerate(self.models):
             model.history = {"loss": history[:, k].copy()}
             model.costs = [cost[k] for cost in self.costs]
-            model.learning_rate = self.learning_rate
         return self.history
 
     # --- inference ---------------------------------------------------------------------------
@@ -272,6 +275,21 @@ class Ensemble:
         fan_in = built[0] if built else None
         model_module._check_feature_count(X, fan_in, "the models were")
         return X
+
+    def _check_learning_rate(self, learning_rate):
+        """The rate fit trains at: learning_rate, else the models' one rate."""
+        if learning_rate is not None:
+            return learning_rate
+        # A model fitted alone at another rate still has one architecture; which rate the
+        # ensemble trains at is then the user's choice, never a silent pick of models[0]'s.
+        rate = self.models[0].optimizer.learning_rate
+        for k, model in enumerate(self.models):
+            if model.optimizer.learning_rate != rate:
+                raise ValueError(
+                    f"learning_rate is None but the models' rates differ: models[{k}] has "
+                    f"{model.optimizer.learning_rate!r}, models[0] has {rate!r}; pass "
+                    f"learning_rate= to fit to train all {self.n_models} models at one rate")
+        return rate
 
     def _check_data(self, X, Y):
         X = self._check_features(X)
@@ -454,8 +472,14 @@ def _check_compatible(k, model, reference):
             differ(f"layer {i}'s activation", activation.get_config(), ref_activation.get_config())
     if model.loss.get_config() != reference.loss.get_config():
         differ("the loss", model.loss.get_config(), reference.loss.get_config())
-    if model.optimizer.get_config() != reference.optimizer.get_config():
-        differ("the optimizer", model.optimizer.get_config(), reference.optimizer.get_config())
+    # The learning rate is fit's to set (one for all K), not part of the architecture.
+    ours, theirs = (_without_rate(net.optimizer.get_config()) for net in (model, reference))
+    if ours != theirs:
+        differ("the optimizer", ours, theirs)
+
+
+def _without_rate(config):
+    return {key: value for key, value in config.items() if key != "learning_rate"}
 
 
 def _as_stacked_data(name, value, dtype, n_models, rows):
