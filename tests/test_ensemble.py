@@ -501,3 +501,10 @@ def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
         np.testing.assert_allclose(history[:, k], alone.fit(X, Y, epochs=5)["loss"], rtol=1e-12)
         _assert_same_training(models[k], alone)
         assert models[k].optimizer.learning_rate == 0.05
+
+
+def test_evaluate_first_builds_the_stacks():
+    models = [post_model(seed=s) for s in SEEDS]
+    result = Ensemble(models).evaluate(X, Y)
+    for k, model in enumerate(models):
+        assert result["loss"][k] == pytest.approx(model.evaluate(X, Y)["loss"], rel=1e-12)

@@ -164,7 +164,8 @@ class Ensemble:
         """{"accuracy": (K,) percent correct, "loss": (K,) mean cost}, as NeuralNetwork.evaluate
         reports them for each model."""
         X, Y = self._check_data(X, Y)
-        cost, accuracy = model_module.score_output(self._groups[0][1], Y, self._forward(X))
+        output = self._forward(X)  # first: it makes the groups
+        cost, accuracy = model_module.score_output(self._groups[0][1], Y, output)
         result = {}
         if accuracy is not None:
             result["accuracy"] = _per_model(accuracy, self.n_models)
