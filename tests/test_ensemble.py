@@ -503,6 +503,88 @@ def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
         assert models[k].optimizer.learning_rate == 0.05
 
 
+# --- weights: fit writes back only what it synced into the stacks -----------------------------
+
+class FailsToBegin:
+    def on_train_begin(self, owner):
+        raise RuntimeError("before any epoch")
+
+
+def _set_weights(model, value):
+    # The user's own change between fits, through the public setter.
+    model.layers[0].set_params(weights=np.full_like(model.layers[0].weights, value))
+
+
+@pytest.mark.parametrize("before", ["fit", "predict"])
+def test_a_fit_that_fails_to_begin_leaves_every_models_weights_alone(before):
+    models = [post_model(seed=s, optimizer="momentum") for s in SEEDS]
+    ens = Ensemble(models)
+    if before == "fit":
+        ens.fit(X, Y, epochs=5)
+    else:
+        ens.predict(X)  # the stacks now hold these weights, which the user then changes
+    for k, model in enumerate(models):
+        _set_weights(model, 0.1 * (k + 1))
+    params = [model._params.copy() for model in models]
+    state = [[m.copy() for m in model.optimizer.moments(model._params)] for model in models]
+    with pytest.raises(RuntimeError, match="before any epoch"):
+        ens.fit(X, Y, epochs=5, callbacks=[FailsToBegin()])
+    for model, before_params, before_state in zip(models, params, state, strict=True):
+        np.testing.assert_array_equal(model._params, before_params)
+        for moment, expected in zip(model.optimizer.moments(model._params), before_state,
+                                    strict=True):
+            np.testing.assert_array_equal(moment, expected)
+    # Then a fit trains from the user's weights, as each model would alone.
+    ens.fit(X, Y, epochs=5)
+    for k, (model, seed) in enumerate(zip(models, SEEDS, strict=True)):
+        alone = post_model(seed=seed, optimizer="momentum")
+        if before == "fit":
+            alone.fit(X, Y, epochs=5)
+        else:
+            alone.build(2)
+        _set_weights(alone, 0.1 * (k + 1))
+        alone.fit(X, Y, epochs=5)
+        _assert_same_training(model, alone)
+
+
+def test_an_interrupt_after_some_epochs_writes_back_the_trained_weights():
+    class InterruptAt:
+        def on_epoch_end(self, owner, epoch, cost):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    models = [post_model(seed=s) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    _set_weights(models[1], 0.3)
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(X, Y, epochs=30, callbacks=[InterruptAt()])  # 4 epochs
+    for k, seed in enumerate(SEEDS):
+        alone = post_model(seed=seed)
+        alone.fit(X, Y, epochs=5)
+        if k == 1:
+            _set_weights(alone, 0.3)
+        alone.fit(X, Y, epochs=4)
+        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-12, atol=1e-15)
+
+
+def test_predict_and_evaluate_in_a_callback_see_the_weights_being_trained():
+    X_check, Y_check = datasets.moons(50, noise=0.2, seed=1)
+    seen = []
+
+    class Evaluates:
+        def on_epoch_end(self, owner, epoch, cost):
+            seen.append((owner.evaluate(X, Y)["loss"], owner.predict(X_check)))
+
+    models = [post_model(seed=s) for s in SEEDS]
+    history = Ensemble(models).fit(X, Y, epochs=6, callbacks=[Evaluates()])["loss"]
+    plain = Ensemble([post_model(seed=s) for s in SEEDS]).fit(X, Y, epochs=6)["loss"]
+    np.testing.assert_array_equal(history, plain)  # looking does not change the training
+    for epoch in range(5):  # the loss after epoch e is the cost the full batch sees at e + 1
+        np.testing.assert_allclose(seen[epoch][0], history[epoch + 1], rtol=1e-12)
+    np.testing.assert_allclose(seen[-1][1], Ensemble(models).predict(X_check), rtol=1e-12)
+
+
 def test_evaluate_first_builds_the_stacks():
     models = [post_model(seed=s) for s in SEEDS]
     result = Ensemble(models).evaluate(X, Y)

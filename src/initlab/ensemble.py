@@ -28,7 +28,8 @@ The models stay the reference: every fit and predict copies their current weight
 stacks first, and fit writes the trained weights (and each model's history and costs) back. So
 does fit with each model's optimizer state (momentum, Adam's moments and step count): a model
 trained in an ensemble continues alone, or in another ensemble, exactly as if it had been
-trained alone all along.
+trained alone all along. During a fit the stacks hold the weights being trained: predict and
+evaluate from a callback see them, and the models get them when fit ends (or is interrupted).
 """
 
 import copy
@@ -81,6 +82,7 @@ class Ensemble:
         # Groups of models: (slice of self.models, a NeuralNetwork whose parameters carry a
         # leading axis over that slice), made when the ensemble first sees data.
         self._groups = None
+        self._weights_in_stacks = False  # whether this fit's stacks hold the live weights
         self._state_in_stacks = False  # whether the stacks hold the models' optimizer state
         self._state_slots = {}  # stack -> _slots(stack, its models), made on first use
 
@@ -176,7 +178,10 @@ class Ensemble:
     def _forward(self, X, activate=False):
         """(K, n_outputs, m): the output layer of every model, logits where the loss fuses them."""
         groups = self._stacked(X.shape[-2])
-        self._sync_to_groups()
+        if not self._weights_in_stacks:
+            # Inside fit (from a callback) the stacks hold the weights being trained, and the
+            # models get them only at the end: copying the models in would undo the training.
+            self._copy_to_groups()
         outputs = []
         for part, stack in groups:
             output = stack._forward(_part(X, part, self.n_models))
@@ -202,6 +207,14 @@ class Ensemble:
         return self._groups
 
     def _sync_to_groups(self):
+        """Copy every model's current weights into the stacks, as fit begins training.
+
+        From here until _write_back the stacks hold the live weights.
+        """
+        self._copy_to_groups()
+        self._weights_in_stacks = True
+
+    def _copy_to_groups(self):
         """Copy every model's current weights into the stacks: the models are the reference."""
         for part, stack in self._groups:
             models = self.models[part]
@@ -210,6 +223,14 @@ class Ensemble:
                     value[...] = np.stack([model.layers[i].params[name] for model in models])
 
     def _write_back(self):
+        """Copy the stacks' weights back into the models.
+
+        Only after _sync_to_groups in the same fit: a fit that failed before it (in a callback's
+        on_train_begin, say) must not overwrite the models with stale stacks.
+        """
+        if not self._weights_in_stacks:
+            return
+        self._weights_in_stacks = False
         for part, stack in self._groups:
             for i, layer in enumerate(stack.layers):
                 for name, value in layer.params.items():
