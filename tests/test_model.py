@@ -2,6 +2,7 @@
 seeding, persistence, and bad input."""
 
 import io
+import json
 import os
 import zipfile
 
@@ -391,6 +392,35 @@ def _npy_bytes(array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _config(members):
+    return json.loads(str(np.load(io.BytesIO(members["config.npy"]))))
+
+
+def _write_members(path, members, config=None):
+    if config is not None:
+        members = {**members, "config.npy": _npy_bytes(np.array(json.dumps(config)))}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("version", [99, 0, True, "1", 1.0, None])
+def test_load_rejects_a_version_it_does_not_know(tmp_path, version):
+    _, path, _, _ = _saved_model(tmp_path)
+    members = _members(path)
+    config = _config(members)
+    config["version"] = version
+    _write_members(path, members, config)
+    with pytest.raises(ValueError, match=f"file format version {version!r}; this initlab reads "
+                                         f"version 1"):
+        NeuralNetwork.load(path)
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -335,7 +335,8 @@ class NeuralNetwork:
             ) from None
         if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
             raise ValueError(f"{path!r} is not an initlab model file (no initlab config inside)")
-        if config.get("version") != FILE_VERSION:
+        # 1 only: not True or 1.0, which compare equal to it.
+        if type(config.get("version")) is not int or config["version"] != FILE_VERSION:
             raise ValueError(
                 f"{path!r} was written by file format version {config.get('version')!r}; "
                 f"this initlab reads version {FILE_VERSION}"
