@@ -449,3 +449,144 @@ def test_state_follows_a_model_whose_arrays_were_rebound():
         reference = rebound(_alone(seed, "adam", 32, (10,)))
         reference.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
         _assert_same_training(model, reference)
+
+
+# --- learning rates: fit sets one rate for all K ----------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_model_fitted_alone_at_another_rate_joins_and_trains_as_alone(optimizer):
+    def made(seed):
+        model = post_model(seed=seed, optimizer=optimizer)
+        if seed == SEEDS[1]:
+            model.fit(X, Y, epochs=10, learning_rate=0.05, batch_size=32)
+        return model
+
+    models = [made(seed) for seed in SEEDS]
+    assert models[1].optimizer.learning_rate == 0.05 != models[0].optimizer.learning_rate
+    history = Ensemble(models).fit(X, Y, epochs=20, learning_rate=0.02, batch_size=32)["loss"]
+    for k, seed in enumerate(SEEDS):
+        alone = made(seed)
+        expected = alone.fit(X, Y, epochs=20, learning_rate=0.02, batch_size=32)["loss"]
+        np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
+        _assert_same_training(models[k], alone)
+        assert models[k].optimizer.learning_rate == models[k].learning_rate == 0.02
+
+
+def test_differing_rates_without_learning_rate_raise_and_change_nothing():
+    models = [post_model(seed=s, optimizer="momentum") for s in SEEDS]
+    models[2].fit(X, Y, epochs=3, learning_rate=0.05)
+    before = [model._params.copy() for model in models[2:]]
+    ens = Ensemble(models)
+    with pytest.raises(ValueError, match=r"models\[2\] has 0\.05, models\[0\] has 0\.01; pass "
+                                         r"learning_rate= to fit"):
+        ens.fit(X, Y, epochs=3)
+    assert not models[0].built and ens._groups is None  # checked before anything changes
+    assert [model.optimizer.learning_rate for model in models] == [0.01, 0.01, 0.05]
+    np.testing.assert_array_equal(models[2]._params, before[0])
+
+
+def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
+    # The stacks were made at 0.01; the models now all hold 0.05, which the next fit must use.
+    models = [post_model(seed=s) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    for model in models:
+        model.fit(X, Y, epochs=5, learning_rate=0.05)
+    history = ens.fit(X, Y, epochs=5)["loss"]
+    assert ens.learning_rate == 0.05
+    for k, seed in enumerate(SEEDS):
+        alone = post_model(seed=seed)
+        alone.fit(X, Y, epochs=5)
+        alone.fit(X, Y, epochs=5, learning_rate=0.05)
+        np.testing.assert_allclose(history[:, k], alone.fit(X, Y, epochs=5)["loss"], rtol=1e-12)
+        _assert_same_training(models[k], alone)
+        assert models[k].optimizer.learning_rate == 0.05
+
+
+# --- weights: fit writes back only what it synced into the stacks -----------------------------
+
+class FailsToBegin:
+    def on_train_begin(self, owner):
+        raise RuntimeError("before any epoch")
+
+
+def _set_weights(model, value):
+    # The user's own change between fits, through the public setter.
+    model.layers[0].set_params(weights=np.full_like(model.layers[0].weights, value))
+
+
+@pytest.mark.parametrize("before", ["fit", "predict"])
+def test_a_fit_that_fails_to_begin_leaves_every_models_weights_alone(before):
+    models = [post_model(seed=s, optimizer="momentum") for s in SEEDS]
+    ens = Ensemble(models)
+    if before == "fit":
+        ens.fit(X, Y, epochs=5)
+    else:
+        ens.predict(X)  # the stacks now hold these weights, which the user then changes
+    for k, model in enumerate(models):
+        _set_weights(model, 0.1 * (k + 1))
+    params = [model._params.copy() for model in models]
+    state = [[m.copy() for m in model.optimizer.moments(model._params)] for model in models]
+    with pytest.raises(RuntimeError, match="before any epoch"):
+        ens.fit(X, Y, epochs=5, callbacks=[FailsToBegin()])
+    for model, before_params, before_state in zip(models, params, state, strict=True):
+        np.testing.assert_array_equal(model._params, before_params)
+        for moment, expected in zip(model.optimizer.moments(model._params), before_state,
+                                    strict=True):
+            np.testing.assert_array_equal(moment, expected)
+    # Then a fit trains from the user's weights, as each model would alone.
+    ens.fit(X, Y, epochs=5)
+    for k, (model, seed) in enumerate(zip(models, SEEDS, strict=True)):
+        alone = post_model(seed=seed, optimizer="momentum")
+        if before == "fit":
+            alone.fit(X, Y, epochs=5)
+        else:
+            alone.build(2)
+        _set_weights(alone, 0.1 * (k + 1))
+        alone.fit(X, Y, epochs=5)
+        _assert_same_training(model, alone)
+
+
+def test_an_interrupt_after_some_epochs_writes_back_the_trained_weights():
+    class InterruptAt:
+        def on_epoch_end(self, owner, epoch, cost):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    models = [post_model(seed=s) for s in SEEDS]
+    ens = Ensemble(models)
+    ens.fit(X, Y, epochs=5)
+    _set_weights(models[1], 0.3)
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(X, Y, epochs=30, callbacks=[InterruptAt()])  # 4 epochs
+    for k, seed in enumerate(SEEDS):
+        alone = post_model(seed=seed)
+        alone.fit(X, Y, epochs=5)
+        if k == 1:
+            _set_weights(alone, 0.3)
+        alone.fit(X, Y, epochs=4)
+        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-12, atol=1e-15)
+
+
+def test_predict_and_evaluate_in_a_callback_see_the_weights_being_trained():
+    X_check, Y_check = datasets.moons(50, noise=0.2, seed=1)
+    seen = []
+
+    class Evaluates:
+        def on_epoch_end(self, owner, epoch, cost):
+            seen.append((owner.evaluate(X, Y)["loss"], owner.predict(X_check)))
+
+    models = [post_model(seed=s) for s in SEEDS]
+    history = Ensemble(models).fit(X, Y, epochs=6, callbacks=[Evaluates()])["loss"]
+    plain = Ensemble([post_model(seed=s) for s in SEEDS]).fit(X, Y, epochs=6)["loss"]
+    np.testing.assert_array_equal(history, plain)  # looking does not change the training
+    for epoch in range(5):  # the loss after epoch e is the cost the full batch sees at e + 1
+        np.testing.assert_allclose(seen[epoch][0], history[epoch + 1], rtol=1e-12)
+    np.testing.assert_allclose(seen[-1][1], Ensemble(models).predict(X_check), rtol=1e-12)
+
+
+def test_evaluate_first_builds_the_stacks():
+    models = [post_model(seed=s) for s in SEEDS]
+    result = Ensemble(models).evaluate(X, Y)
+    for k, model in enumerate(models):
+        assert result["loss"][k] == pytest.approx(model.evaluate(X, Y)["loss"], rel=1e-12)

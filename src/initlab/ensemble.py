@@ -28,7 +28,8 @@ The models stay the reference: every fit and predict copies their current weight
 stacks first, and fit writes the trained weights (and each model's history and costs) back. So
 does fit with each model's optimizer state (momentum, Adam's moments and step count): a model
 trained in an ensemble continues alone, or in another ensemble, exactly as if it had been
-trained alone all along.
+trained alone all along. During a fit the stacks hold the weights being trained: predict and
+evaluate from a callback see them, and the models get them when fit ends (or is interrupted).
 """
 
 import copy
@@ -47,8 +48,9 @@ class Ensemble:
     ----------
     models : sequence of NeuralNetwork
         Compiled, with the same layer types, sizes and activations, the same loss, optimizer and
-        dtype. Initializers and seeds may differ. Unbuilt models are built, each from its own
-        seed, when the ensemble first sees data; built ones (after LSUV, say) keep their weights.
+        dtype. Initializers, seeds and learning rates may differ (fit trains all at one rate).
+        Unbuilt models are built, each from its own seed, when the ensemble first sees data;
+        built ones (after LSUV, say) keep their weights.
 
     Attributes
     ----------
@@ -80,6 +82,7 @@ class Ensemble:
         # Groups of models: (slice of self.models, a NeuralNetwork whose parameters carry a
         # leading axis over that slice), made when the ensemble first sees data.
         self._groups = None
+        self._weights_in_stacks = False  # whether this fit's stacks hold the live weights
         self._state_in_stacks = False  # whether the stacks hold the models' optimizer state
         self._state_slots = {}  # stack -> _slots(stack, its models), made on first use
 
@@ -94,21 +97,24 @@ class Ensemble:
 
         X : (n_features, m), shared by every model, or (K, n_features, m), one data set each.
         Y : (n_outputs, m) or (K, n_outputs, m), likewise.
-        learning_rate : None keeps the optimizer's own rate (0.01 for gradient descent).
+        learning_rate : None keeps the models' own rate, which must then be one rate for all K;
+            either way every model's optimizer keeps the rate used, as after NeuralNetwork.fit.
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
             self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+        learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
         # Everything is checked: from here on the models change.
         groups = self._stacked(X.shape[-2], batch_size or m)
         K = self.n_models
         for _, stack in groups:
-            if learning_rate is not None:
-                stack.optimizer.learning_rate = learning_rate
-        self.learning_rate = groups[0][1].optimizer.learning_rate
+            stack.optimizer.learning_rate = learning_rate
+        for model in self.models:  # as NeuralNetwork.fit leaves a model: at the rate it trained
+            model.optimizer.learning_rate = model.learning_rate = learning_rate
+        self.learning_rate = learning_rate
 
         def run_epoch_of(part, stack):
             # Each model draws its minibatch order from its own seed, as it does alone.
@@ -148,7 +154,6 @@ class Ensemble:
         for k, model in enumerate(self.models):
             model.history = {"loss": history[:, k].copy()}
             model.costs = [cost[k] for cost in self.costs]
-            model.learning_rate = self.learning_rate
         return self.history
 
     # --- inference ---------------------------------------------------------------------------
@@ -161,7 +166,8 @@ class Ensemble:
         """{"accuracy": (K,) percent correct, "loss": (K,) mean cost}, as NeuralNetwork.evaluate
         reports them for each model."""
         X, Y = self._check_data(X, Y)
-        cost, accuracy = model_module.score_output(self._groups[0][1], Y, self._forward(X))
+        output = self._forward(X)  # first: it makes the groups
+        cost, accuracy = model_module.score_output(self._groups[0][1], Y, output)
         result = {}
         if accuracy is not None:
             result["accuracy"] = _per_model(accuracy, self.n_models)
@@ -172,7 +178,10 @@ class Ensemble:
     def _forward(self, X, activate=False):
         """(K, n_outputs, m): the output layer of every model, logits where the loss fuses them."""
         groups = self._stacked(X.shape[-2])
-        self._sync_to_groups()
+        if not self._weights_in_stacks:
+            # Inside fit (from a callback) the stacks hold the weights being trained, and the
+            # models get them only at the end: copying the models in would undo the training.
+            self._copy_to_groups()
         outputs = []
         for part, stack in groups:
             output = stack._forward(_part(X, part, self.n_models))
@@ -198,6 +207,14 @@ class Ensemble:
         return self._groups
 
     def _sync_to_groups(self):
+        """Copy every model's current weights into the stacks, as fit begins training.
+
+        From here until _write_back the stacks hold the live weights.
+        """
+        self._copy_to_groups()
+        self._weights_in_stacks = True
+
+    def _copy_to_groups(self):
         """Copy every model's current weights into the stacks: the models are the reference."""
         for part, stack in self._groups:
             models = self.models[part]
@@ -206,6 +223,14 @@ class Ensemble:
                     value[...] = np.stack([model.layers[i].params[name] for model in models])
 
     def _write_back(self):
+        """Copy the stacks' weights back into the models.
+
+        Only after _sync_to_groups in the same fit: a fit that failed before it (in a callback's
+        on_train_begin, say) must not overwrite the models with stale stacks.
+        """
+        if not self._weights_in_stacks:
+            return
+        self._weights_in_stacks = False
         for part, stack in self._groups:
             for i, layer in enumerate(stack.layers):
                 for name, value in layer.params.items():
@@ -272,6 +297,21 @@ class Ensemble:
         fan_in = built[0] if built else None
         model_module._check_feature_count(X, fan_in, "the models were")
         return X
+
+    def _check_learning_rate(self, learning_rate):
+        """The rate fit trains at: learning_rate, else the models' one rate."""
+        if learning_rate is not None:
+            return learning_rate
+        # A model fitted alone at another rate still has one architecture; which rate the
+        # ensemble trains at is then the user's choice, never a silent pick of models[0]'s.
+        rate = self.models[0].optimizer.learning_rate
+        for k, model in enumerate(self.models):
+            if model.optimizer.learning_rate != rate:
+                raise ValueError(
+                    f"learning_rate is None but the models' rates differ: models[{k}] has "
+                    f"{model.optimizer.learning_rate!r}, models[0] has {rate!r}; pass "
+                    f"learning_rate= to fit to train all {self.n_models} models at one rate")
+        return rate
 
     def _check_data(self, X, Y):
         X = self._check_features(X)
@@ -454,8 +494,14 @@ def _check_compatible(k, model, reference):
             differ(f"layer {i}'s activation", activation.get_config(), ref_activation.get_config())
     if model.loss.get_config() != reference.loss.get_config():
         differ("the loss", model.loss.get_config(), reference.loss.get_config())
-    if model.optimizer.get_config() != reference.optimizer.get_config():
-        differ("the optimizer", model.optimizer.get_config(), reference.optimizer.get_config())
+    # The learning rate is fit's to set (one for all K), not part of the architecture.
+    ours, theirs = (_without_rate(net.optimizer.get_config()) for net in (model, reference))
+    if ours != theirs:
+        differ("the optimizer", ours, theirs)
+
+
+def _without_rate(config):
+    return {key: value for key, value in config.items() if key != "learning_rate"}
 
 
 def _as_stacked_data(name, value, dtype, n_models, rows):
