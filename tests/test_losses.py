@@ -276,3 +276,68 @@ def test_sparse_labels_train_exactly_as_one_hot():
         model.compile(loss="categorical_crossentropy")
         histories.append(model.fit(X, Y, epochs=3, batch_size=16, learning_rate=0.1)["loss"])
     np.testing.assert_array_equal(histories[0], histories[1])
+
+
+# --- the plain paths in float32: probabilities of exactly 0 and 1 --------------------------------
+
+# Every (target, prediction) pair of 0 and 1, twice, in one row: right and wrong, both ways.
+_EDGE_Y = np.array([[0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0]])
+_EDGE_P = np.array([[0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
+
+
+def _plain_paths(loss, y, p):
+    """(cost, gradient) from __call__ and gradient, and from the bound training step."""
+    grad = np.empty_like(p)
+    step, load = loss.training_step(y.copy(), p.copy(), grad, from_logits=False)
+    load()
+    return [(loss(y, p), loss.gradient(y, p)), (step(), grad)]
+
+
+def test_binary_crossentropy_clips_float32_below_1_and_keeps_float64_at_1e_15():
+    loss = losses.get("crossentropy")
+    eps32 = loss.eps_for(np.float32)
+    # The bug: 1 - 1e-15 is 1.0 in float32, so ln(1 - p) was -inf at p = 1.
+    assert np.float32(1 - 1e-15) == 1 and np.float32(1 - eps32) < 1
+    assert eps32 == 2.0**-23 and loss.eps_for(np.float64) == 1e-15
+
+
+def test_binary_crossentropy_plain_path_is_finite_in_float32_at_0_and_1():
+    loss = losses.get("crossentropy")
+    y, p = _EDGE_Y.astype(np.float32), _EDGE_P.astype(np.float32)
+    # The float64 formula at the values float32 clips to, [2^-23, 1 - 2^-23].
+    eps = 2.0**-23
+    q = np.clip(_EDGE_P, eps, 1 - eps)
+    expected_cost = -np.mean(_EDGE_Y * np.log(q) + (1 - _EDGE_Y) * np.log(1 - q))
+    expected_grad = (q - _EDGE_Y) / (q * (1 - q)) / _EDGE_Y.size
+    # Wrong answers cost -ln(2^-23) = 23 ln 2 whichever way round: the clipping is symmetric.
+    np.testing.assert_allclose(expected_cost, 4 * 23 * np.log(2) / 8, rtol=1e-6)
+    for cost, grad in _plain_paths(loss, y, p):
+        assert np.isfinite(cost) and np.all(np.isfinite(grad))
+        assert np.asarray(cost).dtype == np.float32 and grad.dtype == np.float32
+        np.testing.assert_allclose(cost, expected_cost, rtol=1e-6)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)
+
+
+def test_binary_crossentropy_plain_path_is_unchanged_in_float64():
+    loss = losses.get("crossentropy")
+    q = np.clip(_EDGE_P, 1e-15, 1 - 1e-15)
+    expected_cost = -np.sum(_EDGE_Y * np.log(q) + (1 - _EDGE_Y) * np.log1p(-q)) / _EDGE_Y.size
+    expected_grad = (q - _EDGE_Y) / (q * (1 - q)) / _EDGE_Y.size
+    for cost, grad in _plain_paths(loss, _EDGE_Y, _EDGE_P):
+        np.testing.assert_allclose(cost, expected_cost, rtol=1e-15)
+        np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_categorical_crossentropy_plain_path_is_finite_in_float32_at_0_and_1():
+    # Its clip is [1e-15, 1]: no 1 - p, and 1e-15 is a normal float32, so nothing rounds to a
+    # bound that breaks ln p or -y / p.
+    loss = losses.get("categorical_crossentropy")
+    y = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    p = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    q = np.clip(p, np.float32(1e-15).astype(np.float64), 1.0)  # the float32 bound, exactly
+    expected_cost = -np.sum(y * np.log(q)) / 3
+    expected_grad = -y / q / 3
+    for cost, grad in _plain_paths(loss, y.astype(np.float32), p.astype(np.float32)):
+        assert np.isfinite(cost) and np.all(np.isfinite(grad))
+        np.testing.assert_allclose(cost, expected_cost, rtol=1e-6)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)

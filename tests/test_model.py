@@ -2,6 +2,7 @@
 seeding, persistence, and bad input."""
 
 import io
+import json
 import os
 import zipfile
 
@@ -391,6 +392,204 @@ def _npy_bytes(array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _config(members):
+    return json.loads(str(np.load(io.BytesIO(members["config.npy"]))))
+
+
+def _write_members(path, members, config=None):
+    if config is not None:
+        members = {**members, "config.npy": _npy_bytes(np.array(json.dumps(config)))}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("version", [99, 0, True, "1", 1.0, None])
+def test_load_rejects_a_version_it_does_not_know(tmp_path, version):
+    _, path, _, _ = _saved_model(tmp_path)
+    members = _members(path)
+    config = _config(members)
+    config["version"] = version
+    _write_members(path, members, config)
+    with pytest.raises(ValueError, match=f"file format version {version!r}; this initlab reads "
+                                         f"version 1"):
+        NeuralNetwork.load(path)
+
+
+# --- persistence of the optimizer's state ------------------------------------------------------
+
+OPTIMIZERS = {"sgd": {"name": "sgd", "learning_rate": 0.1},
+              "momentum": {"name": "momentum", "learning_rate": 0.05, "momentum": 0.9},
+              "adam": {"name": "adam", "learning_rate": 0.01}}
+
+
+def _compiled(optimizer, seed=4, dtype="float64"):
+    model = post_model(seed=seed, dtype=dtype)
+    model.compile(loss="crossentropy", optimizer=dict(OPTIMIZERS[optimizer]))
+    return model
+
+
+@pytest.mark.parametrize("batch_size", [None, 8], ids=["full batch", "minibatch"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_save_load_resumes_training_bit_for_bit(tmp_path, optimizer, batch_size):
+    # fit 30, save, load, fit 30 == fit 60 in one go: the weights, the optimizer's moments and
+    # step count, and the place in the shuffle stream all come back.
+    X, Y = moons(50, noise=0.2, seed=0)
+    once = _compiled(optimizer)
+    once.fit(X, Y, epochs=60, batch_size=batch_size)
+    half = _compiled(optimizer)
+    half.fit(X, Y, epochs=30, batch_size=batch_size)
+    half.save(tmp_path / "half.npz")
+    resumed = NeuralNetwork.load(tmp_path / "half.npz")
+    second = resumed.fit(X, Y, epochs=30, batch_size=batch_size)
+    np.testing.assert_array_equal(second["loss"], once.history["loss"][30:])
+    for a, b in zip(_params(resumed), _params(once)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(resumed.optimizer.moments(resumed._params),
+                    once.optimizer.moments(once._params)):
+        np.testing.assert_array_equal(a, b)
+    assert getattr(resumed.optimizer, "iterations", None) == getattr(once.optimizer,
+                                                                     "iterations", None)
+
+
+def test_float32_optimizer_state_round_trips_in_float32(tmp_path):
+    X, Y = moons(50, noise=0.2, seed=0)
+    once = _compiled("adam", dtype="float32")
+    once.fit(X, Y, epochs=20, batch_size=16)
+    half = _compiled("adam", dtype="float32")
+    half.fit(X, Y, epochs=10, batch_size=16)
+    half.save(tmp_path / "half.npz")
+    resumed = NeuralNetwork.load(tmp_path / "half.npz")
+    assert all(m.dtype == np.float32 for m in resumed.optimizer.moments(resumed._params))
+    np.testing.assert_array_equal(resumed.fit(X, Y, epochs=10, batch_size=16)["loss"],
+                                  once.history["loss"][10:])
+
+
+def test_the_file_holds_the_state_a_never_trained_model_has_none(tmp_path):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = _compiled("adam")
+    model.predict(X)  # built, never trained
+    model.save(tmp_path / "untrained.npz")
+    members = _members(tmp_path / "untrained.npz")
+    assert _config(members)["optimizer_state"] is None
+    assert not [name for name in members if name.startswith("optimizer.")]
+    model.fit(X, Y, epochs=3)
+    model.save(tmp_path / "trained.npz")
+    members = _members(tmp_path / "trained.npz")
+    assert _config(members)["optimizer_state"] == {"moments": 2, "iterations": 3}
+    m, v = model.optimizer.moments(model._params)
+    with np.load(tmp_path / "trained.npz") as archive:
+        np.testing.assert_array_equal(archive["optimizer.0"], m)
+        np.testing.assert_array_equal(archive["optimizer.1"], v)
+    # Plain gradient descent carries nothing from one step to the next.
+    sgd = _compiled("sgd")
+    sgd.fit(X, Y, epochs=3)
+    sgd.save(tmp_path / "sgd.npz")
+    assert _config(_members(tmp_path / "sgd.npz"))["optimizer_state"] is None
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_a_file_of_the_previous_format_loads_with_fresh_state(tmp_path, optimizer):
+    # Version 1 files written before the optimizer state was saved: the same weights and config
+    # without `optimizer_state` and without the state arrays. They load as before, the state
+    # starting fresh, as after optimizer.reset().
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = _compiled(optimizer)
+    model.fit(X, Y, epochs=10, batch_size=8)
+    model.save(tmp_path / "new.npz")
+    members = _members(tmp_path / "new.npz")
+    config = _config(members)
+    del config["optimizer_state"]
+    old = {name: data for name, data in members.items() if not name.startswith("optimizer.")}
+    _write_members(tmp_path / "old.npz", old, config)
+    from_old = NeuralNetwork.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(from_old.predict(X), model.predict(X))
+    assert getattr(from_old.optimizer, "iterations", 0) == 0
+    fresh = NeuralNetwork.load(tmp_path / "new.npz")
+    fresh.optimizer.reset()
+    np.testing.assert_array_equal(from_old.fit(X, Y, epochs=5, batch_size=8)["loss"],
+                                  fresh.fit(X, Y, epochs=5, batch_size=8)["loss"])
+
+
+def _corrupt(members, config, name):
+    """The members of a saved Adam model with one part of its state spoiled."""
+    members = dict(members)
+    n = np.load(io.BytesIO(members["optimizer.1.npy"])).size
+    if name == "wrong shape":
+        members["optimizer.1.npy"] = _npy_bytes(np.zeros(n - 1))
+    elif name == "wrong dtype":
+        members["optimizer.1.npy"] = _npy_bytes(np.zeros(n, np.float32))
+    elif name == "2-D":
+        members["optimizer.1.npy"] = _npy_bytes(np.zeros((1, n)))
+    elif name == "missing array":
+        del members["optimizer.1.npy"]
+    elif name == "extra array":
+        members["optimizer.2.npy"] = members["optimizer.1.npy"]
+    elif name == "moments count":
+        config["optimizer_state"]["moments"] = 1
+    elif name == "step count":
+        config["optimizer_state"]["iterations"] = -1
+    elif name == "boolean step count":
+        config["optimizer_state"]["iterations"] = True
+    elif name == "no step count":
+        del config["optimizer_state"]["iterations"]
+    elif name == "state without config":
+        config["optimizer_state"] = None
+    elif name == "not a dict":
+        config["optimizer_state"] = [2, 3]
+    return members, config
+
+
+@pytest.mark.parametrize("corruption, message", [
+    ("wrong shape", r"'optimizer\.1' has shape \(120,\) and dtype float64; expected shape "
+                    r"\(121,\) and dtype float64"),
+    ("wrong dtype", r"'optimizer\.1' has shape \(121,\) and dtype float32"),
+    ("2-D", r"'optimizer\.1' has shape \(1, 121\)"),
+    ("missing array", r"state arrays \['optimizer\.0'\]; expected \['optimizer\.0', "
+                      r"'optimizer\.1'\]"),
+    ("extra array", r"state arrays \['optimizer\.0', 'optimizer\.1', 'optimizer\.2'\]"),
+    ("moments count", "adam carries 2"),
+    ("step count", "step count must be an integer >= 0, got -1"),
+    ("boolean step count", "step count must be an integer >= 0, got True"),
+    ("no step count", "step count must be an integer >= 0, got None"),
+    ("state without config", r"state arrays \['optimizer\.0', 'optimizer\.1'\]; expected \[\]"),
+    ("not a dict", r"optimizer_state must be null or"),
+])
+def test_corrupt_optimizer_state_is_rejected_and_the_file_left_as_is(tmp_path, corruption,
+                                                                       message):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = _compiled("adam")
+    model.fit(X, Y, epochs=3)
+    model.save(tmp_path / "model.npz")
+    members = _members(tmp_path / "model.npz")
+    path = tmp_path / "corrupt.npz"
+    _write_members(path, *_corrupt(members, _config(members), corruption))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=message) as error:
+        NeuralNetwork.load(path)
+    assert repr(str(path)) in str(error.value)
+    assert path.read_bytes() == before
+
+
+def test_momentum_state_carries_no_step_count(tmp_path):
+    X, Y = moons(20, noise=0.2, seed=0)
+    model = _compiled("momentum")
+    model.fit(X, Y, epochs=3)
+    model.save(tmp_path / "model.npz")
+    members = _members(tmp_path / "model.npz")
+    config = _config(members)
+    assert config["optimizer_state"] == {"moments": 1, "iterations": None}
+    config["optimizer_state"]["iterations"] = 3
+    _write_members(tmp_path / "bad.npz", members, config)
+    with pytest.raises(ValueError, match="momentum keeps no step count, got 3"):
+        NeuralNetwork.load(tmp_path / "bad.npz")
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -173,15 +173,33 @@ class BinaryCrossentropy(Loss):
     name = "crossentropy"
     output_activation = "sigmoid"
     # Used only on the unfused path (an output activation other than sigmoid): p can be 0 or 1.
+    # The float64 bound; see eps_for for other dtypes.
     eps = 1e-15
 
+    def eps_for(self, dtype):
+        """The clipping bound for probabilities of `dtype`: p is clipped to [eps, 1 - eps].
+
+        max(self.eps, np.finfo(dtype).eps): 1e-15 in float64, 2^-23 (1.2e-7) in float32.
+        Why: 1 - eps must stay below 1, or ln(1 - p) is -inf and dL/dp divides by 0 at p = 1.
+        The float32 numbers next to 1 are 2^-24 apart, so 1 - 1e-15 rounds to 1.0 there, while
+        1 - 2^-23 is exact. The same eps at both ends keeps the loss symmetric: p = 0 against a
+        target 1 costs what p = 1 against a target 0 does, as with 1e-15 in float64 (where
+        finfo's 2.2e-16 is smaller, so float64 results are unchanged).
+        """
+        return max(self.eps, float(np.finfo(dtype).eps))
+
+    def _clip(self, y_pred):
+        p = np.asarray(y_pred)
+        eps = self.eps_for(np.result_type(p, 1.0))  # the dtype np.clip computes in
+        return np.clip(p, eps, 1 - eps)
+
     def __call__(self, y_true, y_pred):
-        p = np.clip(y_pred, self.eps, 1 - self.eps)
+        p = self._clip(y_pred)
         losses = -(y_true * np.log(p) + (1 - y_true) * np.log1p(-p))
         return losses.sum(axis=_SUM_AXES) / _count(y_true)
 
     def gradient(self, y_true, y_pred):
-        p = np.clip(y_pred, self.eps, 1 - self.eps)
+        p = self._clip(y_pred)
         return (p - y_true) / (p * (1 - p)) / _count(y_true)
 
     def from_logits(self, y_true, z, out=None):
@@ -238,19 +256,21 @@ class BinaryCrossentropy(Loss):
     def _plain_training_step(self, y_true, p_out, grad):
         """__call__ and gradient over fixed buffers, with the reference's operations.
 
-        With p clipped to [eps, 1 - eps]: cost = -sum(y (ln p - ln(1 - p)) + ln(1 - p)) / count
-        (the reference's y ln p + (1 - y) ln(1 - p), regrouped to reuse one buffer), and
+        With p clipped to [eps, 1 - eps] (eps_for the buffers' dtype):
+        cost = -sum(y (ln p - ln(1 - p)) + ln(1 - p)) / count (the reference's
+        y ln p + (1 - y) ln(1 - p), regrouped to reuse one buffer), and
         dL/dp = (p - y) / (p (1 - p)) / count, bit for bit the reference's gradient.
         """
         shape, dtype = grad.shape, grad.dtype
+        eps = self.eps_for(dtype)
         p, log_1mp, one_minus_p = (np.empty(shape, dtype) for _ in range(3))
         count = float(_count(y_true))
         call = functools.partial
         targets, load = _full_targets(y_true, shape)
         p_out, copy_p = _c_ordered(p_out)
         ops = copy_p + (
-            call(np.maximum, p_out, _constant(self.eps, dtype), out=p),
-            call(np.minimum, p, _constant(1 - self.eps, dtype), out=p),
+            call(np.maximum, p_out, _constant(eps, dtype), out=p),
+            call(np.minimum, p, _constant(1 - eps, dtype), out=p),
             call(np.subtract, p, targets, grad),
             call(np.subtract, _constant(1.0, dtype), p, one_minus_p),
             call(np.negative, p, log_1mp),
@@ -284,6 +304,9 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
     output_activation = "softmax"
+    # The plain path clips p to [eps, 1]: no 1 - p is taken, and 1e-15 is a normal float32
+    # (above finfo(float32).tiny, 1.2e-38), so ln p and -y / p stay finite in either dtype,
+    # unlike binary cross-entropy's 1 - eps (see BinaryCrossentropy.eps_for).
     eps = 1e-15
 
     def __call__(self, y_true, y_pred):

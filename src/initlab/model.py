@@ -302,7 +302,11 @@ class NeuralNetwork:
         }
 
     def save(self, path):
-        """Write weights and a JSON config to `path` (an .npz archive), atomically.
+        """Write weights, the optimizer's state and a JSON config to `path` (an .npz), atomically.
+
+        With the state (momentum's velocity, Adam's moments and step count) and the place in the
+        shuffle stream, a loaded model trains on exactly as the saved one would have: fit(30),
+        save, load, fit(30) gives the bits of fit(60).
 
         The file is written beside its destination and renamed over it only once complete, so an
         existing file is never left half-written. No pickle is written or read.
@@ -312,7 +316,10 @@ class NeuralNetwork:
         path = os.fspath(path)
         arrays = {f"{i}.{name}": value for i, layer in enumerate(self.layers)
                   for name, value in layer.params.items()}
-        arrays["config"] = np.array(json.dumps(self.get_config()))
+        config = self.get_config()
+        config["optimizer_state"], state_arrays = self._optimizer_state()
+        arrays.update(state_arrays)
+        arrays["config"] = np.array(json.dumps(config))
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".initlab-", suffix=".tmp", dir=directory)
         try:
@@ -326,9 +333,35 @@ class NeuralNetwork:
                 os.remove(tmp)
             raise
 
+    def _optimizer_state(self):
+        """(config entry, arrays) of what the optimizer carries from step to step, for `save`.
+
+        The moments (Momentum's velocity, Adam's m and v) become arrays "optimizer.0", ...,
+        laid out as the flat parameter vector (pack_parameters' order: a change of that layout
+        needs a new FILE_VERSION); Adam's step count goes into the config. A state equal to a
+        fresh one (a model never trained, plain SGD) is not written: (None, {}).
+        Files stay version 1: a reader from before ignores both (it reads only the layers'
+        "<i>.<name>" arrays and the config keys it knows) and loads a fresh state, as it did.
+        """
+        optimizer = self.optimizer
+        if optimizer is None or not optimizer.has_state(self._params):
+            return None, {}
+        moments = optimizer.moments(self._params)
+        iterations = getattr(optimizer, "iterations", None)
+        if not iterations and not any(moment.any() for moment in moments):
+            return None, {}
+        if iterations is not None:
+            iterations = int(iterations)  # for JSON, whatever integer type set it
+        return ({"moments": len(moments), "iterations": iterations},
+                {f"optimizer.{k}": moment for k, moment in enumerate(moments)})
+
     @classmethod
     def load(cls, path):
-        """Read a model written by `save`. Anything else raises ValueError; nothing is unpickled."""
+        """Read a model written by `save`. Anything else raises ValueError; nothing is unpickled.
+
+        Files saved before the optimizer's state was (the same version 1, without it) load with
+        a fresh state, as they always did.
+        """
         path = os.fspath(path)
         try:
             with np.load(path, allow_pickle=False) as archive:
@@ -342,7 +375,8 @@ class NeuralNetwork:
             ) from None
         if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
             raise ValueError(f"{path!r} is not an initlab model file (no initlab config inside)")
-        if config.get("version") != FILE_VERSION:
+        # 1 only: not True or 1.0, which compare equal to it.
+        if type(config.get("version")) is not int or config["version"] != FILE_VERSION:
             raise ValueError(
                 f"{path!r} was written by file format version {config.get('version')!r}; "
                 f"this initlab reads version {FILE_VERSION}"
@@ -381,7 +415,50 @@ class NeuralNetwork:
             except (TypeError, ValueError, KeyError) as error:
                 raise ValueError(f"{path!r} holds an invalid shuffle state ({error})") from None
         model._params, model._grads = pack_parameters(model.layers)
+        model._restore_optimizer_state(config.get("optimizer_state"), arrays, path)
         return model
+
+    def _restore_optimizer_state(self, state, arrays, path):
+        """Put back what `_optimizer_state` saved, once all of it is checked; None (as in files
+        written before the state was saved) leaves the optimizer fresh."""
+        optimizer = self.optimizer
+        found = sorted(name for name in arrays if name.split(".", 1)[0] == "optimizer")
+        if state is not None and not isinstance(state, dict):
+            raise ValueError(f"{path!r}: optimizer_state must be null or "
+                             f"{{'moments': n, 'iterations': t}}, got {state!r}")
+        n_moments, iterations = 0, None
+        if state is not None:
+            if optimizer is None:
+                raise ValueError(f"{path!r} holds optimizer state but no optimizer")
+            n_moments, iterations = state.get("moments"), state.get("iterations")
+            if type(n_moments) is not int or n_moments != optimizer.n_moments:
+                raise ValueError(f"{path!r}: its optimizer state has {n_moments!r} moments; "
+                                 f"{optimizer.name} carries {optimizer.n_moments}")
+            if not hasattr(optimizer, "iterations"):
+                if iterations is not None:
+                    raise ValueError(f"{path!r}: {optimizer.name} keeps no step count, got "
+                                     f"{iterations!r}")
+            elif type(iterations) is not int or iterations < 0:
+                raise ValueError(f"{path!r}: the optimizer's step count must be an integer >= 0, "
+                                 f"got {iterations!r}")
+        expected = [f"optimizer.{k}" for k in range(n_moments)]
+        if found != expected:
+            raise ValueError(f"{path!r} holds optimizer state arrays {found}; expected {expected}")
+        for name in expected:
+            array = arrays[name]
+            if array.shape != self._params.shape or array.dtype != self._params.dtype:
+                raise ValueError(
+                    f"{path!r}: optimizer state array {name!r} has shape {array.shape} and dtype "
+                    f"{array.dtype}; expected shape {self._params.shape} and dtype "
+                    f"{self._params.dtype}, like the model's {self._params.size} parameters"
+                )
+        if state is None:
+            return
+        # Everything is checked: only now does the optimizer change.
+        for moment, name in zip(optimizer.moments(self._params), expected, strict=True):
+            np.copyto(moment, arrays[name])
+        if iterations is not None:
+            optimizer.iterations = iterations  # after moments(), which made Adam's count 0
 
 
 def pack_parameters(layers):

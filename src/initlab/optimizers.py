@@ -59,6 +59,11 @@ class Optimizer:
             self._state = self._init_state(params)
         return self._state[:self.n_moments]
 
+    def has_state(self, params):
+        """Whether steps on the flat vector `params` have left state to carry on from (what a
+        saved model writes). Unlike `moments`, this never makes any."""
+        return self._state is not None and self._state[0].shape == params.shape
+
     def reset(self):
         """Forget moments and step counts, as for a freshly built model."""
         self._state = None
