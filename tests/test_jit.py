@@ -1,6 +1,7 @@
 """jit: the compiled training step gives the NumPy path's numbers, to rounding."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -42,27 +43,55 @@ def mse_model(seed=0):
     return model
 
 
+def tanh_sigmoid_model(seed=0):
+    """Glorot and Bengio's tanh, a sigmoid hidden layer, and a sigmoid output under mse."""
+    model = NeuralNetwork(seed=seed)
+    model.add(Dense(units=8, activation="tanh", initializer="glorot_normal"))
+    model.add(Dense(units=5, activation="sigmoid", initializer="glorot_normal"))
+    model.add(Dense(units=1, activation="sigmoid", initializer="glorot_normal"))
+    model.compile(loss="mse")
+    return model
+
+
 TWO_OUTPUTS = np.vstack([Y, 1 - Y])
 CASES = {"post": (post_model, Y), "two outputs": (two_output_model, TWO_OUTPUTS),
-         "mse": (mse_model, Y)}
+         "mse": (mse_model, Y), "tanh and sigmoid": (tanh_sigmoid_model, Y)}
 
 
-# --- the vectorised exp and log1p ---------------------------------------------------------------
-@pytest.mark.parametrize("dtype, ulps", [("float64", 2), ("float32", 2)])
-def test_exp_and_log1p_are_within_a_few_ulps_of_numpy(dtype, ulps):
-    model = post_model(dtype=dtype)
-    model.fit(X, Y, epochs=1, jit_compile=True)  # loads the generated module
-    module = next(module for name, module in __import__("sys").modules.items()
-                  if name.startswith("_initlab_kernel_") and module.T is np.dtype(dtype).type)
-    eps = np.finfo(dtype).eps
+# --- the vectorised exp, expm1, log1p, sigmoid and tanh ------------------------------------------
+def _generated_module(dtype):
+    post_model(dtype=dtype).fit(X, Y, epochs=1, jit_compile=True)  # loads the generated module
+    return next(module for name, module in sys.modules.items()
+                if name.startswith("_initlab_kernel_") and module.T is np.dtype(dtype).type)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_math_is_within_two_ulps_of_numpy(dtype):
+    module, eps, cast = _generated_module(dtype), np.finfo(dtype).eps, np.dtype(dtype).type
     lowest = -708.0 if dtype == "float64" else -87.0
-    for t in np.linspace(lowest, 0, 2001).astype(dtype):
-        expected = np.exp(t)
-        assert abs(module.exp_neg(t) - expected) <= ulps * eps * expected, t
-    assert module.exp_neg(np.dtype(dtype).type(lowest - 1)) == 0  # flushed, never garbage
+    # Near 0 too, where expm1 and tanh must not lose their digits to cancellation.
+    tiny = -np.geomspace(np.finfo(dtype).tiny, 1, 400)
+    for t in np.concatenate([np.linspace(lowest, 0, 2001), tiny]).astype(dtype):
+        # sigmoid and tanh compose two roundings (an exp, a division): 4 ulps.
+        for ours, theirs, ulps in ((module.exp_neg, np.exp, 2), (module.expm1_neg, np.expm1, 2),
+                                   (module.tanh, np.tanh, 4), (module.sigmoid, _sigmoid, 4)):
+            expected = theirs(t)
+            assert abs(ours(t) - expected) <= ulps * eps * abs(expected), (ours, t)
+        assert abs(module.tanh(-t) + module.tanh(t)) == 0  # odd, exactly
+    assert module.sigmoid(cast(0)) == 0.5 and module.tanh(cast(0)) == 0
     for e in np.linspace(0, 1, 2001).astype(dtype)[1:]:
         expected = np.log1p(e)
-        assert abs(module.log1p_unit(e) - expected) <= ulps * eps * expected, e
+        assert abs(module.log1p_unit(e) - expected) <= 2 * eps * expected, e
+    # Below the normal range exp is flushed to 0 and expm1 to -1; NaN stays NaN.
+    assert module.exp_neg(cast(lowest - 1)) == 0 and module.expm1_neg(cast(-np.inf)) == -1
+    for function in (module.exp_neg, module.expm1_neg, module.log1p_unit, module.tanh,
+                     module.sigmoid):
+        assert np.isnan(function(cast(np.nan)))
+
+
+def _sigmoid(t):
+    """For t <= 0, without the rounding of logaddexp that activations.Sigmoid adds."""
+    return np.exp(t) / (1 + np.exp(t))
 
 
 # --- one model -----------------------------------------------------------------------------------
@@ -158,7 +187,7 @@ def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outp
 
 
 @pytest.mark.parametrize("model, reason", [
-    (_with(activation="tanh"), "activation is tanh"),
+    (_with(activation="softmax"), "activation is softmax"),
     (_with(output="softmax", loss="categorical_crossentropy", outputs=2),
      "activation is softmax"),
     (_with(output="linear", loss="crossentropy"), "cross-entropy after a sigmoid output"),
@@ -224,3 +253,23 @@ def test_one_layer_logistic_regression():
     expected = make().fit(X, Y, epochs=100, learning_rate=0.5)["loss"]
     history = make().fit(X, Y, epochs=100, learning_rate=0.5, jit_compile=True)["loss"]
     np.testing.assert_allclose(history, expected, rtol=1e-12)
+
+
+def test_a_diverging_fit_overflows_to_inf_and_nan_as_numpy_does():
+    def make():
+        model = NeuralNetwork(seed=0)
+        model.add(Dense(units=4, activation="linear"))
+        model.add(Dense(units=1, activation="sigmoid"))
+        model.compile(loss="crossentropy")
+        return model
+
+    # A rate of 1e4 overflows the weights within a few dozen steps. Which overflowed sums end
+    # as inf and which as inf - inf = nan depends on their order, so the test asks for what
+    # matters: the same costs while finite, and never a finite cost once it has overflowed.
+    with np.errstate(all="ignore"):
+        expected = make().fit(X, Y, epochs=400, learning_rate=1e4)["loss"]
+        history = make().fit(X, Y, epochs=400, learning_rate=1e4, jit_compile=True)["loss"]
+    finite = np.isfinite(expected)
+    assert 10 < finite.sum() < 400 and np.isnan(history[-1])
+    np.testing.assert_array_equal(np.isfinite(history), finite)
+    np.testing.assert_allclose(history[finite], expected[finite], rtol=1e-12)

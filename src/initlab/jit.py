@@ -13,9 +13,9 @@ Numba function that runs a whole training step for each model in two passes over
 The update stays the optimizer's own NumPy step on the flat vectors, so every optimizer works.
 The function releases the GIL, so an Ensemble runs its groups of models in threads, one per core.
 
-What it covers: Dense layers whose hidden activations are linear, relu or leaky_relu, ending in
-sigmoid with cross-entropy (computed from the logits, as the NumPy path does) or in MSE after a
-linear, relu or leaky_relu output; up to MAX_WEIGHTS weights in all (larger layers are worth
+What it covers: Dense layers whose hidden activations are linear, relu, leaky_relu, sigmoid or
+tanh, ending in sigmoid with cross-entropy (computed from the logits, as the NumPy path does) or
+in MSE after any of those activations; up to MAX_WEIGHTS weights in all (larger layers are worth
 their BLAS calls). `check_supported` says why anything else is not, and the caller keeps NumPy.
 
 The NumPy path is the reference. The kernel adds its sums in another order (SIMD lanes), so
@@ -46,7 +46,7 @@ try:  # Numba is optional: `pip install initlab[fast]`
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
-HIDDEN_ACTIVATIONS = ("linear", "relu", "leaky_relu")
+HIDDEN_ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh")
 # Beyond a few hundred weights every weight can no longer live in a register, the generated
 # source grows with the weight count, and a layer's products are large enough for BLAS.
 MAX_WEIGHTS = 600
@@ -92,8 +92,7 @@ def check_supported(layers, loss, n_features=None):
             continue  # the fused pair, computed from the logits
         if name not in HIDDEN_ACTIVATIONS:
             raise Unsupported(f"layer {i}'s activation is {name}; the compiled kernel supports "
-                              f"{', '.join(HIDDEN_ACTIVATIONS)}, and a sigmoid output with "
-                              f"cross-entropy")
+                              f"{', '.join(HIDDEN_ACTIVATIONS)}")
     if not (layers[-1].activation.name == "sigmoid" and loss.name == "crossentropy") \
             and loss.name != "mse":
         raise Unsupported(f"the compiled kernel supports cross-entropy after a sigmoid output, "
@@ -224,7 +223,7 @@ def _source(spec):
             emit(3, f"r{j} = a{last}_{j} - {y_at(j)}")
             emit(3, f"cost += r{j} * r{j}")
             name, alpha = spec.activations[last]
-            emit(3, f"d{last}_{j} = " + _derivative(name, alpha, f"z{last}_{j}",
+            emit(3, f"d{last}_{j} = " + _derivative(name, alpha, f"z{last}_{j}", f"a{last}_{j}",
                                                     f"T(2.0) * r{j} * scale"))
         emit(3, f"{scratch(delta_row[last] + j)} = d{last}_{j}")
     for layer in range(L - 1, 0, -1):
@@ -233,7 +232,8 @@ def _source(spec):
         for i in range(fan_in):
             grad = " + ".join(f"w{layer}_{j}_{i} * d{layer}_{j}" for j in range(units))
             below = f"d{layer - 1}_{i}"
-            emit(3, f"{below} = " + _derivative(name, alpha, f"z{layer - 1}_{i}", f"({grad})"))
+            emit(3, f"{below} = " + _derivative(name, alpha, f"z{layer - 1}_{i}",
+                                                f"a{layer - 1}_{i}", f"({grad})"))
             emit(3, f"{scratch(delta_row[layer - 1] + i)} = d{layer - 1}_{i}")
     # Pass 2: [dW | db] row by row; the ones row of the input sums dz for the bias.
     for layer, (units, fan_in) in enumerate(sizes):
@@ -258,24 +258,31 @@ def _activation(name, alpha, z):
         return z
     if name == "relu":
         return f"{z} if not ({z} <= T(0.0)) else T(0.0)"
-    return f"{z} if not ({z} <= T(0.0)) else T({alpha!r}) * {z}"
+    if name == "leaky_relu":
+        return f"{z} if not ({z} <= T(0.0)) else T({alpha!r}) * {z}"
+    return f"{name}({z})"  # sigmoid and tanh, from the prelude
 
 
-def _derivative(name, alpha, z, grad):
-    """dL/dz from dL/da = grad; relu's slope at 0 is 0, as activations.ReLU takes it."""
+def _derivative(name, alpha, z, a, grad):
+    """dL/dz from dL/da = grad, as activations.py takes it (relu's slope at 0 is 0)."""
     if name == "linear":
         return grad
     if name == "relu":
         return f"{grad} if {z} > T(0.0) else T(0.0)"
-    return f"{grad} if {z} > T(0.0) else T({alpha!r}) * {grad}"
+    if name == "leaky_relu":
+        return f"{grad} if {z} > T(0.0) else T({alpha!r}) * {grad}"
+    if name == "sigmoid":
+        return f"{grad} * ({a} * (T(1.0) - {a}))"
+    return f"{grad} * (T(1.0) - {a} * {a})"  # tanh
 
 
-# exp(t) for t <= 0 and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes them
-# (Numba calls libm's scalar exp and log1p, about 20 ns each, more than the rest of a sample).
-# exp: t = k ln2 + r with |r| <= ln2/2 (ln2 split in two so k ln2 is exact), exp(r) by its
-# Taylor series, 2^k from the bits of the float. Below the smallest normal number it returns 0.
-# log1p: 2 atanh(s) with s = e / (2 + e) <= 1/3, an odd series in s.
-# Both are within 1 ulp or so of libm's (tests/test_jit.py checks them against NumPy).
+# exp and expm1 for t <= 0 and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes
+# them (Numba calls libm's scalar exp and log1p, about 20 ns each, more than the rest of a sample).
+# exp: t = k ln2 + r with |r| <= ln2/2 (ln2 split in two, so that k ln2 is exact), expm1(r) by its
+# Taylor series, 2^k from the bits of the float; below the smallest normal number, exp is 0 and
+# expm1 is -1. A NaN comes out as NaN. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an odd series.
+# All are within 2 ulps of NumPy's (tests/test_jit.py checks them). sigmoid and tanh are built
+# on them as activations.Sigmoid and np.tanh compute them, without overflow or cancellation.
 _PRELUDE = '''"""Generated by initlab.jit for one architecture; safe to delete."""
 import numpy as np
 from numba import njit
@@ -283,17 +290,31 @@ from numba import njit
 from initlab.jit import FASTMATH, pow2_{dtype}
 
 T = np.{dtype}
+LOWEST = T({lowest})
+
+
+@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+def expm1_parts(t):
+    tt = max(t, LOWEST)
+    k = np.floor(tt * T(1.4426950408889634) + T(0.5))
+    r = (tt - k * T({ln2_hi})) - k * T({ln2_lo})
+    q = T({exp_coefficients[0]})
+{exp_horner}
+    return pow2_{dtype}(k), q * r
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
 def exp_neg(t):
-    tt = max(t, T({lowest}))
-    k = np.floor(tt * T(1.4426950408889634) + T(0.5))
-    r = (tt - k * T({ln2_hi})) - k * T({ln2_lo})
-    p = T({exp_coefficients[0]})
-{exp_horner}
-    result = p * pow2_{dtype}(k)
-    return result if t >= T({lowest}) else T(0.0)
+    scale, q = expm1_parts(t)
+    result = scale + scale * q
+    return result if t >= LOWEST else (T(0.0) if t < LOWEST else t)
+
+
+@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+def expm1_neg(t):
+    scale, q = expm1_parts(t)
+    result = q if scale == T(1.0) else scale * q + (scale - T(1.0))
+    return result if t >= LOWEST else (T(-1.0) if t < LOWEST else t)
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
@@ -305,17 +326,30 @@ def log1p_unit(e):
     return T(2.0) * s * p
 
 
+@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+def sigmoid(z):
+    e = exp_neg(-abs(z))
+    return T(1.0) / (T(1.0) + e) if z >= T(0.0) else e / (T(1.0) + e)
+
+
+@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+def tanh(z):
+    u = expm1_neg(T(-2.0) * abs(z))
+    return -u / (T(2.0) + u) if z >= T(0.0) else u / (T(2.0) + u)
+
+
 '''
 
 
 def _math_constants(exp_degree, log_terms, lowest, ln2_hi, ln2_lo):
+    # expm1(r) = r (1 + r/2! + ... + r^(n-1)/n!): the Horner coefficients, highest first.
     exp_coefficients = [1.0 / np.prod(np.arange(1, i + 1, dtype=float))
-                        for i in range(exp_degree, -1, -1)]
+                        for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
         "lowest": repr(lowest), "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
         "exp_coefficients": [repr(c) for c in exp_coefficients],
-        "exp_horner": "\n".join(f"    p = p * r + T({c!r})" for c in exp_coefficients[1:]),
+        "exp_horner": "\n".join(f"    q = q * r + T({c!r})" for c in exp_coefficients[1:]),
         "log_coefficients": [repr(c) for c in log_coefficients],
         "log_horner": "\n".join(f"    p = p * s2 + T({c!r})" for c in log_coefficients[1:]),
     }
