@@ -25,16 +25,3 @@ def numerical_gradient(f, array, eps=1e-6):
         grad[index] = (plus - minus) / (2 * eps)
     return grad
 
-
-@pytest.fixture(autouse=True, scope="session")
-def kernel_cache(tmp_path_factory):
-    """Compiled kernels (initlab.jit) go to a directory of this run, not the user's cache."""
-    import os
-
-    previous = os.environ.get("INITLAB_CACHE")
-    os.environ["INITLAB_CACHE"] = str(tmp_path_factory.mktemp("initlab-cache"))
-    yield os.environ["INITLAB_CACHE"]
-    if previous is None:
-        del os.environ["INITLAB_CACHE"]
-    else:
-        os.environ["INITLAB_CACHE"] = previous

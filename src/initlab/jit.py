@@ -22,21 +22,20 @@ The NumPy path is the reference. The kernel adds its sums in another order (SIMD
 its numbers equal NumPy's to rounding, not to the bit; on one machine they are the same bits every
 run, whatever the number of threads (each model is computed by one thread, in a fixed order).
 
-The generated source is written once to a cache directory ($INITLAB_CACHE, else
-~/.cache/initlab) and compiled with Numba's on-disk cache beside it: the first use of an
-architecture compiles for a few seconds, later runs load it in a fraction of one.
+A kernel is compiled once per process, architecture and dtype, on its first step: a few seconds.
+It is not cached on disk, because Numba's cache is made of pickles (see _COMPILED).
 
     model.fit(X, Y, epochs=15000, jit_compile=True)      # or Ensemble(models).fit(...)
 """
 
 import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
+import math
 import threading
 
 import numpy as np
+
+from initlab import activations, losses
+from initlab.layers import Dense
 
 try:  # Numba is optional: `pip install initlab[fast]`
     import numba
@@ -46,10 +45,11 @@ try:  # Numba is optional: `pip install initlab[fast]`
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
-HIDDEN_ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh")
-# Beyond a few hundred weights every weight can no longer live in a register, the generated
-# source grows with the weight count, and a layer's products are large enough for BLAS.
-MAX_WEIGHTS = 600
+# The generated code is unrolled, one statement per weight, so its compile time grows with the
+# weights (about 5 s for the post's 121, 20 s for 257) while the gain over NumPy shrinks as the
+# layers widen (2.2x for 2-64-1, none at 2-100-1, measured here).
+MAX_WEIGHTS = 256
+MAX_UNITS = 64
 
 # reassoc lets the compiler sum the samples on SIMD lanes (the reductions of pass 1 and 2) and
 # contract lets it fuse a * b + c. Nothing assumes finite numbers: NaN and inf propagate.
@@ -76,35 +76,48 @@ def check_supported(layers, loss, n_features=None):
 
     n_features : the input size, for a model not built yet (else its first layer's fan_in).
     """
+    def refuse(reason):
+        raise Unsupported(f"jit_compile=True: {reason}; fit without jit_compile to train this "
+                          f"model with NumPy")
+
     if numba is None:
         raise Unsupported("jit_compile=True needs Numba, which is not installed: "
                           "pip install 'initlab[fast]' (or pip install numba)")
+    # Exact types, not names: a subclass may compute something else under the same name.
+    covered = {activations.Linear: "linear", activations.ReLU: "relu",
+               activations.LeakyReLU: "leaky_relu", activations.Sigmoid: "sigmoid",
+               activations.Tanh: "tanh"}
+    if type(loss) not in (losses.BinaryCrossentropy, losses.MeanSquaredError):
+        refuse(f"the loss is {type(loss).__name__}; the compiled kernel trains with "
+               f"crossentropy (after a sigmoid output) or mse")
     weights, fan_in = 0, n_features
     for i, layer in enumerate(layers):
-        if type(layer).__name__ != "Dense":
-            raise Unsupported(f"layer {i} is a {type(layer).__name__}; the compiled kernel "
-                              f"trains stacks of Dense layers only")
+        if type(layer) is not Dense:
+            refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
+                   f"Dense layers")
+        if type(layer.activation) not in covered:
+            refuse(f"layer {i}'s activation is {type(layer.activation).__name__}; the compiled "
+                   f"kernel covers {', '.join(covered.values())}")
+        if layer.units > MAX_UNITS:
+            refuse(f"layer {i} has {layer.units} units; the compiled kernel is for layers of at "
+                   f"most {MAX_UNITS}, as wider ones are worth their BLAS calls")
         fan_in = layer.fan_in or fan_in
         weights += layer.units * ((fan_in or 0) + 1)
         fan_in = layer.units
-        name = layer.activation.name
-        if i == len(layers) - 1 and name == "sigmoid" and loss.name == "crossentropy":
-            continue  # the fused pair, computed from the logits
-        if name not in HIDDEN_ACTIVATIONS:
-            raise Unsupported(f"layer {i}'s activation is {name}; the compiled kernel supports "
-                              f"{', '.join(HIDDEN_ACTIVATIONS)}")
-    if not (layers[-1].activation.name == "sigmoid" and loss.name == "crossentropy") \
-            and loss.name != "mse":
-        raise Unsupported(f"the compiled kernel supports cross-entropy after a sigmoid output, "
-                          f"and mse; got {loss.name} after {layers[-1].activation.name}")
+    if type(loss) is losses.BinaryCrossentropy and type(layers[-1].activation) is not \
+            activations.Sigmoid:
+        refuse(f"crossentropy after a {layers[-1].activation.name} output; the compiled kernel "
+               f"computes crossentropy from the logits of a sigmoid output")
     if weights > MAX_WEIGHTS:
-        raise Unsupported(f"the model has {weights} weights and biases; the compiled kernel is "
-                          f"for small networks (at most {MAX_WEIGHTS}), where NumPy's cost per "
-                          f"call dominates")
+        refuse(f"the model has {weights} weights and biases; the compiled kernel is for small "
+               f"networks (at most {MAX_WEIGHTS}), whose time goes to NumPy's cost per call")
 
 
-def training_step(layers, loss, x, y):
+def training_step(layers, loss, x, y, largest=None):
     """A function of no arguments: one training step over the buffers x and y.
+
+    largest : the largest batch the fit will run (default: this one), so that one kernel serves
+        every batch of the fit.
 
     x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m). A leading axis, if
     any, is the K stacked models (or data sets). It fills every layer's grad_kernel and returns
@@ -119,7 +132,8 @@ def training_step(layers, loss, x, y):
     n_models = max([kernel.shape[0] for kernel in kernels] + [x.shape[0] if x.ndim == 3 else 1])
     if any(kernel.shape[0] != n_models for kernel in kernels):
         raise Unsupported("the compiled kernel needs every layer stacked over the same models")
-    spec = _Spec(layers, loss, x.dtype, x.shape[-1], x.ndim == 3, y.ndim == 3)
+    capacity = _capacity(max(largest or 0, x.shape[-1]))
+    spec = _Spec(layers, loss, x.dtype, capacity, x.ndim == 3, y.ndim == 3)
     kernel = _compile(spec)
     costs = np.empty(n_models, x.dtype)
     stacked = x.ndim == 3 or layers[0].kernel.ndim == 3
@@ -132,27 +146,36 @@ def training_step(layers, loss, x, y):
     return step
 
 
+def _capacity(m):
+    """The batch sizes one kernel serves: up to the next power of two (at least 16), so that a
+    minibatch fit's last, smaller batch, and data sets of similar sizes, share a compilation."""
+    return max(16, 1 << (m - 1).bit_length())
+
+
 def _stacked(array):
     return array if array.ndim == 3 else array[None]
 
 
 class _Spec:
-    """What the generated code depends on; its source text is the cache key."""
+    """What the generated code depends on (its source text is the key of _COMPILED)."""
 
-    def __init__(self, layers, loss, dtype, m, x_stacked, y_stacked):
+    def __init__(self, layers, loss, dtype, capacity, x_stacked, y_stacked):
         self.sizes = [(layer.kernel.shape[-2], layer.kernel.shape[-1] - 1) for layer in layers]
         self.activations = [(layer.activation.name, getattr(layer.activation, "alpha", 0.0))
                             for layer in layers]
         self.logits = layers[-1].emits_logits
         self.dtype = np.dtype(dtype)
-        self.m = m
+        self.capacity = capacity
         self.x_stacked, self.y_stacked = x_stacked, y_stacked
 
 
 # --- code generation ------------------------------------------------------------------------
 def _source(spec):
-    """The Python source of the kernel for one architecture, dtype and batch size."""
-    sizes, m, L = spec.sizes, spec.m, len(spec.sizes)  # L layers, m samples
+    """The Python source of the kernel for one architecture, dtype and batch capacity."""
+    sizes, L = spec.sizes, len(spec.sizes)  # L layers
+    # Scratch rows are 16 numbers longer than the capacity: rows a power of two apart in memory
+    # share cache sets (and 4K aliasing), which made this kernel a third slower here.
+    width = spec.capacity + 16
     n_outputs = sizes[-1][0]
     # Scratch rows: each hidden layer's activations, then every layer's dL/dz.
     act_row, delta_row, rows = {}, {}, 0
@@ -167,8 +190,10 @@ def _source(spec):
     def y_at(j):
         return f"Y[k, {j}, n]" if spec.y_stacked else f"Y[{j}, n]"
 
+    # A scratch row holds `width` samples, a constant: the compiler then knows that the rows
+    # never overlap, which it needs to vectorize pass 1 (with a stride of m, it does not).
     def scratch(row):
-        return f"B[{row * m} + n]"
+        return f"B[{row * width} + n]"
 
     out = []
 
@@ -176,21 +201,22 @@ def _source(spec):
         out.append(" " * (4 * indent) + line)
 
     args = ", ".join([f"W{layer}" for layer in range(L)] + [f"G{layer}" for layer in range(L)])
-    emit(0, "@njit(cache=True, nogil=True, fastmath=FASTMATH, boundscheck=False,")
+    emit(0, "@njit(nogil=True, fastmath=FASTMATH, boundscheck=False,")
     emit(0, "      error_model='numpy')")
     emit(0, f"def kernel({args}, X, Y, costs):")
-    emit(1, f"scale = T({1.0 / (n_outputs * m)!r})")
+    emit(1, f"m = X.shape[-1]  # samples, at most {width}")
+    emit(1, f"scale = T(1.0 / ({n_outputs} * m))")
     emit(1, "for k in range(costs.shape[0]):")
     # Allocated here, not once outside the loop: a fresh allocation is known to alias none of
     # the arguments, which is what lets the compiler vectorize the stores of pass 1.
-    emit(2, f"B = np.empty({rows * m}, T)")
+    emit(2, f"B = np.empty({rows * width}, T)")
     for layer, (units, fan_in) in enumerate(sizes):
         for j in range(units):
             for i in range(fan_in + 1):
                 emit(2, f"w{layer}_{j}_{i} = W{layer}[k, {j}, {i}]")
     emit(2, "cost = T(0.0)")
     # Pass 1: one sample per lane.
-    emit(2, f"for n in range({m}):")
+    emit(2, "for n in range(m):")
     inputs = [x_at(i) for i in range(sizes[0][1])]
     for layer, (units, fan_in) in enumerate(sizes):
         name, alpha = spec.activations[layer]
@@ -240,7 +266,7 @@ def _source(spec):
         for j in range(units):
             for i in range(fan_in + 1):
                 emit(2, f"g{i} = T(0.0)")
-            emit(2, f"for n in range({m}):")
+            emit(2, "for n in range(m):")
             emit(3, f"d = {scratch(delta_row[layer] + j)}")
             for i in range(fan_in):
                 source = x_at(i) if layer == 0 else scratch(act_row[layer - 1] + i)
@@ -264,13 +290,14 @@ def _activation(name, alpha, z):
 
 
 def _derivative(name, alpha, z, a, grad):
-    """dL/dz from dL/da = grad, as activations.py takes it (relu's slope at 0 is 0)."""
+    """dL/dz from dL/da = grad, as activations.py takes it (relu's slope at 0 is 0). Where z is
+    NaN the result is NaN, as NumPy's mask makes it: a diverged unit must not pass a clean 0."""
     if name == "linear":
         return grad
     if name == "relu":
-        return f"{grad} if {z} > T(0.0) else T(0.0)"
+        return f"{grad} if {z} > T(0.0) else (T(0.0) if {z} <= T(0.0) else {z})"
     if name == "leaky_relu":
-        return f"{grad} if {z} > T(0.0) else T({alpha!r}) * {grad}"
+        return f"{grad} if {z} > T(0.0) else (T({alpha!r}) * {grad} if {z} <= T(0.0) else {z})"
     if name == "sigmoid":
         return f"{grad} * ({a} * (T(1.0) - {a}))"
     return f"{grad} * (T(1.0) - {a} * {a})"  # tanh
@@ -283,7 +310,7 @@ def _derivative(name, alpha, z, a, grad):
 # expm1 is -1. A NaN comes out as NaN. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an odd series.
 # All are within 2 ulps of NumPy's (tests/test_jit.py checks them). sigmoid and tanh are built
 # on them as activations.Sigmoid and np.tanh compute them, without overflow or cancellation.
-_PRELUDE = '''"""Generated by initlab.jit for one architecture; safe to delete."""
+_PRELUDE = '''"""Generated by initlab.jit for one architecture and dtype."""
 import numpy as np
 from numba import njit
 
@@ -343,8 +370,7 @@ def tanh(z):
 
 def _math_constants(exp_degree, log_terms, lowest, ln2_hi, ln2_lo):
     # expm1(r) = r (1 + r/2! + ... + r^(n-1)/n!): the Horner coefficients, highest first.
-    exp_coefficients = [1.0 / np.prod(np.arange(1, i + 1, dtype=float))
-                        for i in range(exp_degree, 0, -1)]
+    exp_coefficients = [1.0 / math.factorial(i) for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
         "lowest": repr(lowest), "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
@@ -386,62 +412,31 @@ if numba is not None:
         return types.float32(types.float32), codegen
 
 
-# --- the on-disk cache ------------------------------------------------------------------------
-_LOADED = {}
+# --- compiling --------------------------------------------------------------------------------
+# Kernels compiled in this process, by their source text. Nothing is cached on disk: Numba's
+# on-disk cache keeps its index and code as pickles, and initlab never loads a pickle from a file.
+_COMPILED = {}
 # An Ensemble's threads each build their training step at once: one of them compiles.
 _COMPILING = threading.Lock()
 
 
-def cache_directory():
-    root = os.environ.get("INITLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "initlab")
-    return os.path.join(root, "kernels")
-
-
 def _compile(spec):
-    """The compiled kernel for a spec: from this process, from the disk cache, or new."""
+    """The kernel for a spec, compiled on its first call (Numba compiles lazily)."""
+    return _namespace(_source(spec))["kernel"]
+
+
+def math_functions(dtype):
+    """The generated exp_neg, expm1_neg, log1p_unit, sigmoid and tanh for a dtype, in a dict
+    (for the tests, which check them against NumPy)."""
+    return _namespace(_PRELUDE.format(dtype=np.dtype(dtype).name,
+                                      **_MATH[np.dtype(dtype).name]))
+
+
+def _namespace(source):
     with _COMPILING:
-        return _load(_source(spec))
-
-
-def _load(source):
-    digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:20]
-    if digest in _LOADED:
-        return _LOADED[digest]
-    try:
-        path = _write(cache_directory(), digest, source)
-    except OSError:
-        # A read-only home (a container, a shared account) must not stop training: compile
-        # from a private temporary directory instead, and lose only the cache.
-        path = _write(os.path.join(tempfile.gettempdir(), f"initlab-{os.getuid()}", "kernels"),
-                      digest, source)
-    name = f"_initlab_kernel_{digest}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    _LOADED[digest] = module.kernel
-    return module.kernel
-
-
-def _write(directory, digest, source):
-    """The path of the kernel's source file in `directory`, written there unless it already is."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"kernel_{digest}.py")
-    if not _holds(path, source):
-        # Written whole then renamed, so that a concurrent run never imports half a file.
-        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(source)
-        os.replace(temporary, path)
-    return path
-
-
-def _holds(path, source):
-    """Whether the file at path exists and holds exactly this source (else it is rewritten)."""
-    try:
-        with open(path) as file:
-            return file.read() == source
-    except OSError:
-        return False
+        if source not in _COMPILED:
+            namespace = {}
+            name = hashlib.sha256(source.encode()).hexdigest()[:12]
+            exec(compile(source, f"<initlab.jit kernel {name}>", "exec"), namespace)
+            _COMPILED[source] = namespace
+        return _COMPILED[source]

@@ -121,7 +121,7 @@ class TrainingLoop:
         sizes = {batch_size, self.m % batch_size} - {0}
         self._steps = {
             size: bind(lead, self.X.shape[-2], lead + self.Y.shape[-2:-1] + (size,), size,
-                       sample_major=True)
+                       sample_major=True, largest=batch_size)
             for size in sizes
         }
         # Samples are gathered from sample-major copies of the data (each sample's numbers side
@@ -164,8 +164,12 @@ class _StepBinder:
         self.params, self.grads = params, grads
         self.jit_compile = jit_compile
 
-    def __call__(self, x_lead, n_features, y_shape, m, sample_major=False):
+    def __call__(self, x_lead, n_features, y_shape, m, sample_major=False, largest=None):
+        """A _Step for batches of m samples; `largest` is the fit's largest batch (the compiled
+        kernel made for it also runs the smaller last batch)."""
         dtype = self.params.dtype
+        # The compiled kernel reads samples along rows: one layout, so one compilation.
+        sample_major = sample_major and not self.jit_compile
         # The input's last row is ones: a Dense layer folds its bias into its product with it.
         if sample_major:
             # Minibatches: x and y are transposes of C-ordered arrays, each sample's numbers side
@@ -181,7 +185,7 @@ class _StepBinder:
             from initlab import jit  # imports Numba: only on request
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
-            fused_step = jit.training_step(self.layers, self.loss, x, y)
+            fused_step = jit.training_step(self.layers, self.loss, x, y, largest or m)
             return _Step(x, y, (), fused_step, (), update, _nothing)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX

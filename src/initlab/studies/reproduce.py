@@ -45,7 +45,8 @@ def add_arguments(parser):
                         help="replace result files already in DIR (other files are left alone)")
     parser.add_argument("--jit", action="store_true",
                         help="train with the compiled kernel (pip install 'initlab[fast]'): "
-                             "several times faster, equal to the NumPy path to rounding")
+                             "faster, equal to the NumPy path to rounding, which the chaotic "
+                             "randn x 10 runs amplify into visibly different single runs")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="do not show the progress bar")
 
