@@ -50,6 +50,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 # layers widen (2.2x for 2-64-1, none at 2-100-1, measured here).
 MAX_WEIGHTS = 256
 MAX_UNITS = 64
+# Running sums per loop of the gradient pass (see _source).
+ACCUMULATORS = 24
 
 # reassoc lets the compiler sum the samples on SIMD lanes (the reductions of pass 1 and 2) and
 # contract lets it fuse a * b + c. Nothing assumes finite numbers: NaN and inf propagate.
@@ -261,19 +263,29 @@ def _source(spec):
             emit(3, f"{below} = " + _derivative(name, alpha, f"z{layer - 1}_{i}",
                                                 f"a{layer - 1}_{i}", f"({grad})"))
             emit(3, f"{scratch(delta_row[layer - 1] + i)} = d{layer - 1}_{i}")
-    # Pass 2: [dW | db] row by row; the ones row of the input sums dz for the bias.
+    # Pass 2: [dW | db] = dz @ [x; 1]ᵀ, the ones row summing dz for the bias. A few units at a
+    # time, so that each input row loaded serves several sums: about 24 running sums, which
+    # still fit in the CPU's vector registers.
     for layer, (units, fan_in) in enumerate(sizes):
-        for j in range(units):
-            for i in range(fan_in + 1):
-                emit(2, f"g{i} = T(0.0)")
+        block = max(1, min(units, ACCUMULATORS // (fan_in + 1)))
+        for first in range(0, units, block):
+            block_units = range(first, min(first + block, units))
+            for j in block_units:
+                for i in range(fan_in + 1):
+                    emit(2, f"g{j}_{i} = T(0.0)")
             emit(2, "for n in range(m):")
-            emit(3, f"d = {scratch(delta_row[layer] + j)}")
+            for j in block_units:
+                emit(3, f"d{j} = {scratch(delta_row[layer] + j)}")
             for i in range(fan_in):
                 source = x_at(i) if layer == 0 else scratch(act_row[layer - 1] + i)
-                emit(3, f"g{i} += d * {source}")
-            emit(3, f"g{fan_in} += d")
-            for i in range(fan_in + 1):
-                emit(2, f"G{layer}[k, {j}, {i}] = g{i}")
+                emit(3, f"a{i} = {source}")
+                for j in block_units:
+                    emit(3, f"g{j}_{i} += d{j} * a{i}")
+            for j in block_units:
+                emit(3, f"g{j}_{fan_in} += d{j}")
+            for j in block_units:
+                for i in range(fan_in + 1):
+                    emit(2, f"G{layer}[k, {j}, {i}] = g{j}_{i}")
     emit(2, "costs[k] = cost * scale")
     return _PRELUDE.format(dtype=spec.dtype.name, **_MATH[spec.dtype.name]) + "\n".join(out) + "\n"
 
