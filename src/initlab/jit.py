@@ -195,7 +195,7 @@ def _source(spec):
     # A scratch row holds `width` samples, a constant: the compiler then knows that the rows
     # never overlap, which it needs to vectorize pass 1 (with a stride of m, it does not).
     def scratch(row):
-        return f"B[{row * width} + n]"
+        return f"scratch[{row * width} + n]"
 
     out = []
 
@@ -206,12 +206,12 @@ def _source(spec):
     emit(0, "@njit(nogil=True, fastmath=FASTMATH, boundscheck=False,")
     emit(0, "      error_model='numpy')")
     emit(0, f"def kernel({args}, X, Y, costs):")
-    emit(1, f"m = X.shape[-1]  # samples, at most {width}")
+    emit(1, f"m = X.shape[-1]  # samples, at most {spec.capacity}")
     emit(1, f"scale = T(1.0 / ({n_outputs} * m))")
     emit(1, "for k in range(costs.shape[0]):")
     # Allocated here, not once outside the loop: a fresh allocation is known to alias none of
     # the arguments, which is what lets the compiler vectorize the stores of pass 1.
-    emit(2, f"B = np.empty({rows * width}, T)")
+    emit(2, f"scratch = np.empty({rows * width}, T)")
     for layer, (units, fan_in) in enumerate(sizes):
         for j in range(units):
             for i in range(fan_in + 1):
