@@ -49,6 +49,8 @@ def main(argv=None):
     X, Y = datasets.moons(400, noise=0.2, seed=0)
     print(f"bench_ensemble: the post's model, K = {K} seeds, {X.shape[1]} samples, full batch, "
           f"{epochs} epochs, best of {rounds} round(s)")
+    if args.quick:
+        print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment())
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     have_jit = jit_available()

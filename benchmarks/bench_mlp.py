@@ -125,6 +125,8 @@ def main(argv=None):
     have_torch = not args.no_torch and torch_available()
     print(f"bench_mlp: {'-'.join(map(str, SIZES))}, {n_samples} samples, batches of {BATCH}, "
           f"float32, {epochs} epochs, best of {rounds} round(s)")
+    if args.quick:
+        print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment() + ("" if have_torch else ", no torch"))
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     contenders = {}

@@ -198,6 +198,8 @@ def main(argv=None):
     have_torch = not args.no_torch and torch_available()
     print(f"bench_moons: the post's model 2-12-6-1, {X.shape[1]} samples, full batch, "
           f"{epochs} epochs, best of {rounds} round(s)")
+    if args.quick:
+        print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment() + ("" if have_torch else ", no torch"))
     print(f"initlab from {os.path.dirname(initlab.__file__)}")
     have_jit = jit_available()

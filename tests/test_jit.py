@@ -211,7 +211,7 @@ def test_jit_compile_must_be_a_bool(value):
 
 def test_without_numba_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(jit, "numba", None)
-    with pytest.raises(ValueError, match=r"needs Numba.*initlab\[fast\]"):
+    with pytest.raises(ValueError, match=r"needs Numba.*pip install numba.*\.\[fast\]"):
         post_model().fit(X, Y, epochs=1, jit_compile=True)
 
 

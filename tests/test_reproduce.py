@@ -160,3 +160,13 @@ def test_an_existing_dir_without_results_is_used(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     assert cli.main(ARGS + ["--epochs", "5", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_jit_without_numba_fails_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from initlab import jit
+
+    monkeypatch.setattr(jit, "numba", None)
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "--jit", "--out", str(out), "--no-progress"]) == 2
+    assert "--jit needs Numba, which is not installed: pip install numba" in capsys.readouterr().err
+    assert not out.exists()

@@ -22,7 +22,8 @@ The NumPy path is the reference. The kernel adds its sums in another order (SIMD
 its numbers equal NumPy's to rounding, not to the bit; on one machine they are the same bits every
 run, whatever the number of threads (each model is computed by one thread, in a fixed order).
 
-A kernel is compiled once per process, architecture and dtype, on its first step: a few seconds.
+A kernel is compiled once per process, architecture, dtype and batch-size class (batches up to
+the same power of two share one), on its first step: about 5 s for the post's model.
 It is not cached on disk, because Numba's cache is made of pickles (see _COMPILED).
 
     model.fit(X, Y, epochs=15000, jit_compile=True)      # or Ensemble(models).fit(...)
@@ -37,7 +38,7 @@ import numpy as np
 from initlab import activations, losses
 from initlab.layers import Dense
 
-try:  # Numba is optional: `pip install initlab[fast]`
+try:  # Numba is optional: the `fast` extra (pip install -e ".[fast]" in a clone)
     import numba
     from llvmlite import ir
     from numba.core import types
@@ -56,6 +57,10 @@ ACCUMULATORS = 24
 # reassoc lets the compiler sum the samples on SIMD lanes (the reductions of pass 1 and 2) and
 # contract lets it fuse a * b + c. Nothing assumes finite numbers: NaN and inf propagate.
 FASTMATH = {"reassoc", "contract"}
+
+
+NEEDS_NUMBA = ("jit_compile=True needs Numba, which is not installed: pip install numba "
+               "(in a clone of initlab: pip install -e '.[fast]')")
 
 
 class Unsupported(ValueError):
@@ -83,8 +88,7 @@ def check_supported(layers, loss, n_features=None):
                           f"model with NumPy")
 
     if numba is None:
-        raise Unsupported("jit_compile=True needs Numba, which is not installed: "
-                          "pip install 'initlab[fast]' (or pip install numba)")
+        raise Unsupported(NEEDS_NUMBA)
     # Exact types, not names: a subclass may compute something else under the same name.
     covered = {activations.Linear: "linear", activations.ReLU: "relu",
                activations.LeakyReLU: "leaky_relu", activations.Sigmoid: "sigmoid",

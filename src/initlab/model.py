@@ -148,8 +148,9 @@ class NeuralNetwork:
             on_train_end(model). Setting model.stop_training = True ends training after the epoch.
         jit_compile : bool
             Run each step as one compiled kernel (initlab.jit; needs Numba) instead of NumPy
-            calls: about 3x faster for small Dense networks, equal to rounding. A model the
-            kernel does not cover raises ValueError saying why, before anything changes.
+            calls: 2-3x faster for small Dense networks, equal to rounding, after about 5 s of
+            compiling on the first fit of a process. A model the kernel does not cover raises
+            ValueError saying why, before anything changes.
 
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """

@@ -44,7 +44,7 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true",
                         help="replace result files already in DIR (other files are left alone)")
     parser.add_argument("--jit", action="store_true",
-                        help="train with the compiled kernel (pip install 'initlab[fast]'): "
+                        help="train with the compiled kernel (needs Numba: pip install numba): "
                              "faster, equal to the NumPy path to rounding, which the chaotic "
                              "randn x 10 runs amplify into visibly different single runs")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
@@ -61,8 +61,7 @@ def run(args):
         from initlab import jit
 
         if not jit.available():
-            raise ValueError("--jit needs Numba, which is not installed: "
-                             "pip install 'initlab[fast]' (or pip install numba)")
+            raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
 
     print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
