@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from initlab import Dense, NeuralNetwork
 from initlab.datasets import moons
 
 
@@ -25,3 +26,12 @@ def numerical_gradient(f, array, eps=1e-6):
         grad[index] = (plus - minus) / (2 * eps)
     return grad
 
+
+def post_model(seed=0, dtype="float64", initializer="he"):
+    """The post's network, 2-12-6-1: relu, relu, sigmoid with cross-entropy."""
+    model = NeuralNetwork(seed=seed, dtype=dtype)
+    model.add(Dense(units=12, activation="relu", initializer=initializer))
+    model.add(Dense(units=6, activation="relu", initializer=initializer))
+    model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
+    model.compile(loss="crossentropy")
+    return model

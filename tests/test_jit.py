@@ -8,6 +8,7 @@ import types
 import numpy as np
 import pytest
 
+from conftest import post_model
 from initlab import Dense, NeuralNetwork, datasets, jit
 from initlab.activations import LeakyReLU
 from initlab.ensemble import Ensemble
@@ -16,15 +17,6 @@ from initlab.initializers import Initializer
 pytest.importorskip("numba")
 
 X, Y = datasets.moons(120, noise=0.2, seed=0)
-
-
-def post_model(seed=0, dtype="float64", initializer="he"):
-    model = NeuralNetwork(seed=seed, dtype=dtype)
-    model.add(Dense(units=12, activation="relu", initializer=initializer))
-    model.add(Dense(units=6, activation="relu", initializer=initializer))
-    model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
-    model.compile(loss="crossentropy")
-    return model
 
 
 def two_output_model(seed=0):

@@ -10,20 +10,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from conftest import post_model
 from initlab import Dense, Layer, NeuralNetwork, activations, datasets, losses, training
 from initlab.initializers import Initializer
 from initlab.model import pack_parameters
 
 X, Y = datasets.moons(200, noise=0.2, seed=1)
-
-
-def post_model(seed=0, dtype="float64", initializer="he"):
-    model = NeuralNetwork(seed=seed, dtype=dtype)
-    model.add(Dense(units=12, activation="relu", initializer=initializer))
-    model.add(Dense(units=6, activation="relu", initializer=initializer))
-    model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
-    model.compile(loss="crossentropy")
-    return model
 
 
 def textbook_fit(X, Y, weights, epochs, learning_rate):

@@ -406,26 +406,23 @@ _MATH = {
 }
 
 
-if numba is not None:
+def _pow2(float_type, llvm_float, bits, bias, mantissa):
+    """An intrinsic: 2.0 ** k for an integral float k in the normal range, made from the float's
+    bits (the biased exponent k + bias, shifted above the mantissa), which vectorizes."""
     @intrinsic
-    def pow2_float64(typingctx, k):
-        """2.0 ** k for an integral float64 k in the normal range, from the float's bits."""
+    def pow2(typingctx, k):
         def codegen(context, builder, signature, args):
-            integer = builder.fptosi(args[0], ir.IntType(64))
-            biased = builder.add(integer, ir.Constant(ir.IntType(64), 1023))
-            bits = builder.shl(biased, ir.Constant(ir.IntType(64), 52))
-            return builder.bitcast(bits, ir.DoubleType())
-        return types.float64(types.float64), codegen
+            integer = builder.fptosi(args[0], ir.IntType(bits))
+            biased = builder.add(integer, ir.Constant(ir.IntType(bits), bias))
+            return builder.bitcast(builder.shl(biased, ir.Constant(ir.IntType(bits), mantissa)),
+                                   llvm_float)
+        return float_type(float_type), codegen
+    return pow2
 
-    @intrinsic
-    def pow2_float32(typingctx, k):
-        """2.0 ** k for an integral float32 k in the normal range, from the float's bits."""
-        def codegen(context, builder, signature, args):
-            integer = builder.fptosi(args[0], ir.IntType(32))
-            biased = builder.add(integer, ir.Constant(ir.IntType(32), 127))
-            bits = builder.shl(biased, ir.Constant(ir.IntType(32), 23))
-            return builder.bitcast(bits, ir.FloatType())
-        return types.float32(types.float32), codegen
+
+if numba is not None:
+    pow2_float64 = _pow2(types.float64, ir.DoubleType(), 64, 1023, 52)
+    pow2_float32 = _pow2(types.float32, ir.FloatType(), 32, 127, 23)
 
 
 # --- compiling --------------------------------------------------------------------------------
