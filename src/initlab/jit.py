@@ -122,12 +122,11 @@ def check_supported(layers, loss, n_features=None):
 def training_step(layers, loss, x, y, largest=None):
     """A function of no arguments: one training step over the buffers x and y.
 
+    x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m). A leading axis, if
+    any, is the K stacked models (or data sets). The step fills every layer's grad_kernel and
+    returns the cost: a float, or one cost per stacked model.
     largest : the largest batch the fit will run (default: this one), so that one kernel serves
         every batch of the fit.
-
-    x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m). A leading axis, if
-    any, is the K stacked models (or data sets). It fills every layer's grad_kernel and returns
-    the cost: a float, or one cost per stacked model.
     """
     check_supported(layers, loss)
     if not all(layer.kernel is not None and layer.grad_kernel is not None for layer in layers):
