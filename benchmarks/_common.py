@@ -86,7 +86,7 @@ def torch_available():
 
 def jit_available():
     """Whether fit(..., jit_compile=True) can run here (Numba installed)."""
-    from initlab import jit
+    from initlab.fast import jit
 
     return jit.available()
 

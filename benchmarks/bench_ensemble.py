@@ -8,7 +8,7 @@ Contenders, in float64 and in float32:
     Ensemble of 64       Ensemble([model(seed=s) for s in range(64)]).fit
     64 one by one        the 64 models fitted in turn, as a study would without Ensemble
                          (timed on a share of the models, then scaled to 64, to keep it short)
-and, where Numba is installed, the same with fit(..., jit_compile=True) (initlab.jit, compiled
+and, where Numba is installed, the same with fit(..., jit_compile=True) (initlab.fast.jit, compiled
 before the timing starts): "one model, jit" and "Ensemble of 64, jit", whose groups of models
 train in one thread per core.
 The Ensembles' losses are checked against the one-by-one NumPy runs of the same seeds.
@@ -29,8 +29,8 @@ import numpy as np
 from _common import environment, jit_available, post_model, time_rounds, timed, verdict
 
 import initlab
-from initlab import datasets
-from initlab.ensemble import Ensemble
+from initlab.blocks import datasets
+from initlab.tools.ensemble import Ensemble
 
 K = 64
 TARGET = 12

@@ -34,7 +34,7 @@ def post_run(epochs, data):
         X_train, Y_train = X_train.T, np.reshape(Y_train, (1, -1))
         X_test, Y_test = X_test.T, np.reshape(Y_test, (1, -1))
     else:
-        from initlab import datasets
+        from initlab.blocks import datasets
 
         X_train, Y_train = datasets.moons(400, noise=0.2, seed=0)
         X_test, Y_test = datasets.moons(100, noise=0.2, seed=1)

@@ -10,7 +10,7 @@ final losses, printed beside the times, must agree: float64 to about 1e-12, floa
 Contenders, in float64 and in float32:
     initlab            NeuralNetwork(dtype=...).fit, the library as a user calls it
     initlab jit        the same with fit(..., jit_compile=True): the compiled kernel of
-                       initlab.jit (needs Numba; compiled before the timing starts)
+                       initlab.fast.jit (needs Numba; compiled before the timing starts)
     hand-fused NumPy   one loop written for this model alone: bias folded into the products,
                        buffers preallocated (the speed issue 5 asks the library to reach)
     plain NumPy        the textbook loop, a new array for every operation (the post's style)
@@ -44,7 +44,7 @@ from _common import (
 )
 
 import initlab
-from initlab import datasets
+from initlab.blocks import datasets
 
 LEARNING_RATE = 0.01
 SIZES = (2, 12, 6, 1)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from initlab import Dense, NeuralNetwork
-from initlab.datasets import moons
+from initlab.blocks.datasets import moons
 
 
 @pytest.fixture

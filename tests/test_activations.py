@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import numerical_gradient
-from initlab import activations
+from initlab.blocks import activations
 
 NAMES = sorted(activations.ACTIVATIONS)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from initlab import datasets
+from initlab.blocks import datasets
 
 
 @pytest.mark.parametrize("make", [datasets.moons, datasets.circles, datasets.spirals])

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+from initlab.blocks.datasets import digits  # noqa: E402
 from initlab.cli import build_parser, main  # noqa: E402
-from initlab.datasets import digits  # noqa: E402
-from initlab.diagnostics import measure  # noqa: E402
 from initlab.studies.schemes import deep_mlp, parse_scheme  # noqa: E402
+from initlab.tools.diagnostics import measure  # noqa: E402
 
 TINY = ["diagnose", "--depth", "3", "--width", "8", "--samples", "40",
         "--schemes", "he,random_normal:0.01"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from initlab import Dense, Initializer, NeuralNetwork
-from initlab.diagnostics import FIELDS, LayerRecord, SignalRecorder, layer_signals, measure
+from initlab.tools.diagnostics import FIELDS, LayerRecord, SignalRecorder, layer_signals, measure
 
 
 def _deep_relu(initializer, seed, depth=20, width=64):

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from initlab import Dense, NeuralNetwork, datasets, optimizers
-from initlab import ensemble as ensemble_module
-from initlab.ensemble import Ensemble
-from initlab.initializers import Initializer
+from initlab import Dense, NeuralNetwork
+from initlab.blocks import datasets, optimizers
+from initlab.blocks.initializers import Initializer
+from initlab.tools import ensemble as ensemble_module
+from initlab.tools.ensemble import Ensemble
 
 X, Y = datasets.moons(120, noise=0.2, seed=0)
 

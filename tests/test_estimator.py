@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from initlab import Dense, NeuralNetwork
-from initlab.datasets import moons
+from initlab.blocks.datasets import moons
 from initlab.estimator import Classifier
 
 

@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from initlab import Dense, Initializer, NeuralNetwork, initializers
-from initlab.datasets import moons
-from initlab.initializers import ALIASES, INITIALIZERS, calculate_gain
+from initlab import Dense, Initializer, NeuralNetwork
+from initlab.blocks import initializers
+from initlab.blocks.datasets import moons
+from initlab.blocks.initializers import ALIASES, INITIALIZERS, calculate_gain
 
 # A weight of shape (units, fan_in): fan_in 500, fan_out 300, fan_avg 400, 150,000 draws.
 SHAPE = (300, 500)

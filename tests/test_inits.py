@@ -3,8 +3,10 @@
 import pathlib
 import re
 
-from initlab import cli, initializers, lsuv
+from initlab import cli
+from initlab.blocks import initializers
 from initlab.studies import inits
+from initlab.tools import lsuv
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import post_model
-from initlab import Dense, NeuralNetwork, datasets, jit
-from initlab.activations import LeakyReLU
-from initlab.ensemble import Ensemble
-from initlab.initializers import Initializer
+from initlab import Dense, NeuralNetwork
+from initlab.blocks import datasets
+from initlab.blocks.activations import LeakyReLU
+from initlab.blocks.initializers import Initializer
+from initlab.fast import jit
+from initlab.tools.ensemble import Ensemble
 
 pytest.importorskip("numba")
 

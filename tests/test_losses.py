@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import numerical_gradient
-from initlab import activations, losses
+from initlab.blocks import activations, losses
 
 
 def _binary(shape=(1, 9), seed=0):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from initlab import Dense, Initializer, NeuralNetwork
-from initlab.datasets import moons
+from initlab.blocks.datasets import moons
 
 
 def preactivation_variances(model, X):
@@ -32,7 +32,7 @@ def weights_of(model):
 
 def test_lsuv_gives_every_layer_unit_variance_on_a_batch_of_digits():
     datasets = pytest.importorskip("sklearn.datasets")  # noqa: F841 - digits needs it
-    from initlab.datasets import digits
+    from initlab.blocks.datasets import digits
 
     X, _, _, _ = digits(seed=0)
     batch = X[:, :256]

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import numerical_gradient
 from initlab import Dense, Initializer, NeuralNetwork
-from initlab.datasets import moons
+from initlab.blocks.datasets import moons
 
 
 def post_model(initializer="he", seed=0, **kwargs):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from initlab import optimizers
+from initlab.blocks import optimizers
 
 
 def _gradient_sequence(steps=25, size=7, seed=0):

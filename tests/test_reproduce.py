@@ -163,7 +163,7 @@ def test_an_existing_dir_without_results_is_used(tmp_path):
 
 
 def test_jit_without_numba_fails_before_anything_is_written(tmp_path, monkeypatch, capsys):
-    from initlab import jit
+    from initlab.fast import jit
 
     monkeypatch.setattr(jit, "numba", None)
     out = tmp_path / "out"

@@ -111,7 +111,7 @@ def test_lsuv_is_applied_on_the_batch():
     with pytest.raises(ValueError, match="data-dependent"):
         deep_mlp(parse_scheme("lsuv"), depth=3, width=16, n_inputs=10, n_outputs=2)
     model = deep_mlp(parse_scheme("LSUV"), depth=3, width=16, n_inputs=10, n_outputs=2, X=X)
-    # LSUV leaves every layer's pre-activation with unit variance on the batch (initlab.lsuv).
+    # LSUV leaves every layer's pre-activation with unit variance on the batch (initlab.tools.lsuv).
     a = X
     for layer in model.layers:
         z = layer.weights @ a + layer.bias

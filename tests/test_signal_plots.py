@@ -7,9 +7,9 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from initlab import Initializer  # noqa: E402
-from initlab.diagnostics import layer_signals, measure  # noqa: E402
 from initlab.studies import signal_plots  # noqa: E402
 from initlab.studies.schemes import deep_mlp, parse_scheme  # noqa: E402
+from initlab.tools.diagnostics import layer_signals, measure  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -56,7 +56,7 @@ def test_std_and_histogram_figures_are_written(tmp_path, activation):
 
 
 def test_training_figure_is_written(tmp_path):
-    from initlab.diagnostics import SignalRecorder
+    from initlab.tools.diagnostics import SignalRecorder
 
     X, Y = _data()
     model = deep_mlp(parse_scheme("he"), depth=3, width=8, n_inputs=6, n_outputs=3, seed=0)

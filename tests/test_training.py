@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import post_model
-from initlab import Dense, Layer, NeuralNetwork, activations, datasets, losses, training
-from initlab.initializers import Initializer
-from initlab.model import pack_parameters
+from initlab import Dense, Layer, NeuralNetwork
+from initlab.blocks import activations, datasets, losses
+from initlab.blocks.initializers import Initializer
+from initlab.engine import training
+from initlab.engine.model import pack_parameters
 
 X, Y = datasets.moons(200, noise=0.2, seed=1)
 

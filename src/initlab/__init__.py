@@ -6,9 +6,9 @@ The core (this package's top-level modules) imports only NumPy; studies, plots a
 import scikit-learn, matplotlib and tqdm when they are used.
 """
 
-from initlab.initializers import Initializer
-from initlab.layers import Dense, Layer
-from initlab.model import NeuralNetwork
+from initlab.blocks.initializers import Initializer
+from initlab.blocks.layers import Dense, Layer
+from initlab.engine.model import NeuralNetwork
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,7 @@ holds (n_features, m). This wrapper is the one place that transposes. It is a re
 estimator (clone, cross_val_score, GridSearchCV, pipelines), so unlike the core it needs
 scikit-learn: `pip install 'initlab[study]'`.
 
-    >>> from initlab.datasets import moons
+    >>> from initlab.blocks.datasets import moons
     >>> X, Y = moons(200, seed=0)
     >>> clf = Classifier(hidden_layer_sizes=(12, 6), initializer="he", epochs=500, seed=0)
     >>> clf.fit(X.T, Y[0]).score(X.T, Y[0]) > 0.8
@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from initlab.layers import Dense
-from initlab.model import NeuralNetwork
+from initlab.blocks.layers import Dense
+from initlab.engine.model import NeuralNetwork
 
 
 class Classifier(ClassifierMixin, BaseEstimator):
@@ -30,7 +30,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     activation : str
         Activation of the hidden layers.
     initializer : str, Initializer or function
-        How every layer's weights are drawn (see initlab.initializers).
+        How every layer's weights are drawn (see initlab.blocks.initializers).
     optimizer, learning_rate, epochs, batch_size, seed, dtype
         Passed to NeuralNetwork.compile and NeuralNetwork.fit.
     """

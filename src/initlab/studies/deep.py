@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
-from initlab.diagnostics import measure
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.diagnose import ACTIVATIONS, SCHEME_HELP, ratio
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
+from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
 OUTPUTS = ("deep.png", "config.json") + tuple(
@@ -107,7 +107,7 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
     from tqdm import tqdm
 
-    from initlab.datasets import digits
+    from initlab.blocks.datasets import digits
 
     started = time.perf_counter()
     data = digits(seed=args.data_seed)

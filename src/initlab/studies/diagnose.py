@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from initlab.diagnostics import SignalRecorder, layer_signals, summarise
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
+from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
 
 # Every file this command may write: an earlier run's are replaced only with --force.
 OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tuple(
@@ -28,7 +28,7 @@ OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tupl
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
 SCHEME_HELP = (
-    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab.initializers "
+    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab.blocks.initializers "
     "knows, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, orthogonal, "
     "lecun_normal, kaiming_uniform_, ...; `initlab inits` lists them), or lsuv. value: the "
     "scheme's scale, or its gain if it has no scale; for random_normal the scale is the standard "
@@ -116,7 +116,7 @@ def check_arguments(args):
 def run(args):
     schemes, record_at = check_arguments(args)
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
-    from initlab.datasets import digits
+    from initlab.blocks.datasets import digits
 
     started = time.perf_counter()
     X_train, Y_train, X_test, Y_test = digits(seed=args.seed)

@@ -10,7 +10,8 @@ cannot drift apart (tests/test_inits.py checks it).
 
 import textwrap
 
-from initlab import initializers, lsuv
+from initlab.blocks import initializers
+from initlab.tools import lsuv
 
 HEADER = ("Scheme", "Formula (W is (units, fan_in))", "Keras", "PyTorch")
 

@@ -149,12 +149,12 @@ def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=Fal
     models : list of K compiled NeuralNetworks of one architecture (trained in place)
     X, Y : sequences of K arrays, (n_features, m) and (n_outputs, m), one data set per model
     progress : show a tqdm bar on stderr
-    jit_compile : train with the compiled kernel (initlab.jit, needs Numba)
+    jit_compile : train with the compiled kernel (initlab.fast.jit, needs Numba)
 
     All K models train at once, stacked into one Ensemble (one matrix product per layer for all
     of them); each gets the numbers it would get alone, to floating-point rounding.
     """
-    from initlab.ensemble import Ensemble
+    from initlab.tools.ensemble import Ensemble
 
     ensemble = Ensemble(models)
     data_x, data_y = np.stack(X), np.stack(Y)
@@ -239,7 +239,7 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
                  "hidden layers by the scheme, output layer randn x 1",
         "optimizer": "full-batch gradient descent",
         # The two paths agree to rounding, which the chaotic randn x 10 runs can amplify.
-        "training": "compiled kernel (initlab.jit)" if jit_compile else "NumPy",
+        "training": "compiled kernel (initlab.fast.jit)" if jit_compile else "NumPy",
     }
     return StudyResult(settings, schemes, runs,
                        costs=costs.T.reshape(len(schemes), n_seeds, -1),

@@ -58,7 +58,7 @@ def run(args):
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
     if args.jit:
-        from initlab import jit
+        from initlab.fast import jit
 
         if not jit.available():
             raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))

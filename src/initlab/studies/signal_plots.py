@@ -12,7 +12,7 @@ on a machine without a display.
 - plot_deep: the deep study's test accuracy and per-layer variance factors against depth.
 
     >>> import tempfile, os
-    >>> from initlab.diagnostics import measure
+    >>> from initlab.tools.diagnostics import measure
     >>> from initlab.studies.schemes import deep_mlp, parse_scheme
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(4, 30)); Y = np.eye(2)[:, np.arange(30) % 2]

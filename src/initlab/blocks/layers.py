@@ -27,7 +27,8 @@ import functools
 
 import numpy as np
 
-from initlab import activations, checks, initializers
+from initlab import checks
+from initlab.blocks import activations, initializers
 
 
 class Layer:
@@ -257,7 +258,7 @@ class Dense(Layer):
         kernel, grad_kernel = self.kernel, self.grad_kernel
         if kernel is None or grad_kernel is None:
             raise ValueError("Dense.training_steps needs weights and bias packed side by side; "
-                             "build the model (or call initlab.model.pack_parameters) first")
+                             "build the model (or call initlab.engine.model.pack_parameters) first")
         dtype, m = kernel.dtype, x.shape[-1]
         lead = np.broadcast_shapes(kernel.shape[:-2], x.shape[:-2])
         out = np.ones(lead + (self.units + 1, m), dtype)

@@ -20,8 +20,10 @@ import zipfile
 
 import numpy as np
 
-from initlab import checks, initializers, losses, optimizers, training
-from initlab import layers as layers_module
+from initlab import checks
+from initlab.blocks import initializers, losses, optimizers
+from initlab.blocks import layers as layers_module
+from initlab.engine import training
 
 FILE_FORMAT = "initlab.NeuralNetwork"
 FILE_VERSION = 1
@@ -107,9 +109,9 @@ class NeuralNetwork:
         2015). `model.initialize(X, method="he_normal", **params)`: every layer re-drawn by that
         scheme. Builds the model if needed and resets the optimizer's state. Returns one dict per
         layer: {"layer", "units", "variance" (of its pre-activation on X), "iterations"}.
-        See initlab.lsuv.
+        See initlab.tools.lsuv.
         """
-        from initlab import lsuv  # lsuv imports this module
+        from initlab.tools import lsuv  # lsuv imports this module
 
         X = self._check_features(X)
         if not self.built:
@@ -147,7 +149,7 @@ class NeuralNetwork:
         callbacks : objects with any of on_train_begin(model), on_epoch_end(model, epoch, cost),
             on_train_end(model). Setting model.stop_training = True ends training after the epoch.
         jit_compile : bool
-            Run each step as one compiled kernel (initlab.jit; needs Numba) instead of NumPy
+            Run each step as one compiled kernel (initlab.fast.jit; needs Numba) instead of NumPy
             calls: 2-3x faster for small Dense networks, equal to rounding, after about 5 s of
             compiling on the first fit of a process. A model the kernel does not cover raises
             ValueError saying why, before anything changes.
@@ -548,7 +550,7 @@ def check_jit_compile(jit_compile, model, n_features):
     if not isinstance(jit_compile, (bool, np.bool_)):
         raise ValueError(f"jit_compile must be True or False, got {jit_compile!r}")
     if jit_compile:
-        from initlab import jit  # imports Numba: only on request
+        from initlab.fast import jit  # imports Numba: only on request
 
         jit.check_supported(model.layers, model.loss, n_features)
     return bool(jit_compile)

@@ -12,7 +12,7 @@ What it costs: np.matmul runs a stacked product as one BLAS call per model, and 
 elementwise work but not of the products: for the post's model K = 64 take about 37 (float32)
 to 54 (float64) times one model's time, against 64 to 72 one by one (benchmarks/README.md).
 
-    from initlab.ensemble import Ensemble
+    from initlab.tools.ensemble import Ensemble
     models = [post_model(init, seed=s) for s in range(64)]   # compiled NeuralNetworks
     ens = Ensemble(models)
     history = ens.fit(X, Y, epochs=15000, learning_rate=0.01)
@@ -38,9 +38,10 @@ import threading
 
 import numpy as np
 
-from initlab import model as model_module
-from initlab import optimizers, training
-from initlab.model import NeuralNetwork
+from initlab.blocks import optimizers
+from initlab.engine import model as model_module
+from initlab.engine import training
+from initlab.engine.model import NeuralNetwork
 
 
 class Ensemble:
@@ -103,7 +104,7 @@ class Ensemble:
             either way every model's optimizer keeps the rate used, as after NeuralNetwork.fit.
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
-        jit_compile : run each step as one compiled kernel (initlab.jit; needs Numba), equal to
+        jit_compile : run each step as one compiled kernel (initlab.fast.jit; needs Numba), equal to
             the NumPy path to rounding. Without callbacks the models are then split into one
             group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
@@ -115,7 +116,7 @@ class Ensemble:
         m = X.shape[-1]
         threads = 1
         if jit_compile and not callbacks:
-            from initlab import jit
+            from initlab.fast import jit
 
             threads = min(jit.thread_count(), self.n_models)
         # Everything is checked: from here on the models change.

@@ -25,7 +25,7 @@ import functools
 import numpy as np
 
 # np.dot without its Python-level dispatch, and the cheapest bound call for a product
-from initlab.layers import _bound_product, _dot
+from initlab.blocks.layers import _bound_product, _dot
 
 _copyto = getattr(np.copyto, "_implementation", np.copyto)  # likewise
 

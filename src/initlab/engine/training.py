@@ -182,7 +182,7 @@ class _StepBinder:
             y = np.empty(y_shape, dtype)
         update = self.optimizer.training_step(self.params, self.grads)
         if self.jit_compile:
-            from initlab import jit  # imports Numba: only on request
+            from initlab.fast import jit  # imports Numba: only on request
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
             fused_step = jit.training_step(self.layers, self.loss, x, y, largest or m)

@@ -8,7 +8,7 @@ arXiv:1511.06422):
      Var is taken over all its units and samples.
 
     >>> from initlab import Dense, NeuralNetwork
-    >>> from initlab.datasets import moons
+    >>> from initlab.blocks.datasets import moons
     >>> X, Y = moons(200, noise=0.2, seed=0)
     >>> model = NeuralNetwork(seed=0)
     >>> model.add(Dense(16, activation="relu")); model.add(Dense(1, activation="sigmoid"))
@@ -35,8 +35,9 @@ import warnings
 
 import numpy as np
 
-from initlab import checks, initializers
-from initlab.model import pack_parameters
+from initlab import checks
+from initlab.blocks import initializers
+from initlab.engine.model import pack_parameters
 
 # The row the scheme table (`initlab inits`, README) shows for LSUV.
 FORMULA = "orthogonal; per layer, on a batch, W ← W / √Var(z) until |Var(z) − 1| < tol"

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from initlab import checks
-from initlab.layers import Dense
+from initlab.blocks.layers import Dense
 
 # An activation within this distance of an asymptote is saturated (see the module docstring).
 SATURATION_MARGIN = 0.01

@@ -1,0 +1,1 @@
+"""The engine: NeuralNetwork, the training loop, flat parameters, save and load."""

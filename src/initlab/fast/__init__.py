@@ -1,0 +1,1 @@
+"""The fast paths: the compiled training kernel, derived from the building blocks' definitions."""
