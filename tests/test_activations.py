@@ -53,6 +53,13 @@ def test_forward_and_backward_match_pytorch(name):
         "sigmoid": torch.sigmoid,
         "tanh": torch.tanh,
         "softmax": lambda t: torch.softmax(t, dim=0),  # units are on axis 0 of (units, m)
+        "identity": lambda t: t,
+        "gelu": torch.nn.functional.gelu,
+        "silu": torch.nn.functional.silu,
+        "swish": torch.nn.functional.silu,
+        "softplus": torch.nn.functional.softplus,
+        "elu": torch.nn.functional.elu,
+        "selu": torch.selu,
     }[name]
     at = reference(zt)
     at.backward(torch.tensor(grad_a))

@@ -1,16 +1,26 @@
-"""Activation functions: a forward map and its backward step, side by side.
+"""Activation functions: each defined once, with every fact the rest of initlab asks of it.
 
-Arrays are laid out as (..., units, m): units along the second-to-last axis, samples along the last,
+An activation says what it is in one class:
+
+    function(z, math)        a = f(z), elementwise, written with `math` (see expressions.py)
+    derivative(z, a, math)   f'(z), given a = f(z) too (often the cheaper form)
+    gain                     the gain PyTorch's calculate_gain gives it, or None (it has none)
+    dead(z, a, math)         where a unit passes back no gradient at all (rectifiers), or None
+    asymptotes               the values it saturates towards (tanh: -1 and 1), possibly empty
+    initializer              the scheme its papers pair it with (selu: lecun_normal)
+
+Everything else derives from those: `forward` and `backward`, the reference path, evaluate them
+with NumPy; `training_steps`, the training loop's allocation-free path, binds the same
+definition to buffers; the compiled kernel (initlab.fast.jit) writes it as scalar code; the
+diagnostics count dead and saturated units by `dead` and `asymptotes`; the theory integrates
+`function` and `derivative` against a Gaussian. An activation that is not elementwise (softmax)
+overrides `forward` and `backward` and sets `elementwise = False`; the paths that need an
+elementwise definition say they cannot serve it.
+
+Arrays are laid out as (..., units, m): units on the second-to-last axis, samples on the last,
 and any leading axes (an ensemble of models) broadcast through untouched.
 
-Each activation has
-    forward(z, out=None)                    -> a = f(z)
-    backward(z, a, grad_a, out=None)        -> grad_z = grad_a * f'(z)   (softmax: Jacobian product)
-    training_steps(z, a, grad)              -> (forward_ops, backward_ops) bound to these buffers
-`out` lets a caller reuse its buffers; `backward` may write into `grad_a` itself (out=grad_a),
-since the model never needs dL/da once it has dL/dz. `training_steps` is what the training loop
-runs every epoch: lists of functions of no arguments, bound to the buffers. By default they call
-`forward` and `backward`; an activation may specialise them with scratch buffers of its own.
+A new activation, from a user's code, is one class (see initlab.registry):
 
     >>> import numpy as np
     >>> relu = get("relu")
@@ -19,30 +29,74 @@ runs every epoch: lists of functions of no arguments, bound to the buffers. By d
 """
 
 import functools
+import math
 
 import numpy as np
 
 from initlab import checks
+from initlab.blocks import expressions
+from initlab.registry import Registry
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class Activation:
-    """Base contract. Subclasses set `name` and implement `forward` and `backward`."""
+    """Base contract; see the module docstring. Subclasses set the facts and the definition."""
 
     name = "activation"
+    elementwise = True
+    gain = None
+    dead = None
+    asymptotes = ()
+    initializer = None
 
-    def forward(self, z, out=None):
+    def function(self, z, math):
         raise NotImplementedError
+
+    def derivative(self, z, a, math):
+        raise NotImplementedError
+
+    # --- the reference path: the definition evaluated with NumPy -------------------------------
+    def forward(self, z, out=None):
+        """a = f(z); into `out` if given."""
+        a = expressions.evaluate(self.function, z)
+        if out is None:
+            return a if isinstance(a, np.ndarray) or np.ndim(a) == 0 else np.asarray(a)
+        np.copyto(out, a)
+        return out
 
     def backward(self, z, a, grad_a, out=None):
-        raise NotImplementedError
+        """dL/dz = dL/da * f'(z), as a new array or into `out` (which may be grad_a itself)."""
+        return np.multiply(grad_a, expressions.evaluate(self.derivative, z, a), out=out)
 
+    def is_dead(self, z, a):
+        """Boolean (..., units, m): where the unit passes back no gradient, or None if it never
+        stops doing so (no `dead` definition)."""
+        return None if self.dead is None else expressions.evaluate(self.dead, z, a)
+
+    # --- the training loop's path: the definition bound to buffers ---------------------------
     def training_steps(self, z, a, grad):
-        """Bind forward (z -> a) and backward (grad holds dL/da, then dL/dz) to fixed buffers.
+        """Bind forward (z -> a) and backward (grad holds dL/da, then dL/dz, in place) to fixed
+        buffers. Returns (forward_ops, backward_ops): functions of no arguments, run in order."""
+        constant_shape = z.shape[-2:]  # one block of constants serves every stacked model
+        forward, _, _ = expressions.bind(self.forward_graph(), [z], out=a,
+                                         constant_shape=constant_shape)
+        backward, _, _ = expressions.bind(self.backward_graph(), [z, a, grad], out=grad,
+                                          constant_shape=constant_shape)
+        return forward, backward
 
-        Returns (forward_ops, backward_ops): lists of functions of no arguments, run in order.
-        """
-        return ([functools.partial(self.forward, z, out=a)],
-                [functools.partial(self.backward, z, a, grad, out=grad)])
+    def forward_graph(self):
+        return expressions.trace(self.function, 1)
+
+    def backward_graph(self):
+        """dL/dz = dL/da * f'(z), traced; f' = 1 (linear) leaves dL/da as it is."""
+        def vjp(z, a, grad, math):
+            derivative = self.derivative(z, a, math)
+            if isinstance(derivative, (int, float)) and derivative == 1:
+                return grad
+            return grad * derivative
+        return expressions.trace(vjp, 3)
 
     def get_config(self):
         return {"name": self.name}
@@ -51,69 +105,77 @@ class Activation:
         return f"{type(self).__name__}()"
 
 
+ACTIVATIONS = Registry("activation", Activation, default="linear")
+register = ACTIVATIONS.register
+
+
+def get(identifier):
+    """An Activation from a registered name, a config dict, an instance, or None (linear)."""
+    return ACTIVATIONS.get(identifier)
+
+
+@register("linear", "identity")
 class Linear(Activation):
     """f(z) = z."""
 
-    name = "linear"
+    gain = 1.0
+    initializer = "lecun_normal"
 
-    def forward(self, z, out=None):
-        if out is None:
-            return z
-        np.copyto(out, z)
-        return out
+    def function(self, z, math):
+        return z
 
-    def backward(self, z, a, grad_a, out=None):
-        if out is None or out is grad_a:
-            return grad_a
-        np.copyto(out, grad_a)
-        return out
+    def derivative(self, z, a, math):
+        return 1
 
 
+@register("relu")
 class ReLU(Activation):
-    """f(z) = max(z, 0); f'(z) = 1 where z > 0, else 0 (PyTorch's choice at z = 0)."""
+    """f(z) = max(z, 0); f'(z) = 1 where z > 0, else 0 (PyTorch's choice at z = 0).
 
-    name = "relu"
+    The derivative is read off a: since a >= 0, ceil(min(a, 1)) is exactly 1 where a > 0 and 0
+    where a = 0, and a NaN stays NaN (a diverged unit must not pass back a clean 0). Two SIMD
+    calls, cheaper than a comparison whose boolean the multiply would convert on the fly.
+    Reference: Nair & Hinton 2010; He et al. 2015 for its gain sqrt(2).
+    """
 
-    def forward(self, z, out=None):
-        return np.maximum(z, 0.0, out=out)
+    gain = math.sqrt(2.0)
+    initializer = "he_normal"
 
-    def backward(self, z, a, grad_a, out=None):
-        # a > 0 exactly where z > 0, and `a` is what the layer keeps anyway.
-        return np.multiply(grad_a, a > 0, out=out)
+    def function(self, z, math):
+        return math.maximum(z, 0.0)
 
-    def training_steps(self, z, a, grad):
-        # The same two formulas over scratch buffers allocated once.
-        # - Against an array of zeros np.maximum runs its SIMD loop; against the scalar 0 (a
-        #   stride-0 operand) it does not, and takes about twice as long. One (units, m) block of
-        #   zeros (and of ones) serves every stacked model.
-        # - The mask is a float: since a >= 0, ceil(min(a, 1)) is exactly 1 where a > 0 and 0
-        #   where a = 0 (a NaN stays NaN). Two SIMD calls and a float multiply cost about 0.5 µs
-        #   less here than a bool mask, whose multiply converts it to float on the fly.
-        zeros, ones = np.zeros(z.shape[-2:], z.dtype), np.ones(z.shape[-2:], z.dtype)
-        mask = np.empty(a.shape, a.dtype)
-        forward = [functools.partial(np.maximum, z, zeros, out=a)]
-        backward = [functools.partial(np.minimum, a, ones, out=mask),
-                    functools.partial(np.ceil, mask, mask),
-                    functools.partial(np.multiply, grad, mask, grad)]
-        return forward, backward
+    def derivative(self, z, a, math):
+        return math.ceil(math.minimum(a, 1.0))
+
+    def dead(self, z, a, math):
+        return a <= 0.0
 
 
+@register("leaky_relu")
 class LeakyReLU(Activation):
-    """f(z) = z where z > 0, else alpha * z. Keras's default slope is 0.3, PyTorch's 0.01."""
+    """f(z) = z where z > 0, else alpha * z. Keras's default slope is 0.3, PyTorch's 0.01.
 
-    name = "leaky_relu"
+    A unit is dead where z <= 0: it still passes back alpha of the gradient, but it no longer
+    tells its inputs apart by anything but that small slope (Maas et al. 2013).
+    """
+
+    initializer = "he_normal"
 
     def __init__(self, alpha=0.01):
         self.alpha = checks.number("alpha", alpha, minimum=0)
 
-    def _slope(self, z):
-        return np.where(z > 0, 1.0, self.alpha).astype(z.dtype, copy=False)
+    @property
+    def gain(self):
+        return math.sqrt(2.0 / (1 + self.alpha**2))
 
-    def forward(self, z, out=None):
-        return np.multiply(z, self._slope(z), out=out)
+    def function(self, z, math):
+        return math.where(z > 0.0, z, self.alpha * z)
 
-    def backward(self, z, a, grad_a, out=None):
-        return np.multiply(grad_a, self._slope(z), out=out)
+    def derivative(self, z, a, math):
+        return math.where(z > 0.0, 1.0, self.alpha)
+
+    def dead(self, z, a, math):
+        return z <= 0.0
 
     def get_config(self):
         return {"name": self.name, "alpha": self.alpha}
@@ -122,43 +184,153 @@ class LeakyReLU(Activation):
         return f"LeakyReLU(alpha={self.alpha})"
 
 
+@register("sigmoid")
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + exp(-z)); f'(z) = f(z) (1 - f(z)).
 
     Computed as exp(-logaddexp(0, -z)), which never overflows: exp(-z) alone does for z < -709.
     """
 
-    name = "sigmoid"
+    gain = 1.0
+    asymptotes = (0.0, 1.0)
+    initializer = "glorot_uniform"
 
-    def forward(self, z, out=None):
-        out = np.logaddexp(0.0, -z, out=out)
-        np.negative(out, out=out)
-        return np.exp(out, out=out)
+    def function(self, z, math):
+        return math.exp(-math.logaddexp(0.0, -z))
 
-    def backward(self, z, a, grad_a, out=None):
-        return np.multiply(grad_a, a * (1.0 - a), out=out)
+    def derivative(self, z, a, math):
+        return a * (1.0 - a)
 
 
+@register("tanh")
 class Tanh(Activation):
     """f(z) = tanh(z); f'(z) = 1 - tanh(z)^2."""
 
-    name = "tanh"
+    gain = 5.0 / 3
+    asymptotes = (-1.0, 1.0)
+    initializer = "glorot_uniform"
 
-    def forward(self, z, out=None):
-        return np.tanh(z, out=out)
+    def function(self, z, math):
+        return math.tanh(z)
 
-    def backward(self, z, a, grad_a, out=None):
-        return np.multiply(grad_a, 1.0 - a * a, out=out)
+    def derivative(self, z, a, math):
+        return 1.0 - a * a
 
 
+@register("gelu")
+class GELU(Activation):
+    """f(z) = z Φ(z) = z (1 + erf(z / √2)) / 2, the exact form PyTorch's GELU computes;
+    f'(z) = Φ(z) + z φ(z), φ the standard normal density.
+
+    Reference: Hendrycks & Gimpel 2016, "Gaussian Error Linear Units", arXiv:1606.08415.
+    """
+
+    initializer = "he_normal"
+
+    def function(self, z, math):
+        return 0.5 * z * (1.0 + math.erf(z * SQRT_HALF))
+
+    def derivative(self, z, a, math):
+        return 0.5 * (1.0 + math.erf(z * SQRT_HALF)) + z * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+
+
+@register("silu", "swish")
+class SiLU(Activation):
+    """f(z) = z sigmoid(z); f'(z) = s (1 + z (1 - s)), s = sigmoid(z).
+
+    Reference: Elfwing et al. 2017 (SiLU); Ramachandran et al. 2017 (Swish, its beta = 1).
+    """
+
+    initializer = "he_normal"
+
+    def function(self, z, math):
+        return z * math.exp(-math.logaddexp(0.0, -z))
+
+    def derivative(self, z, a, math):
+        s = math.exp(-math.logaddexp(0.0, -z))
+        return s * (1.0 + z * (1.0 - s))
+
+
+@register("softplus")
+class Softplus(Activation):
+    """f(z) = ln(1 + exp(z)) = logaddexp(0, z); f'(z) = sigmoid(z) = exp(z - f(z)), an exponent
+    <= 0, so it never overflows."""
+
+    asymptotes = (0.0,)
+    initializer = "he_normal"
+
+    def function(self, z, math):
+        return math.logaddexp(0.0, z)
+
+    def derivative(self, z, a, math):
+        return math.exp(z - a)
+
+
+@register("elu")
+class ELU(Activation):
+    """f(z) = z where z > 0, else alpha (exp(z) - 1); f'(z) = 1, else f(z) + alpha.
+
+    expm1 sees min(z, 0) only, so the branch `where` discards cannot overflow.
+    Reference: Clevert et al. 2015, arXiv:1511.07289.
+    """
+
+    initializer = "he_normal"
+
+    def __init__(self, alpha=1.0):
+        self.alpha = checks.positive("alpha", alpha)
+
+    @property
+    def asymptotes(self):
+        return (-self.alpha,)
+
+    def function(self, z, math):
+        return math.where(z > 0.0, z, self.alpha * math.expm1(math.minimum(z, 0.0)))
+
+    def derivative(self, z, a, math):
+        return math.where(z > 0.0, 1.0, a + self.alpha)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha}
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"
+
+
+@register("selu")
+class SELU(Activation):
+    """f(z) = λ z where z > 0, else λ α (exp(z) - 1), with the self-normalising constants
+    α = 1.6732632423543772, λ = 1.0507009873554805; f'(z) = λ, else f(z) + λ α.
+
+    Its initialisation is lecun_normal (variance 1 / fan_in); its gain is PyTorch's 3/4, an
+    empirical value for other schemes (pytorch/pytorch#50664).
+    Reference: Klambauer et al. 2017, "Self-Normalizing Neural Networks", arXiv:1706.02515.
+    """
+
+    ALPHA = 1.6732632423543772
+    SCALE = 1.0507009873554805
+    gain = 3.0 / 4
+    asymptotes = (-ALPHA * SCALE,)
+    initializer = "lecun_normal"
+
+    def function(self, z, math):
+        return math.where(z > 0.0, self.SCALE * z,
+                          (self.SCALE * self.ALPHA) * math.expm1(math.minimum(z, 0.0)))
+
+    def derivative(self, z, a, math):
+        return math.where(z > 0.0, self.SCALE, a + self.SCALE * self.ALPHA)
+
+
+@register("softmax")
 class Softmax(Activation):
-    """f(z)_i = exp(z_i) / sum_j exp(z_j), over the units axis (-2).
+    """f(z)_i = exp(z_i) / sum_j exp(z_j), over the units axis (-2): not elementwise.
 
     Its Jacobian is diag(a) - a aᵀ, so grad_z = a * (grad_a - sum_i(grad_a_i a_i)). Paired with
     categorical cross-entropy the model skips this and uses the fused gradient a - y instead.
     """
 
-    name = "softmax"
+    elementwise = False
+    gain = 1.0
+    initializer = "glorot_uniform"
 
     def forward(self, z, out=None):
         # Shifting by the column maximum keeps exp from overflowing; softmax is shift-invariant.
@@ -171,39 +343,11 @@ class Softmax(Activation):
         dot = (grad_a * a).sum(axis=-2, keepdims=True)
         return np.multiply(a, grad_a - dot, out=out)
 
+    def training_steps(self, z, a, grad):
+        return ([functools.partial(self.forward, z, out=a)],
+                [functools.partial(self.backward, z, a, grad, out=grad)])
 
-ACTIVATIONS = {
-    "linear": Linear,
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "softmax": Softmax,
-}
+    def forward_graph(self):
+        raise ValueError("softmax is not elementwise: it has no elementwise definition to trace")
 
-
-def get(identifier):
-    """Return an Activation from a registered name, an Activation instance, or None (linear)."""
-    if identifier is None:
-        return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-        return _by_name(name, "activation")(**config)
-    if isinstance(identifier, str):
-        return _by_name(identifier, "activation")()
-    raise ValueError(
-        f"activation must be a name, an Activation or None, got {identifier!r} "
-        f"of type {type(identifier).__name__}"
-    )
-
-
-def _by_name(name, argument):
-    key = name.lower() if isinstance(name, str) else name
-    if key not in ACTIVATIONS:
-        raise ValueError(
-            f"{argument} {name!r} is not known; expected one of {sorted(ACTIVATIONS)}"
-        )
-    return ACTIVATIONS[key]
+    backward_graph = forward_graph

@@ -23,12 +23,12 @@ them from `forward` and `backward`, so any layer trains in the same loop; Dense 
 (bias folded into the product, no allocation).
 """
 
-import functools
 
 import numpy as np
 
 from initlab import checks
 from initlab.blocks import activations, initializers
+from initlab.blocks.products import bound_product
 
 
 class Layer:
@@ -266,11 +266,11 @@ class Dense(Layer):
         grad_out = np.empty(lead + (self.units, m), dtype)
         # A layer that emits logits leaves f to the loss: its output is z itself.
         z = a if self.emits_logits else np.empty(lead + (self.units, m), dtype)
-        product = _bound_product(kernel, x, z)
-        kernel_grad_product = _bound_product(grad_out, np.swapaxes(x, -1, -2), grad_kernel)
+        product = bound_product(kernel, x, z)
+        kernel_grad_product = bound_product(grad_out, np.swapaxes(x, -1, -2), grad_kernel)
         input_grad_product = None
         if grad_x is not None:
-            input_grad_product = _bound_product(
+            input_grad_product = bound_product(
                 np.swapaxes(kernel[..., :-1], -1, -2), grad_out, grad_x)
         forward, backward = [product], [kernel_grad_product]
         if not self.emits_logits:  # else the loss applies f itself, from z
@@ -299,11 +299,6 @@ class Dense(Layer):
                 f"initializer={self.initializer!r})")
 
 
-# np.dot first runs a Python-level __array_function__ dispatch (about 0.1 µs a call); its C
-# implementation, which NumPy exposes, skips that. The training loop passes only ndarrays.
-_dot = getattr(np.dot, "_implementation", np.dot)
-
-
 def _side_by_side(weights, bias):
     """The (..., units, k + 1) array [weights | bias], as a view, if they sit so in memory.
 
@@ -319,20 +314,6 @@ def _side_by_side(weights, bias):
         return None
     return np.lib.stride_tricks.as_strided(
         weights, shape=weights.shape[:-1] + (k + 1,), strides=weights.strides)
-
-
-def _bound_product(left, right, out):
-    """A function of no arguments that computes out = left @ right with the cheapest NumPy call.
-
-    For plain matrices np.dot skips matmul's gufunc machinery (about 0.3 µs a call here). Stacked
-    outer products (inner dimension 1, the backward pass of a one-unit layer) are one
-    broadcasting multiply: np.matmul would run them as K tiny products, about 3x slower.
-    """
-    if left.ndim == right.ndim == 2 and out.flags.c_contiguous:
-        return functools.partial(_dot, left, right, out)
-    if left.shape[-1] == 1:
-        return functools.partial(np.multiply, left, right, out)
-    return functools.partial(np.matmul, left, right, out=out)
 
 
 LAYERS = {"Dense": Dense}

@@ -24,8 +24,10 @@ import functools
 
 import numpy as np
 
-# np.dot without its Python-level dispatch, and the cheapest bound call for a product
-from initlab.blocks.layers import _bound_product, _dot
+from initlab.blocks import expressions
+from initlab.blocks.products import bound_product as _bound_product
+from initlab.blocks.products import dot as _dot
+from initlab.registry import Registry
 
 _copyto = getattr(np.copyto, "_implementation", np.copyto)  # likewise
 
@@ -38,21 +40,48 @@ def _count(y):
 
 
 class Loss:
-    """Base contract. Subclasses set `name` and implement the methods named in the module doc."""
+    """Base contract. An elementwise loss defines its mathematics once (see the module doc);
+    a loss that is not elementwise (categorical cross-entropy) implements the methods itself."""
 
     name = "loss"
     output_activation = None
 
-    def __call__(self, y_true, y_pred):
+    def definition(self, y_pred, y_true, math):
+        """(loss, dL/dy_pred) of each (output, sample), before the mean's 1/count."""
         raise NotImplementedError
 
-    def gradient(self, y_true, y_pred):
+    def logit_definition(self, z, y_true, math):
+        """Likewise from the logits z of `output_activation`, for the fused pair; None if the
+        loss has no fused form."""
         raise NotImplementedError
+
+    def count(self, y):
+        """How many numbers the cost averages over: samples x outputs."""
+        return _count(y)
+
+    # --- the reference path: the definitions evaluated with NumPy ----------------------------
+    def __call__(self, y_true, y_pred):
+        values, _ = expressions.evaluate(self._definition(y_pred), y_pred, y_true)
+        return values.sum(axis=_SUM_AXES) / self.count(y_true)
+
+    def gradient(self, y_true, y_pred):
+        _, grad = expressions.evaluate(self._definition(y_pred), y_pred, y_true)
+        return grad * (1.0 / self.count(y_true))
+
+    def from_logits(self, y_true, z, out=None):
+        """(cost, dL/dz) of the fused pair, from the logits z."""
+        values, grad = expressions.evaluate(self.logit_definition, z, y_true)
+        grad = np.multiply(grad, 1.0 / self.count(y_true), out=out)
+        return values.sum(axis=_SUM_AXES) / self.count(y_true), grad
+
+    def _definition(self, y_pred):
+        return self.definition
 
     def prepare_targets(self, y, n_outputs):
         """Check (and for sparse labels, encode) targets; raise ValueError naming `Y` if invalid."""
         return y
 
+    # --- the training loop's path: the same definitions bound to buffers ---------------------
     def training_step(self, y_true, output, grad_output, from_logits):
         """Bind the cost and its gradient to fixed buffers, for the training loop.
 
@@ -61,24 +90,42 @@ class Loss:
         grad_output : buffer that step() fills with dL/d(output).
         Returns (step, load): step() -> cost, a float or one cost per stacked model; load(),
         to be called after new targets are written into y_true, precomputes what depends on
-        them alone (nothing, by default).
-        This default runs the plain methods, which allocate every step; each loss of this module
-        overrides it with NumPy calls bound to buffers allocated here, once.
+        them alone (the calls of the definition that read only the targets).
         """
-        if from_logits:
-            def step():
-                return self.from_logits(y_true, output, out=grad_output)[0]
-        else:
-            def step():
-                np.copyto(grad_output, self.gradient(y_true, output))
-                return self(y_true, output)
-        return step, _nothing
+        definition = self.logit_definition if from_logits else self._definition(output)
+        output, copy_output = _c_ordered(output)
+        shape = np.broadcast_shapes(output.shape, y_true.shape)
+        # Full-shape operands throughout: see _full_targets for why nothing broadcasts.
+        targets, copy_targets = _full_targets(y_true, shape)
+        scale = 1.0 / self.count(y_true)
+        ops, (values, _), hoisted = expressions.bind(
+            expressions.trace(definition, 2, n_outputs=2), [output, targets],
+            out=[None, grad_output], constant_shape=shape, hoist=(1,))
+        ops = list(copy_output) + ops
+        ops.append(functools.partial(np.multiply, grad_output,
+                                     _constant(scale, grad_output.dtype), grad_output))
+
+        def load():
+            copy_targets()
+            for op in hoisted:
+                op()
+
+        return _run_all(ops, _bound_cost(values, scale)), load
 
     def get_config(self):
         return {"name": self.name}
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+LOSSES = Registry("loss", Loss, default="crossentropy")
+register = LOSSES.register
+
+
+def get(identifier):
+    """A Loss from a registered name, a config dict, an instance, or None (crossentropy)."""
+    return LOSSES.get(identifier)
 
 
 def _nothing():
@@ -163,14 +210,18 @@ def _run_all(ops, cost):
     return step
 
 
+@register("crossentropy", "binary_crossentropy")
 class BinaryCrossentropy(Loss):
     """L = -mean(y ln p + (1 - y) ln(1 - p)), over samples and outputs (as Keras does).
 
-    From logits z (p = sigmoid(z)): L = mean(softplus(z) - y z), softplus(z) = logaddexp(0, z),
-    and dL/dz = (p - y) / count. Unlike ln(p + 1e-5), this never caps the loss or its gradient.
+    From logits z (p = sigmoid(z)), the fused pair: targets are 0 or 1 (prepare_targets
+    checks), so with s = 1 - 2y (+1 or -1) and u = s z, each sample's loss softplus(z) - y z is
+    softplus(u), and dL/dz = s sigmoid(u) = p - y. softplus(u) = max(u, 0) + log1p(exp(-|u|)) is
+    exact and never overflows (exp sees only values <= 0), nor does sigmoid(u) =
+    exp(u - softplus(u)), an exponent <= 0 too. Unlike ln(p + 1e-5), this never caps the loss or
+    its gradient, and each call runs a SIMD loop (np.logaddexp would run a scalar one).
     """
 
-    name = "crossentropy"
     output_activation = "sigmoid"
     # Used only on the unfused path (an output activation other than sigmoid): p can be 0 or 1.
     # The float64 bound; see eps_for for other dtypes.
@@ -183,107 +234,25 @@ class BinaryCrossentropy(Loss):
         Why: 1 - eps must stay below 1, or ln(1 - p) is -inf and dL/dp divides by 0 at p = 1.
         The float32 numbers next to 1 are 2^-24 apart, so 1 - 1e-15 rounds to 1.0 there, while
         1 - 2^-23 is exact. The same eps at both ends keeps the loss symmetric: p = 0 against a
-        target 1 costs what p = 1 against a target 0 does, as with 1e-15 in float64 (where
-        finfo's 2.2e-16 is smaller, so float64 results are unchanged).
+        target 1 costs what p = 1 against a target 0 does.
         """
         return max(self.eps, float(np.finfo(dtype).eps))
 
-    def _clip(self, y_pred):
-        p = np.asarray(y_pred)
-        eps = self.eps_for(np.result_type(p, 1.0))  # the dtype np.clip computes in
-        return np.clip(p, eps, 1 - eps)
+    def logit_definition(self, z, y, math):
+        s = 1.0 - 2.0 * y
+        u = s * z
+        softplus = math.maximum(u, 0.0) + math.log1p(math.exp(-math.abs(u)))
+        return softplus, s * math.exp(u - softplus)
 
-    def __call__(self, y_true, y_pred):
-        p = self._clip(y_pred)
-        losses = -(y_true * np.log(p) + (1 - y_true) * np.log1p(-p))
-        return losses.sum(axis=_SUM_AXES) / _count(y_true)
+    def _definition(self, y_pred):
+        # The clipping bound depends on the dtype the probabilities are computed in.
+        eps = self.eps_for(np.result_type(np.asarray(y_pred).dtype, np.float32))
+        return functools.partial(self.definition, eps=eps)
 
-    def gradient(self, y_true, y_pred):
-        p = self._clip(y_pred)
-        return (p - y_true) / (p * (1 - p)) / _count(y_true)
-
-    def from_logits(self, y_true, z, out=None):
-        softplus = np.logaddexp(0.0, z, out=out)
-        cost = (softplus.sum(axis=_SUM_AXES) - (z * y_true).sum(axis=_SUM_AXES)) / _count(y_true)
-        # sigmoid(z) = exp(z - softplus(z)); the exponent is <= 0, so this never overflows.
-        grad = np.subtract(z, softplus, out=softplus)
-        np.exp(grad, out=grad)
-        grad -= y_true
-        grad *= 1.0 / _count(y_true)
-        return cost, grad
-
-    def training_step(self, y_true, output, grad_output, from_logits):
-        """Both paths over fixed buffers; the fused one gets from_logits's cost and dL/dz in fewer
-        calls.
-
-        Targets are 0 or 1 (prepare_targets checks), so with s = 1 - 2y (+1 or -1) and u = s z,
-        each sample's loss softplus(z) - y z is softplus(u), and dL/dz = s sigmoid(u) / count.
-        softplus(u) = max(u, 0) + log1p(exp(-|u|)) is exact and never overflows (exp sees only
-        values <= 0); sigmoid(u) = exp(u - softplus(u)), an exponent <= 0 too. Every call but
-        log1p runs a SIMD loop; np.logaddexp would run a scalar one, about 12 ns an element here.
-        """
-        if not from_logits:
-            return self._plain_training_step(y_true, output, grad_output)
-        (z, copy_z), grad = _c_ordered(output), grad_output
-        shape = np.broadcast_shapes(z.shape, y_true.shape)
-        # Full-shape operands throughout: see _full_targets for why nothing broadcasts.
-        sign, sign_over_count, u, softplus, scratch = (np.empty(shape, z.dtype) for _ in range(5))
-        zeros = np.zeros(shape, z.dtype)
-        scale = 1.0 / _count(y_true)
-        call = functools.partial
-        targets, copy_targets = _full_targets(y_true, shape)
-
-        def load():
-            copy_targets()
-            np.multiply(targets, -2.0, sign)
-            np.add(sign, 1.0, sign)
-            np.multiply(sign, scale, sign_over_count)
-
-        ops = copy_z + (
-            call(np.multiply, z, sign, u),                   # u = s z
-            call(np.abs, u, scratch),                        # log1p(exp(-|u|))
-            call(np.negative, scratch, scratch),
-            call(np.exp, scratch, scratch),
-            call(np.log1p, scratch, scratch),
-            call(np.maximum, u, zeros, out=softplus),        # softplus(u) = max(u, 0) + that
-            call(np.add, softplus, scratch, softplus),
-            call(np.subtract, u, softplus, grad),            # sigmoid(u) = exp(u - softplus(u))
-            call(np.exp, grad, grad),
-            call(np.multiply, grad, sign_over_count, grad),  # dL/dz = s sigmoid(u) / count
-        )
-        return _run_all(ops, _bound_cost(softplus, scale)), load
-
-    def _plain_training_step(self, y_true, p_out, grad):
-        """__call__ and gradient over fixed buffers, with the reference's operations.
-
-        With p clipped to [eps, 1 - eps] (eps_for the buffers' dtype):
-        cost = -sum(y (ln p - ln(1 - p)) + ln(1 - p)) / count (the reference's
-        y ln p + (1 - y) ln(1 - p), regrouped to reuse one buffer), and
-        dL/dp = (p - y) / (p (1 - p)) / count, bit for bit the reference's gradient.
-        """
-        shape, dtype = grad.shape, grad.dtype
-        eps = self.eps_for(dtype)
-        p, log_1mp, one_minus_p = (np.empty(shape, dtype) for _ in range(3))
-        count = float(_count(y_true))
-        call = functools.partial
-        targets, load = _full_targets(y_true, shape)
-        p_out, copy_p = _c_ordered(p_out)
-        ops = copy_p + (
-            call(np.maximum, p_out, _constant(eps, dtype), out=p),
-            call(np.minimum, p, _constant(1 - eps, dtype), out=p),
-            call(np.subtract, p, targets, grad),
-            call(np.subtract, _constant(1.0, dtype), p, one_minus_p),
-            call(np.negative, p, log_1mp),
-            call(np.log1p, log_1mp, log_1mp),
-            call(np.multiply, one_minus_p, p, one_minus_p),
-            call(np.divide, grad, one_minus_p, grad),
-            call(np.divide, grad, _constant(count, dtype), grad),
-            call(np.log, p, p),                          # p is not needed any more: ln p
-            call(np.subtract, p, log_1mp, p),
-            call(np.multiply, p, targets, p),
-            call(np.add, p, log_1mp, p),
-        )
-        return _run_all(ops, _bound_cost(p, -1.0 / count)), load
+    def definition(self, p, y, math, eps=1e-15):
+        p = math.minimum(math.maximum(p, eps), 1.0 - eps)
+        return (-(y * math.log(p) + (1.0 - y) * math.log1p(-p)),
+                (p - y) / (p * (1.0 - p)))
 
     def prepare_targets(self, y, n_outputs):
         bad = (y != 0) & (y != 1)
@@ -295,6 +264,7 @@ class BinaryCrossentropy(Loss):
         return y
 
 
+@register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     """L = -mean over samples of sum_k y_k ln p_k, for one-hot (or probability) targets.
 
@@ -302,7 +272,6 @@ class CategoricalCrossentropy(Loss):
     dL/dz = (p - y) / m. Targets of shape (1, m) holding class indices are one-hot encoded.
     """
 
-    name = "categorical_crossentropy"
     output_activation = "softmax"
     # The plain path clips p to [eps, 1]: no 1 - p is taken, and 1e-15 is a normal float32
     # (above finfo(float32).tiny, 1.2e-38), so ln p and -y / p stay finite in either dtype,
@@ -406,56 +375,19 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
+@register("mse", "mean_squared_error")
 class MeanSquaredError(Loss):
     """L = mean((y_pred - y)^2) over samples and outputs, as Keras's mse.
 
     dL/dy_pred = 2 (y_pred - y) / count.
     """
 
-    name = "mse"
-
-    def __call__(self, y_true, y_pred):
-        diff = y_pred - y_true
-        return (diff * diff).sum(axis=_SUM_AXES) / _count(y_true)
-
-    def gradient(self, y_true, y_pred):
-        return (y_pred - y_true) * (2.0 / _count(y_true))
+    def definition(self, y_pred, y, math):
+        d = y_pred - y
+        return d * d, 2.0 * d
 
     def training_step(self, y_true, output, grad_output, from_logits):
-        """__call__ and gradient over fixed buffers: d = y_pred - y, dL/dy_pred = d (2 / count)
-        (bit for bit the reference's), cost = d.d / count (one dot product for one model)."""
         if from_logits:
             raise ValueError(f"loss {self.name!r} has no fused path with an output activation: "
                              f"from_logits must be False, got {from_logits!r}")
-        dtype = grad_output.dtype
-        diff = np.empty(grad_output.shape, dtype)
-        count = _count(y_true)
-        call = functools.partial
-        targets, load = _full_targets(y_true, diff.shape)
-        output, copy_output = _c_ordered(output)
-        ops = copy_output + (
-            call(np.subtract, output, targets, diff),
-            call(np.multiply, diff, _constant(2.0 / count, dtype), grad_output),
-        )
-        return _run_all(ops, _bound_cost(diff, 1.0 / count, diff)), load
-
-
-LOSSES = {
-    "crossentropy": BinaryCrossentropy,
-    "binary_crossentropy": BinaryCrossentropy,
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError,
-}
-
-
-def get(identifier):
-    """Return a Loss from a registered name or a Loss instance."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, dict):
-        identifier = identifier.get("name")
-    key = identifier.lower() if isinstance(identifier, str) else identifier
-    if key not in LOSSES:
-        raise ValueError(f"loss {identifier!r} is not known; expected one of {sorted(LOSSES)}")
-    return LOSSES[key]()
+        return super().training_step(y_true, output, grad_output, from_logits)

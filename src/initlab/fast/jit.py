@@ -35,7 +35,7 @@ import threading
 
 import numpy as np
 
-from initlab.blocks import activations, losses
+from initlab.blocks import expressions, losses
 from initlab.blocks.layers import Dense
 
 try:  # Numba is optional: the `fast` extra (pip install -e ".[fast]" in a clone)
@@ -89,34 +89,41 @@ def check_supported(layers, loss, n_features=None):
 
     if numba is None:
         raise Unsupported(NEEDS_NUMBA)
-    # Exact types, not names: a subclass may compute something else under the same name.
-    covered = {activations.Linear: "linear", activations.ReLU: "relu",
-               activations.LeakyReLU: "leaky_relu", activations.Sigmoid: "sigmoid",
-               activations.Tanh: "tanh"}
-    if type(loss) not in (losses.BinaryCrossentropy, losses.MeanSquaredError):
-        refuse(f"the loss is {type(loss).__name__}; the compiled kernel trains with "
-               f"crossentropy (after a sigmoid output) or mse")
+    if not isinstance(loss, losses.Loss) or not _traceable(loss.logit_definition, 2, 2) and \
+            not _traceable(loss.definition, 2, 2):
+        refuse(f"the loss {loss!r} has no elementwise definition; the compiled kernel trains "
+               f"losses defined elementwise (crossentropy after a sigmoid output, mse)")
     weights, fan_in = 0, n_features
     for i, layer in enumerate(layers):
         if type(layer) is not Dense:
             refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
                    f"Dense layers")
-        if type(layer.activation) not in covered:
-            refuse(f"layer {i}'s activation is {type(layer.activation).__name__}; the compiled "
-                   f"kernel covers {', '.join(covered.values())}")
+        if not _traceable(layer.activation.function, 1) or \
+                not _traceable(layer.activation.derivative, 2):
+            refuse(f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
+                   f"the compiled kernel can write (softmax is not elementwise)")
         if layer.units > MAX_UNITS:
             refuse(f"layer {i} has {layer.units} units; the compiled kernel is for layers of at "
                    f"most {MAX_UNITS}, as wider ones are worth their BLAS calls")
         fan_in = layer.fan_in or fan_in
         weights += layer.units * ((fan_in or 0) + 1)
         fan_in = layer.units
-    if type(loss) is losses.BinaryCrossentropy and type(layers[-1].activation) is not \
-            activations.Sigmoid:
-        refuse(f"crossentropy after a {layers[-1].activation.name} output; the compiled kernel "
-               f"computes crossentropy from the logits of a sigmoid output")
+    fused = layers[-1].activation.name == loss.output_activation
+    if not _traceable(loss.logit_definition if fused else loss.definition, 2, 2):
+        refuse(f"{loss.name} after a {layers[-1].activation.name} output has no elementwise "
+               f"definition the compiled kernel can write")
     if weights > MAX_WEIGHTS:
         refuse(f"the model has {weights} weights and biases; the compiled kernel is for small "
                f"networks (at most {MAX_WEIGHTS}), whose time goes to NumPy's cost per call")
+
+
+def _traceable(function, n_inputs, n_outputs=1):
+    """Whether `function` is an elementwise definition that traces (expressions.trace)."""
+    try:
+        expressions.trace(function, n_inputs, n_outputs)
+    except (NotImplementedError, TypeError, ValueError):
+        return False
+    return True
 
 
 def training_step(layers, loss, x, y, largest=None):
@@ -166,9 +173,12 @@ class _Spec:
 
     def __init__(self, layers, loss, dtype, capacity, x_stacked, y_stacked):
         self.sizes = [(layer.kernel.shape[-2], layer.kernel.shape[-1] - 1) for layer in layers]
-        self.activations = [(layer.activation.name, getattr(layer.activation, "alpha", 0.0))
-                            for layer in layers]
+        # The activations' and the loss's own definitions, traced: the kernel writes them out.
+        self.forward_graphs = [layer.activation.forward_graph() for layer in layers]
+        self.backward_graphs = [layer.activation.backward_graph() for layer in layers]
         self.logits = layers[-1].emits_logits
+        self.loss_graph = expressions.trace(
+            loss.logit_definition if self.logits else loss.definition, 2, n_outputs=2)
         self.dtype = np.dtype(dtype)
         self.capacity = capacity
         self.x_stacked, self.y_stacked = x_stacked, y_stacked
@@ -223,48 +233,52 @@ def _source(spec):
     # Pass 1: one sample per lane.
     emit(2, "for n in range(m):")
     inputs = [x_at(i) for i in range(sizes[0][1])]
+    def write(graph, inputs, prefix):
+        """Emit a traced definition as scalar statements; return its outputs' expressions."""
+        lines, results = _scalar_code(graph, inputs, prefix)
+        for line in lines:
+            emit(3, line)
+        return results
+
     for layer, (units, fan_in) in enumerate(sizes):
-        name, alpha = spec.activations[layer]
         outputs = []
         for j in range(units):
             terms = " + ".join(f"w{layer}_{j}_{i} * {inputs[i]}" for i in range(fan_in))
             emit(3, f"z{layer}_{j} = w{layer}_{j}_{fan_in} + {terms}")
             if layer == L - 1 and spec.logits:
                 continue
-            emit(3, f"a{layer}_{j} = {_activation(name, alpha, f'z{layer}_{j}')}")
+            (a,) = write(spec.forward_graphs[layer], [f"z{layer}_{j}"], f"f{layer}_{j}_")
+            emit(3, f"a{layer}_{j} = {a}")
             if layer < L - 1:
                 emit(3, f"{scratch(act_row[layer] + j)} = a{layer}_{j}")
             outputs.append(f"a{layer}_{j}")
         inputs = outputs
     last = L - 1
     for j in range(n_outputs):
+        # The loss's own definition (losses.py): from the logits for the fused pair, else from
+        # the output activation's values, then back through that activation.
+        output = f"z{last}_{j}" if spec.logits else f"a{last}_{j}"
+        emit(3, f"y{j} = {y_at(j)}")
+        value, grad = write(spec.loss_graph, [output, f"y{j}"], f"l{j}_")
+        emit(3, f"cost += {value}")
+        emit(3, f"e{j} = {grad} * scale")
         if spec.logits:
-            # Cross-entropy from the logits (losses.BinaryCrossentropy): with s = 1 - 2y and
-            # v = s z, the loss is softplus(v) = max(v, 0) + log1p(exp(-|v|)) and
-            # dL/dz = s sigmoid(v) / count, both from e = exp(-|v|) <= 1.
-            emit(3, f"s{j} = T(1.0) - T(2.0) * {y_at(j)}")
-            emit(3, f"v{j} = s{j} * z{last}_{j}")
-            emit(3, f"e{j} = exp_neg(-abs(v{j}))")
-            emit(3, f"cost += (v{j} if v{j} > T(0.0) else T(0.0)) + log1p_unit(e{j})")
-            emit(3, f"p{j} = T(1.0) / (T(1.0) + e{j}) if v{j} >= T(0.0) else "
-                    f"e{j} / (T(1.0) + e{j})")
-            emit(3, f"d{last}_{j} = s{j} * p{j} * scale")
+            emit(3, f"d{last}_{j} = e{j}")
         else:
-            # Mean squared error: dL/da = 2 (a - y) / count, then through the activation.
-            emit(3, f"r{j} = a{last}_{j} - {y_at(j)}")
-            emit(3, f"cost += r{j} * r{j}")
-            name, alpha = spec.activations[last]
-            emit(3, f"d{last}_{j} = " + _derivative(name, alpha, f"z{last}_{j}", f"a{last}_{j}",
-                                                    f"T(2.0) * r{j} * scale"))
+            (d,) = write(spec.backward_graphs[last], [f"z{last}_{j}", f"a{last}_{j}", f"e{j}"],
+                         f"b{last}_{j}_")
+            emit(3, f"d{last}_{j} = {d}")
         emit(3, f"{scratch(delta_row[last] + j)} = d{last}_{j}")
     for layer in range(L - 1, 0, -1):
         units, fan_in = sizes[layer]
-        name, alpha = spec.activations[layer - 1]
         for i in range(fan_in):
             grad = " + ".join(f"w{layer}_{j}_{i} * d{layer}_{j}" for j in range(units))
+            emit(3, f"u{layer - 1}_{i} = {grad}")
+            (d,) = write(spec.backward_graphs[layer - 1],
+                         [f"z{layer - 1}_{i}", f"a{layer - 1}_{i}", f"u{layer - 1}_{i}"],
+                         f"b{layer - 1}_{i}_")
             below = f"d{layer - 1}_{i}"
-            emit(3, f"{below} = " + _derivative(name, alpha, f"z{layer - 1}_{i}",
-                                                f"a{layer - 1}_{i}", f"({grad})"))
+            emit(3, f"{below} = {d}")
             emit(3, f"{scratch(delta_row[layer - 1] + i)} = d{layer - 1}_{i}")
     # Pass 2: [dW | db] = dz @ [x; 1]ᵀ, the ones row summing dz for the bias. A few units at a
     # time, so that each input row loaded serves several sums: about 24 running sums, which
@@ -293,39 +307,54 @@ def _source(spec):
     return _PRELUDE.format(dtype=spec.dtype.name, **_MATH[spec.dtype.name]) + "\n".join(out) + "\n"
 
 
-def _activation(name, alpha, z):
-    # `not (z <= 0)` rather than `z > 0`: a NaN passes through, as np.maximum lets it.
-    if name == "linear":
-        return z
-    if name == "relu":
-        return f"{z} if not ({z} <= T(0.0)) else T(0.0)"
-    if name == "leaky_relu":
-        return f"{z} if not ({z} <= T(0.0)) else T({alpha!r}) * {z}"
-    return f"{name}({z})"  # sigmoid and tanh, from the prelude
+def _scalar_code(graph, inputs, prefix):
+    """A traced definition (expressions.Graph) as scalar statements over the names `inputs`.
+
+    Returns (lines, output expressions). Each call becomes one temporary, `prefix` + its index.
+    maximum and minimum keep NumPy's rule that a NaN operand gives NaN; exp, expm1, tanh and
+    logaddexp are the prelude's vectorizable versions; the rest are Numba's.
+    """
+    names = {id(node): name for node, name in zip(graph.inputs, inputs, strict=True)}
+
+    def ref(node):
+        return f"T({node.value!r})" if node.is_constant else names[id(node)]
+
+    lines = []
+    for k, node in enumerate(graph.calls):
+        name = f"{prefix}{k}"
+        lines.append(f"{name} = {_SCALAR[node.op](*map(ref, node.args))}")
+        names[id(node)] = name
+    return lines, [ref(node) for node in graph.outputs]
 
 
-def _derivative(name, alpha, z, a, grad):
-    """dL/dz from dL/da = grad, as activations.py takes it (relu's slope at 0 is 0). Where z is
-    NaN the result is NaN, as NumPy's mask makes it: a diverged unit must not pass a clean 0."""
-    if name == "linear":
-        return grad
-    if name == "relu":
-        return f"{grad} if {z} > T(0.0) else (T(0.0) if {z} <= T(0.0) else {z})"
-    if name == "leaky_relu":
-        return f"{grad} if {z} > T(0.0) else (T({alpha!r}) * {grad} if {z} <= T(0.0) else {z})"
-    if name == "sigmoid":
-        return f"{grad} * ({a} * (T(1.0) - {a}))"
-    return f"{grad} * (T(1.0) - {a} * {a})"  # tanh
+_SCALAR = {
+    "add": "({} + {})".format, "subtract": "({} - {})".format,
+    "multiply": "({} * {})".format, "divide": "({} / {})".format, "negative": "(-{})".format,
+    "greater": "({} > {})".format, "greater_equal": "({} >= {})".format,
+    "less": "({} < {})".format, "less_equal": "({} <= {})".format,
+    "where": lambda c, x, y: f"({x} if {c} else {y})",
+    "maximum": lambda a, b: f"({a} if ({a} >= {b} or {a} != {a}) else {b})",
+    "minimum": lambda a, b: f"({a} if ({a} <= {b} or {a} != {a}) else {b})",
+    "abs": "abs({})".format, "ceil": "T(np.ceil({}))".format, "exp": "exp_any({})".format,
+    "expm1": "expm1_any({})".format, "log": "T(np.log({}))".format,
+    "log1p": "T(np.log1p({}))".format, "sqrt": "T(np.sqrt({}))".format,
+    "tanh": "tanh({})".format, "erf": "T(math.erf({}))".format,
+    "logaddexp": "logaddexp({}, {})".format,
+}
 
 
-# exp and expm1 for t <= 0 and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes
+# exp, expm1 and logaddexp, and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes
 # them (Numba calls libm's scalar exp and log1p, about 20 ns each, more than the rest of a sample).
 # exp: t = k ln2 + r with |r| <= ln2/2 (ln2 split in two, so that k ln2 is exact), expm1(r) by its
-# Taylor series, 2^k from the bits of the float; below the smallest normal number, exp is 0 and
-# expm1 is -1. A NaN comes out as NaN. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an odd series.
-# All are within 2 ulps of NumPy's (tests/test_jit.py checks them). sigmoid and tanh are built
-# on them as activations.Sigmoid and np.tanh compute them, without overflow or cancellation.
+# Taylor series, 2^k from the bits of the float (as 2^(k-1) times 2 for k > 0, so that k may
+# reach the largest exponent); below the smallest normal number exp is 0 and expm1 is -1, above the
+# largest finite one exp is inf. A NaN comes out as NaN. expm1(t) for t > 0 is
+# -exp(t) expm1(-t), which keeps its digits near 0. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an
+# odd series. All are within 2-4 ulps of NumPy's (tests/test_jit.py checks them). tanh is built on
+# expm1 as np.tanh computes it, without overflow or cancellation.
 _PRELUDE = '''"""Generated by initlab.fast.jit for one architecture and dtype."""
+import math
+
 import numpy as np
 from numba import njit
 
@@ -333,30 +362,40 @@ from initlab.fast.jit import FASTMATH, pow2_{dtype}
 
 T = np.{dtype}
 LOWEST = T({lowest})
+HIGHEST = T({highest})
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
 def expm1_parts(t):
-    tt = max(t, LOWEST)
+    tt = min(max(t, LOWEST), HIGHEST)
     k = np.floor(tt * T(1.4426950408889634) + T(0.5))
     r = (tt - k * T({ln2_hi})) - k * T({ln2_lo})
     q = T({exp_coefficients[0]})
 {exp_horner}
-    return pow2_{dtype}(k), q * r
+    return k, q * r
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
-def exp_neg(t):
-    scale, q = expm1_parts(t)
-    result = scale + scale * q
-    return result if t >= LOWEST else (T(0.0) if t < LOWEST else t)
+def exp_any(t):
+    k, q = expm1_parts(t)
+    shift = T(1.0) if k > T(0.0) else T(0.0)  # 2^k as 2^(k - 1) * 2 only where k is large
+    scale = pow2_{dtype}(k - shift)
+    result = (scale + scale * q) * (T(1.0) + shift)
+    inside = t >= LOWEST and t <= HIGHEST
+    return result if inside else (T(0.0) if t < LOWEST else (T(np.inf) if t > HIGHEST else t))
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
 def expm1_neg(t):
-    scale, q = expm1_parts(t)
+    k, q = expm1_parts(t)
+    scale = pow2_{dtype}(k)
     result = q if scale == T(1.0) else scale * q + (scale - T(1.0))
     return result if t >= LOWEST else (T(-1.0) if t < LOWEST else t)
+
+
+@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+def expm1_any(t):
+    return expm1_neg(t) if t <= T(0.0) else -exp_any(t) * expm1_neg(-t)
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
@@ -369,9 +408,9 @@ def log1p_unit(e):
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
-def sigmoid(z):
-    e = exp_neg(-abs(z))
-    return T(1.0) / (T(1.0) + e) if z >= T(0.0) else e / (T(1.0) + e)
+def logaddexp(a, b):
+    larger = a if (a >= b or a != a) else b
+    return larger + log1p_unit(exp_any(-abs(a - b)))
 
 
 @njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
@@ -383,12 +422,12 @@ def tanh(z):
 '''
 
 
-def _math_constants(exp_degree, log_terms, lowest, ln2_hi, ln2_lo):
+def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
     # expm1(r) = r (1 + r/2! + ... + r^(n-1)/n!): the Horner coefficients, highest first.
     exp_coefficients = [1.0 / math.factorial(i) for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
-        "lowest": repr(lowest), "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
+        "lowest": repr(lowest), "highest": repr(highest), "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
         "exp_coefficients": [repr(c) for c in exp_coefficients],
         "exp_horner": "\n".join(f"    q = q * r + T({c!r})" for c in exp_coefficients[1:]),
         "log_coefficients": [repr(c) for c in log_coefficients],
@@ -399,9 +438,10 @@ def _math_constants(exp_degree, log_terms, lowest, ln2_hi, ln2_lo):
 # Degrees: the first omitted Taylor term of exp at |r| = ln2/2 and of log1p at s = 1/3 is below
 # half an ulp of the dtype. ln2_hi has few enough bits that k * ln2_hi is exact for every k used.
 _MATH = {
-    "float64": _math_constants(13, 18, -708.0, 6.93147180369123816490e-01,
+    "float64": _math_constants(13, 18, -708.0, 709.782712893384, 6.93147180369123816490e-01,
                                1.90821492927058770002e-10),
-    "float32": _math_constants(8, 8, -87.0, 0.693145751953125, 1.428606765330187045e-06),
+    "float32": _math_constants(8, 8, -87.0, 88.72283, 0.693145751953125,
+                               1.428606765330187045e-06),
 }
 
 
@@ -438,7 +478,7 @@ def _compile(spec):
 
 
 def math_functions(dtype):
-    """The generated exp_neg, expm1_neg, log1p_unit, sigmoid and tanh for a dtype, in a dict
+    """The generated exp_any, expm1_any, logaddexp, log1p_unit and tanh for a dtype, in a dict
     (for the tests, which check them against NumPy)."""
     return _namespace(_PRELUDE.format(dtype=np.dtype(dtype).name,
                                       **_MATH[np.dtype(dtype).name]))
