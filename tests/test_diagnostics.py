@@ -159,7 +159,7 @@ def test_signals_are_copies_not_the_layers_buffers():
 
 def _snapshot(model):
     state = model.optimizer._state
-    return (model._params.copy(), model._grads.copy(),
+    return (model.parameters.copy(), model.gradients.copy(),
             None if state is None else [s.copy() for s in state],
             getattr(model.optimizer, "iterations", None))
 
@@ -194,7 +194,7 @@ def test_recorder_measures_exactly_the_epochs_asked_and_changes_nothing():
     without = _deep_relu("he", 4, depth=3, width=8)
     without.compile(loss="categorical_crossentropy", optimizer="adam")
     without.fit(X, Y, epochs=10, batch_size=20)
-    np.testing.assert_array_equal(with_recorder._params, without._params)
+    np.testing.assert_array_equal(with_recorder.parameters, without.parameters)
 
     # The record of epoch 3 is what measure gives after 4 epochs of the same training.
     again = _deep_relu("he", 4, depth=3, width=8)
@@ -232,7 +232,7 @@ def test_measure_builds_an_unbuilt_model_like_predict_does():
     measured = measure(model, X, Y)
     reference = _deep_relu("he", 5, depth=2, width=6)
     reference.predict(X)
-    np.testing.assert_array_equal(model._params, reference._params)
+    np.testing.assert_array_equal(model.parameters, reference.parameters)
     assert len(measured) == 3
 
 

@@ -36,7 +36,7 @@ def test_64_models_at_once_equal_64_trained_one_by_one():
         alone = make(k)
         expected = alone.fit(X, Y, epochs=60, learning_rate=0.05, log_every=25)["loss"]
         np.testing.assert_allclose(history["loss"][:, k], expected, rtol=1e-12)
-        np.testing.assert_allclose(ens.models[k]._params, alone._params, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(ens.models[k].parameters, alone.parameters, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(ens.models[k].costs, alone.costs, rtol=1e-12)
         np.testing.assert_allclose(ens.models[k].history["loss"], expected, rtol=1e-12)
     # zeros learn nothing, in the stack as alone: the cost stays ln 2
@@ -53,7 +53,7 @@ def test_optimizers_and_minibatches_match_one_by_one(optimizer, batch_size):
         alone = post_model(seed=seed, optimizer=optimizer)
         expected = alone.fit(X, Y, epochs=8, batch_size=batch_size)["loss"]
         np.testing.assert_allclose(history[:, k], expected, rtol=1e-11)
-        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(models[k].parameters, alone.parameters, rtol=1e-9, atol=1e-13)
 
 
 def test_one_data_set_per_model():
@@ -117,12 +117,12 @@ def test_models_are_built_as_they_build_themselves_and_keep_prior_changes():
     models = [post_model(seed=s) for s in (10, 11, 12)]
     models[2].build(2)
     models[2].layers[0].weights = np.full((12, 2), 0.25)  # a re-initialisation before stacking
-    prior = models[2]._params.copy()
+    prior = models[2].parameters.copy()
     ens = Ensemble(models)
     ens.predict(X)  # builds the unbuilt ones
     for model, reference in zip(models[:2], fresh, strict=True):
-        np.testing.assert_array_equal(model._params, reference._params)
-    np.testing.assert_array_equal(models[2]._params, prior)
+        np.testing.assert_array_equal(model.parameters, reference.parameters)
+    np.testing.assert_array_equal(models[2].parameters, prior)
 
 
 def test_fit_continues_and_trained_models_save_and_load(tmp_path):
@@ -181,7 +181,7 @@ def test_float32_ensemble():
     history = Ensemble(models).fit(X, Y, epochs=30)["loss"]
     alone = post_model(seed=2, dtype="float32")
     np.testing.assert_allclose(history[:, 2], alone.fit(X, Y, epochs=30)["loss"], rtol=1e-5)
-    assert models[2]._params.dtype == np.float32
+    assert models[2].parameters.dtype == np.float32
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -260,12 +260,12 @@ def test_models_built_for_other_data_are_named():
 ])
 def test_bad_data_raises_and_leaves_models_unchanged(bad_X, bad_Y, message):
     models = [_built(2), _built(2)]
-    before = [model._params.copy() for model in models]
+    before = [model.parameters.copy() for model in models]
     ens = Ensemble(models)
     with pytest.raises(ValueError, match=message):
         ens.fit(bad_X, bad_Y, epochs=3)
     for model, params in zip(models, before, strict=True):
-        np.testing.assert_array_equal(model._params, params)
+        np.testing.assert_array_equal(model.parameters, params)
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         ens.fit(X, Y, epochs=0)
     with pytest.raises(ValueError, match="learning_rate"):
@@ -296,7 +296,7 @@ def test_groups_give_the_numbers_of_one_stack(monkeypatch, with_callback):
     np.testing.assert_array_equal(history, expected)
     np.testing.assert_array_equal(np.stack(grouped.costs), np.stack(whole.costs))
     for a, b in zip(grouped.models, whole.models, strict=True):
-        np.testing.assert_array_equal(a._params, b._params)
+        np.testing.assert_array_equal(a.parameters, b.parameters)
     np.testing.assert_array_equal(grouped.predict(Xs), whole.predict(Xs))
 
 
@@ -316,9 +316,9 @@ def _alone(seed, optimizer, batch_size, epochs):
 
 
 def _assert_same_training(model, reference):
-    np.testing.assert_allclose(model._params, reference._params, rtol=1e-12, atol=1e-15)
-    for ours, theirs in zip(model.optimizer.moments(model._params),
-                            reference.optimizer.moments(reference._params), strict=True):
+    np.testing.assert_allclose(model.parameters, reference.parameters, rtol=1e-12, atol=1e-15)
+    for ours, theirs in zip(model.optimizer.moments(model.parameters),
+                            reference.optimizer.moments(reference.parameters), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
     assert getattr(model.optimizer, "iterations", None) == getattr(
         reference.optimizer, "iterations", None)
@@ -418,11 +418,11 @@ def test_a_fit_that_fails_before_training_leaves_the_models_state_alone():
     ens = Ensemble(models)
     ens.fit(X, Y, epochs=5)
     models[0].fit(X, Y, epochs=5)  # alone: the stack's copy of its state is now stale
-    state = [moment.copy() for moment in models[0].optimizer.moments(models[0]._params)]
+    state = [moment.copy() for moment in models[0].optimizer.moments(models[0].parameters)]
     with pytest.raises(RuntimeError, match="before any epoch"):
         ens.fit(X, Y, epochs=5, callbacks=[Fails()])
     assert models[0].optimizer.iterations == 10
-    for moment, before in zip(models[0].optimizer.moments(models[0]._params), state,
+    for moment, before in zip(models[0].optimizer.moments(models[0].parameters), state,
                               strict=True):
         np.testing.assert_array_equal(moment, before)
 
@@ -476,14 +476,14 @@ def test_a_model_fitted_alone_at_another_rate_joins_and_trains_as_alone(optimize
 def test_differing_rates_without_learning_rate_raise_and_change_nothing():
     models = [post_model(seed=s, optimizer="momentum") for s in SEEDS]
     models[2].fit(X, Y, epochs=3, learning_rate=0.05)
-    before = [model._params.copy() for model in models[2:]]
+    before = [model.parameters.copy() for model in models[2:]]
     ens = Ensemble(models)
     with pytest.raises(ValueError, match=r"models\[2\] has 0\.05, models\[0\] has 0\.01; pass "
                                          r"learning_rate= to fit"):
         ens.fit(X, Y, epochs=3)
     assert not models[0].built and ens._groups is None  # checked before anything changes
     assert [model.optimizer.learning_rate for model in models] == [0.01, 0.01, 0.05]
-    np.testing.assert_array_equal(models[2]._params, before[0])
+    np.testing.assert_array_equal(models[2].parameters, before[0])
 
 
 def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
@@ -526,13 +526,13 @@ def test_a_fit_that_fails_to_begin_leaves_every_models_weights_alone(before):
         ens.predict(X)  # the stacks now hold these weights, which the user then changes
     for k, model in enumerate(models):
         _set_weights(model, 0.1 * (k + 1))
-    params = [model._params.copy() for model in models]
-    state = [[m.copy() for m in model.optimizer.moments(model._params)] for model in models]
+    params = [model.parameters.copy() for model in models]
+    state = [[m.copy() for m in model.optimizer.moments(model.parameters)] for model in models]
     with pytest.raises(RuntimeError, match="before any epoch"):
         ens.fit(X, Y, epochs=5, callbacks=[FailsToBegin()])
     for model, before_params, before_state in zip(models, params, state, strict=True):
-        np.testing.assert_array_equal(model._params, before_params)
-        for moment, expected in zip(model.optimizer.moments(model._params), before_state,
+        np.testing.assert_array_equal(model.parameters, before_params)
+        for moment, expected in zip(model.optimizer.moments(model.parameters), before_state,
                                     strict=True):
             np.testing.assert_array_equal(moment, expected)
     # Then a fit trains from the user's weights, as each model would alone.
@@ -566,7 +566,7 @@ def test_an_interrupt_after_some_epochs_writes_back_the_trained_weights():
         if k == 1:
             _set_weights(alone, 0.3)
         alone.fit(X, Y, epochs=4)
-        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(models[k].parameters, alone.parameters, rtol=1e-12, atol=1e-15)
 
 
 def test_predict_and_evaluate_in_a_callback_see_the_weights_being_trained():

@@ -95,7 +95,7 @@ def test_fit_equals_the_numpy_path(case):
     expected = numpy_model.fit(X, targets, epochs=150, learning_rate=0.05)["loss"]
     history = jit_model.fit(X, targets, epochs=150, learning_rate=0.05, jit_compile=True)["loss"]
     np.testing.assert_allclose(history, expected, rtol=1e-12)
-    np.testing.assert_allclose(jit_model._params, numpy_model._params, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(jit_model.parameters, numpy_model.parameters, rtol=1e-10, atol=1e-13)
 
 
 def test_float32_equals_the_numpy_path_to_float32_rounding():
@@ -103,7 +103,7 @@ def test_float32_equals_the_numpy_path_to_float32_rounding():
     expected = numpy_model.fit(X, Y, epochs=200, learning_rate=0.05)["loss"]
     history = jit_model.fit(X, Y, epochs=200, learning_rate=0.05, jit_compile=True)["loss"]
     np.testing.assert_allclose(history, expected, rtol=2e-5)
-    assert jit_model._params.dtype == np.float32
+    assert jit_model.parameters.dtype == np.float32
 
 
 def test_the_post_s_huge_weights_stay_finite_and_exact():
@@ -143,7 +143,7 @@ def test_ensemble_equals_its_models_trained_alone(shared_data):
         x = data_x if shared_data else data_x[k]
         expected = alone.fit(x, Y, epochs=80, learning_rate=0.05)["loss"]
         np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
-        np.testing.assert_allclose(models[k]._params, alone._params, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(models[k].parameters, alone.parameters, rtol=1e-10, atol=1e-13)
 
 
 def test_ensemble_threads_give_the_bits_of_one_thread(monkeypatch):
@@ -199,11 +199,11 @@ def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outp
 ])
 def test_an_uncovered_model_raises_before_anything_changes(model, reason):
     model.build(2)
-    before = model._params.copy()
+    before = model.parameters.copy()
     with pytest.raises(ValueError, match=f"jit_compile=True: {reason}.*fit without jit_compile"):
         model.fit(X, Y if model.layers[-1].units == 1 else TWO_OUTPUTS, epochs=3,
                   jit_compile=True)
-    np.testing.assert_array_equal(model._params, before)
+    np.testing.assert_array_equal(model.parameters, before)
     assert model.history is None
 
 
@@ -245,7 +245,7 @@ def test_a_nan_weight_spreads_as_it_does_in_numpy():
         expected, jitted = make(), make()
         expected.fit(X, Y, epochs=2)
         jitted.fit(X, Y, epochs=2, jit_compile=True)
-    np.testing.assert_array_equal(np.isnan(jitted._params), np.isnan(expected._params))
+    np.testing.assert_array_equal(np.isnan(jitted.parameters), np.isnan(expected.parameters))
     assert np.isnan(jitted.history["loss"][-1])
 
 
@@ -267,7 +267,7 @@ def test_ctrl_c_stops_a_threaded_ensemble_fit_within_moments(monkeypatch):
     models = [post_model(seed=seed) for seed in range(4)]
     ensemble = Ensemble(models)
     ensemble.fit(X, Y, epochs=2, jit_compile=True)  # compiles
-    before = [model._params.copy() for model in models]
+    before = [model.parameters.copy() for model in models]
     timer = threading.Timer(0.5, signal.raise_signal, (signal.SIGINT,))
     start = time.perf_counter()
     timer.start()
@@ -276,8 +276,8 @@ def test_ctrl_c_stops_a_threaded_ensemble_fit_within_moments(monkeypatch):
     assert time.perf_counter() - start < 5
     # Every model got the weights its group reached: trained, and still finite.
     for model, weights in zip(models, before):
-        assert not np.array_equal(model._params, weights)
-        assert np.all(np.isfinite(model._params))
+        assert not np.array_equal(model.parameters, weights)
+        assert np.all(np.isfinite(model.parameters))
 
 
 def test_an_error_in_one_group_stops_the_others(monkeypatch):

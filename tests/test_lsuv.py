@@ -174,15 +174,15 @@ def test_bad_input_raises_and_leaves_the_model_unchanged(X, method, options, mes
     X = data if X is None else X
     model = deep_model(initializer="he")
     model.build(2)
-    before = model._params.copy()
+    before = model.parameters.copy()
     initializers = [layer.initializer for layer in model.layers]
     with pytest.raises(ValueError, match=message):
         model.initialize(X, method=method, **options)
-    np.testing.assert_array_equal(model._params, before)
+    np.testing.assert_array_equal(model.parameters, before)
     assert [layer.initializer for layer in model.layers] == initializers
     # The layers still see the model's flat vector: a training step moves both.
     model.layers[0].weights[0, 0] += 1.0
-    assert model._params[0] == before[0] + 1.0
+    assert model.parameters[0] == before[0] + 1.0
 
 
 def test_an_unconverged_layer_does_not_warn_when_it_is_within_tol():

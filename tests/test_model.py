@@ -452,8 +452,8 @@ def test_save_load_resumes_training_bit_for_bit(tmp_path, optimizer, batch_size)
     np.testing.assert_array_equal(second["loss"], once.history["loss"][30:])
     for a, b in zip(_params(resumed), _params(once)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(resumed.optimizer.moments(resumed._params),
-                    once.optimizer.moments(once._params)):
+    for a, b in zip(resumed.optimizer.moments(resumed.parameters),
+                    once.optimizer.moments(once.parameters)):
         np.testing.assert_array_equal(a, b)
     assert getattr(resumed.optimizer, "iterations", None) == getattr(once.optimizer,
                                                                      "iterations", None)
@@ -467,7 +467,7 @@ def test_float32_optimizer_state_round_trips_in_float32(tmp_path):
     half.fit(X, Y, epochs=10, batch_size=16)
     half.save(tmp_path / "half.npz")
     resumed = NeuralNetwork.load(tmp_path / "half.npz")
-    assert all(m.dtype == np.float32 for m in resumed.optimizer.moments(resumed._params))
+    assert all(m.dtype == np.float32 for m in resumed.optimizer.moments(resumed.parameters))
     np.testing.assert_array_equal(resumed.fit(X, Y, epochs=10, batch_size=16)["loss"],
                                   once.history["loss"][10:])
 
@@ -484,7 +484,7 @@ def test_the_file_holds_the_state_a_never_trained_model_has_none(tmp_path):
     model.save(tmp_path / "trained.npz")
     members = _members(tmp_path / "trained.npz")
     assert _config(members)["optimizer_state"] == {"moments": 2, "iterations": 3}
-    m, v = model.optimizer.moments(model._params)
+    m, v = model.optimizer.moments(model.parameters)
     with np.load(tmp_path / "trained.npz") as archive:
         np.testing.assert_array_equal(archive["optimizer.0"], m)
         np.testing.assert_array_equal(archive["optimizer.1"], v)

@@ -95,8 +95,8 @@ def test_deep_mlp_is_reproducible_from_its_seed():
     a = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=7)
     b = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=7)
     c = deep_mlp(scheme, depth=3, width=5, n_inputs=4, n_outputs=2, seed=8)
-    np.testing.assert_array_equal(a._params, b._params)
-    assert not np.array_equal(a._params, c._params)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+    assert not np.array_equal(a.parameters, c.parameters)
 
 
 @pytest.mark.parametrize("name, value", [("depth", 0), ("width", -1), ("n_inputs", 1.5)])

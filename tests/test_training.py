@@ -49,10 +49,10 @@ def plain_step(model, X, Y):
     a = X
     for layer in model.layers:
         a = layer.forward(a)
-    cost, grad = model._loss_and_grad(Y, a)
+    cost, grad = model.loss_and_gradient(Y, a)
     for index in range(len(model.layers) - 1, -1, -1):
         grad = model.layers[index].backward(grad, need_input_grad=index > 0)
-    model.optimizer.step(model._params, model._grads)
+    model.optimizer.step(model.parameters, model.gradients)
     return cost
 
 
@@ -60,7 +60,7 @@ def plain_fit(model, X, Y, epochs, batch_size=None):
     """fit's epoch loop on the plain path, with the same minibatch orders as fit draws."""
     if not model.built:
         model.build(X.shape[0])
-    rng = model._shuffle_rng()
+    rng = model.shuffle_generator()
     m = X.shape[1]
     history = []
     for _ in range(epochs):
@@ -131,7 +131,7 @@ def test_fast_loop_matches_the_plain_path(hidden, output, loss, optimizer, targe
     plain.optimizer.learning_rate = 0.05
     expected = plain_fit(plain, Xc, Yc, 15, batch_size)
     np.testing.assert_allclose(history, expected, rtol=1e-11)
-    np.testing.assert_allclose(fast._params, plain._params, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(fast.parameters, plain.parameters, rtol=1e-9, atol=1e-13)
 
 
 @pytest.mark.parametrize("hidden, output, loss, optimizer, targets", CASES)
@@ -141,7 +141,7 @@ def test_gradients_of_a_fast_step_match_pytorch(hidden, output, loss, optimizer,
     model = case_model(hidden, output, loss, optimizer, Yc.shape[0])
     model.build(Xc.shape[0])
     weights = [(layer.weights.copy(), layer.bias.copy()) for layer in model.layers]
-    model.fit(Xc, Yc, epochs=1)  # the gradients stay in model._grads after the update
+    model.fit(Xc, Yc, epochs=1)  # the gradients stay in model.gradients after the update
 
     params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
               for w, b in weights]
@@ -212,7 +212,7 @@ def test_a_layer_without_a_fast_path_trains_in_the_same_loop():
     np.testing.assert_allclose(generic.fit(X, Y, epochs=25, batch_size=64)["loss"], history,
                                rtol=1e-11)
     np.testing.assert_allclose(plain_fit(plain, X, Y, 25, 64), history, rtol=1e-11)
-    np.testing.assert_allclose(fast._params, plain._params, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(fast.parameters, plain.parameters, rtol=1e-9, atol=1e-13)
     assert history[-1] < history[0]
 
 
@@ -234,9 +234,9 @@ def traced_bytes(run, repeats):
 def test_an_epoch_allocates_no_arrays():
     model = post_model()
     model.fit(X, Y, epochs=1)
-    Xc, Yc = model._check_data(X, Y)
-    loop = training.TrainingLoop(model.layers, model.loss, model.optimizer, model._params,
-                                 model._grads, Xc, Yc, rngs=[model._shuffle_rng()])
+    Xc, Yc = model.check_data(X, Y)
+    loop = training.TrainingLoop(model.layers, model.loss, model.optimizer, model.parameters,
+                                 model.gradients, Xc, Yc, rngs=[model.shuffle_generator()])
     growth, peak = traced_bytes(loop.run_epoch, 400)
     # One leaked array a epoch would keep at least 400 x 1.6 KB; NumPy's own small caches move
     # by a few bytes.
@@ -249,9 +249,9 @@ def test_float32_trains_in_float32_and_tracks_float64():
     single, double = post_model(dtype="float32"), post_model(dtype="float64")
     h32 = single.fit(X, Y, epochs=200, learning_rate=0.05)["loss"]
     h64 = double.fit(X, Y, epochs=200, learning_rate=0.05)["loss"]
-    assert single._params.dtype == np.float32 and single.layers[0].weights.dtype == np.float32
+    assert single.parameters.dtype == np.float32 and single.layers[0].weights.dtype == np.float32
     np.testing.assert_allclose(h32, h64, rtol=2e-5)
-    np.testing.assert_allclose(single._params, double._params, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(single.parameters, double.parameters, rtol=1e-3, atol=1e-4)
 
 
 def test_fused_crossentropy_step_is_exact_and_finite_at_huge_logits():
@@ -315,8 +315,8 @@ def test_dense_packs_weights_and_bias_as_one_block_that_stays_in_sync():
     model = post_model()
     model.build(2)
     first = model.layers[0]
-    assert np.shares_memory(first.weights, model._params)
-    assert np.shares_memory(first.bias, model._params)
+    assert np.shares_memory(first.weights, model.parameters)
+    assert np.shares_memory(first.bias, model.parameters)
     np.testing.assert_array_equal(first.kernel, np.hstack([first.weights, first.bias]))
     first.weights = np.full((12, 2), 0.5)  # the post's way of setting weights
     first.bias = np.arange(12.0).reshape(12, 1)
@@ -329,7 +329,7 @@ def test_dense_packs_weights_and_bias_as_one_block_that_stays_in_sync():
 def test_training_from_a_huge_initialisation_stays_finite():
     model = post_model(initializer=Initializer(scale=1000))
     history = model.fit(X, Y, epochs=20)["loss"]
-    assert np.all(np.isfinite(history)) and np.all(np.isfinite(model._params))
+    assert np.all(np.isfinite(history)) and np.all(np.isfinite(model.parameters))
 
 
 def test_rebound_parameters_are_packed_again_and_trained():
@@ -338,10 +338,10 @@ def test_rebound_parameters_are_packed_again_and_trained():
         m.build(2)
         m.layers[1].params["weights"] = m.layers[1].params["weights"] * 0.5  # a new array
     model.fit(X, Y, epochs=5)
-    plain._params, plain._grads = pack_parameters(plain.layers)
+    plain.parameters, plain.gradients = pack_parameters(plain.layers)
     plain_fit(plain, X, Y, 5)
-    np.testing.assert_allclose(model._params, plain._params, rtol=1e-10)
-    assert np.shares_memory(model.layers[1].weights, model._params)
+    np.testing.assert_allclose(model.parameters, plain.parameters, rtol=1e-10)
+    assert np.shares_memory(model.layers[1].weights, model.parameters)
 
 
 def test_a_rolled_back_repack_leaves_no_stale_kernel():
@@ -350,14 +350,14 @@ def test_a_rolled_back_repack_leaves_no_stale_kernel():
     model, plain = post_model(seed=6), post_model(seed=6)
     model.build(2)
     saved = ([dict(layer.params) for layer in model.layers],
-             [dict(layer.grads) for layer in model.layers], model._params, model._grads)
+             [dict(layer.grads) for layer in model.layers], model.parameters, model.gradients)
     pack_parameters(model.layers)  # new vectors ...
     for layer, params, grads in zip(model.layers, saved[0], saved[1], strict=True):
         layer.params, layer.grads = params, grads  # ... rolled back
-    model._params, model._grads = saved[2], saved[3]
+    model.parameters, model.gradients = saved[2], saved[3]
     history = model.fit(X, Y, epochs=5)["loss"]
     np.testing.assert_allclose(history, plain_fit(plain, X, Y, 5), rtol=1e-11)
-    np.testing.assert_allclose(model._params, plain._params, rtol=1e-10)
+    np.testing.assert_allclose(model.parameters, plain.parameters, rtol=1e-10)
 
 
 def test_a_callback_can_change_the_learning_rate_mid_fit():

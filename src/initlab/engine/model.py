@@ -57,9 +57,9 @@ class NeuralNetwork:
         self.history = None
         self.learning_rate = None
         self.stop_training = False
-        self._shuffle_generator = None  # created on first use; see _shuffle_rng
-        self._params = None  # flat vector of all parameters, once built
-        self._grads = None
+        self._shuffle_generator = None  # created on first use; see shuffle_generator
+        self.parameters = None  # flat vector of all parameters, once built
+        self.gradients = None
         for layer in layers or ():
             self.add(layer)
 
@@ -88,7 +88,7 @@ class NeuralNetwork:
 
     @property
     def built(self):
-        return self._params is not None
+        return self.parameters is not None
 
     def build(self, n_features):
         """Draw every layer's parameters for inputs of n_features, then pack them flat."""
@@ -99,7 +99,7 @@ class NeuralNetwork:
         for layer, seed_seq in zip(self.layers, init_seeds):
             layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
             fan_in = layer.units
-        self._params, self._grads = pack_parameters(self.layers)
+        self.parameters, self.gradients = pack_parameters(self.layers)
 
     def initialize(self, X, method="lsuv", **options):
         """Re-draw every layer on the batch X: LSUV (the default) or any registered scheme name.
@@ -113,20 +113,20 @@ class NeuralNetwork:
         """
         from initlab.tools import lsuv  # lsuv imports this module
 
-        X = self._check_features(X)
+        X = self.check_features(X)
         if not self.built:
             self.build(X.shape[-2])
-        report = lsuv.initialize(self, X, method, self._layer_rngs(), **options)
+        report = lsuv.initialize(self, X, method, self.layer_generators(), **options)
         if self.optimizer is not None:
             self.optimizer.reset()
         return report
 
-    def _layer_rngs(self):
+    def layer_generators(self):
         # The streams build() gives the layers' initializers: child k + 1 for layer k.
         seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
         return [np.random.default_rng(seed) for seed in seeds]
 
-    def _shuffle_rng(self):
+    def shuffle_generator(self):
         # One stream for the model's whole life (child 0 of its seed), so a second fit continues
         # the minibatch order where the first stopped: fit(10) twice equals fit(20).
         if self._shuffle_generator is None:
@@ -156,9 +156,9 @@ class NeuralNetwork:
 
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
-        self._check_compiled()
+        self.check_compiled()
         X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
-            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every)
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
         # Everything is checked: from here on the model changes.
         if not self.built:
@@ -174,24 +174,24 @@ class NeuralNetwork:
                jit_compile=False):
         """fit's epochs on checked data (training.run_epochs); returns the history."""
         def make_run_epoch():  # after on_train_begin, which may change the weights
-            return self._training_loop(X, Y, batch_size, shuffle, [self._shuffle_rng()],
+            return self.training_loop(X, Y, batch_size, shuffle, [self.shuffle_generator()],
                                        jit_compile).run_epoch
 
         self.costs = []
         return training.run_epochs(make_run_epoch, epochs, log_every, self, self.costs,
                                    callbacks, print_log)
 
-    def _training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
+    def training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
         """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one
         per stacked model)."""
-        if not training.is_packed(self.layers, self._params, self._grads):
+        if not training.is_packed(self.layers, self.parameters, self.gradients):
             # A layer's arrays were rebound (layer.params[name] = array): pack them again, or
             # the optimizer's update of the flat vector would never reach them.
-            self._params, self._grads = pack_parameters(self.layers)
-        return training.TrainingLoop(self.layers, self.loss, self.optimizer, self._params,
-                                     self._grads, X, Y, batch_size, shuffle, rngs, jit_compile)
+            self.parameters, self.gradients = pack_parameters(self.layers)
+        return training.TrainingLoop(self.layers, self.loss, self.optimizer, self.parameters,
+                                     self.gradients, X, Y, batch_size, shuffle, rngs, jit_compile)
 
-    def _loss_and_grad(self, Y, output):
+    def loss_and_gradient(self, Y, output):
         if self.layers[-1].emits_logits:
             return self.loss.from_logits(Y, output)
         return self.loss(Y, output), self.loss.gradient(Y, output)
@@ -199,20 +199,20 @@ class NeuralNetwork:
     # --- inference ---------------------------------------------------------------------------
     def predict(self, X):
         """The output layer's values: probabilities of shape (n_outputs, m) for sigmoid/softmax."""
-        X = self._check_features(X)
+        X = self.check_features(X)
         if not self.built:
             self.build(X.shape[-2])
-        return self._activate(self._forward(X))
+        return self.predict_from_output(self.output(X))
 
     __call__ = predict
 
-    def _forward(self, X):
+    def output(self, X):
         a = X
         for layer in self.layers:
             a = layer.forward(a)
         return a.copy()  # the layers' buffers are reused by the next pass
 
-    def _activate(self, output):
+    def predict_from_output(self, output):
         last = self.layers[-1]
         return last.activation.forward(output) if last.emits_logits else output
 
@@ -222,11 +222,11 @@ class NeuralNetwork:
         Thresholds: p > 0.5 for 0/1 targets (each output separately), argmax for one-hot targets
         with a softmax output. Regression targets (not 0/1) get no accuracy.
         """
-        self._check_compiled()
-        X, Y = self._check_data(X, Y)
+        self.check_compiled()
+        X, Y = self.check_data(X, Y)
         if not self.built:
             self.build(X.shape[-2])
-        cost, accuracy = score_output(self, Y, self._forward(X))
+        cost, accuracy = score_output(self, Y, self.output(X))
         result = {}
         if accuracy is not None:
             result["accuracy"] = accuracy
@@ -234,20 +234,20 @@ class NeuralNetwork:
         return result
 
     # --- checks ------------------------------------------------------------------------------
-    def _check_compiled(self):
+    def check_compiled(self):
         if self.loss is None:
             raise ValueError("the model is not compiled; call model.compile(loss=...) first")
         if not self.layers:
             raise ValueError("the model has no layers; add some with model.add(Dense(...))")
 
-    def _check_features(self, X):
+    def check_features(self, X):
         X = _as_data("X", X, self.dtype, ndim=2)
         expected = self.layers[0].fan_in if self.layers else None
         _check_feature_count(X, expected, "the model was")
         return X
 
-    def _check_data(self, X, Y):
-        X = self._check_features(X)
+    def check_data(self, X, Y):
+        X = self.check_features(X)
         Y = _as_data("Y", Y, self.dtype, ndim=X.ndim)
         if Y.shape[-1] != X.shape[-1]:
             raise ValueError(
@@ -347,9 +347,9 @@ class NeuralNetwork:
         "<i>.<name>" arrays and the config keys it knows) and loads a fresh state, as it did.
         """
         optimizer = self.optimizer
-        if optimizer is None or not optimizer.has_state(self._params):
+        if optimizer is None or not optimizer.has_state(self.parameters):
             return None, {}
-        moments = optimizer.moments(self._params)
+        moments = optimizer.moments(self.parameters)
         iterations = getattr(optimizer, "iterations", None)
         if not iterations and not any(moment.any() for moment in moments):
             return None, {}
@@ -414,10 +414,10 @@ class NeuralNetwork:
         model.learning_rate = config.get("learning_rate")
         if config.get("shuffle_state") is not None:
             try:
-                model._shuffle_rng().bit_generator.state = config["shuffle_state"]
+                model.shuffle_generator().bit_generator.state = config["shuffle_state"]
             except (TypeError, ValueError, KeyError) as error:
                 raise ValueError(f"{path!r} holds an invalid shuffle state ({error})") from None
-        model._params, model._grads = pack_parameters(model.layers)
+        model.parameters, model.gradients = pack_parameters(model.layers)
         model._restore_optimizer_state(config.get("optimizer_state"), arrays, path)
         return model
 
@@ -449,16 +449,16 @@ class NeuralNetwork:
             raise ValueError(f"{path!r} holds optimizer state arrays {found}; expected {expected}")
         for name in expected:
             array = arrays[name]
-            if array.shape != self._params.shape or array.dtype != self._params.dtype:
+            if array.shape != self.parameters.shape or array.dtype != self.parameters.dtype:
                 raise ValueError(
                     f"{path!r}: optimizer state array {name!r} has shape {array.shape} and dtype "
-                    f"{array.dtype}; expected shape {self._params.shape} and dtype "
-                    f"{self._params.dtype}, like the model's {self._params.size} parameters"
+                    f"{array.dtype}; expected shape {self.parameters.shape} and dtype "
+                    f"{self.parameters.dtype}, like the model's {self.parameters.size} parameters"
                 )
         if state is None:
             return
         # Everything is checked: only now does the optimizer change.
-        for moment, name in zip(optimizer.moments(self._params), expected, strict=True):
+        for moment, name in zip(optimizer.moments(self.parameters), expected, strict=True):
             np.copyto(moment, arrays[name])
         if iterations is not None:
             optimizer.iterations = iterations  # after moments(), which made Adam's count 0
@@ -489,7 +489,7 @@ def score_output(model, Y, output):
     last = model.layers[-1]
     if last.emits_logits:
         cost = model.loss.from_logits(Y, output)[0]
-        probabilities = model._activate(output)
+        probabilities = model.predict_from_output(output)
     else:
         probabilities = output
         cost = model.loss(Y, output)

@@ -12,9 +12,12 @@ keeps (copies: the layers reuse their buffers from pass to pass)
 and summarises them as plain records (`LayerRecord`): mean and standard deviation over all entries
 (units x samples, pooled as Glorot & Bengio pool a layer), the std of the gradients, and
 
-- dead_fraction (relu, leaky_relu): the fraction of units whose activation is zero for every sample
-  of the batch. Such a unit passes no gradient back for this batch, so its weights do not move.
-- saturated_fraction (tanh, sigmoid): the fraction of units saturated for every sample, and
+- dead_fraction (activations that define `dead`: relu, leaky_relu): the fraction of units in
+  their dead region (relu: a = 0; leaky_relu: z <= 0) for every sample of the batch. A dead relu
+  unit passes no gradient back for this batch, so its weights do not move; a leaky one passes
+  only its small slope. zero_fraction: the fraction of all (unit, sample) values in that region.
+- saturated_fraction (activations with asymptotes: tanh, sigmoid, softplus, elu, selu): the
+  fraction of units saturated for every sample, and
   saturated_value_fraction, the fraction of all (unit, sample) activations that are saturated.
   An activation is saturated when it lies within 0.01 of an asymptote: |tanh(z)| > 0.99, or
   sigmoid(z) outside [0.01, 0.99]. Glorot & Bengio (2010, figures 2-4) read saturation off
@@ -51,11 +54,9 @@ import numpy as np
 from initlab import checks
 from initlab.blocks.layers import Dense
 
-# An activation within this distance of an asymptote is saturated (see the module docstring).
+# An activation within this distance of one of its asymptotes (Activation.asymptotes) is
+# saturated (see the module docstring).
 SATURATION_MARGIN = 0.01
-# Asymptotes of each saturating activation: a is saturated when |a - asymptote| < margin.
-_ASYMPTOTES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
-_RECTIFIERS = ("relu", "leaky_relu")
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,12 @@ def layer_signals(model, X, Y):
     An unbuilt model is built first (its initial weights are drawn), as predict does.
     """
     X, Y = _check_model_and_data(model, X, Y)
-    saved_grads = model._grads.copy()
+    saved_grads = model.gradients.copy()
     try:
         return _forward_backward(model, X, Y)
     finally:
         # The backward pass wrote into the model's gradient vector: put back what was there.
-        model._grads[...] = saved_grads
+        model.gradients[...] = saved_grads
 
 
 def _forward_backward(model, X, Y):
@@ -118,10 +119,10 @@ def _forward_backward(model, X, Y):
     for layer in model.layers:
         a = layer.forward(a)
         z = layer.cache[1]
-        activation = model._activate(a) if layer.emits_logits else a
+        activation = model.predict_from_output(a) if layer.emits_logits else a
         signals.append({"preactivation": z.copy(), "activation": np.array(activation, copy=True)})
     with np.errstate(over="ignore", invalid="ignore"):
-        _, grad = model._loss_and_grad(Y, a)
+        _, grad = model.loss_and_gradient(Y, a)
     for index in range(len(model.layers) - 1, -1, -1):
         layer, signal = model.layers[index], signals[index]
         if layer.emits_logits:
@@ -155,20 +156,22 @@ def summarise(model, signals, epoch=None):
 
 
 def _record(position, layer, signal, epoch):
-    name = layer.activation.name
+    activation = layer.activation
     z, a = signal["preactivation"], signal["activation"]
     dead = zero = saturated = saturated_values = None
-    if name in _RECTIFIERS and not layer.emits_logits:
-        off = a == 0
+    # What counts as dead or saturated is the activation's own fact (activations.py).
+    off = None if layer.emits_logits else activation.is_dead(z, a)
+    if off is not None:
         dead, zero = _fraction(off.all(axis=-1)), _fraction(off)
-    if name in _ASYMPTOTES:
-        low, high = _ASYMPTOTES[name]
-        pinned = (a < low + SATURATION_MARGIN) | (a > high - SATURATION_MARGIN)
+    if activation.asymptotes:
+        pinned = np.zeros(a.shape, bool)
+        for asymptote in activation.asymptotes:
+            pinned |= np.abs(a - asymptote) < SATURATION_MARGIN
         saturated, saturated_values = _fraction(pinned.all(axis=-1)), _fraction(pinned)
     return LayerRecord(
         layer=position,
         units=layer.units,
-        activation=name,
+        activation=activation.name,
         preactivation_mean=_mean(z),
         preactivation_std=_std(z),
         activation_mean=_mean(a),
@@ -259,11 +262,11 @@ def _check_epochs(epochs):
 
 
 def _check_model_and_data(model, X, Y):
-    model._check_compiled()
+    model.check_compiled()
     for layer in model.layers:
         if not isinstance(layer, Dense):
             raise ValueError(f"diagnostics measure Dense layers only, got {layer!r}")
-    X, Y = model._check_data(X, Y)
+    X, Y = model.check_data(X, Y)
     if not model.built:
         model.build(X.shape[-2])
     if any(layer.params["weights"].ndim != 2 for layer in model.layers):

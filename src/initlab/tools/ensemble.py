@@ -110,7 +110,7 @@ class Ensemble:
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
-            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every)
         jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
@@ -130,9 +130,9 @@ class Ensemble:
 
         def run_epoch_of(part, stack):
             # Each model draws its minibatch order from its own seed, as it does alone.
-            return stack._training_loop(
+            return stack.training_loop(
                 _part(X, part, K), _part(Y, part, K), batch_size, shuffle=True,
-                rngs=[model._shuffle_rng() for model in self.models[part]],
+                rngs=[model.shuffle_generator() for model in self.models[part]],
                 jit_compile=jit_compile).run_epoch
 
         try:
@@ -191,14 +191,14 @@ class Ensemble:
     # --- inference ---------------------------------------------------------------------------
     def predict(self, X):
         """Every model's output layer values: (K, n_outputs, m) for X (n_features, m)."""
-        X = self._check_features(X)
-        return self._forward(X, activate=True)
+        X = self.check_features(X)
+        return self.output(X, activate=True)
 
     def evaluate(self, X, Y):
         """{"accuracy": (K,) percent correct, "loss": (K,) mean cost}, as NeuralNetwork.evaluate
         reports them for each model."""
-        X, Y = self._check_data(X, Y)
-        output = self._forward(X)  # first: it makes the groups
+        X, Y = self.check_data(X, Y)
+        output = self.output(X)  # first: it makes the groups
         cost, accuracy = model_module.score_output(self._groups[0][1], Y, output)
         result = {}
         if accuracy is not None:
@@ -207,7 +207,7 @@ class Ensemble:
         return result
 
     # --- stacking ----------------------------------------------------------------------------
-    def _forward(self, X, activate=False):
+    def output(self, X, activate=False):
         """(K, n_outputs, m): the output layer of every model, logits where the loss fuses them."""
         groups = self._stacked(X.shape[-2])
         if not self._weights_in_stacks:
@@ -216,8 +216,8 @@ class Ensemble:
             self._copy_to_groups()
         outputs = []
         for part, stack in groups:
-            output = stack._forward(_part(X, part, self.n_models))
-            outputs.append(stack._activate(output) if activate else output)
+            output = stack.output(_part(X, part, self.n_models))
+            outputs.append(stack.predict_from_output(output) if activate else output)
         return np.concatenate(outputs)
 
     def _stacked(self, n_features, m=None, jit_compile=False, threads=1):
@@ -287,8 +287,8 @@ class Ensemble:
                     stack.optimizer, _StackedAdam):
                 stack.optimizer = _StackedAdam(stack.optimizer.get_config())
             in_stack, own = self._slots_of(stack, models)
-            owns = [model.optimizer.moments(model._params) for model in models]
-            for i, moment in enumerate(stack.optimizer.moments(stack._params)):
+            owns = [model.optimizer.moments(model.parameters) for model in models]
+            for i, moment in enumerate(stack.optimizer.moments(stack.parameters)):
                 moment[in_stack] = np.take_along_axis(np.stack([o[i] for o in owns]), own, axis=1)
             if isinstance(stack.optimizer, _StackedAdam):
                 # Read after moments(), which gives a model without state a fresh count (0).
@@ -310,10 +310,10 @@ class Ensemble:
             if stack.optimizer.n_moments == 0:
                 continue
             in_stack, own = self._slots_of(stack, models)
-            for i, moment in enumerate(stack.optimizer.moments(stack._params)):
+            for i, moment in enumerate(stack.optimizer.moments(stack.parameters)):
                 values = moment[in_stack]
                 for k, model in enumerate(models):
-                    model.optimizer.moments(model._params)[i][own[k]] = values[k]
+                    model.optimizer.moments(model.parameters)[i][own[k]] = values[k]
             if isinstance(stack.optimizer, _StackedAdam):
                 for model, count in zip(models, stack.optimizer.step_counts(), strict=True):
                     model.optimizer.iterations = count
@@ -326,7 +326,7 @@ class Ensemble:
         return self._state_slots[stack]
 
     # --- checks ------------------------------------------------------------------------------
-    def _check_features(self, X):
+    def check_features(self, X):
         reference = self.models[0]
         X = _as_stacked_data("X", X, reference.dtype, self.n_models, "n_features")
         built = [model.layers[0].fan_in for model in self.models if model.layers[0].fan_in]
@@ -349,8 +349,8 @@ class Ensemble:
                     f"learning_rate= to fit to train all {self.n_models} models at one rate")
         return rate
 
-    def _check_data(self, X, Y):
-        X = self._check_features(X)
+    def check_data(self, X, Y):
+        X = self.check_features(X)
         reference = self.models[0]
         Y = _as_stacked_data("Y", Y, reference.dtype, self.n_models, "n_outputs")
         if Y.shape[-1] != X.shape[-1]:
@@ -437,7 +437,7 @@ def _stack_models(models):
     # _gather_optimizer_state).
     stack.compile(loss=copy.deepcopy(reference.loss),
                   optimizer=optimizers.get(reference.optimizer.get_config()))
-    stack._params, stack._grads = model_module.pack_parameters(stack.layers)
+    stack.parameters, stack.gradients = model_module.pack_parameters(stack.layers)
     return stack
 
 
@@ -451,16 +451,16 @@ def _slots(stack, models):
     """(in_stack, own), two (K, n) int arrays: for each model of the stack, where each of its n
     parameters lies in the stack's flat vector and in its own, number for number."""
     for model in models:
-        if not training.is_packed(model.layers, model._params, model._grads):
+        if not training.is_packed(model.layers, model.parameters, model.gradients):
             # A layer's arrays were rebound: pack them again, as the model's own fit would (in
             # the same order, so its optimizer state still lines up).
-            model._params, model._grads = model_module.pack_parameters(model.layers)
+            model.parameters, model.gradients = model_module.pack_parameters(model.layers)
     names = [(i, name) for i, layer in enumerate(stack.layers) for name in layer.params]
-    in_stack = _positions(stack._params, [stack.layers[i].params[name] for i, name in names])
+    in_stack = _positions(stack.parameters, [stack.layers[i].params[name] for i, name in names])
     in_stack = np.concatenate([view.reshape(len(models), -1) for view in in_stack], axis=1)
     own = np.stack([
         np.concatenate([view.ravel() for view in _positions(
-            model._params, [model.layers[i].params[name] for i, name in names])])
+            model.parameters, [model.layers[i].params[name] for i, name in names])])
         for model in models])
     return in_stack, own
 

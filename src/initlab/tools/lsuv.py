@@ -76,11 +76,11 @@ def initialize(model, X, method, rngs, **options):
         initializer = initializers.Initializer(method, **options)
 
     saved = [(layer, layer.initializer, layer.params, layer.grads) for layer in model.layers]
-    saved_flat = (model._params, model._grads)
+    saved_flat = (model.parameters, model.gradients)
     try:
         for layer, rng in zip(model.layers, rngs):
             _redraw(layer, initializer, rng, model.dtype)
-        model._params, model._grads = pack_parameters(model.layers)
+        model.parameters, model.gradients = pack_parameters(model.layers)
         if is_lsuv:
             # The layers keep their own initializers: LSUV's weights are no scheme's draw.
             # stacklevel: the warning points at the caller of model.initialize.
@@ -93,7 +93,7 @@ def initialize(model, X, method, rngs, **options):
     except BaseException:
         for layer, layer_initializer, params, grads in saved:
             layer.initializer, layer.params, layer.grads = layer_initializer, params, grads
-        model._params, model._grads = saved_flat
+        model.parameters, model.gradients = saved_flat
         raise
 
 
