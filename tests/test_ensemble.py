@@ -36,7 +36,8 @@ def test_64_models_at_once_equal_64_trained_one_by_one():
         alone = make(k)
         expected = alone.fit(X, Y, epochs=60, learning_rate=0.05, log_every=25)["loss"]
         np.testing.assert_allclose(history["loss"][:, k], expected, rtol=1e-12)
-        np.testing.assert_allclose(ens.models[k].parameters, alone.parameters, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(ens.models[k].parameters, alone.parameters, rtol=1e-10,
+                                   atol=1e-14)
         np.testing.assert_allclose(ens.models[k].costs, alone.costs, rtol=1e-12)
         np.testing.assert_allclose(ens.models[k].history["loss"], expected, rtol=1e-12)
     # zeros learn nothing, in the stack as alone: the cost stays ln 2

@@ -194,11 +194,17 @@ class Dense(Layer):
                        "bias": np.array(bias, dtype=dtype)}
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
-    def forward(self, x):
+    def preactivation(self, x, out=None):
+        """z = W x + b, (..., units, m), into `out` if given."""
         weights, bias = self.params["weights"], self.params["bias"]
-        shape = np.broadcast_shapes(weights.shape[:-2], x.shape[:-2]) + (self.units, x.shape[-1])
-        z = np.matmul(weights, x, out=self._buffer("z", shape, weights.dtype))
+        z = np.matmul(weights, x, out=out)
         z += bias
+        return z
+
+    def forward(self, x):
+        weights = self.params["weights"]
+        shape = np.broadcast_shapes(weights.shape[:-2], x.shape[:-2]) + (self.units, x.shape[-1])
+        z = self.preactivation(x, out=self._buffer("z", shape, weights.dtype))
         if self.emits_logits:
             a = z
         else:

@@ -26,6 +26,25 @@ from initlab.blocks import layers as layers_module
 from initlab.engine import training
 
 FILE_FORMAT = "initlab.NeuralNetwork"
+
+# Initialisations that need data, by name: function(model, X, **options) -> one report dict per
+# layer (layer_report), run by NeuralNetwork.initialize on a built model, which restores the model
+# if it fails. initlab.tools.lsuv registers "lsuv".
+DATA_DEPENDENT = {}
+
+
+def register_data_dependent(name):
+    """Decorator: make `function(model, X, **options)` available as model.initialize(X, name)."""
+    def decorate(function):
+        DATA_DEPENDENT[name.lower()] = function
+        return function
+    return decorate
+
+
+def layer_report(number, layer, variance, iterations):
+    """One layer's entry in model.initialize's report; layers are numbered from 1."""
+    return {"layer": number, "units": layer.units, "variance": variance,
+            "iterations": iterations}
 FILE_VERSION = 1
 
 
@@ -106,20 +125,72 @@ class NeuralNetwork:
 
         `model.initialize(X, method="lsuv", tol=0.1, max_iter=10)`: orthonormal weights, then each
         layer's weights rescaled until its pre-activation has variance 1 on X (Mishkin & Matas
-        2015). `model.initialize(X, method="he_normal", **params)`: every layer re-drawn by that
-        scheme. Builds the model if needed and resets the optimizer's state. Returns one dict per
-        layer: {"layer", "units", "variance" (of its pre-activation on X), "iterations"}.
-        See initlab.tools.lsuv.
+        2015; initlab.tools.lsuv). `model.initialize(X, method="he_normal", **params)`: every
+        layer re-drawn by that scheme, from the layers' own streams, so it gives the bits that
+        building the model with it gives. A data-dependent method registered with
+        `register_data_dependent` runs the same way. Builds the model if needed and resets the
+        optimizer's state; on any error the model is left as it was. Returns one dict per layer,
+        numbered from 1: {"layer", "units", "variance" (of its pre-activation on X),
+        "iterations"}.
         """
-        from initlab.tools import lsuv  # lsuv imports this module
-
+        if not isinstance(method, str):
+            raise ValueError(f"method must be 'lsuv' or a scheme name, got {method!r}")
         X = self.check_features(X)
+        run = DATA_DEPENDENT.get(method.lower())
+        scheme = None if run else initializers.Initializer(method, **options)
         if not self.built:
             self.build(X.shape[-2])
-        report = lsuv.initialize(self, X, method, self.layer_generators(), **options)
+        for number, layer in enumerate(self.layers, start=1):
+            weights = layer.params.get("weights")
+            if weights is None or weights.ndim != 2 or not hasattr(layer, "preactivation"):
+                raise ValueError(
+                    f"layer {number} ({type(layer).__name__}) has no (units, fan_in) weights and "
+                    f"preactivation; initialize handles Dense layers of a single model"
+                )
+        saved = [(layer, layer.initializer, layer.params, layer.grads) for layer in self.layers]
+        saved_flat = (self.parameters, self.gradients)
+        try:
+            if run is not None:
+                report = run(self, X, **options)
+            else:
+                self.redraw(scheme)
+                report = [layer_report(number, layer, variance, 0) for number, (layer, variance)
+                          in enumerate(zip(self.layers, self.preactivation_variances(X)), 1)]
+        except BaseException:
+            for layer, layer_initializer, params, grads in saved:
+                layer.initializer, layer.params, layer.grads = layer_initializer, params, grads
+            self.parameters, self.gradients = saved_flat
+            raise
         if self.optimizer is not None:
             self.optimizer.reset()
         return report
+
+    def redraw(self, initializer, keep_initializers=False):
+        """Draw every layer's weights again with `initializer` (a scheme name or Initializer),
+        from the streams build() gives the layers; biases by each layer's own rules.
+
+        keep_initializers : leave each layer's `initializer` as it was (a data-dependent method
+            draws a starting point that is no scheme's draw), else it becomes `initializer`.
+        """
+        initializer = initializers.get(initializer)
+        for layer, rng in zip(self.layers, self.layer_generators(), strict=True):
+            kept, layer.initializer = layer.initializer, initializer
+            try:
+                layer.build(layer.fan_in, rng, dtype=self.dtype)
+            finally:
+                if keep_initializers:
+                    layer.initializer = kept
+        self.parameters, self.gradients = pack_parameters(self.layers)
+
+    def preactivation_variances(self, X):
+        """The variance of every layer's pre-activation z = W a + b on the batch X, in order."""
+        variances = []
+        a = np.asarray(X, dtype=self.dtype)
+        for layer in self.layers:
+            z = layer.preactivation(a)
+            variances.append(float(np.var(z)))
+            a = layer.activation.forward(z)
+        return variances
 
     def layer_generators(self):
         # The streams build() gives the layers' initializers: child k + 1 for layer k.

@@ -3,8 +3,8 @@
 NeuralNetwork.fit (and Ensemble.fit) build a TrainingLoop over the model's buffers and run its
 epochs with `run_epochs`, which records the costs and calls the callbacks:
 
-    loop = TrainingLoop(model.layers, model.loss, model.optimizer, model.parameters, model.gradients,
-                        X, Y, batch_size=None, rngs=[shuffle_rng])
+    loop = TrainingLoop(model.layers, model.loss, model.optimizer, model.parameters,
+                        model.gradients, X, Y, batch_size=None, rngs=[shuffle_rng])
     cost = loop.run_epoch()        # the mean cost over the epoch's batches
 
 Why it is fast. The post's model does about 0.3 MFLOP an epoch, so its time goes to Python and

@@ -427,7 +427,8 @@ def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
     exp_coefficients = [1.0 / math.factorial(i) for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
-        "lowest": repr(lowest), "highest": repr(highest), "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
+        "lowest": repr(lowest), "highest": repr(highest),
+        "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
         "exp_coefficients": [repr(c) for c in exp_coefficients],
         "exp_horner": "\n".join(f"    q = q * r + T({c!r})" for c in exp_coefficients[1:]),
         "log_coefficients": [repr(c) for c in log_coefficients],

@@ -28,7 +28,7 @@ OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tupl
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
 SCHEME_HELP = (
-    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab.blocks.initializers "
+    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab "
     "knows, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, orthogonal, "
     "lecun_normal, kaiming_uniform_, ...; `initlab inits` lists them), or lsuv. value: the "
     "scheme's scale, or its gain if it has no scale; for random_normal the scale is the standard "

@@ -1,7 +1,7 @@
 """Initialisation schemes as the command line writes them, and the deep MLPs they initialise.
 
 A scheme is written `name` or `name:value`:
-    he_normal, glorot_uniform, orthogonal, lecun_normal, ...   any name initlab.blocks.initializers knows
+    he_normal, glorot_uniform, orthogonal, lecun_normal, ...   any scheme name initlab knows
                            (`initlab inits` lists them), in Keras's or PyTorch's spelling
     name:value             value is the scheme's multiplier: its `scale` where it has one, else
                            its `gain`. random_normal:0.01 draws W ~ N(0, 0.01^2) (the post's

@@ -16,8 +16,10 @@ arXiv:1511.06422):
     >>> [round(layer["variance"], 6) for layer in report]
     [1.0, 1.0]
 
-The same `model.initialize(X, method=name)` re-draws every layer with any registered scheme, so a
-study can treat "lsuv" as one more scheme name; it reports the variances that scheme gives on X.
+`model.initialize(X, method=name)` also re-draws every layer with any registered scheme, so a study
+can treat "lsuv" as one more scheme name; it reports the variances that scheme gives on X. LSUV
+is one data-dependent initialisation registered with the engine (register_data_dependent); a user
+can register their own the same way.
 
 Which output is normalised: the pre-activation z, in every layer, the output layer included.
   - z is linear in W, so with zero biases one rescaling gives Var(z) = 1 exactly; the loop only has
@@ -36,132 +38,67 @@ import warnings
 import numpy as np
 
 from initlab import checks
-from initlab.blocks import initializers
-from initlab.engine.model import pack_parameters
+from initlab.engine import model as model_module
 
 # The row the scheme table (`initlab inits`, README) shows for LSUV.
 FORMULA = "orthogonal; per layer, on a batch, W ← W / √Var(z) until |Var(z) − 1| < tol"
 
 
-def initialize(model, X, method, rngs, **options):
-    """Re-draw every layer of a built `model` by `method`, then report each layer's Var(z) on X.
+@model_module.register_data_dependent("lsuv")
+def initialize(model, X, tol=0.1, max_iter=10):
+    """LSUV on a built `model` and the batch X: orthonormal weights, then `lsuv`.
 
-    method : "lsuv" (options tol=0.1, max_iter=10) or any registered scheme name (options are the
-        scheme's parameters, e.g. mode="fan_out"; seed=... too). A scheme becomes every layer's
-        initializer and draws from `rngs`, the layers' own streams, so re-drawing by a scheme
-        gives the bits that building the model with it gives. LSUV leaves the layers'
-        initializers as they were. Biases are drawn again by each layer's rules (zeros unless
-        it has a bias_initializer, or the scheme has its own bias).
-    X : (n_features, m) array, the batch.
-    rngs : one numpy Generator per layer.
-
-    Returns a list with one dict per layer: {"layer", "units", "variance", "iterations"}, the
-    variance of its pre-activation on X and the number of LSUV rescalings (0 for a scheme).
-    On any error the model is left as it was.
+    Run by model.initialize(X, method="lsuv", tol=..., max_iter=...), which restores the model
+    on any error. The layers keep their own initializers: LSUV's weights are no scheme's draw.
+    Biases are drawn again by each layer's rules (zeros unless it has a bias_initializer).
     """
-    if not isinstance(method, str):
-        raise ValueError(f"method must be 'lsuv' or a scheme name, got {method!r}")
-    for index, layer in enumerate(model.layers):
-        weights = layer.params.get("weights")
-        if weights is None or weights.ndim != 2 or "bias" not in layer.params:
-            raise ValueError(
-                f"layer {index} ({type(layer).__name__}) has no (units, fan_in) weights and "
-                f"bias; initialize handles Dense layers of a single model"
-            )
-    is_lsuv = method.lower() == "lsuv"
-    if is_lsuv:
-        tol, max_iter = _check_lsuv_options(**options)
-        initializer = initializers.Initializer("orthogonal")
-    else:
-        initializer = initializers.Initializer(method, **options)
-
-    saved = [(layer, layer.initializer, layer.params, layer.grads) for layer in model.layers]
-    saved_flat = (model.parameters, model.gradients)
-    try:
-        for layer, rng in zip(model.layers, rngs):
-            _redraw(layer, initializer, rng, model.dtype)
-        model.parameters, model.gradients = pack_parameters(model.layers)
-        if is_lsuv:
-            # The layers keep their own initializers: LSUV's weights are no scheme's draw.
-            # stacklevel: the warning points at the caller of model.initialize.
-            return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=4)
-        for layer in model.layers:
-            layer.initializer = initializer
-        return [_entry(index, layer, variance, 0)
-                for index, (layer, variance) in enumerate(zip(model.layers,
-                                                              layer_variances(model, X)))]
-    except BaseException:
-        for layer, layer_initializer, params, grads in saved:
-            layer.initializer, layer.params, layer.grads = layer_initializer, params, grads
-        model.parameters, model.gradients = saved_flat
-        raise
+    tol, max_iter = _check_lsuv_options(tol, max_iter)
+    model.redraw("orthogonal", keep_initializers=True)
+    # stacklevel: the warning points at the caller of model.initialize.
+    return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=4)
 
 
 def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
     """Rescale each layer's weights, first to last, until Var(z) on X is 1 within tol.
 
     Expects the weights already drawn (orthonormal, for LSUV proper: `initialize` does that).
-    Changes the weights in place and returns the per-layer report of `initialize`. A layer that
-    has not converged after max_iter rounds (biases whose spread alone exceeds the target) is
-    reported as it is, with a RuntimeWarning. A layer whose pre-activation is constant on X
+    Changes the weights in place and returns the per-layer report of model.initialize. A layer
+    that has not converged after max_iter rounds (biases whose spread alone exceeds the target)
+    is reported as it is, with a RuntimeWarning. A layer whose pre-activation is constant on X
     cannot be rescaled: ValueError.
     """
     tol, max_iter = _check_lsuv_options(tol, max_iter)
     report = []
     a = np.asarray(X, dtype=model.dtype)
-    for index, layer in enumerate(model.layers):
-        weights, bias = layer.params["weights"], layer.params["bias"]
+    for number, layer in enumerate(model.layers, start=1):
+        weights = layer.params["weights"]
         # The pre-activation, in the output layer too (its logits): see the module docstring.
-        z = weights @ a + bias
-        variance = _variance(index, z)
+        z = layer.preactivation(a)
+        variance = _variance(number, z)
         iterations = 0
         while abs(variance - 1.0) >= tol and iterations < max_iter:
             weights *= 1.0 / math.sqrt(variance)  # in place: `weights` is a view the model holds
-            z = weights @ a + bias
-            variance = _variance(index, z)
+            z = layer.preactivation(a)
+            variance = _variance(number, z)
             iterations += 1
         if abs(variance - 1.0) >= tol:
             warnings.warn(
-                f"LSUV: layer {index} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
+                f"LSUV: layer {number} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
                 f"not 1 within tol={tol}", RuntimeWarning, stacklevel=stacklevel)
-        report.append(_entry(index, layer, variance, iterations))
+        report.append(model_module.layer_report(number, layer, variance, iterations))
         a = layer.activation.forward(z)
     return report
 
 
-def layer_variances(model, X):
-    """The variance of every layer's pre-activation z = W a + b on the batch X, first to last."""
-    variances = []
-    a = np.asarray(X, dtype=model.dtype)
-    for layer in model.layers:
-        z = layer.params["weights"] @ a + layer.params["bias"]
-        variances.append(float(np.var(z)))
-        a = layer.activation.forward(z)
-    return variances
-
-
-def _redraw(layer, initializer, rng, dtype):
-    """Rebuild `layer`, its weights drawn by `initializer` (its bias_initializer still applies)."""
-    kept, layer.initializer = layer.initializer, initializer
-    try:
-        layer.build(layer.fan_in, rng, dtype=dtype)
-    finally:
-        layer.initializer = kept
-
-
-def _variance(index, z):
+def _variance(number, z):
     variance = float(np.var(z))
     if not math.isfinite(variance) or variance <= 1e-300:
         raise ValueError(
-            f"layer {index}'s pre-activation has variance {variance!r} on this batch, so LSUV "
+            f"layer {number}'s pre-activation has variance {variance!r} on this batch, so LSUV "
             f"cannot rescale it to 1: are the inputs constant, or every unit of the layer below "
             f"dead?"
         )
     return variance
-
-
-def _entry(index, layer, variance, iterations):
-    return {"layer": index, "units": layer.units, "variance": variance, "iterations": iterations}
 
 
 def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
