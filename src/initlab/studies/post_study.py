@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initlab import Dense, Initializer, NeuralNetwork
+from initlab.blocks.initializers import Initializer
+from initlab.blocks.layers import Dense
+from initlab.engine.model import NeuralNetwork
 from initlab.studies.arguments import check_int
 
 N_TRAIN = 400

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initlab import Dense, NeuralNetwork
 from initlab.blocks import initializers
+from initlab.blocks.layers import Dense
+from initlab.engine.model import NeuralNetwork
 from initlab.studies.arguments import check_int
 
 # Data-dependent schemes: applied by the model to a batch after the weights are drawn.
