@@ -62,7 +62,7 @@ def test_training_records_the_epochs_asked(tmp_path):
     (["--schemes", "random_normal:x"], "must be a number"),
     (["--depth", "0"], "--depth must be an integer >= 1, got 0"),
     (["--width", "-2"], "--width must be an integer >= 1"),
-    (["--activation", "selu"], "--activation must be one of"),
+    (["--activation", "softmax"], "--activation must be one of"),
     (["--epochs", "2", "--record-at", "0,5"], "--record-at lists [5]"),
     (["--record-at", "1"], "needs --epochs > 0"),
     (["--learning-rate", "0"], "--learning-rate"),

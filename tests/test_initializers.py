@@ -284,9 +284,14 @@ def test_pytorch_linear_matches_nn_linear():
 
 def test_calculate_gain_equals_torchs():
     torch = pytest.importorskip("torch")
-    for nonlinearity in initializers.NONLINEARITIES:
+    names = set(initializers.nonlinearities()) - {"identity"}  # identity is initlab's alias
+    assert {"linear", "conv2d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"} <= names
+    for nonlinearity in sorted(names):
         assert calculate_gain(nonlinearity) == pytest.approx(
             torch.nn.init.calculate_gain(nonlinearity), rel=1e-15)
+    for unknown in ("gelu", "softmax", "swish"):  # PyTorch has no gain for them, nor has initlab
+        with pytest.raises(ValueError, match="nonlinearity"):
+            calculate_gain(unknown)
     for slope in (0.0, 0.2, math.sqrt(5), 3):
         assert calculate_gain("leaky_relu", slope) == pytest.approx(
             torch.nn.init.calculate_gain("leaky_relu", slope), rel=1e-15)

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import numerical_gradient
-from initlab import Dense, Initializer
+from initlab import Dense, Initializer, Layer, NeuralNetwork
+from initlab.blocks import activations
 
-ACTIVATIONS = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
+ACTIVATIONS = sorted(activations.ACTIVATIONS)
 
 
 def _built(activation="tanh", units=4, fan_in=3, seed=0):
@@ -113,3 +114,66 @@ def test_initializer_returning_wrong_shapes_is_reported():
     layer = Dense(units=2, initializer=lambda shape: np.zeros((shape[1], shape[0])))
     with pytest.raises(ValueError, match=r"weights of shape \(3, 2\); expected \(2, 3\)"):
         layer.build(3, rng=np.random.default_rng(0))
+
+
+class Scale(Layer):
+    """y = s * x, one learned scale per feature: a layer that follows only the documented
+    contract (units, build, forward, backward)."""
+
+    def __init__(self, units):
+        super().__init__()
+        self.units = units
+
+    def build(self, fan_in, rng, dtype=np.float64):
+        assert fan_in == self.units, "a Scale layer keeps its input's size"
+        self.params = {"scale": np.full((self.units, 1), 1.5, dtype)}
+        self.grads = {"scale": np.zeros((self.units, 1), dtype)}
+
+    def forward(self, x):
+        self.cache = x
+        return self.params["scale"] * x
+
+    def backward(self, grad_output, need_input_grad=True):
+        np.sum(grad_output * self.cache, axis=-1, keepdims=True, out=self.grads["scale"])
+        return self.params["scale"] * grad_output if need_input_grad else None
+
+
+def _one_step_matches_central_differences(model, X, Y):
+    """One SGD step at learning rate 1 moves the parameters by minus the gradient."""
+    model.build(X.shape[0])
+    before = model.parameters.copy()
+
+    def loss():
+        return model.evaluate(X, Y)["loss"]
+
+    expected = numerical_gradient(loss, model.parameters)
+    model.parameters[...] = before
+    model.fit(X, Y, epochs=1, learning_rate=1.0)
+    np.testing.assert_allclose(before - model.parameters, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_custom_layer_trains_first_in_the_model(moons_data):
+    X, Y = moons_data
+    model = NeuralNetwork(seed=0, layers=[Scale(2), Dense(6, "tanh"), Dense(1, "sigmoid")])
+    model.compile(loss="crossentropy")
+    _one_step_matches_central_differences(model, X, Y)
+
+
+def test_a_custom_layer_trains_last_and_shows_in_the_summary(moons_data, capsys):
+    X, Y = moons_data
+    model = NeuralNetwork(seed=0, layers=[Dense(5, "tanh"), Dense(1), Scale(1)])
+    model.compile(loss="mse")
+    _one_step_matches_central_differences(model, X, Y)
+    text = model.summary()
+    assert "Scale 3" in text and "Dense 1" in text and "(1, m)" in text
+    assert text.splitlines()[-1].startswith(f"Total params: {5 * 3 + 6 + 1}")
+
+
+def test_backward_leaves_the_gradient_it_is_given_unchanged():
+    layer = Dense(3, activation="tanh", initializer="he")
+    layer.build(fan_in=2, rng=np.random.default_rng(0))
+    layer.forward(np.random.default_rng(1).normal(size=(2, 5)))
+    grad = np.random.default_rng(2).normal(size=(3, 5))
+    kept = grad.copy()
+    layer.backward(grad)
+    np.testing.assert_array_equal(grad, kept)

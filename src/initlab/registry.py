@@ -36,7 +36,8 @@ class Registry(dict):
         self.kind, self.base, self.default = kind, base, default
 
     def register(self, *names):
-        """Class decorator: file the class under `names` (the first is its `name`)."""
+        """Class decorator: file the class under `names`; the first becomes its `name`, unless
+        the class already has one of its own."""
         def decorate(cls):
             if not (isinstance(cls, type) and issubclass(cls, self.base)):
                 raise ValueError(f"only subclasses of {self.base.__name__} can be registered as "
@@ -44,7 +45,8 @@ class Registry(dict):
             if not names or not all(isinstance(name, str) and name for name in names):
                 raise ValueError(f"register a {self.kind} under one or more non-empty names, "
                                  f"got {names!r}")
-            cls.name = names[0]
+            if "name" not in vars(cls):  # a second registration adds an alias, not a name
+                cls.name = names[0]
             for name in names:
                 self[name.lower()] = cls
             return cls

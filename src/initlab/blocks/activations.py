@@ -57,6 +57,17 @@ class Activation:
     def derivative(self, z, a, math):
         raise NotImplementedError
 
+    @property
+    def defined_elementwise(self):
+        """Whether forward and backward are this class's elementwise definition evaluated, so
+        that the other paths may derive from the definition. A subclass that overrides forward
+        or backward (rather than function and derivative) computes something the definition
+        does not say: the training loop then runs its forward and backward as they are, and
+        the compiled kernel refuses it."""
+        cls = type(self)
+        return (self.elementwise and cls.forward is Activation.forward
+                and cls.backward is Activation.backward)
+
     # --- the reference path: the definition evaluated with NumPy -------------------------------
     def forward(self, z, out=None):
         """a = f(z); into `out` if given."""
@@ -79,6 +90,9 @@ class Activation:
     def training_steps(self, z, a, grad):
         """Bind forward (z -> a) and backward (grad holds dL/da, then dL/dz, in place) to fixed
         buffers. Returns (forward_ops, backward_ops): functions of no arguments, run in order."""
+        if not self.defined_elementwise:
+            return ([functools.partial(self.forward, z, out=a)],
+                    [functools.partial(self.backward, z, a, grad, out=grad)])
         constant_shape = z.shape[-2:]  # one block of constants serves every stacked model
         forward, _, _ = expressions.bind(self.forward_graph(), [z], out=a,
                                          constant_shape=constant_shape)
@@ -329,7 +343,6 @@ class Softmax(Activation):
     """
 
     elementwise = False
-    gain = 1.0
     initializer = "glorot_uniform"
 
     def forward(self, z, out=None):
@@ -342,10 +355,6 @@ class Softmax(Activation):
     def backward(self, z, a, grad_a, out=None):
         dot = (grad_a * a).sum(axis=-2, keepdims=True)
         return np.multiply(a, grad_a - dot, out=out)
-
-    def training_steps(self, z, a, grad):
-        return ([functools.partial(self.forward, z, out=a)],
-                [functools.partial(self.backward, z, a, grad, out=grad)])
 
     def forward_graph(self):
         raise ValueError("softmax is not elementwise: it has no elementwise definition to trace")

@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from initlab import checks
+from initlab.blocks import activations
 
 # The standard deviation of a standard normal truncated to [-2, 2]. Keras divides the requested
 # standard deviation by it, so that the truncated draw has the variance the scheme asks for.
@@ -57,10 +58,26 @@ FORMULA_NOTATION = (
     "√(2 / (1 + a²)), ...)."
 )
 
-# calculate_gain's table (PyTorch's torch.nn.init.calculate_gain).
+# PyTorch's calculate_gain also names its linear layer types, whose gain is 1; every other name is
+# an activation, whose gain is the activation's own fact (activations.py).
 LINEAR_NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                         "conv_transpose2d", "conv_transpose3d", "sigmoid")
-NONLINEARITIES = LINEAR_NONLINEARITIES + ("tanh", "relu", "leaky_relu", "selu")
+                         "conv_transpose2d", "conv_transpose3d")
+
+
+def nonlinearities():
+    """The names calculate_gain takes: the linear layer types, and every registered activation
+    that has a gain."""
+    return LINEAR_NONLINEARITIES + tuple(
+        name for name, cls in activations.ACTIVATIONS.items()
+        if name not in LINEAR_NONLINEARITIES and _gain_of(cls, None) is not None)
+
+
+def _gain_of(cls, param):
+    try:
+        instance = cls() if param is None else cls(param)
+    except (TypeError, ValueError):
+        return None
+    return instance.gain
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -68,6 +85,8 @@ def calculate_gain(nonlinearity, param=None):
 
     linear, conv*, sigmoid: 1;  tanh: 5/3;  relu: sqrt(2);  selu: 3/4;
     leaky_relu: sqrt(2 / (1 + negative_slope²)), negative_slope = param (0.01 if None).
+    The values are the activations' own `gain` (activations.py), so an activation registered
+    with a gain is known here too.
 
     >>> calculate_gain("leaky_relu", 0.2)
     1.3867504905630728
@@ -76,18 +95,19 @@ def calculate_gain(nonlinearity, param=None):
     """
     if nonlinearity in LINEAR_NONLINEARITIES:
         return 1.0
-    if nonlinearity == "tanh":
-        return 5.0 / 3
-    if nonlinearity == "relu":
-        return math.sqrt(2.0)
-    if nonlinearity == "selu":
-        return 3.0 / 4  # PyTorch's empirical value (pytorch/pytorch#50664)
-    if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else checks.number("negative_slope (param)", param)
-        return math.sqrt(2.0 / (1 + slope**2))
-    raise ValueError(
-        f"nonlinearity must be one of {list(NONLINEARITIES)}, got {nonlinearity!r}"
-    )
+    if not isinstance(nonlinearity, str) or nonlinearity not in nonlinearities():
+        raise ValueError(
+            f"nonlinearity must be one of {list(nonlinearities())}, got {nonlinearity!r}"
+        )
+    cls = activations.ACTIVATIONS.lookup(nonlinearity)
+    if param is None:
+        return float(cls().gain)
+    param = checks.number("negative_slope (param)", param)
+    try:
+        instance = cls(param)  # leaky_relu's slope
+    except TypeError:
+        instance = cls()  # PyTorch ignores param for every other nonlinearity
+    return float(instance.gain)
 
 
 # --- parameter checks: each returns the clean value or raises ValueError echoing it ---------------
@@ -109,8 +129,8 @@ def _one_of(*options):
 
 
 def _nonlinearity(label, value):
-    if not isinstance(value, str) or value not in NONLINEARITIES:
-        raise ValueError(f"{label} must be one of {list(NONLINEARITIES)}, got {value!r}")
+    if not isinstance(value, str) or value not in nonlinearities():
+        raise ValueError(f"{label} must be one of {list(nonlinearities())}, got {value!r}")
     return value
 
 

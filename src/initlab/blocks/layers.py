@@ -1,12 +1,19 @@
 """Layers: Dense, and the small contract a new layer follows.
 
 A layer has
+    units                        how many outputs it gives: the next layer's fan_in
     build(fan_in, rng, dtype)    create its parameters, once the input size is known
     forward(x)  -> output        keep in `cache` what backward needs
     backward(grad_output, need_input_grad=True) -> grad_input, after filling `grads`
     params, grads                dicts name -> array, the same names and shapes
     pack(params, grads)          move its arrays into slices of the model's flat vectors
     training_steps(x, grad_x)    forward and backward bound to fixed buffers: the training loop
+
+and may say more: `fan_in` (None until built, or fixed by its constructor), `activation` (what it
+applies last, linear by default: the model fuses an output layer's activation with a matching
+loss), `initializer` (None if it has none). The base class gives those defaults, `params`,
+`grads`, `pack` and `training_steps`, so a subclass needs `units`, `build`, `forward` and
+`backward` only. `backward` never changes the `grad_output` it is given.
 
 Shapes are (..., n, m): features or units on the second-to-last axis, samples on the last. Leading
 axes broadcast, so the same code trains one model, with W of shape (units, fan_in), or an ensemble
@@ -29,10 +36,19 @@ import numpy as np
 from initlab import checks
 from initlab.blocks import activations, initializers
 from initlab.blocks.products import bound_product
+from initlab.registry import Registry
 
 
 class Layer:
     """Base contract; see the module docstring."""
+
+    units = None
+    fan_in = None
+    activation = activations.Linear()
+    initializer = None
+    # Set by the model when the loss computes this layer's activation itself from the logits
+    # (sigmoid + crossentropy, softmax + categorical crossentropy): the layer then emits z.
+    emits_logits = False
 
     def __init__(self):
         self.params = {}
@@ -154,9 +170,6 @@ class Dense(Layer):
         self.bias_initializer = (None if bias_initializer is None
                                  else initializers.get(bias_initializer))
         self.fan_in = checks.integer("input_dim", input_dim, minimum=1, optional=True)
-        # Set by the model when the loss computes this layer's activation itself from the logits
-        # (sigmoid + crossentropy, softmax + categorical crossentropy): the layer then emits z.
-        self.emits_logits = False
 
     # The post reads and writes layer.weights and layer.bias.
     @property
@@ -217,7 +230,8 @@ class Dense(Layer):
         if self.emits_logits:
             grad_z = grad_output  # the loss already gave dL/dz
         else:
-            grad_z = self.activation.backward(z, a, grad_output, out=grad_output)
+            grad_z = self.activation.backward(
+                z, a, grad_output, out=self._buffer("grad_z", z.shape, z.dtype))
         np.matmul(grad_z, np.swapaxes(x, -1, -2), out=self.grads["weights"])
         np.sum(grad_z, axis=-1, keepdims=True, out=self.grads["bias"])
         if not need_input_grad:
@@ -322,4 +336,6 @@ def _side_by_side(weights, bias):
         weights, shape=weights.shape[:-1] + (k + 1,), strides=weights.strides)
 
 
-LAYERS = {"Dense": Dense}
+LAYERS = Registry("layer", Layer)
+LAYERS.register("Dense")(Dense)
+register = LAYERS.register

@@ -16,6 +16,7 @@ import functools
 import numpy as np
 
 from initlab import checks
+from initlab.registry import Registry
 
 
 class Optimizer:
@@ -79,7 +80,6 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain gradient descent, as in the post: params -= learning_rate * grads."""
 
-    name = "sgd"
 
     def _step(self, params, grads, scratch):
         np.multiply(grads, self.learning_rate, out=scratch)
@@ -103,7 +103,6 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """Heavy-ball momentum (PyTorch's form): v = momentum * v + grads; params -= lr * v."""
 
-    name = "momentum"
     n_moments = 1  # the velocity
 
     def __init__(self, learning_rate=0.01, momentum=0.9):
@@ -130,7 +129,6 @@ class Adam(Optimizer):
     params -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)
     """
 
-    name = "adam"
     n_moments = 2  # m and v; the step count is `iterations`
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
@@ -172,28 +170,13 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {
-    "sgd": SGD,
-    "gd": SGD,
-    "gradient_descent": SGD,
-    "momentum": Momentum,
-    "adam": Adam,
-}
+OPTIMIZERS = Registry("optimizer", Optimizer, default="sgd")
+OPTIMIZERS.register("sgd", "gd", "gradient_descent")(SGD)
+OPTIMIZERS.register("momentum")(Momentum)
+OPTIMIZERS.register("adam")(Adam)
+register = OPTIMIZERS.register
 
 
 def get(identifier):
-    """Return an Optimizer from a registered name, a config dict, an instance, or None (SGD)."""
-    if identifier is None:
-        return SGD()
-    if isinstance(identifier, Optimizer):
-        return identifier
-    config = {}
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        identifier = config.pop("name", None)
-    key = identifier.lower() if isinstance(identifier, str) else identifier
-    if key not in OPTIMIZERS:
-        raise ValueError(
-            f"optimizer {identifier!r} is not known; expected one of {sorted(OPTIMIZERS)}"
-        )
-    return OPTIMIZERS[key](**config)
+    """An Optimizer from a registered name, a config dict, an instance, or None (SGD)."""
+    return OPTIMIZERS.get(identifier)

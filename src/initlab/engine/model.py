@@ -340,9 +340,10 @@ class NeuralNetwork:
     def summary(self):
         """Print (and return) a table of layers, output shapes and parameter counts."""
         rows = [("Layer", "Output shape", "Activation", "Initializer", "Params")]
-        for i, layer in enumerate(self.layers):
-            init = getattr(layer.initializer, "method", type(layer.initializer).__name__)
-            rows.append((f"{type(layer).__name__} {i}", f"({layer.units}, m)",
+        for number, layer in enumerate(self.layers, start=1):
+            init = layer.initializer
+            init = "—" if init is None else getattr(init, "method", type(init).__name__)
+            rows.append((f"{type(layer).__name__} {number}", f"({layer.units}, m)",
                          layer.activation.name, str(init),
                          str(layer.count_params()) if layer.built else "unbuilt"))
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
@@ -464,7 +465,7 @@ class NeuralNetwork:
         try:
             for i, layer_config in enumerate(config["layers"]):
                 layer_config = dict(layer_config)
-                layer_class = layers_module.LAYERS[layer_config.pop("class")]
+                layer_class = layers_module.LAYERS.lookup(layer_config.pop("class"), "layer class")
                 for key in ("initializer", "bias_initializer"):
                     # A function initializer cannot be rebuilt from its name: None (the default)
                     # takes its place; the weights themselves are loaded below.

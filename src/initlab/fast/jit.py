@@ -98,7 +98,8 @@ def check_supported(layers, loss, n_features=None):
         if type(layer) is not Dense:
             refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
                    f"Dense layers")
-        if not _traceable(layer.activation.function, 1) or \
+        if not layer.activation.defined_elementwise or \
+                not _traceable(layer.activation.function, 1) or \
                 not _traceable(layer.activation.derivative, 2):
             refuse(f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
                    f"the compiled kernel can write (softmax is not elementwise)")

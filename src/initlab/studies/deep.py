@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from initlab.studies import arguments, output, signal_plots
-from initlab.studies.diagnose import ACTIVATIONS, SCHEME_HELP, ratio
+from initlab.studies.diagnose import SCHEME_HELP, hidden_activations, ratio
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 from initlab.tools.diagnostics import measure
 
@@ -65,8 +65,8 @@ def add_arguments(parser):
     parser.add_argument("--depths", default=DEFAULT_DEPTHS,
                         help=f"comma-separated numbers of hidden layers (default {DEFAULT_DEPTHS})")
     parser.add_argument("--activations", default="relu,tanh",
-                        help=f"comma-separated hidden activations among {', '.join(ACTIVATIONS)} "
-                             f"(default relu,tanh)")
+                        help=f"comma-separated hidden activations among "
+                             f"{', '.join(hidden_activations())} (default relu,tanh)")
     parser.add_argument("--schemes", default=None,
                         help=SCHEME_HELP.format(default=default_schemes()))
     parser.add_argument("--epochs", type=int, default=20,
@@ -91,7 +91,7 @@ def check_arguments(args):
     if not activations or len(set(activations)) != len(activations):
         raise ValueError(f"--activations must list distinct activations, got {args.activations!r}")
     for activation in activations:
-        arguments.choice("--activations", activation, ACTIVATIONS)
+        arguments.choice("--activations", activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
     seeds = arguments.int_list("--seeds", args.seeds, minimum=0)
     arguments.check_int("--epochs", args.epochs, minimum=1)

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from initlab.blocks import activations
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
@@ -26,7 +27,13 @@ from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
 OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tuple(
     f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json"))
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
+
+
+def hidden_activations():
+    """Every registered elementwise activation, a user's included (softmax is an output's)."""
+    return tuple(sorted(name for name, cls in activations.ACTIVATIONS.items()
+                        if cls.elementwise))
+
 SCHEME_HELP = (
     "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab "
     "knows, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, orthogonal, "
@@ -68,7 +75,8 @@ def add_arguments(parser):
     parser.add_argument("--depth", type=int, default=20, help="hidden layers (default 20)")
     parser.add_argument("--width", type=int, default=64, help="units per hidden layer (default 64)")
     parser.add_argument("--activation", default="relu",
-                        help=f"hidden activation, one of {', '.join(ACTIVATIONS)} (default relu)")
+                        help=f"hidden activation, one of {', '.join(hidden_activations())} "
+                             f"(default relu)")
     parser.add_argument("--schemes", default=None,
                         help=SCHEME_HELP.format(default=default_schemes()))
     parser.add_argument("--out", required=True, help="directory for figures and tables")
@@ -92,7 +100,7 @@ def check_arguments(args):
     """Check every argument before any work; return the parsed schemes and record epochs."""
     arguments.check_int("--depth", args.depth, minimum=1)
     arguments.check_int("--width", args.width, minimum=1)
-    arguments.choice("--activation", args.activation, ACTIVATIONS)
+    arguments.choice("--activation", args.activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
     arguments.check_int("--samples", args.samples, minimum=2)
     arguments.check_int("--seed", args.seed, minimum=0)

@@ -25,6 +25,7 @@ on a machine without a display.
 
 import numpy as np
 
+from initlab.blocks import activations
 from initlab.studies import output
 
 # What each std panel shows: record field, axis label.
@@ -134,7 +135,8 @@ def plot_histograms(signals_by_scheme, path, activation="", at_most=5, bins=60, 
     n = len(signals_by_scheme)
     fig, axes = plt.subplots(n, len(HISTOGRAM_PANELS), figsize=(11, 2.6 * n + 0.6),
                              squeeze=False, constrained_layout=True)
-    rectifier = activation in ("relu", "leaky_relu")
+    # Units in a dead region (the activation's own fact) output exact zeros for relu.
+    rectifier = bool(activation) and activations.get(activation).dead is not None
     for row, (scheme, signals) in zip(axes, signals_by_scheme.items(), strict=True):
         layers = shown_layers(len(signals), at_most)
         for ax, (key, label) in zip(row, HISTOGRAM_PANELS, strict=True):
