@@ -312,14 +312,14 @@ class NeuralNetwork:
             raise ValueError("the model has no layers; add some with model.add(Dense(...))")
 
     def check_features(self, X):
-        X = _as_data("X", X, self.dtype, ndim=2)
+        X = as_data("X", X, self.dtype, ndim=2)
         expected = self.layers[0].fan_in if self.layers else None
-        _check_feature_count(X, expected, "the model was")
+        check_feature_count(X, expected, "the model was")
         return X
 
     def check_data(self, X, Y):
         X = self.check_features(X)
-        Y = _as_data("Y", Y, self.dtype, ndim=X.ndim)
+        Y = as_data("Y", Y, self.dtype, ndim=X.ndim)
         if Y.shape[-1] != X.shape[-1]:
             raise ValueError(
                 f"Y must have as many samples (columns) as X: X has {X.shape[-1]}, Y has shape "
@@ -585,7 +585,7 @@ def _to_python(value):
     return float(value) if value.ndim == 0 else value
 
 
-def _as_data(name, value, dtype, ndim):
+def as_data(name, value, dtype, ndim):
     try:
         array = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError):
@@ -606,7 +606,7 @@ def _as_data(name, value, dtype, ndim):
     return array
 
 
-def _check_feature_count(X, expected, built):
+def check_feature_count(X, expected, built):
     """ValueError unless X has `expected` rows (when the layers are built, i.e. it is not None)."""
     if expected is None or X.shape[-2] == expected:
         return

@@ -331,7 +331,7 @@ class Ensemble:
         X = _as_stacked_data("X", X, reference.dtype, self.n_models, "n_features")
         built = [model.layers[0].fan_in for model in self.models if model.layers[0].fan_in]
         fan_in = built[0] if built else None
-        model_module._check_feature_count(X, fan_in, "the models were")
+        model_module.check_feature_count(X, fan_in, "the models were")
         return X
 
     def _check_learning_rate(self, learning_rate):
@@ -581,7 +581,7 @@ def _as_stacked_data(name, value, dtype, n_models, rows):
             f"{name} must be ({rows}, m), shared by every model, or (K, {rows}, m) with "
             f"K = {n_models}, one slice per model; got shape {np.shape(value)}"
         )
-    array = model_module._as_data(name, value, dtype, ndim=ndim)
+    array = model_module.as_data(name, value, dtype, ndim=ndim)
     if ndim == 3 and array.shape[0] != n_models:
         raise ValueError(
             f"{name} of shape {array.shape} holds {array.shape[0]} data sets, but the ensemble "
