@@ -1,5 +1,7 @@
 """Activations: values against their formulas and PyTorch, gradients against central differences."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,62 @@ def test_unknown_name_lists_the_valid_ones():
 def test_wrong_type_is_rejected_with_its_value():
     with pytest.raises(ValueError, match="42"):
         activations.get(42)
+
+
+ELEMENTWISE = sorted(name for name, cls in activations.ACTIVATIONS.items() if cls.elementwise)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_the_training_loops_bound_steps_give_the_reference_bits(name):
+    act = activations.get(name)
+    z = np.random.default_rng(7).normal(scale=3.0, size=(3, 4, 9))  # a stack of 3 models
+    grad = np.random.default_rng(8).normal(size=z.shape)
+    a, bound_grad = np.empty_like(z), grad.copy()
+    forward, backward = act.training_steps(z, a, bound_grad)
+    for op in forward + backward:
+        op()
+    np.testing.assert_array_equal(a, act.forward(z))
+    np.testing.assert_array_equal(bound_grad, act.backward(z, act.forward(z), grad))
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_nan_stays_nan_forward_and_backward(name):
+    act = activations.get(name)
+    if name in ("linear", "identity"):
+        pytest.skip("the identity passes the gradient on without looking at z")
+    z = np.array([[np.nan, 1.0]])
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(act.forward(z)[0, 0])
+        assert np.isnan(act.backward(z, act.forward(z), np.ones_like(z))[0, 0])
+
+
+def test_the_facts_other_parts_read():
+    assert activations.get("relu").gain == pytest.approx(math.sqrt(2))
+    assert activations.get("selu").gain == 0.75
+    assert activations.get("selu").initializer == "lecun_normal"
+    assert activations.get({"name": "leaky_relu", "alpha": 0.2}).gain == pytest.approx(
+        math.sqrt(2 / 1.04))
+    assert activations.get("gelu").gain is None  # PyTorch has none
+    z = np.array([[-2.0, -0.0, 0.5]])
+    for name, expected in (("relu", [True, True, False]), ("leaky_relu", [True, True, False])):
+        act = activations.get(name)
+        np.testing.assert_array_equal(act.is_dead(z, act.forward(z))[0], expected)
+    assert activations.get("tanh").is_dead(z, np.tanh(z)) is None
+    assert activations.get("tanh").asymptotes == (-1.0, 1.0)
+    assert activations.get({"name": "elu", "alpha": 2.0}).asymptotes == (-2.0,)
+    assert activations.get("selu").asymptotes == (pytest.approx(-1.7580993408473766),)
+
+
+def test_selu_keeps_a_unit_gaussian_signal_at_mean_zero_and_variance_one():
+    # Klambauer et al.'s fixed point: z ~ N(0, 1) maps to mean 0 and variance 1. Integrated on
+    # each side of the kink at 0, where a Gaussian quadrature across it would lose digits.
+    quad = pytest.importorskip("scipy.integrate").quad
+    selu = activations.get("selu")
+
+    def moment(power):
+        def integrand(z):
+            return float(selu.forward(np.array(z))) ** power * math.exp(-z * z / 2)
+        total = quad(integrand, -np.inf, 0)[0] + quad(integrand, 0, np.inf)[0]
+        return total / math.sqrt(2 * math.pi)
+
+    assert abs(moment(1)) < 1e-8 and abs(moment(2) - 1) < 1e-8

@@ -186,7 +186,9 @@ class LeakyReLU(Activation):
         return math.where(z > 0.0, z, self.alpha * z)
 
     def derivative(self, z, a, math):
-        return math.where(z > 0.0, 1.0, self.alpha)
+        # + 0 z: a NaN z gives a NaN slope (a diverged unit must not pass back a clean one);
+        # for finite z it adds an exact 0.
+        return math.where(z > 0.0, 1.0, self.alpha) + 0.0 * z
 
     def dead(self, z, a, math):
         return z <= 0.0
