@@ -23,6 +23,21 @@ An unknown name raises a ValueError that lists the valid names and suggests the 
 import difflib
 
 
+class Block:
+    """What every registered building block has: a `name` (set by `register`) and a config of
+    the arguments that rebuild it, listed in `config_keys`."""
+
+    name = None
+    config_keys = ()
+
+    def get_config(self):
+        return {"name": self.name, **{key: getattr(self, key) for key in self.config_keys}}
+
+    def __repr__(self):
+        arguments = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.config_keys)
+        return f"{type(self).__name__}({arguments})"
+
+
 class Registry(dict):
     """Names (lower case) -> classes of one family, with `register` and `get`.
 

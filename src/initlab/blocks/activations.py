@@ -35,16 +35,15 @@ import numpy as np
 
 from initlab import checks
 from initlab.blocks import expressions
-from initlab.registry import Registry
+from initlab.registry import Block, Registry
 
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-class Activation:
+class Activation(Block):
     """Base contract; see the module docstring. Subclasses set the facts and the definition."""
 
-    name = "activation"
     elementwise = True
     gain = None
     dead = None
@@ -112,20 +111,10 @@ class Activation:
             return grad * derivative
         return expressions.trace(vjp, 3)
 
-    def get_config(self):
-        return {"name": self.name}
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
 
 ACTIVATIONS = Registry("activation", Activation, default="linear")
 register = ACTIVATIONS.register
-
-
-def get(identifier):
-    """An Activation from a registered name, a config dict, an instance, or None (linear)."""
-    return ACTIVATIONS.get(identifier)
+get = ACTIVATIONS.get
 
 
 @register("linear", "identity")
@@ -174,6 +163,7 @@ class LeakyReLU(Activation):
     """
 
     initializer = "he_normal"
+    config_keys = ("alpha",)
 
     def __init__(self, alpha=0.01):
         self.alpha = checks.number("alpha", alpha, minimum=0)
@@ -192,12 +182,6 @@ class LeakyReLU(Activation):
 
     def dead(self, z, a, math):
         return z <= 0.0
-
-    def get_config(self):
-        return {"name": self.name, "alpha": self.alpha}
-
-    def __repr__(self):
-        return f"LeakyReLU(alpha={self.alpha})"
 
 
 @register("sigmoid")
@@ -291,6 +275,7 @@ class ELU(Activation):
     """
 
     initializer = "he_normal"
+    config_keys = ("alpha",)
 
     def __init__(self, alpha=1.0):
         self.alpha = checks.positive("alpha", alpha)
@@ -304,12 +289,6 @@ class ELU(Activation):
 
     def derivative(self, z, a, math):
         return math.where(z > 0.0, 1.0, a + self.alpha)
-
-    def get_config(self):
-        return {"name": self.name, "alpha": self.alpha}
-
-    def __repr__(self):
-        return f"ELU(alpha={self.alpha})"
 
 
 @register("selu")

@@ -27,7 +27,7 @@ import numpy as np
 from initlab.blocks import expressions
 from initlab.blocks.products import bound_product as _bound_product
 from initlab.blocks.products import dot as _dot
-from initlab.registry import Registry
+from initlab.registry import Block, Registry
 
 _copyto = getattr(np.copyto, "_implementation", np.copyto)  # likewise
 
@@ -39,11 +39,10 @@ def _count(y):
     return y.shape[-1] * y.shape[-2]
 
 
-class Loss:
+class Loss(Block):
     """Base contract. An elementwise loss defines its mathematics once (see the module doc);
     a loss that is not elementwise (categorical cross-entropy) implements the methods itself."""
 
-    name = "loss"
     output_activation = None
 
     def definition(self, y_pred, y_true, math):
@@ -112,20 +111,10 @@ class Loss:
 
         return _run_all(ops, _bound_cost(values, scale)), load
 
-    def get_config(self):
-        return {"name": self.name}
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
 
 LOSSES = Registry("loss", Loss, default="crossentropy")
 register = LOSSES.register
-
-
-def get(identifier):
-    """A Loss from a registered name, a config dict, an instance, or None (crossentropy)."""
-    return LOSSES.get(identifier)
+get = LOSSES.get
 
 
 def _nothing():

@@ -16,16 +16,16 @@ import functools
 import numpy as np
 
 from initlab import checks
-from initlab.registry import Registry
+from initlab.registry import Block, Registry
 
 
-class Optimizer:
+class Optimizer(Block):
     """Base contract: `step` validates once, allocates state lazily, then calls `_step`."""
 
-    name = "optimizer"
     # How many arrays at the head of the state carry over from one step to the next (see
     # `moments`); the rest is scratch.
     n_moments = 0
+    config_keys = ("learning_rate",)
 
     def __init__(self, learning_rate=0.01):
         self.learning_rate = checks.positive("learning_rate", learning_rate)
@@ -69,12 +69,6 @@ class Optimizer:
         """Forget moments and step counts, as for a freshly built model."""
         self._state = None
 
-    def get_config(self):
-        return {"name": self.name, "learning_rate": self.learning_rate}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):
@@ -104,6 +98,7 @@ class Momentum(Optimizer):
     """Heavy-ball momentum (PyTorch's form): v = momentum * v + grads; params -= lr * v."""
 
     n_moments = 1  # the velocity
+    config_keys = ("learning_rate", "momentum")
 
     def __init__(self, learning_rate=0.01, momentum=0.9):
         super().__init__(learning_rate)
@@ -118,8 +113,6 @@ class Momentum(Optimizer):
         np.multiply(velocity, self.learning_rate, out=scratch)
         params -= scratch
 
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum}
 
 
 class Adam(Optimizer):
@@ -130,6 +123,7 @@ class Adam(Optimizer):
     """
 
     n_moments = 2  # m and v; the step count is `iterations`
+    config_keys = ("learning_rate", "beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
@@ -165,9 +159,6 @@ class Adam(Optimizer):
         scratch *= step_size
         params -= scratch
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
 
 OPTIMIZERS = Registry("optimizer", Optimizer, default="sgd")
@@ -175,8 +166,4 @@ OPTIMIZERS.register("sgd", "gd", "gradient_descent")(SGD)
 OPTIMIZERS.register("momentum")(Momentum)
 OPTIMIZERS.register("adam")(Adam)
 register = OPTIMIZERS.register
-
-
-def get(identifier):
-    """An Optimizer from a registered name, a config dict, an instance, or None (SGD)."""
-    return OPTIMIZERS.get(identifier)
+get = OPTIMIZERS.get
