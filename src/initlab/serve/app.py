@@ -50,6 +50,7 @@ from initlab.studies.schemes import available_schemes
 STATIC = Path(__file__).parent / "static"
 TARGET_FPS = 20
 FRAME_BUDGET = 0.04       # seconds of training per frame at most, so frames keep coming
+CATCH_UP = 0.25           # seconds of owed epochs that play may catch up after slow frames
 MAX_MESSAGE = 64 * 1024   # bytes: a settings message is well under 1 KB
 COMMANDS = ("settings", "play", "pause", "step", "reset")
 # The page's policy: its own script, style and websocket only; images from canvases (data: URLs).
@@ -74,6 +75,7 @@ class Tab:
         self.lock = asyncio.Lock()  # one computation on the session at a time
         self.stopping = asyncio.Event()  # set to end play after the current frame
         self.frame_times = []       # (time, epoch) of the frames of the last second
+        self.seconds_per_epoch = None  # the last slice's training time per epoch
 
     @property
     def playing(self):
@@ -123,6 +125,7 @@ class Tab:
                 return
             self.session, self.settings = session, settings
             self.frame_times = []
+            self.seconds_per_epoch = None  # measured anew for the new models
             await self.send({"type": "start", **session.start()})
         await self.send_frame()
 
@@ -152,21 +155,24 @@ class Tab:
         """Train and send frames until paused, finished or gone (see the module docstring)."""
         rate = self.settings.epochs_per_second
         interval = max(1 / TARGET_FPS, 1 / rate)
-        seconds_per_epoch = None
         owed, last = 0.0, time.perf_counter()
         try:
             while not self.session.finished and not self.stopping.is_set():
                 began = time.perf_counter()
-                # Epochs owed at the chosen rate; after a slow frame, no burst to catch up.
-                owed = min(owed + rate * (began - last), max(1.0, rate * interval))
+                # Epochs owed at the chosen rate, at most CATCH_UP seconds' worth after slow
+                # frames; a slice takes at most FRAME_BUDGET seconds, by the speed measured on
+                # the previous slices (the first slice is one epoch, to measure it).
+                owed = min(owed + rate * (began - last), max(1.0, rate * CATCH_UP))
                 last = began
                 epochs = math.floor(owed)
-                if seconds_per_epoch is not None:
-                    epochs = min(epochs, max(1, int(FRAME_BUDGET / seconds_per_epoch)))
+                if self.seconds_per_epoch is None:
+                    epochs = min(epochs, 1)
+                else:
+                    epochs = min(epochs, max(1, int(FRAME_BUDGET / self.seconds_per_epoch)))
                 if epochs >= 1:
                     owed -= epochs
                     seconds = await self.advance(epochs)
-                    seconds_per_epoch = seconds / epochs
+                    self.seconds_per_epoch = seconds / epochs
                 rest = interval - (time.perf_counter() - began)
                 if rest > 0:
                     try:

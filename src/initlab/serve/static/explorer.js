@@ -175,7 +175,7 @@ function makeBandChart(title, yLabel, names, range) {
   names.forEach((name, k) => series.push(...bandSeries(name, colours[k])));
   const bands = names.map((_, k) => ({series: [3 * k + 3, 3 * k + 2], fill: colours[k] + "33"}));
   return new uPlot({
-    title, width: 480, height: 200, series, bands,
+    title, width: 430, height: 190, series, bands,
     scales: {x: {time: false}, y: range ? {range} : {}},
     axes: [{label: "epoch"}, {label: yLabel}],
     legend: {show: true, live: false},
@@ -253,7 +253,7 @@ function drawDepth(layers) {
                {label: "a", stroke: "#1565c0", width: 2, points: {show: true}},
                {label: "dL/dz", stroke: "#6a1b9a", width: 2, points: {show: true}}],
       scales: {x: {time: false}, y: {distr: 3}},
-      axes: [{label: "layer"}, {label: "std"}],
+      axes: [{label: "layer", incrs: [1, 2, 5, 10]}, {label: "std"}],
       legend: {show: true, live: false},
     }, data, $("depth"));
   } else {
