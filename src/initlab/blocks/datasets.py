@@ -94,7 +94,7 @@ def xor(n_samples=400, noise=0.2, seed=None):
 
 
 def gaussians(n_samples=400, noise=0.5, seed=None):
-    """Two Gaussian clouds of standard deviation `noise`, centred at (-1, -1) (label 0) and (1, 1)."""
+    """Two Gaussian clouds of standard deviation `noise`: label 0 at (-1, -1), label 1 at (1, 1)."""
     _check(n_samples, noise)
     rng = np.random.default_rng(seed)
     n_a = n_samples // 2

@@ -19,8 +19,9 @@ and receives
 
 Training and measuring run in a worker thread, so the server keeps answering other tabs while
 one trains. Play trains in slices sized to the `epochs_per_second` setting, capped so that a
-slice takes at most FRAME_BUDGET seconds (many seeds or big networks then train slower rather
-than stall the page). A tab that goes away cancels its task; its session is dropped.
+slice and its measuring fit in a frame at MIN_FPS (many seeds or big networks then train slower
+rather than stall the page; a single epoch longer than that is still one frame). A tab that goes
+away cancels its task; its session is dropped.
 """
 
 import asyncio
@@ -49,7 +50,8 @@ from initlab.studies.schemes import available_schemes
 
 STATIC = Path(__file__).parent / "static"
 TARGET_FPS = 20
-FRAME_BUDGET = 0.04       # seconds of training per frame at most, so frames keep coming
+MIN_FPS = 10              # play never trains so long per frame that fewer frames come
+MIN_TRAINING = 0.01       # seconds of training a frame may always take
 CATCH_UP = 0.25           # seconds of owed epochs that play may catch up after slow frames
 MAX_MESSAGE = 64 * 1024   # bytes: a settings message is well under 1 KB
 COMMANDS = ("settings", "play", "pause", "step", "reset")
@@ -64,11 +66,15 @@ SECURITY_HEADERS = {
 log = logging.getLogger("initlab.serve")
 
 
+class TabGone(Exception):
+    """The tab closed its connection while the server was sending to it."""
+
+
 class Tab:
     """One browser tab: its session, the task that plays it, and the measured speed."""
 
     def __init__(self, send):
-        self.send = send            # async callable taking a JSON-ready dict
+        self._send_json = send      # async callable taking a JSON-ready dict
         self.session = None
         self.settings = None
         self.task = None
@@ -76,6 +82,7 @@ class Tab:
         self.stopping = asyncio.Event()  # set to end play after the current frame
         self.frame_times = []       # (time, epoch) of the frames of the last second
         self.seconds_per_epoch = None  # the last slice's training time per epoch
+        self.seconds_per_frame = 0.0   # and its measuring time (Session.frame)
 
     @property
     def playing(self):
@@ -160,25 +167,28 @@ class Tab:
             while not self.session.finished and not self.stopping.is_set():
                 began = time.perf_counter()
                 # Epochs owed at the chosen rate, at most CATCH_UP seconds' worth after slow
-                # frames; a slice takes at most FRAME_BUDGET seconds, by the speed measured on
-                # the previous slices (the first slice is one epoch, to measure it).
+                # frames. A slice trains at most what fits, by the speeds measured on the last
+                # slice, into a frame at MIN_FPS beside the measuring (the first slice is one
+                # epoch, to measure them).
                 owed = min(owed + rate * (began - last), max(1.0, rate * CATCH_UP))
                 last = began
                 epochs = math.floor(owed)
                 if self.seconds_per_epoch is None:
                     epochs = min(epochs, 1)
                 else:
-                    epochs = min(epochs, max(1, int(FRAME_BUDGET / self.seconds_per_epoch)))
+                    budget = max(MIN_TRAINING, 1 / MIN_FPS - self.seconds_per_frame)
+                    epochs = min(epochs, max(1, int(budget / self.seconds_per_epoch)))
                 if epochs >= 1:
                     owed -= epochs
-                    seconds = await self.advance(epochs)
-                    self.seconds_per_epoch = seconds / epochs
+                    await self.advance(epochs)
                 rest = interval - (time.perf_counter() - began)
                 if rest > 0:
                     try:
                         await asyncio.wait_for(self.stopping.wait(), rest)
                     except TimeoutError:
                         pass
+        except TabGone:
+            return  # the tab went away between frames: nothing to tell
         except Exception as error:  # a run that fails tells the page, not only the log
             log.exception("training failed")
             await self.error(f"training stopped: {type(error).__name__}: {error}")
@@ -189,24 +199,27 @@ class Tab:
         await self._send_frame(frame, playing=False)
 
     async def advance(self, epochs):
-        """Train `epochs` epochs, send the frame; return the seconds the training took."""
+        """Train `epochs` epochs and send the frame; note the seconds per epoch and per frame."""
         async with self.lock:
             # Shielded: a cancel (the tab gone) waits for the thread's slice to finish,
             # so no two threads ever work on one session.
             work = asyncio.ensure_future(asyncio.to_thread(self._train_and_measure, epochs))
             try:
-                seconds, frame = await asyncio.shield(work)
+                frame = await asyncio.shield(work)
             except asyncio.CancelledError:
                 await work
                 raise
         await self._send_frame(frame)
-        return seconds
 
     def _train_and_measure(self, epochs):
         began = time.perf_counter()
-        self.session.train(epochs)
-        seconds = time.perf_counter() - began
-        return seconds, self.session.frame()
+        trained = self.session.train(epochs)
+        middle = time.perf_counter()
+        frame = self.session.frame()
+        if trained:
+            self.seconds_per_epoch = (middle - began) / trained
+        self.seconds_per_frame = time.perf_counter() - middle
+        return frame
 
     async def send_frame(self):
         async with self.lock:
@@ -223,6 +236,12 @@ class Tab:
 
     async def error(self, message):
         await self.send({"type": "error", "message": message})
+
+    async def send(self, message):
+        try:
+            await self._send_json(message)
+        except (WebSocketDisconnect, RuntimeError) as error:  # Starlette's "already closed"
+            raise TabGone from error
 
 
 def _speed(frame_times):
@@ -275,7 +294,7 @@ async def explorer_socket(websocket):
             if message["type"] == "websocket.disconnect":
                 break
             await tab.handle(message.get("text"))
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, TabGone):
         pass
     finally:
         try:
