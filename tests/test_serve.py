@@ -414,19 +414,26 @@ def test_http_serves_the_page_and_its_assets_only(server):
     assert error.value.code == 405
 
 
-def test_play_with_the_posts_network_is_fast_enough(page):
-    # The floor: at least 10 frames and 1000 epochs per second with one seed.
-    page.start(seeds=1, epochs_per_second=4000, max_epochs=1_000_000)
+def test_play_keeps_to_the_asked_rate_and_reports_its_speed(page):
+    # 40 epochs a second is far below what the machine can do even when loaded, so play must
+    # pace itself: 2 epochs a frame at 20 frames a second. (How fast play can go is measured by
+    # benchmarks/bench_explorer.py; timings are not asserted in tests on a shared machine.)
+    page.start(seeds=1, epochs_per_second=40)
     page.send({"type": "play"})
     first = page.until("frame", where=lambda m: m["playing"])[-1]
     began = time.monotonic()
-    frames = page.until("frame", timeout=30, where=lambda m: time.monotonic() - began > 2.0)
+    frames = page.until("frame", where=lambda m: time.monotonic() - began > 2.5)
     seconds = time.monotonic() - began
     page.send({"type": "pause"})
     page.until("frame", where=lambda m: not m["playing"])
     epochs = frames[-1]["epoch"] - first["epoch"]
-    assert len(frames) / seconds >= 10, (len(frames), seconds)
-    assert epochs / seconds >= 1000, (epochs, seconds)
+    assert 0.6 * 40 <= epochs / seconds <= 1.2 * 40, (epochs, seconds)
+    epochs_seen = [frame["epoch"] for frame in frames]
+    assert epochs_seen == sorted(epochs_seen) and len(set(epochs_seen)) == len(frames)
+    # The frame's own speed is over the frames of its last second: the same pace.
+    speed = frames[-1]["speed"]
+    assert speed["epochs_per_second"] == pytest.approx(40, rel=0.4)
+    assert speed["fps"] == pytest.approx(len(frames) / seconds, rel=0.4)
 
 
 # --- the command -------------------------------------------------------------------------------

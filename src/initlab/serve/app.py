@@ -50,7 +50,7 @@ from initlab.studies.schemes import available_schemes
 
 STATIC = Path(__file__).parent / "static"
 TARGET_FPS = 20
-MIN_FPS = 10              # play never trains so long per frame that fewer frames come
+MIN_FPS = 12              # play never trains so long per frame that fewer frames come
 MIN_TRAINING = 0.01       # seconds of training a frame may always take
 CATCH_UP = 0.25           # seconds of owed epochs that play may catch up after slow frames
 MAX_MESSAGE = 64 * 1024   # bytes: a settings message is well under 1 KB
