@@ -87,11 +87,19 @@ def test_values_written_as_text_as_a_url_holds_them():
     ({"max_epochs": 10**7}, "max_epochs must be an integer from 1 to 1000000"),
     ({"data_seed": -1}, "data_seed must be an integer from 0 to 4294967295"),
     ({"epochs": 10}, r"settings has unknown fields \['epochs'\]"),
+    ({"seeds": 32, "train_size": 5000, "hidden": "256,256"}, r"seeds x train_size x hidden "
+     r"units must be at most 16777216 \(memory and time grow with it\), got 32 x 5000 x 512 = "
+     r"81920000"),
     ("seeds=3", "settings must be an object of field: value, got 'seeds=3'"),
 ])
 def test_bad_values_are_refused_naming_the_field(values, message):
     with pytest.raises(ValueError, match=message):
         parse_settings(values)
+
+
+def test_the_largest_sizes_alone_are_accepted():
+    assert parse_settings({"hidden": ",".join(["256"] * 8), "train_size": 5000}).seeds == 1
+    assert parse_settings({"seeds": 32, "train_size": 5000}).hidden == (12, 6)
 
 
 def test_a_huge_value_is_echoed_shortened():
@@ -349,6 +357,22 @@ def test_bad_messages_get_a_message_and_the_server_goes_on(page, message, expect
     error = page.receive()
     assert error["type"] == "error" and expected in error["message"]
     _, frame = page.start(seeds=1)  # still serving this tab
+    assert frame["epoch"] == 0
+
+
+def test_a_failure_inside_the_server_is_a_message_and_the_tab_goes_on(page, monkeypatch):
+    from initlab.serve import app as app_module
+
+    def broken(settings):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(app_module, "Session", broken)
+    page.send({"type": "settings", "settings": {"seeds": 2}})
+    error = page.receive()
+    assert error == {"type": "error",
+                     "message": "the server failed on settings: ZeroDivisionError: a bug"}
+    monkeypatch.undo()
+    _, frame = page.start(seeds=2)
     assert frame["epoch"] == 0
 
 

@@ -95,7 +95,16 @@ class Tab:
         except ValueError as error:
             await self.error(str(error))
             return
-        kind = message["type"]
+        try:
+            await self._dispatch(message["type"], message)
+        except TabGone:
+            raise
+        except Exception as error:  # a bug must reach the page as words, not end the tab
+            log.exception("message %r failed", message["type"])
+            await self.error(f"the server failed on {message['type']}: "
+                             f"{type(error).__name__}: {error}")
+
+    async def _dispatch(self, kind, message):
         if kind == "settings":
             await self.change(message.get("settings"))
         elif self.session is None:

@@ -9,7 +9,7 @@ the full batch, one seed.
 
 Sizes are bounded so that no page can ask the server for unbounded work or memory: at most
 MAX_LAYERS hidden layers of MAX_UNITS units, MAX_SEEDS seeds, MAX_POINTS training (and test)
-points.
+points, and seeds x training points x hidden units at most MAX_WORK.
 
     >>> settings = parse_settings({"scheme": "zeros", "seeds": 4})
     >>> settings.hidden, settings.scheme_label, settings.seeds
@@ -37,6 +37,11 @@ MAX_SCHEME_VALUE = 1000.0
 MAX_EPOCHS_PER_SECOND = 100_000
 MAX_EPOCHS = 1_000_000
 MAX_DATA_SEED = 2**32 - 1
+# seeds x training points x hidden units: each bound alone allows 32 x 5000 x 2048 = 3.3e8
+# numbers per layer buffer, about 13 GB of buffers and minutes an epoch. 2**24 keeps a session
+# under about 1 GB and a few seconds an epoch (1 seed, 5000 points, 8 x 256 units just fit;
+# the post's network takes 32 seeds of 5000 points).
+MAX_WORK = 2**24
 
 DATASETS = ("moons", "circles", "spirals", "xor", "gaussians")
 # Hidden-layer activations: every registered one except softmax, which belongs to an output.
@@ -138,6 +143,12 @@ def parse_settings(values, base=None):
         seeds=_integer("seeds", merged["seeds"], 1, MAX_SEEDS),
     )
     settings.hidden_schemes()  # each scheme's own checks (a gain's range, say), before any use
+    work = settings.seeds * settings.train_size * sum(settings.hidden)
+    if work > MAX_WORK:
+        raise ValueError(
+            f"seeds x train_size x hidden units must be at most {MAX_WORK} (memory and time grow "
+            f"with it), got {settings.seeds} x {settings.train_size} x {sum(settings.hidden)} = "
+            f"{work}: use fewer seeds, points or units")
     return settings
 
 
