@@ -19,8 +19,9 @@ and receives
 
 Training and measuring run in a worker thread, so the server keeps answering other tabs while
 one trains. Play trains in slices sized to the `epochs_per_second` setting, capped so that a
-slice and its measuring fit in a frame at MIN_FPS (many seeds or big networks then train slower
-rather than stall the page; a single epoch longer than that is still one frame). A tab that goes
+slice and its measuring fit in a frame at MIN_FPS, or trains as long as the measuring takes if
+that is longer (many seeds or big networks then train slower rather than stall the page; a
+single epoch longer than that is still one frame). A tab that goes
 away cancels its task; its session is dropped.
 """
 
@@ -185,7 +186,10 @@ class Tab:
                 if self.seconds_per_epoch is None:
                     epochs = min(epochs, 1)
                 else:
-                    budget = max(MIN_TRAINING, 1 / MIN_FPS - self.seconds_per_frame)
+                    # At least as long as the measuring, so that slow frames (many seeds on
+                    # a busy machine) still leave half the time to training.
+                    budget = max(MIN_TRAINING, self.seconds_per_frame,
+                                 1 / MIN_FPS - self.seconds_per_frame)
                     epochs = min(epochs, max(1, int(budget / self.seconds_per_epoch)))
                 if epochs >= 1:
                     owed -= epochs
