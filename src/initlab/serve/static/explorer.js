@@ -73,11 +73,11 @@ function start(message) {
     if (value !== null && value !== "") query.set(name, value);
     form.elements[name].value = value === null ? "" : value;
   }
-  history_replace("?" + query.toString());
+  replaceUrl("?" + query.toString());
   drawTheory(message.theory);
 }
 
-function history_replace(search) {
+function replaceUrl(search) {
   window.history.replaceState(null, "", location.pathname + search);
 }
 
