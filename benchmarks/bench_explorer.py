@@ -77,6 +77,20 @@ def play(address, settings, seconds):
     return frames / elapsed, (frame["epoch"] - first_epoch) / elapsed
 
 
+def training_alone(seeds, seconds):
+    """Epochs per second of Ensemble.fit alone on the same data and models, in slices of 100
+    epochs, in this process: what play could reach with no frames at all."""
+    from initlab.serve.session import Session
+    from initlab.serve.settings import parse_settings
+
+    session = Session(parse_settings({"seeds": seeds, "max_epochs": 1_000_000}))
+    session.train(10)
+    began, epochs = time.perf_counter(), 0
+    while time.perf_counter() - began < seconds:
+        epochs += session.train(100)
+    return epochs / (time.perf_counter() - began)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s per case")
@@ -85,6 +99,7 @@ def main(argv=None):
     seconds = 1.0 if args.quick else args.seconds
     print(f"bench_explorer: frames and epochs per second a page receives, {seconds:g} s per case")
     print(environment())
+    print(f"  load average before: {os.getloadavg()[0]:.1f}")
     process, address, ready = start_server()
     try:
         results = {}
@@ -96,6 +111,9 @@ def main(argv=None):
     finally:
         process.terminate()
         process.wait(10)
+    for seeds in (1, 32):
+        label = f"training alone (Ensemble.fit), {seeds} seed{'s' if seeds > 1 else ''}"
+        print(f"  {label:48s} {'':17s} {training_alone(seeds, seconds):9.0f} epochs/s")
     one_fps, one_eps = results[CASES[0][0]]
     many_fps, _ = results[CASES[3][0]]
     print(f"  target: ready < 2 s: {verdict(ready < 2)}; one seed >= 10 frames/s and >= 1000 "
