@@ -413,6 +413,30 @@ def test_a_tab_that_goes_away_stops_its_training(server):
     assert tab.session is None
 
 
+def test_tabs_beyond_the_limit_are_told_so(server, monkeypatch):
+    from initlab.serve import app as app_module
+
+    def wait_until_no_tabs():  # a closed tab leaves the server's list a moment later
+        deadline = time.monotonic() + 10
+        while server[0].state.tabs and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    wait_until_no_tabs()
+    monkeypatch.setattr(app_module, "MAX_TABS", 2)
+    first, second = Page(server[1]), Page(server[1])
+    try:
+        third = sync_client.connect(f"ws://{server[1]}/ws").__enter__()
+        error = json.loads(third.recv(timeout=10))
+        assert error == {"type": "error", "message": "2 tabs are open on this server, its "
+                         "limit: close one, then reload this page"}
+        third.close()
+    finally:
+        first.close()
+        second.close()
+    wait_until_no_tabs()
+    Page(server[1]).close()  # room again
+
+
 def test_another_sites_page_may_not_connect(server):
     with pytest.raises(Exception) as error:  # noqa: B017 - refused at the handshake
         Page(server[1], origin="http://evil.example")

@@ -55,6 +55,7 @@ MIN_FPS = 12              # play never trains so long per frame that fewer frame
 MIN_TRAINING = 0.01       # seconds of training a frame may always take
 CATCH_UP = 0.25           # seconds of owed epochs that play may catch up after slow frames
 MAX_MESSAGE = 64 * 1024   # bytes: a settings message is well under 1 KB
+MAX_TABS = 8              # tabs served at once, each with its own experiment
 COMMANDS = ("settings", "play", "pause", "step", "reset")
 # The page's policy: its own script, style and websocket only; images from canvases (data: URLs).
 SECURITY_HEADERS = {
@@ -297,9 +298,15 @@ async def explorer_socket(websocket):
         await websocket.close(code=1008)
         return
     await websocket.accept()
+    tabs = websocket.app.state.tabs
+    if len(tabs) >= MAX_TABS:
+        # Each tab holds its own models (up to about 1 GB): their number is bounded too.
+        await websocket.send_json({"type": "error", "message": f"{MAX_TABS} tabs are open on "
+                                   f"this server, its limit: close one, then reload this page"})
+        await websocket.close(code=1013)
+        return
     await websocket.send_json(options())
     tab = Tab(websocket.send_json)
-    tabs = websocket.app.state.tabs
     tabs.add(tab)
     try:
         while True:
