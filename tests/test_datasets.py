@@ -6,7 +6,8 @@ import pytest
 from initlab.blocks import datasets
 
 
-@pytest.mark.parametrize("make", [datasets.moons, datasets.circles, datasets.spirals])
+@pytest.mark.parametrize("make", [datasets.moons, datasets.circles, datasets.spirals,
+                                  datasets.xor, datasets.gaussians])
 def test_layout_balance_and_seeding(make):
     X, Y = make(101, seed=4)
     assert X.shape == (2, 101) and Y.shape == (1, 101)
@@ -26,6 +27,23 @@ def test_noiseless_moons_lie_on_scikit_learns_curves():
         theirs = reference[labels == label]
         order = lambda points: points[np.lexsort(points.T[::-1])]  # noqa: E731
         np.testing.assert_allclose(order(ours), order(theirs), atol=1e-12)
+
+
+def test_noiseless_xor_labels_are_the_sign_of_the_product():
+    X, Y = datasets.xor(1000, noise=0.0, seed=0)
+    assert np.abs(X).max() <= 1
+    np.testing.assert_array_equal(Y[0], (X[0] * X[1] > 0).astype(float))
+    # Every quadrant is drawn: each holds about a quarter of the points.
+    quadrants = np.bincount((X[0] > 0) * 2 + (X[1] > 0), minlength=4)
+    assert quadrants.min() > 200
+
+
+def test_gaussians_have_the_requested_centres_and_spread():
+    X, Y = datasets.gaussians(4000, noise=0.5, seed=0)
+    for label, centre in ((0, -1.0), (1, 1.0)):
+        cloud = X[:, Y[0] == label]
+        np.testing.assert_allclose(cloud.mean(axis=1), centre, atol=0.05)
+        np.testing.assert_allclose(cloud.std(axis=1), 0.5, rtol=0.06)
 
 
 def test_noise_has_the_requested_scale():

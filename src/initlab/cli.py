@@ -16,6 +16,7 @@ COMMANDS = {
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
+    "serve": ("initlab.serve.command", "the explorer: train and watch in the browser (local page)"),
 }
 
 

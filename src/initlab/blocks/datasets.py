@@ -1,8 +1,8 @@
 """Toy data sets in the post's layout: X of shape (n_features, m), Y of shape (n_outputs, m).
 
-moons, circles and spirals are drawn here with a seeded Generator (moons and circles follow
-scikit-learn's make_moons and make_circles geometry); digits loads scikit-learn's bundled 8x8
-digits.
+moons, circles, spirals, xor and gaussians are drawn here with a seeded Generator (moons and
+circles follow scikit-learn's make_moons and make_circles geometry; xor and gaussians
+TensorFlow Playground's); digits loads scikit-learn's bundled 8x8 digits.
 
     >>> X, Y = moons(400, noise=0.2, seed=0)
     >>> X.shape, Y.shape
@@ -73,6 +73,34 @@ def spirals(n_samples=400, noise=0.2, turns=1.5, seed=None):
         arms.append(np.column_stack([radius * np.cos(t + phase), radius * np.sin(t + phase)]))
     labels = np.concatenate([np.zeros(n_a), np.ones(n_b)])
     return _finish(np.vstack(arms), labels, noise / 4, rng)
+
+
+def xor(n_samples=400, noise=0.2, seed=None):
+    """Points uniform in the square [-1, 1]^2, label 1 where x1 * x2 > 0 (the same-sign quadrants).
+
+    Labels are taken before the noise, as TensorFlow Playground's xor does, so with noise some
+    points near the axes sit in the other class's quadrant.
+    """
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    # Half the points in the same-sign quadrants, half in the others: balanced classes.
+    n_same = n_samples // 2
+    corner = rng.uniform(0, 1, size=(n_samples, 2))
+    signs = rng.choice([-1.0, 1.0], size=n_samples)
+    flip = np.where(np.arange(n_samples) < n_same, 1.0, -1.0)
+    points = corner * np.column_stack([signs, signs * flip])
+    labels = (np.arange(n_samples) < n_same).astype(float)
+    return _finish(points, labels, noise, rng)
+
+
+def gaussians(n_samples=400, noise=0.5, seed=None):
+    """Two Gaussian clouds of standard deviation `noise`: label 0 at (-1, -1), label 1 at (1, 1)."""
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    n_a = n_samples // 2
+    labels = np.concatenate([np.zeros(n_a), np.ones(n_samples - n_a)])
+    points = np.where(labels[:, None] == 1, 1.0, -1.0) * np.ones((n_samples, 2))
+    return _finish(points, labels, noise, rng)
 
 
 def digits(seed=None, test_fraction=0.25):
