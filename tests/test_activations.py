@@ -116,7 +116,7 @@ def test_wrong_type_is_rejected_with_its_value():
         activations.get(42)
 
 
-ELEMENTWISE = sorted(name for name, cls in activations.ACTIVATIONS.items() if cls.elementwise)
+ELEMENTWISE = sorted(name for name, cls in activations.ACTIVATIONS.items() if cls().elementwise)
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)

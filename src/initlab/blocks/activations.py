@@ -14,8 +14,9 @@ with NumPy; `training_steps`, the training loop's allocation-free path, binds th
 definition to buffers; the compiled kernel (initlab.fast.jit) writes it as scalar code; the
 diagnostics count dead and saturated units by `dead` and `asymptotes`; the theory integrates
 `function` and `derivative` against a Gaussian. An activation that is not elementwise (softmax)
-overrides `forward` and `backward` and sets `elementwise = False`; the paths that need an
-elementwise definition say they cannot serve it.
+defines `vjp` (dL/dz from dL/da) instead of `derivative`, and may sum or take the maximum over
+the units (`math.column_sum`, `math.column_max`); the paths that need an elementwise definition
+(the compiled kernel) say they cannot serve it.
 
 Arrays are laid out as (..., units, m): units on the second-to-last axis, samples on the last,
 and any leading axes (an ensemble of models) broadcast through untouched.
@@ -44,7 +45,6 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 class Activation(Block):
     """Base contract; see the module docstring. Subclasses set the facts and the definition."""
 
-    elementwise = True
     gain = None
     dead = None
     asymptotes = ()
@@ -56,16 +56,29 @@ class Activation(Block):
     def derivative(self, z, a, math):
         raise NotImplementedError
 
+    def vjp(self, z, a, grad, math):
+        """dL/dz from dL/da = grad: grad * f'(z) for an elementwise activation (f' = 1 leaves
+        grad as it is); an activation that is not elementwise (softmax) defines this instead of
+        `derivative`."""
+        derivative = self.derivative(z, a, math)
+        if isinstance(derivative, (int, float)) and derivative == 1:
+            return grad
+        return grad * derivative
+
     @property
-    def defined_elementwise(self):
+    def elementwise(self):
+        """Whether f acts on each entry alone (no sum or maximum over the units)."""
+        return expressions.trace(self.function, 1).elementwise
+
+    @property
+    def follows_definition(self):
         """Whether forward and backward are this class's elementwise definition evaluated, so
         that the other paths may derive from the definition. A subclass that overrides forward
         or backward (rather than function and derivative) computes something the definition
         does not say: the training loop then runs its forward and backward as they are, and
         the compiled kernel refuses it."""
         cls = type(self)
-        return (self.elementwise and cls.forward is Activation.forward
-                and cls.backward is Activation.backward)
+        return cls.forward is Activation.forward and cls.backward is Activation.backward
 
     # --- the reference path: the definition evaluated with NumPy -------------------------------
     def forward(self, z, out=None):
@@ -77,8 +90,12 @@ class Activation(Block):
         return out
 
     def backward(self, z, a, grad_a, out=None):
-        """dL/dz = dL/da * f'(z), as a new array or into `out` (which may be grad_a itself)."""
-        return np.multiply(grad_a, expressions.evaluate(self.derivative, z, a), out=out)
+        """dL/dz from dL/da (`vjp`), as a new array or into `out` (which may be grad_a itself)."""
+        grad_z = expressions.evaluate(self.vjp, z, a, grad_a)
+        if out is None:
+            return grad_z if grad_z is not grad_a else grad_a.copy()
+        np.copyto(out, grad_z)
+        return out
 
     def is_dead(self, z, a):
         """Boolean (..., units, m): where the unit passes back no gradient, or None if it never
@@ -89,7 +106,7 @@ class Activation(Block):
     def training_steps(self, z, a, grad):
         """Bind forward (z -> a) and backward (grad holds dL/da, then dL/dz, in place) to fixed
         buffers. Returns (forward_ops, backward_ops): functions of no arguments, run in order."""
-        if not self.defined_elementwise:
+        if not self.follows_definition:
             return ([functools.partial(self.forward, z, out=a)],
                     [functools.partial(self.backward, z, a, grad, out=grad)])
         constant_shape = z.shape[-2:]  # one block of constants serves every stacked model
@@ -103,13 +120,7 @@ class Activation(Block):
         return expressions.trace(self.function, 1)
 
     def backward_graph(self):
-        """dL/dz = dL/da * f'(z), traced; f' = 1 (linear) leaves dL/da as it is."""
-        def vjp(z, a, grad, math):
-            derivative = self.derivative(z, a, math)
-            if isinstance(derivative, (int, float)) and derivative == 1:
-                return grad
-            return grad * derivative
-        return expressions.trace(vjp, 3)
+        return expressions.trace(self.vjp, 3)
 
 
 ACTIVATIONS = Registry("activation", Activation, default="linear")
@@ -319,25 +330,16 @@ class SELU(Activation):
 class Softmax(Activation):
     """f(z)_i = exp(z_i) / sum_j exp(z_j), over the units axis (-2): not elementwise.
 
-    Its Jacobian is diag(a) - a aᵀ, so grad_z = a * (grad_a - sum_i(grad_a_i a_i)). Paired with
+    Shifting by the column maximum keeps exp from overflowing; softmax is shift-invariant. Its
+    Jacobian is diag(a) - a aᵀ, so dL/dz = a * (dL/da - sum_i(dL/da_i a_i)). Paired with
     categorical cross-entropy the model skips this and uses the fused gradient a - y instead.
     """
 
-    elementwise = False
     initializer = "glorot_uniform"
 
-    def forward(self, z, out=None):
-        # Shifting by the column maximum keeps exp from overflowing; softmax is shift-invariant.
-        out = np.subtract(z, z.max(axis=-2, keepdims=True), out=out)
-        np.exp(out, out=out)
-        out /= out.sum(axis=-2, keepdims=True)
-        return out
+    def function(self, z, math):
+        e = math.exp(z - math.column_max(z))
+        return e / math.column_sum(e)
 
-    def backward(self, z, a, grad_a, out=None):
-        dot = (grad_a * a).sum(axis=-2, keepdims=True)
-        return np.multiply(a, grad_a - dot, out=out)
-
-    def forward_graph(self):
-        raise ValueError("softmax is not elementwise: it has no elementwise definition to trace")
-
-    backward_graph = forward_graph
+    def vjp(self, z, a, grad, math):
+        return a * (grad - math.column_sum(grad * a))

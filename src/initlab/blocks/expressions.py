@@ -32,6 +32,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from initlab.blocks.products import bound_product
+
 _erf_scalar = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -52,11 +54,23 @@ def _where(condition, x, y, out=None):
     return out
 
 
+def column_max(x, out=None):
+    """The maximum over the units axis (-2), kept as an axis of length 1."""
+    return np.maximum.reduce(x, -2, None, out, True)
+
+
+def column_sum(x, out=None):
+    """The sum over the units axis (-2), kept as an axis of length 1."""
+    return np.add.reduce(x, -2, None, out, True)
+
+
+# Reductions over the units axis: a definition that uses one is not elementwise (softmax).
+COLUMN_FUNCTIONS = {"column_max": column_max, "column_sum": column_sum}
 # The functions a definition may call, by the names the compiled kernel knows them by too.
 MATH_FUNCTIONS = {
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt,
     "tanh": np.tanh, "erf": erf, "abs": np.abs, "ceil": np.ceil, "maximum": np.maximum,
-    "minimum": np.minimum, "logaddexp": np.logaddexp, "where": _where,
+    "minimum": np.minimum, "logaddexp": np.logaddexp, "where": _where, **COLUMN_FUNCTIONS,
 }
 # What Python's operators on a Node record, and the ufunc each stands for.
 OPERATORS = {
@@ -110,6 +124,10 @@ class Node:
     def is_boolean(self):
         return self.op in BOOLEAN
 
+    @property
+    def is_column(self):
+        return self.op in COLUMN_FUNCTIONS
+
 
 def _node(value):
     if isinstance(value, Node):
@@ -150,12 +168,25 @@ class Graph:
                 self.calls.append(node)
         for output in outputs:
             visit(output)
+        self.elementwise = not any(node.is_column for node in self.calls)
 
     def depends_on(self, node, inputs):
         """Whether `node` depends on any Node of `inputs`."""
         if any(node is other for other in inputs):
             return True
         return any(self.depends_on(arg, inputs) for arg in node.args)
+
+
+def _bound_column(op, x, out):
+    """A reduction over the units axis, bound with its result repeated in every row of `out`
+    (the shape of x): NumPy allocates a temporary, and runs about 2x slower, for a ufunc whose
+    operands broadcast, so the calls that follow see full arrays. A column sum is one product
+    with a matrix of ones, a BLAS call that costs less than a reduction."""
+    if op == "column_sum":
+        return [bound_product(np.ones((x.shape[-2], x.shape[-2]), x.dtype), x, out)]
+    column = np.empty(x.shape[:-2] + (1,) + x.shape[-1:], x.dtype)
+    return [functools.partial(np.maximum.reduce, x, -2, None, column, True),
+            functools.partial(np.copyto, out, column)]
 
 
 def trace(function, n_inputs, n_outputs=1):
@@ -192,8 +223,8 @@ def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
     as is); a constant output is a full array.
     """
     dtype = np.result_type(*[np.asarray(a).dtype for a in arrays], np.float32)
-    shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
-    constant_shape = shape if constant_shape is None else constant_shape
+    full_shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
+    constant_shape = full_shape if constant_shape is None else constant_shape
     outs = list(out) if isinstance(out, (list, tuple)) else [out] * len(graph.outputs)
     hoisted_inputs = [graph.inputs[k] for k in hoist]
     buffers = {id(node): array for node, array in zip(graph.inputs, arrays, strict=True)}
@@ -212,14 +243,18 @@ def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
              if target is not None and node.op in UFUNCS}
     for node in graph.calls:
         args = [buffer_of(arg) for arg in node.args]
+        shape = np.broadcast_shapes(*[np.shape(arg) for arg in args])
         target = final.pop(id(node), None)
         if target is None:
             target = np.empty(shape, bool if node.is_boolean else dtype)
         buffers[id(node)] = target
-        call = functools.partial(UFUNCS[node.op], *args, out=target)
+        if node.is_column:
+            calls = _bound_column(node.op, args[0], target)
+        else:
+            calls = [functools.partial(UFUNCS[node.op], *args, out=target)]
         only_hoisted = hoisted_inputs and not graph.depends_on(
             node, [i for i in graph.inputs if all(i is not h for h in hoisted_inputs)])
-        (hoisted if only_hoisted else ops).append(call)
+        (hoisted if only_hoisted else ops).extend(calls)
     results = []
     for node, target in zip(graph.outputs, outs, strict=True):
         value = buffer_of(node)

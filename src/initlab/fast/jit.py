@@ -98,7 +98,7 @@ def check_supported(layers, loss, n_features=None):
         if type(layer) is not Dense:
             refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
                    f"Dense layers")
-        if not layer.activation.defined_elementwise or \
+        if not layer.activation.follows_definition or \
                 not _traceable(layer.activation.function, 1) or \
                 not _traceable(layer.activation.derivative, 2):
             refuse(f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
@@ -121,10 +121,9 @@ def check_supported(layers, loss, n_features=None):
 def _traceable(function, n_inputs, n_outputs=1):
     """Whether `function` is an elementwise definition that traces (expressions.trace)."""
     try:
-        expressions.trace(function, n_inputs, n_outputs)
+        return expressions.trace(function, n_inputs, n_outputs).elementwise
     except (NotImplementedError, TypeError, ValueError):
         return False
-    return True
 
 
 def training_step(layers, loss, x, y, largest=None):

@@ -32,7 +32,7 @@ OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tupl
 def hidden_activations():
     """Every registered elementwise activation, a user's included (softmax is an output's)."""
     return tuple(sorted(name for name, cls in activations.ACTIVATIONS.items()
-                        if cls.elementwise))
+                        if cls().elementwise))
 
 SCHEME_HELP = (
     "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab "
