@@ -75,3 +75,26 @@ def test_digits_are_scaled_one_hot_and_split():
     assert X_train.shape[1] + X_test.shape[1] == 1797
     assert 0 <= X_train.min() and X_train.max() <= 1
     np.testing.assert_array_equal(Y_test.sum(axis=0), 1)
+
+
+def test_noiseless_circles_lie_on_two_circles_whose_radii_are_factor_apart():
+    X, Y = datasets.circles(200, noise=0.0, factor=0.3, seed=0)
+    radius = np.hypot(X[0], X[1])
+    np.testing.assert_allclose(radius[Y[0] == 0], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(radius[Y[0] == 1], 0.3, rtol=1e-12)
+
+
+def test_noiseless_spirals_are_two_opposite_arms_of_the_requested_turns():
+    X, Y = datasets.spirals(400, noise=0.0, turns=2.0, seed=0)
+    for label in (0, 1):
+        arm = X[:, Y[0] == label]
+        radius = np.hypot(arm[0], arm[1])
+        assert radius.min() == pytest.approx(0.5) and radius.max() == pytest.approx(2.0)
+        # r grows with the angle: r = t / (turns 2 pi) * 2, so the arm unwinds 1.5 turns
+        # between r = 0.5 and r = 2 (t from 0.25 to 1 of its length).
+        order = np.argsort(radius)
+        angle = np.unwrap(np.arctan2(arm[1], arm[0])[order])
+        assert abs(angle[-1] - angle[0]) == pytest.approx(0.75 * 2.0 * 2 * np.pi, rel=1e-9)
+    # The second arm is the first turned by half a turn.
+    first, second = X[:, Y[0] == 0], X[:, Y[0] == 1]
+    np.testing.assert_allclose(np.sort(np.hypot(*first)), np.sort(np.hypot(*second)))

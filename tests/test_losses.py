@@ -68,6 +68,27 @@ def test_binary_crossentropy_matches_pytorch_with_logits():
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-16)
 
 
+def test_binary_crossentropy_of_several_outputs_matches_pytorch_on_both_paths():
+    # Three independent sigmoid outputs: the mean runs over outputs and samples, as Keras's
+    # and PyTorch's do, and each output's gradient is its own p - y over that count.
+    torch = pytest.importorskip("torch")
+    z, y = _binary(shape=(3, 40), seed=11)
+    zt = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(y))
+    expected.backward()
+    bce = losses.get("crossentropy")
+    cost, grad = bce.from_logits(y, z.copy())
+    np.testing.assert_allclose(cost, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-16)
+    bound_grad = np.empty_like(z)
+    step, load = bce.training_step(y.copy(), z.copy(), bound_grad, from_logits=True)
+    load()
+    np.testing.assert_allclose(step(), expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(bound_grad, zt.grad.numpy(), rtol=1e-10, atol=1e-16)
+    p = 1 / (1 + np.exp(-z))  # the unfused path, from probabilities
+    np.testing.assert_allclose(bce(y, p), expected.item(), rtol=1e-9)
+
+
 def test_categorical_crossentropy_matches_pytorch():
     torch = pytest.importorskip("torch")
     z, y = _onehot(n_classes=5, m=30, seed=8)
