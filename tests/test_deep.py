@@ -77,7 +77,7 @@ def test_geometric_mean_passes_zero_and_inf_through():
 @pytest.mark.parametrize("extra, message", [
     (["--depths", "0,5"], "--depths must be an integer >= 1, got 0"),
     (["--schemes", "he,unknown"], "scheme 'unknown' is not known"),
-    (["--activations", "relu,selu"], "--activations must be one of"),
+    (["--activations", "relu,softmax"], "--activations must be one of"),
     (["--seeds", "-1"], "--seeds must be an integer >= 0"),
     (["--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--batch-size", "0"], "--batch-size"),
