@@ -1,18 +1,22 @@
-"""Loss functions: the cost averaged over samples, and its gradient, side by side.
+"""Loss functions: each defined once, as the loss of every entry and its derivative.
 
 Arrays are (..., n_outputs, m). A loss returns one cost per model: a float for a single model, an
-array over the leading axes for an ensemble. Gradients already carry the 1/m of the average, so the
-layers below never divide again.
+array over the leading axes for an ensemble. Gradients already carry the 1/count of the average,
+so the layers below never divide again.
 
-Every loss has
-    __call__(y_true, y_pred)         -> cost
-    gradient(y_true, y_pred)         -> dL/dy_pred
-    training_step(y_true, output, grad_output, from_logits) -> step() -> cost, over fixed buffers
-Cross-entropies also have a fused path for the activation they pair with:
-    from_logits(y_true, z, out=None) -> (cost, dL/dz)
-The model takes it when the output layer's activation is `loss.output_activation`: the cost is then
-computed from the logits with log-sum-exp (exact and finite at any weight scale), and dL/dz is the
-familiar p - y, which holds only for these matching pairs.
+A loss says what it is in one class:
+    definition(y_pred, y, math)      (loss, dL/dy_pred) of each entry, before the mean
+    logit_definition(z, y, math)     the same from the logits z of `output_activation`, for the
+                                     pair it fuses with (sigmoid, softmax), if it has one
+    count(y)                         how many numbers the mean runs over
+written with `math` as activations are (see expressions.py). Every path derives from them:
+    __call__(y_true, y_pred) -> cost, gradient(y_true, y_pred) -> dL/dy_pred and
+    from_logits(y_true, z) -> (cost, dL/dz) evaluate them with NumPy (the reference);
+    training_step(...) binds them to buffers allocated once (the training loop); the compiled
+    kernel writes them as scalar code.
+The model fuses the output activation into the loss when it is `loss.output_activation`: the cost
+is then computed from the logits with log-sum-exp (exact and finite at any weight scale), and
+dL/dz is the familiar p - y, which holds only for these matching pairs.
 
     >>> import numpy as np
     >>> bce = get("crossentropy")
@@ -28,7 +32,8 @@ from initlab.blocks import expressions
 from initlab.blocks.products import dot as _dot
 from initlab.registry import Block, Registry
 
-_copyto = getattr(np.copyto, "_implementation", np.copyto)  # likewise
+# np.copyto without its Python-level dispatch, as products.dot does for np.dot.
+_copyto = getattr(np.copyto, "_implementation", np.copyto)
 
 _SUM_AXES = (-2, -1)
 
@@ -39,8 +44,8 @@ def _count(y):
 
 
 class Loss(Block):
-    """Base contract. An elementwise loss defines its mathematics once (see the module doc);
-    a loss that is not elementwise (categorical cross-entropy) implements the methods itself."""
+    """Base contract: a subclass gives `definition` (and `logit_definition` for a fused pair);
+    see the module docstring."""
 
     output_activation = None
 
@@ -49,8 +54,8 @@ class Loss(Block):
         raise NotImplementedError
 
     def logit_definition(self, z, y_true, math):
-        """Likewise from the logits z of `output_activation`, for the fused pair; None if the
-        loss has no fused form."""
+        """Likewise from the logits z of `output_activation`, for the fused pair; a loss without
+        one leaves this unimplemented."""
         raise NotImplementedError
 
     def count(self, y):
@@ -124,33 +129,17 @@ def _scaled_sum(values, axes, scale):
     return np.add.reduce(values, axes) * scale
 
 
-def _bound_cost(values, scale, weights=None):
-    """cost() -> scale * sum over the last two axes of values (times weights): one per model.
+def _bound_cost(values, scale):
+    """cost() -> scale * sum over the last two axes of values: one cost per model.
 
-    values : the caller's buffer, which the stacked case may overwrite (it is read last).
-    weights : None, or a C-ordered buffer of the shape of values.
-    For one model this is a single BLAS dot product (with a vector of `scale` when there are no
-    weights), which costs less than a reduction (0.6 against 1 µs for the post's batch); a
-    stacked cost is one reduction.
+    For one model this is a single BLAS dot product with a vector of `scale`, which costs less
+    than a reduction (0.6 against 1 µs for the post's batch); a stacked cost is one reduction.
     The cost returned is a new scalar or array every step: callers keep it.
     """
-    call = functools.partial
-    flat = values.ndim == 2 and values.flags.c_contiguous  # reshape(-1) is then a view
-    if flat and (weights is None or (weights.shape == values.shape
-                                     and weights.flags.c_contiguous)):
-        if weights is None:
-            return call(_dot, values.reshape(-1), np.full(values.size, scale, values.dtype))
-        dot = call(_dot, values.reshape(-1), weights.reshape(-1))
-        return dot if scale == 1 else lambda: dot() * scale
-    if weights is None:
-        return call(_scaled_sum, values, _SUM_AXES, scale)
-    multiply = call(np.multiply, values, weights, values)
-
-    def cost():
-        multiply()
-        return np.add.reduce(values, _SUM_AXES) * scale
-
-    return cost
+    if values.ndim == 2 and values.flags.c_contiguous:  # reshape(-1) is then a view
+        return functools.partial(_dot, values.reshape(-1),
+                                 np.full(values.size, scale, values.dtype))
+    return functools.partial(_scaled_sum, values, _SUM_AXES, scale)
 
 
 def _full_targets(y_true, shape):
