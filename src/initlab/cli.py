@@ -16,6 +16,8 @@ COMMANDS = {
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
+    "theory": ("initlab.studies.theory",
+               "mean-field signal propagation: phase diagram, theory over measured networks"),
 }
 
 

@@ -14,17 +14,19 @@ per-input second moment q and whose correlation c between two inputs follow dete
 Every expectation is computed here from the activation object itself (its forward and backward),
 never from a per-activation formula, so an activation registered tomorrow is covered as it is.
 
-Quadrature. The expectations are Gaussian quadratures (Gauss–Hermite type: Gauss rules for the
-Gaussian weight), split where an activation may have a kink: at 0 (relu, leaky_relu, elu, selu,
-sign). A plain Gauss–Hermite rule converges only like 1/n across a kink (E|z| has error 2e-3 with
-96 nodes); split there, every piece is smooth and the rule converges exponentially:
-- one variable: E[f(z)] = ∫_0^∞ (f(z) + f(-z)) N(z) dz, a half-range Gauss–Hermite rule;
+Quadrature. The expectations are Gaussian quadratures split where an activation may have a kink:
+at 0 (relu, leaky_relu, elu, selu, sign). A plain Gauss–Hermite rule converges only like 1/n
+across a kink (E|z| has error 2e-3 with 128 nodes), and slowly for steep profiles (tanh at large
+q); split at 0, every piece is smooth and the rules converge exponentially:
+- one variable: E[f(√q z)] = ∫_0^∞ (f(√q z) + f(-√q z)) N(z) dz, by Gauss–Legendre on panels
+  graded from 0 at the activation's scale 1/√q out to the Gaussian's tail (exact to about 1e-14
+  for any q, however steep √q makes the profile);
 - two variables: polar coordinates (z1, z2) = r (cos θ, sin θ), with the angle cut where u1 or u2
   changes sign (four arcs, Gauss–Legendre on each) and the radius on the Gauss rule for the weight
-  r e^{-r²/2} on [0, ∞).
-Both Gauss rules are computed once, by the Lanczos (discretised Stieltjes) method of Gautschi
-(2004, §2.2) from a fine composite Gauss–Legendre discretisation of the weight. A kink away from
-0 (relu6, hard tanh) is still integrated correctly, but converges algebraically.
+  r e^{-r²/2} on [0, ∞) (the half-range Gauss–Hermite rule of that weight), computed once by the
+  Lanczos (discretised Stieltjes) method of Gautschi (2004, §2.2). Its accuracy falls as q grows
+  (see RADIAL_NODES); beyond q = Q_TWO_VARIABLES the two-variable quantities are reported as nan.
+A kink away from 0 (relu6, hard tanh) is still integrated correctly, but converges algebraically.
 
     >>> round(chi1("relu", 2.0, 0.0), 12)        # He et al.'s σ_w² = 2 is critical for relu
     1.0
@@ -46,18 +48,22 @@ from initlab import checks
 from initlab.blocks import activations as activations_module
 from initlab.blocks.initializers import NONLINEARITIES, calculate_gain
 
-# Nodes of the quadrature rules. Against rules of twice as many nodes, tanh's two-variable
-# expectations agree to 3e-12 at q <= 3, 3e-9 at q = 10 and 3e-7 at q = 50 (its profile steepens
-# with q); relu, leaky_relu, sign and linear are exact to rounding at any q.
-HALF_LINE_NODES = 64        # per half line: 128 evaluations per one-variable expectation
+# Nodes of the two-variable rule. Against rules of twice as many nodes, tanh's two-variable
+# expectations agree to 3e-12 at q <= 3, 3e-9 at q = 10, 3e-7 at q = 50 and 2e-5 at q = 100 (its
+# profile steepens with q; 1% off at q = 1000), so above Q_TWO_VARIABLES they are nan. relu,
+# leaky_relu, sign and linear are exact to rounding at any q.
+PANEL_NODES = 10            # one variable: Gauss–Legendre nodes per panel ...
+GRADED_PANELS = 10          # ... on 1 + 10 + 5 panels per half line: 320 evaluations
+TAIL_EDGES = (2.0, 3.5, 5.5, 8.0, 12.0)
 RADIAL_NODES = 40           # two variables: radial nodes ...
 ARC_NODES = 24              # ... times angular nodes on each of the four arcs: 3840 evaluations
+Q_TWO_VARIABLES = 100.0
 # q is searched on [Q_MIN, Q_MAX]; beyond it the length map is taken as having run to 0 or ∞, and
 # slopes at q* = 0 or ∞ are the limits, evaluated there.
 Q_MIN, Q_MAX = 1e-30, 1e30
 # A fixed point of the correlation map is looked for below 1 - C_GAP (at 1 it always is one).
 C_GAP = 1e-7
-_BISECTIONS = 60
+_BISECTIONS = 48          # a bracket 10 wide in q, or 1 wide in c, to rounding
 _REGULA_FALSI_STEPS = 30
 
 
@@ -124,10 +130,28 @@ def _gauss_rule(weight_name, n):
     return nodes, mass * vectors[0] ** 2
 
 
-def _normal_rule():
-    """Symmetric rule for E[f(z)], z ~ N(0, 1): half-range nodes ±x, so 0 is never crossed."""
-    x, w = _gauss_rule("half_normal", HALF_LINE_NODES)
-    return np.concatenate([x, -x]), np.concatenate([w, w])
+@functools.cache
+def _legendre(n):
+    return np.polynomial.legendre.leggauss(n)
+
+
+def _normal_rule(q):
+    """Nodes z and weights for E[f(√q z)], z ~ N(0, 1), graded to the activation's scale 1/√q.
+
+    Both half lines are cut into panels, Gauss–Legendre on each: from 0 to s = min(1, 1/√q)/8,
+    then geometrically from s to 1 (so a feature of f at u = √q z ~ 1 is resolved however large
+    q is), then [1, 2, 3.5, 5.5, 8, 12] for the Gaussian's tail (N(12) < 1e-31). 0 is never
+    crossed. Shapes: q (...) -> nodes and weights (..., 2 * HALF_LINE_PANELS * PANEL_NODES).
+    """
+    t, v = _legendre(PANEL_NODES)
+    start = np.minimum(1.0, 1.0 / np.sqrt(np.maximum(q, Q_MIN)))[..., None] / 8
+    graded = start * (1.0 / start) ** (np.arange(GRADED_PANELS + 1) / GRADED_PANELS)
+    tail = np.broadcast_to(np.array(TAIL_EDGES), q.shape + (len(TAIL_EDGES),))
+    edges = np.concatenate([np.zeros(q.shape + (1,)), graded, tail], axis=-1)
+    half = np.diff(edges, axis=-1)[..., None] / 2                       # (..., panels, 1)
+    x = (edges[..., :-1, None] + half * (t + 1)).reshape(q.shape + (-1,))
+    w = (half * v).reshape(x.shape) * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return np.concatenate([x, -x], axis=-1), np.concatenate([w, w], axis=-1)
 
 
 def gaussian_expectation(f, q):
@@ -136,9 +160,9 @@ def gaussian_expectation(f, q):
     >>> round(float(gaussian_expectation(np.abs, 1.0)), 12)      # √(2/π)
     0.797884560803
     """
-    nodes, weights = _normal_rule()
     q = np.asarray(q, dtype=float)
-    return f(np.sqrt(q)[..., None] * nodes) @ weights
+    nodes, weights = _normal_rule(q)
+    return np.sum(f(np.sqrt(q)[..., None] * nodes) * weights, axis=-1)
 
 
 def bivariate_expectation(f, g, q1, q2, c):
@@ -157,7 +181,7 @@ def bivariate_expectation(f, g, q1, q2, c):
                                     psi + np.pi / 2, psi + 1.5 * np.pi], axis=-1), 2 * np.pi),
                    axis=-1)
     ends = np.concatenate([cuts[..., 1:], cuts[..., :1] + 2 * np.pi], axis=-1)
-    t, v = np.polynomial.legendre.leggauss(ARC_NODES)
+    t, v = _legendre(ARC_NODES)
     half = (ends - cuts)[..., None] / 2                             # (..., 4, 1)
     theta = (cuts[..., None] + half * (t + 1)).reshape(cuts.shape[:-1] + (-1,))
     arc_weights = (half * v).reshape(theta.shape) / (2 * np.pi)     # (..., 4 * ARC_NODES)
@@ -165,7 +189,9 @@ def bivariate_expectation(f, g, q1, q2, c):
     u1 = (np.sqrt(q1)[..., None] * np.cos(theta))[..., None] * r
     u2 = (np.sqrt(q2)[..., None] * np.cos(theta - psi[..., None]))[..., None] * r
     values = f(u1) * g(u2) @ radial_weights
-    return np.sum(values * arc_weights, axis=-1)
+    # Beyond Q_TWO_VARIABLES the profile is too steep for these rules: say so rather than guess.
+    return np.where(np.maximum(q1, q2) > Q_TWO_VARIABLES, np.nan,
+                    np.sum(values * arc_weights, axis=-1))
 
 
 # --- argument checks --------------------------------------------------------------------------
@@ -233,30 +259,24 @@ def fixed_point(activation, weight_variance, bias_variance, q0=1.0):
 def _fixed_point(phi, wv, bv, q0=1.0):
     def excess(q):  # sign of q-map(q) - q, relative, with rounding taken as 0
         gap = (_q_map(phi, wv, bv, q) - q) / q
-        return np.where(np.abs(gap) < 1e-12, 0.0, gap)
+        return np.sign(np.where(np.abs(gap) < 1e-12, 0.0, gap))
 
-    grid = np.unique(np.concatenate([np.logspace(-30, 30, 61), [q0]]))
-    start = int(np.searchsorted(grid, q0))
-    signs = np.sign(np.stack([excess(np.full(wv.shape, q)) for q in grid]))  # (grid, ...)
-    direction = signs[start]
+    direction = excess(np.full(wv.shape, q0))
     q_star = np.full(wv.shape, q0)
     low, high = np.full(wv.shape, np.nan), np.full(wv.shape, np.nan)
-    for index in np.ndindex(wv.shape):
-        column = signs[(slice(None),) + index]
-        if direction[index] > 0:      # q grows until the map first falls to or below q
-            above = np.nonzero(column[start:] <= 0)[0]
-            if above.size:
-                k = start + above[0]
-                low[index], high[index] = grid[k - 1], grid[k]
-            else:
-                q_star[index] = np.inf
-        elif direction[index] < 0:    # q shrinks until the map first reaches q or above
-            below = np.nonzero(column[:start] >= 0)[0]
-            if below.size:
-                k = below[-1]
-                low[index], high[index] = grid[k], grid[k + 1]
-            else:
-                q_star[index] = 0.0
+    # March from q0 by factors of 10 the way the map moves q, until it turns back: then the
+    # fixed point lies between the last two steps. Past Q_MIN or Q_MAX it is 0 or ∞.
+    current = np.full(wv.shape, q0)
+    moving = direction != 0
+    while np.any(moving):
+        trial = current * 10.0 ** direction
+        turned = moving & (excess(trial) * direction <= 0)
+        low = np.where(turned, np.minimum(current, trial), low)
+        high = np.where(turned, np.maximum(current, trial), high)
+        escaped = moving & ~turned & ((trial >= Q_MAX) | (trial <= Q_MIN))
+        q_star = np.where(escaped, np.where(direction > 0, np.inf, 0.0), q_star)
+        moving &= ~turned & ~escaped
+        current = np.where(moving, trial, current)
     search = np.isfinite(low)
     if np.any(search):
         # On [low, high] the map is above q at low and at or below it at high: bisect in log q.
@@ -336,7 +356,8 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
     """c*: the stable fixed point of the correlation map at q*.
 
     1 in the ordered phase and on the edge (χ1 <= 1, the fixed point at c = 1 attracts); below 1
-    in the chaotic phase, found by bisection on [-1, 1 - 1e-7] where the map crosses c from above.
+    in the chaotic phase, found on [0, 1 - 1e-7] where the map crosses c from above (0 for an odd
+    φ without bias); nan there when q* > Q_TWO_VARIABLES (100), beyond the quadrature's accuracy.
 
     >>> correlation_fixed_point("tanh", 1.0, 0.05)
     1.0
@@ -353,18 +374,20 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
 
 def _correlation_fixed_point(phi, wv, bv, q_star, chi):
     q = _evaluation_q(q_star)
-    c_star = np.ones(wv.shape)
-    chaotic = chi > 1
+    c_star = np.where((chi > 1) & (q > Q_TWO_VARIABLES), np.nan, 1.0)
+    chaotic = (chi > 1) & (q <= Q_TWO_VARIABLES)
     if np.any(chaotic):
         wv_s, bv_s, q_s = wv[chaotic], bv[chaotic], q[chaotic]
 
         def excess(c):
             return _correlation_map(phi, wv_s, bv_s, c, q_s) - c
 
-        # On [-1, 1 - C_GAP] the map starts at or above c (a correlation is >= -1) and, when χ1 > 1
-        # clearly enough, ends below it: the Illinois variant of regula falsi finds the crossing
-        # (superlinear, and never leaves the bracket). Where it does not end below, c* is 1.
-        low, high = np.full(q_s.shape, -1.0), np.full(q_s.shape, 1.0 - C_GAP)
+        # On [0, 1 - C_GAP] the map starts at or above c (at c = 0 it is (σ_w² E[φ]² + σ_b²) / q,
+        # never negative) and, when χ1 > 1 clearly enough, ends below it: the Illinois variant of
+        # regula falsi finds the crossing (superlinear, and never leaves the bracket). Where it
+        # does not end below, c* is 1. Below 0 the map is only ever left, never entered: c = -1
+        # may be fixed too (odd φ, no bias) but repels.
+        low, high = np.zeros(q_s.shape), np.full(q_s.shape, 1.0 - C_GAP)
         f_low, f_high = excess(low), excess(high)
         bracketed = f_high < 0
         f_low = np.maximum(f_low, 0.0)
@@ -410,8 +433,12 @@ def _critical_weight_variance(phi, derivative, bv):
     def above(wv):  # χ1 >= 1, with rounding around 1 counted as 1
         return _chi1(phi, derivative, wv, bv, _fixed_point(phi, wv, bv)) >= 1 - 1e-13
 
+    # χ1 >= 1 on a logarithmic grid of σ_w² (all at once), then bisection after the first.
     grid = np.logspace(-2, 4, 31)
-    crossed = np.stack([above(np.full(bv.shape, wv)) for wv in grid])   # (grid, ...)
+    shape = (grid.size,) + bv.shape
+    crossed = np.broadcast_to(grid.reshape((-1,) + (1,) * bv.ndim), shape)
+    crossed = _chi1(phi, derivative, crossed, np.broadcast_to(bv, shape),
+                    _fixed_point(phi, crossed, np.broadcast_to(bv, shape))) >= 1 - 1e-13
     first = np.argmax(crossed, axis=0)
     found = crossed.any(axis=0)
     log_low = np.log(grid[np.maximum(first - 1, 0)])
@@ -432,7 +459,8 @@ def depth_scales(activation, weight_variance, bias_variance):
         ξ_c⁻¹ = -ln(σ_w² E[φ'(u1) φ'(u2)]),  (u1, u2) at q* and correlation c*
 
     |q^l - q*| and |c^l - c*| decay like exp(-l / ξ). ξ_c diverges on the edge of chaos: networks
-    train up to a depth of about 6 ξ_c (Schoenholz et al., fig. 6). inf where the slope is >= 1.
+    train up to a depth of about 6 ξ_c (Schoenholz et al., fig. 6). inf where the slope is >= 1;
+    ξ_c is nan where c* is (chaotic, q* > Q_TWO_VARIABLES).
 
     >>> [round(xi, 6) for xi in depth_scales("relu", 1.0, 0.1)]    # both -1 / ln(1/2)
     [1.442695, 1.442695]
@@ -446,6 +474,23 @@ def depth_scales(activation, weight_variance, bias_variance):
     return _result(xi_q), _result(xi_c)
 
 
+def phase_quantities(activation, weight_variance, bias_variance):
+    """Everything the phase diagram shows, over broadcast σ_w² and σ_b² arrays, computed once.
+
+    Returns {"q_star", "chi1", "c_star", "chi_c", "length_slope", "xi_q", "xi_c"}, arrays of the
+    broadcast shape (see fixed_point, chi1, correlation_fixed_point and depth_scales).
+
+    >>> sorted(phase_quantities("tanh", [1.0, 2.0], 0.05))[:3]
+    ['c_star', 'chi1', 'chi_c']
+    """
+    _, phi, derivative = _phi_and_derivative(activation)
+    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
+                                 _variance("bias_variance", bias_variance))
+    with np.errstate(all="ignore"):
+        xi_q, xi_c, parts = _depth_scales(phi, derivative, wv, bv)
+    return {**parts, "xi_q": xi_q, "xi_c": xi_c}
+
+
 def _depth_scales(phi, derivative, wv, bv):
     """(ξ_q, ξ_c, dict of the intermediate numbers) over broadcast arrays wv, bv."""
     q_star = _fixed_point(phi, wv, bv)
@@ -456,13 +501,14 @@ def _depth_scales(phi, derivative, wv, bv):
         lambda u: u * phi(u) * derivative(u), q) / q            # E[z φ φ'] / √q, with u = √q z
     chi_c = np.where(c_star >= 1, chi,
                      wv * bivariate_expectation(derivative, derivative, q, q, c_star))
+    chi_c = np.where(np.isnan(c_star), np.nan, chi_c)
     return (_depth(length_slope), _depth(chi_c),
             {"q_star": q_star, "chi1": chi, "c_star": c_star, "chi_c": chi_c,
              "length_slope": length_slope})
 
 
 def _depth(slope):
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(slope >= 1, np.inf, np.where(slope <= 0, 0.0, -1.0 / np.log(slope)))
 
 
@@ -536,7 +582,7 @@ def gain_table(activations=None):
     "relative_difference" (pytorch / exact - 1), "gamma"}.
     """
     if activations is None:
-        activations = [name for name in activations_module.ACTIVATIONS if _elementwise(name)]
+        activations = [name for name in activations_module.ACTIVATIONS if is_elementwise(name)]
     rows = []
     for activation in activations:
         act, _, _ = _phi_and_derivative(activation)
@@ -554,9 +600,14 @@ def gain_table(activations=None):
     return rows
 
 
-def _elementwise(name):
+def is_elementwise(activation):
+    """Whether the theory applies to this activation (a name or an Activation).
+
+    >>> is_elementwise("tanh"), is_elementwise("softmax")
+    (True, False)
+    """
     try:
-        _phi_and_derivative(name)
+        _phi_and_derivative(activation)
     except ValueError:
         return False
     return True
