@@ -273,7 +273,9 @@ def propagation_table(activation, points, depth, width, seeds, pairs, c0):
             rows.append({
                 "point": label, "weight_variance": wv, "bias_variance": bv, "layer": layer + 1,
                 "q_theory": float(q_theory[layer]), "q_measured": measured,
-                "q_relative_error": measured / q_theory[layer] - 1 if q_theory[layer] else None,
+                "q_relative_error": (measured / q_theory[layer] - 1
+                                     if np.isfinite(q_theory[layer]) and q_theory[layer] > 0
+                                     else None),
                 "q_min": float(q[:, layer].min()), "q_max": float(q[:, layer].max()),
                 "c_theory": float(c_theory[layer]), "c_measured": float(c[:, layer].mean()),
                 "c_min": float(c[:, layer].min()), "c_max": float(c[:, layer].max()),

@@ -92,6 +92,13 @@ def _phi_and_derivative(activation):
         z = np.array(z, dtype=float)
         return act.backward(z, act.forward(z.copy()), np.ones_like(z))
 
+    # A positively homogeneous φ (φ(λz) = λ φ(z) for λ > 0: linear, relu, leaky_relu) has
+    # two-variable expectations that scale exactly with q, so they are taken at q = 1 and scaled
+    # (exact at any q). Read off the activation itself, on probes where doubling is exact.
+    probe = np.array([[-1.5, -0.3, 0.7, 1.9]])
+    if np.array_equal(phi(2 * probe), 2 * phi(probe)) and np.array_equal(
+            derivative(2 * probe), derivative(probe)):
+        phi.degree, derivative.degree = 1, 0
     return act, phi, derivative
 
 
@@ -176,6 +183,10 @@ def bivariate_expectation(f, g, q1, q2, c):
     0.333333333333
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
+    degrees = getattr(f, "degree", None), getattr(g, "degree", None)
+    if None not in degrees:      # positively homogeneous: exact from q = 1 (see _phi_and_derivative)
+        unit = bivariate_expectation(_unscaled(f), _unscaled(g), 1.0, 1.0, c)
+        return unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
     psi = np.arccos(np.clip(c, -1.0, 1.0))
     cuts = np.sort(np.mod(np.stack([np.full_like(psi, np.pi / 2), np.full_like(psi, 1.5 * np.pi),
                                     psi + np.pi / 2, psi + 1.5 * np.pi], axis=-1), 2 * np.pi),
@@ -192,6 +203,13 @@ def bivariate_expectation(f, g, q1, q2, c):
     # Beyond Q_TWO_VARIABLES the profile is too steep for these rules: say so rather than guess.
     return np.where(np.maximum(q1, q2) > Q_TWO_VARIABLES, np.nan,
                     np.sum(values * arc_weights, axis=-1))
+
+
+def _unscaled(f):
+    # The same function without its homogeneity degree, so that it is integrated as given.
+    def plain(z):
+        return f(z)
+    return plain
 
 
 # --- argument checks --------------------------------------------------------------------------
@@ -357,7 +375,8 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
 
     1 in the ordered phase and on the edge (χ1 <= 1, the fixed point at c = 1 attracts); below 1
     in the chaotic phase, found on [0, 1 - 1e-7] where the map crosses c from above (0 for an odd
-    φ without bias); nan there when q* > Q_TWO_VARIABLES (100), beyond the quadrature's accuracy.
+    φ without bias); nan there when q* = ∞ (no fixed point), or when q* > Q_TWO_VARIABLES (100),
+    beyond the quadrature's accuracy, unless φ is positively homogeneous (then exact at any q).
 
     >>> correlation_fixed_point("tanh", 1.0, 0.05)
     1.0
@@ -374,8 +393,11 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
 
 def _correlation_fixed_point(phi, wv, bv, q_star, chi):
     q = _evaluation_q(q_star)
-    c_star = np.where((chi > 1) & (q > Q_TWO_VARIABLES), np.nan, 1.0)
-    chaotic = (chi > 1) & (q <= Q_TWO_VARIABLES)
+    # Not computed: no fixed point (q* = ∞), or beyond the two-variable quadrature's range.
+    unreachable = ~np.isfinite(q_star) | (
+        (q > Q_TWO_VARIABLES) & (getattr(phi, "degree", None) is None))
+    c_star = np.where((chi > 1) & unreachable, np.nan, 1.0)
+    chaotic = (chi > 1) & ~unreachable
     if np.any(chaotic):
         wv_s, bv_s, q_s = wv[chaotic], bv[chaotic], q[chaotic]
 
