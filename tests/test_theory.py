@@ -324,3 +324,22 @@ def test_the_readme_example_runs_as_pasted():
                             env={"PYTHONPATH": str(root / "src")}, timeout=300, check=True)
     assert result.stdout.startswith("[1.         1.76095464]")
     assert "'activation': 'tanh'" in result.stdout
+
+
+def test_predict_signals_follows_relus_closed_form_layer_by_layer():
+    model = theory.gaussian_network("relu", 1.5, 0.2, depth=4, width=64, seed=1, n_inputs=5)
+    X = np.random.default_rng(0).normal(size=(5, 7))
+    rows = theory.predict_signals(model, X)
+    layers = model.layers
+    wv = [layer.params["weights"].shape[1] * np.mean(layer.params["weights"] ** 2)
+          for layer in layers]
+    bv = [np.mean(layer.params["bias"] ** 2) for layer in layers]
+    q = wv[0] * np.mean(X * X, axis=0) + bv[0]
+    for index, row in enumerate(rows):
+        if index:
+            q = wv[index] * q / 2 + bv[index]       # relu: E[relu(√q z)²] = q / 2
+        assert row["q"] == pytest.approx(np.mean(q), rel=1e-12)
+        # std of relu(√q z) pooled over inputs: E = √q/√(2π), E² = q/2.
+        mean = np.mean(np.sqrt(q) / math.sqrt(2 * math.pi))
+        assert row["activation_std"] == pytest.approx(math.sqrt(np.mean(q) / 2 - mean**2),
+                                                      rel=1e-12)

@@ -55,10 +55,12 @@ def _positive(values):
     return values
 
 
-def plot_signal_std(records_by_scheme, path, title=""):
+def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     """One panel per signal (STD_PANELS), std against layer, one line per scheme; saved at path.
 
     records_by_scheme : {label: list of LayerRecord}, e.g. the hidden layers of measure(...).
+    predicted : optional {label: activation std per layer}, the mean-field theory's
+    (initlab.tools.theory.predict_signals), drawn dashed in the scheme's colour on the first panel.
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -68,14 +70,18 @@ def plot_signal_std(records_by_scheme, path, title=""):
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
         for scheme, records in records_by_scheme.items():
             layers = [record.layer for record in records]
-            ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
-                    markersize=3, label=scheme)
+            line, = ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
+                            markersize=3, label=scheme)
+            if predicted and field == "activation_std" and scheme in predicted:
+                ax.plot(layers, _positive(predicted[scheme][:len(layers)]), linestyle="--",
+                        color=line.get_color(), linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="dashed: mean-field theory" if predicted else None,
+                   title_fontsize=7)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)

@@ -713,6 +713,52 @@ def measure_propagation(activation, weight_variance, bias_variance, depth, width
     return q, c
 
 
+def predict_signals(model, X):
+    """The theory's per-layer signal scale for a built model of Dense layers on inputs X.
+
+    Each layer's σ_w² = fan_in · mean(W²) and σ_b² = mean(b²) are read from its drawn weights
+    (the theory holds for any i.i.d. zero-mean weights as the width grows, by the central limit
+    theorem); each input starts at q^1 = σ_w² x·x / n + σ_b², is carried through the length map
+    layer by layer, and the moments are pooled over the inputs as the diagnostics pool them.
+    X : (n_features, m). Returns one dict per layer: weight_variance, bias_variance, q (mean
+    over inputs), preactivation_std (√q: the weights' mean is 0) and activation_std (None for
+    an activation the theory does not cover, such as a softmax output).
+
+    >>> from initlab import Dense, NeuralNetwork
+    >>> model = NeuralNetwork(seed=0, layers=[Dense(256, "relu", initializer="he")])
+    >>> model.build(10)
+    >>> row = predict_signals(model, np.ones((10, 3)))[0]
+    >>> round(row["q"] / row["weight_variance"], 12)     # q^1 = σ_w² x·x/n + σ_b², x·x/n = 1
+    1.0
+    """
+    if not getattr(model, "built", False):
+        raise ValueError("model must be built (call model.build(n_features) or predict first)")
+    X = np.asarray(X, dtype=float)
+    q = None
+    predictions = []
+    for layer in model.layers:
+        weights, bias = layer.params["weights"], layer.params["bias"]
+        wv = weights.shape[-1] * float(np.mean(weights * weights))
+        bv = float(np.mean(bias * bias))
+        if q is None:
+            q = wv * np.mean(X * X, axis=0) + bv                      # (m,), one per input
+        else:
+            q = wv * gaussian_expectation(lambda u: previous(u) ** 2, q) + bv
+        row = {"weight_variance": wv, "bias_variance": bv, "q": float(np.mean(q)),
+               "preactivation_std": float(np.sqrt(np.mean(q))), "activation_std": None}
+        if is_elementwise(layer.activation):
+            _, previous, _ = _phi_and_derivative(layer.activation)
+            second = np.mean(gaussian_expectation(lambda u: previous(u) ** 2, q))
+            mean = np.mean(gaussian_expectation(previous, q))
+            row["activation_std"] = float(np.sqrt(max(second - mean * mean, 0.0)))
+        else:
+            previous = None
+        predictions.append(row)
+        if previous is None:
+            break
+    return predictions
+
+
 # --- the Jacobian of a real network -----------------------------------------------------------
 def jacobian_singular_values(model, x):
     """Singular values of the input-output Jacobian ∂z^L/∂x of a built model at input x.
