@@ -184,7 +184,7 @@ def bivariate_expectation(f, g, q1, q2, c):
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
     degrees = getattr(f, "degree", None), getattr(g, "degree", None)
-    if None not in degrees:      # positively homogeneous: exact from q = 1 (see _phi_and_derivative)
+    if None not in degrees:   # positively homogeneous: exact from q = 1 (_phi_and_derivative)
         unit = bivariate_expectation(_unscaled(f), _unscaled(g), 1.0, 1.0, c)
         return unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
     psi = np.arccos(np.clip(c, -1.0, 1.0))
@@ -203,6 +203,12 @@ def bivariate_expectation(f, g, q1, q2, c):
     # Beyond Q_TWO_VARIABLES the profile is too steep for these rules: say so rather than guess.
     return np.where(np.maximum(q1, q2) > Q_TWO_VARIABLES, np.nan,
                     np.sum(values * arc_weights, axis=-1))
+
+
+def _squared(f):
+    def square(z):
+        return f(z) ** 2
+    return square
 
 
 def _unscaled(f):
@@ -734,7 +740,7 @@ def predict_signals(model, X):
     if not getattr(model, "built", False):
         raise ValueError("model must be built (call model.build(n_features) or predict first)")
     X = np.asarray(X, dtype=float)
-    q = None
+    q = previous = None        # previous: the φ of the layer below
     predictions = []
     for layer in model.layers:
         weights, bias = layer.params["weights"], layer.params["bias"]
@@ -743,12 +749,12 @@ def predict_signals(model, X):
         if q is None:
             q = wv * np.mean(X * X, axis=0) + bv                      # (m,), one per input
         else:
-            q = wv * gaussian_expectation(lambda u: previous(u) ** 2, q) + bv
+            q = wv * gaussian_expectation(_squared(previous), q) + bv
         row = {"weight_variance": wv, "bias_variance": bv, "q": float(np.mean(q)),
                "preactivation_std": float(np.sqrt(np.mean(q))), "activation_std": None}
         if is_elementwise(layer.activation):
             _, previous, _ = _phi_and_derivative(layer.activation)
-            second = np.mean(gaussian_expectation(lambda u: previous(u) ** 2, q))
+            second = np.mean(gaussian_expectation(_squared(previous), q))
             mean = np.mean(gaussian_expectation(previous, q))
             row["activation_std"] = float(np.sqrt(max(second - mean * mean, 0.0)))
         else:
