@@ -16,7 +16,7 @@ never from a per-activation formula, so an activation registered tomorrow is cov
 
 Quadrature. The expectations are Gaussian quadratures split where an activation may have a kink:
 at 0 (relu, leaky_relu, elu, selu, sign). A plain Gauss–Hermite rule converges only like 1/n
-across a kink (E|z| has error 2e-3 with 128 nodes), and slowly for steep profiles (tanh at large
+across a kink (E|z| is 1e-3 off with 128 nodes), and slowly for steep profiles (tanh at large
 q); split at 0, every piece is smooth and the rules converge exponentially:
 - one variable: E[f(√q z)] = ∫_0^∞ (f(√q z) + f(-√q z)) N(z) dz, by Gauss–Legendre on panels
   graded from 0 at the activation's scale 1/√q out to the Gaussian's tail (exact to about 1e-14
@@ -48,13 +48,16 @@ from initlab import checks
 from initlab.blocks import activations as activations_module
 from initlab.blocks.initializers import NONLINEARITIES, calculate_gain
 
-# Nodes of the two-variable rule. Against rules of twice as many nodes, tanh's two-variable
-# expectations agree to 3e-12 at q <= 3, 3e-9 at q = 10, 3e-7 at q = 50 and 2e-5 at q = 100 (its
-# profile steepens with q; 1% off at q = 1000), so above Q_TWO_VARIABLES they are nan. relu,
-# leaky_relu, sign and linear are exact to rounding at any q.
-PANEL_NODES = 10            # one variable: Gauss–Legendre nodes per panel ...
-GRADED_PANELS = 10          # ... on 1 + 10 + 5 panels per half line: 320 evaluations
+# One variable: Gauss–Legendre nodes per panel, on 1 + GRADED_PANELS + 5 panels per half line
+# (320 evaluations); E|z|, relu's and tanh's expectations agree with closed forms or scipy's
+# adaptive quad to about 1e-15 for q from 1e-30 to 1e30.
+PANEL_NODES = 10
+GRADED_PANELS = 10
 TAIL_EDGES = (2.0, 3.5, 5.5, 8.0, 12.0)
+# Two variables. Against rules of twice as many nodes, tanh's two-variable expectations agree to
+# 3e-12 at q <= 3, 3e-9 at q = 10, 3e-7 at q = 50 and 2e-5 at q = 100 (its profile steepens with
+# q; 1% off at q = 1000), so above Q_TWO_VARIABLES they are nan. Positively homogeneous
+# activations (linear, relu, leaky_relu) are computed at q = 1 and scaled: exact at any q.
 RADIAL_NODES = 40           # two variables: radial nodes ...
 ARC_NODES = 24              # ... times angular nodes on each of the four arcs: 3840 evaluations
 Q_TWO_VARIABLES = 100.0
