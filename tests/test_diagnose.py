@@ -106,3 +106,17 @@ def test_same_seed_same_tables(tmp_path):
     assert main(TINY + ["--out", str(second)]) == 0
     assert (first / "layers.csv").read_text() == (second / "layers.csv").read_text()
     assert np.isfinite(_load(first / "summary.json")[0]["forward_ratio"])
+
+
+def test_layers_table_gives_the_theory_beside_the_measurement(tmp_path):
+    from initlab.tools.theory import predict_signals
+
+    out = tmp_path / "out"
+    assert main(TINY + ["--out", str(out)]) == 0
+    rows = [row for row in _load(out / "layers.json") if row["scheme"] == "he"]
+    X_train, Y_train, _, _ = digits(seed=0)
+    X = X_train[:, :40]
+    model = deep_mlp(parse_scheme("he"), depth=3, width=8, n_inputs=64, n_outputs=10,
+                     activation="relu", seed=0, X=X)
+    expected = [row["activation_std"] for row in predict_signals(model, X)[:3]]
+    assert [row["theory_activation_std"] for row in rows] == pytest.approx(expected, rel=1e-12)

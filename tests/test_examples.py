@@ -57,3 +57,38 @@ def test_the_stored_notebook_was_run_in_full():
     assert "Epochs: 14999 - Cost:" in text
     assert not any(output["output_type"] == "error"
                    for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+SIGNAL_NOTEBOOK = ROOT / "examples" / "signal_propagation.ipynb"
+
+
+def test_the_signal_propagation_notebook_runs_and_tells_its_story(monkeypatch):
+    # Narrower networks and a coarser phase diagram than the stored run (width 256, 40 cells).
+    monkeypatch.setenv("INITLAB_WIDTH", "64")
+    monkeypatch.setenv("INITLAB_RESOLUTION", "8")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
+    notebook = nbformat.read(SIGNAL_NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
+                                     resources={"metadata": {"path": str(SIGNAL_NOTEBOOK.parent)}})
+    client.execute()
+
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    text = "\n".join(_text(cell) for cell in code)
+    assert "| zeros | 20 | 0 | 0 |" in text                  # zeros: no signal at all
+    assert "| He | 20 | 2 |" in text                        # He: q stays at σ_w² q0 = 2
+    assert "He           σ_w² = 2        χ1 = 1" in text     # relu: on the edge
+    assert "[1.         1.76095464 1.98607264]" in text      # tanh's edge at σ_b² = 0, .05, .1
+    assert "tanh, He: χ1 = 1.1055" in text
+    images = sum("image/png" in output.get("data", {})
+                 for cell in code for output in cell.outputs)
+    assert images == 2
+
+
+def test_the_stored_signal_propagation_notebook_was_run_in_full():
+    notebook = nbformat.read(SIGNAL_NOTEBOOK, as_version=4)
+    text = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
+    assert "20 relu layers of 256 units" in text
+    assert not any(output["output_type"] == "error"
+                   for cell in notebook.cells for output in cell.get("outputs", []))

@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 import time
-import types
 import urllib.error
 import urllib.request
 
@@ -215,27 +214,19 @@ def test_histogram_of_equal_and_non_finite_values():
     assert histogram([np.nan])["counts"] == []
 
 
-def test_theory_is_none_without_the_module_and_wired_with_it(monkeypatch):
+def test_theory_predicts_chi1_and_the_phase_of_the_drawn_layers():
     settings = parse_settings({"hidden": "64,64", "scheme": "he"})
     session = Session(settings)
-    try:
-        import initlab.tools.theory  # noqa: F401
-    except ImportError:
-        assert session.theory is None and session.start()["theory"] is None
-    calls = []
-
-    def chi1(activation, weight_variance, bias_variance):
-        calls.append((activation, weight_variance, bias_variance))
-        return 1.5
-
-    monkeypatch.setitem(sys.modules, "initlab.tools.theory", types.SimpleNamespace(chi1=chi1))
     theory = theory_prediction(settings, session.models[0])
-    # He draws Var(W) = 2 / fan_in: sigma_w^2 = fan_in Var(W) is 2 up to sampling noise.
-    (activation, weight_variance, bias_variance), = calls
-    assert activation == "relu" and weight_variance == pytest.approx(2, rel=0.1)
-    assert bias_variance == 0
-    assert theory == {"chi1": 1.5, "phase": "chaos", "weight_variance": weight_variance,
-                      "bias_variance": 0.0}
+    # He draws Var(W) = 2 / fan_in: sigma_w^2 = fan_in Var(W) is 2 up to sampling noise, and
+    # relu's chi1 is sigma_w^2 / 2 (Poole et al. 2016), so He sits near the edge of chaos.
+    assert theory["weight_variance"] == pytest.approx(2, rel=0.1)
+    assert theory["bias_variance"] == 0
+    assert theory["chi1"] == pytest.approx(theory["weight_variance"] / 2, rel=1e-9)
+    expected = ("order" if theory["chi1"] < 1 - 1e-3 else "chaos" if theory["chi1"] > 1 + 1e-3
+                else "critical")
+    assert theory["phase"] == expected
+    assert session.start()["theory"] == theory
 
 
 # --- the server --------------------------------------------------------------------------------

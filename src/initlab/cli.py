@@ -17,6 +17,8 @@ COMMANDS = {
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
     "serve": ("initlab.serve.command", "the explorer: train and watch in the browser (local page)"),
+    "theory": ("initlab.studies.theory",
+               "mean-field signal propagation: phase diagram, theory over measured networks"),
 }
 
 

@@ -29,13 +29,12 @@ import numpy as np
 from initlab import Dense, NeuralNetwork
 from initlab.blocks import datasets
 from initlab.studies.schemes import parse_scheme
-from initlab.tools import diagnostics
+from initlab.tools import diagnostics, theory
 from initlab.tools.ensemble import Ensemble
 
 GRID = 64            # the decision boundary's grid: GRID x GRID probabilities
 BINS = 24            # histogram bins per layer and signal
 MARGIN = 0.5         # the boundary's view extends the data's range by this on each side
-THEORY_UNAVAILABLE = None
 CRITICAL = 1e-3      # |chi1 - 1| within this is the edge of chaos
 
 
@@ -168,13 +167,8 @@ def theory_prediction(settings, model):
     sigma_w^2 / fan_in and whose biases have variance sigma_b^2: chi1 < 1 is the ordered phase
     (signals and gradients vanish with depth), chi1 > 1 the chaotic one (they explode). sigma_w^2
     and sigma_b^2 are read off the model's drawn hidden layers (fan_in Var(W), Var(b), pooled),
-    so any scheme, scale or gain gets its prediction. Returns None when initlab.tools.theory is
-    not installed, which the page says.
+    so any scheme, scale or gain gets its prediction.
     """
-    try:
-        from initlab.tools import theory
-    except ImportError:
-        return THEORY_UNAVAILABLE
     hidden = model.layers[:-1]
     weights = [layer.params["weights"] for layer in hidden]
     # Pooled over the layers' weights, so a wide layer's estimate counts more than a narrow one's.

@@ -8,6 +8,10 @@ tables. With --epochs N it is then trained and re-measured at the --record-at ep
     initlab diagnose --depth 20 --width 64 --activation relu \\
         --schemes he_normal,glorot_uniform,random_normal:0.01 --out diag-relu
 
+signal_std.png also draws, dashed, the activation std that the mean-field theory predicts for
+each network from its drawn weights and the batch (initlab.tools.theory.predict_signals); the
+layers table gives it beside the measured one.
+
 Files written in --out: signal_std.png, histograms.png, summary.{md,csv,json} (one row per
 scheme), layers.{md,csv,json} (one row per scheme, layer and measured epoch) and, when
 training, signal_std_training.png.
@@ -22,6 +26,7 @@ from initlab.blocks import activations
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
 from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
+from initlab.tools.theory import predict_signals
 
 # Every file this command may write: an earlier run's are replaced only with --force.
 OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tuple(
@@ -63,6 +68,7 @@ LAYER_COLUMNS = [
     ("preactivation_std", "std z", ".3g"),
     ("activation_mean", "mean a", ".3g"),
     ("activation_std", "std a", ".3g"),
+    ("theory_activation_std", "std a, theory", ".3g"),
     ("activation_grad_std", "std dL/da", ".3g"),
     ("weight_grad_std", "std dL/dW", ".3g"),
     ("dead_fraction", "dead", ".1%"),
@@ -133,6 +139,8 @@ def run(args):
     hidden = slice(0, args.depth)
 
     init_records, init_signals, trained_records, summary = {}, {}, {}, []
+    # The mean-field theory's activation std per hidden layer, from each network's drawn weights.
+    predicted = {}
     for scheme in schemes:
         model = deep_mlp(scheme, args.depth, args.width, n_inputs=X.shape[0],
                          n_outputs=Y.shape[0], activation=args.activation, seed=args.seed, X=X)
@@ -140,6 +148,9 @@ def run(args):
         records = summarise(model, signals)
         init_records[scheme.label] = records[hidden]
         init_signals[scheme.label] = signals[hidden]
+        with np.errstate(all="ignore"):
+            predicted[scheme.label] = [row["activation_std"]
+                                       for row in predict_signals(model, X)[hidden]]
         row = summary_row(scheme.label, records[hidden], initial_loss(model, X, Y))
         if args.epochs:
             recorder = SignalRecorder(X, Y, epochs=record_at)
@@ -153,13 +164,15 @@ def run(args):
 
     title = f"{args.depth} {args.activation} layers of {args.width} units, digits, seed {args.seed}"
     signal_plots.plot_signal_std(init_records, os.path.join(out_dir, "signal_std.png"),
-                                 title=f"At initialisation: {title}")
+                                 title=f"At initialisation: {title}", predicted=predicted)
     signal_plots.plot_histograms(init_signals, os.path.join(out_dir, "histograms.png"),
                                  activation=args.activation, title=f"At initialisation: {title}")
     layer_rows = [{"scheme": label, **record.as_dict()}
                   for label, records in (trained_records or init_records).items()
                   for record in records]
     for row in layer_rows:
+        if row["epoch"] is None:
+            row["theory_activation_std"] = predicted[row["scheme"]][row["layer"] - 1]
         row["epoch"] = "init" if row["epoch"] is None else row["epoch"]
     columns = SUMMARY_COLUMNS + ([("test_accuracy", "test acc. after training", ".1f")]
                                  if args.epochs else [])

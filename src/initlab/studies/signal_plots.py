@@ -56,10 +56,12 @@ def _positive(values):
     return values
 
 
-def plot_signal_std(records_by_scheme, path, title=""):
+def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     """One panel per signal (STD_PANELS), std against layer, one line per scheme; saved at path.
 
     records_by_scheme : {label: list of LayerRecord}, e.g. the hidden layers of measure(...).
+    predicted : optional {label: activation std per layer}, the mean-field theory's
+    (initlab.tools.theory.predict_signals), drawn dashed in the scheme's colour on the first panel.
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -69,14 +71,18 @@ def plot_signal_std(records_by_scheme, path, title=""):
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
         for scheme, records in records_by_scheme.items():
             layers = [record.layer for record in records]
-            ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
-                    markersize=3, label=scheme)
+            line, = ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
+                            markersize=3, label=scheme)
+            if predicted and field == "activation_std" and scheme in predicted:
+                ax.plot(layers, _positive(predicted[scheme][:len(layers)]), linestyle="--",
+                        color=line.get_color(), linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="dashed: mean-field theory" if predicted else None,
+                   title_fontsize=7)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -230,4 +236,108 @@ def plot_deep(rows, path, title=""):
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    output.save_figure(fig, path)
+
+
+def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title=""):
+    """The mean-field phase diagram in (σ_w², σ_b²): q* and ξ_c as colour, the edge of chaos.
+
+    phase_rows : dicts with weight_variance, bias_variance, q_star, xi_c (a full grid);
+    edge_rows : dicts with bias_variance, critical_weight_variance (the line χ1 = 1);
+    scheme_rows : dicts with scheme, weight_variance, bias_variance (markers; σ_w² = 0 is drawn
+    at the left edge); points : (label, σ_w², σ_b²) of the measured networks (crosses).
+    σ_w² is on a log axis; q* = ∞ (no fixed point) is left white, ξ_c is capped at 1000.
+    """
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    weights = np.array(sorted({row["weight_variance"] for row in phase_rows}))
+    biases = np.array(sorted({row["bias_variance"] for row in phase_rows}))
+    grids = {key: np.full((biases.size, weights.size), np.nan) for key in ("q_star", "xi_c")}
+    for row in phase_rows:
+        i, j = np.searchsorted(biases, row["bias_variance"]), np.searchsorted(
+            weights, row["weight_variance"])
+        for key in grids:
+            grids[key][i, j] = np.nan if row[key] is None else row[key]
+    q_star = np.where(np.isfinite(grids["q_star"]) & (grids["q_star"] > 0), grids["q_star"],
+                      np.nan)
+    # ξ_c = ∞ (on the edge) is drawn at the cap; nan (not computed: q* beyond the two-variable
+    # quadrature's range) is left out, so the grey background shows.
+    xi_c = np.clip(grids["xi_c"], 1e-1, 1e3)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True)
+    panels = ((q_star, "q* (fixed point of the pre-activations' second moment); white: 0 or ∞",
+               "viridis"),
+              (xi_c, "ξ_c (depth over which correlations are kept), capped at 1000; grey: "
+               "not computed (q* > 100)", "magma"))
+    edge = [(row["critical_weight_variance"], row["bias_variance"]) for row in edge_rows
+            if row["critical_weight_variance"] is not None
+            and np.isfinite(row["critical_weight_variance"])]
+    left = weights[0]
+    for ax, (values, label, cmap) in zip(axes, panels, strict=True):
+        finite = values[np.isfinite(values)]
+        norm = LogNorm(vmin=max(finite.min(), 1e-6), vmax=finite.max()) if finite.size else None
+        ax.set_facecolor("lightgrey" if values is xi_c else "white")
+        mesh = ax.pcolormesh(weights, biases, values, shading="nearest", cmap=cmap, norm=norm)
+        fig.colorbar(mesh, ax=ax, label=label.split(" (")[0])
+        if edge:
+            ax.plot(*zip(*sorted(edge, key=lambda p: p[1]), strict=True), color="cyan",
+                    linewidth=2, label="edge of chaos (χ1 = 1)")
+        for number, row in enumerate(scheme_rows):
+            x = max(row["weight_variance"], left)
+            ax.plot(x, row["bias_variance"], marker="o", color="white", markeredgecolor="k",
+                    linestyle="none", clip_on=False)
+            name = row["scheme"] + (" (σ_w² = 0)" if row["weight_variance"] < left else "")
+            ax.annotate(name, (x, row["bias_variance"]), textcoords="offset points",
+                        xytext=(4, 8 + 10 * (number % 3)), fontsize=7, color="white",
+                        ha="left" if number < 2 else "center",
+                        bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.4,
+                              "linewidth": 0})
+        for _, wv, bv in points:
+            ax.plot(wv, bv, marker="x", color="red", markersize=7, linestyle="none")
+        ax.set_xscale("log")
+        ax.set_xlabel("σ_w² = fan_in · Var(W)")
+        ax.set_ylabel("σ_b² = Var(b)")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlim(weights[0], weights[-1])
+        ax.set_ylim(biases[0], biases[-1])
+    axes[0].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title + " (x: measured points)")
+    output.save_figure(fig, path)
+
+
+def plot_propagation(rows, path, title=""):
+    """The theory's q^l and c^l (lines) over the measured ones (dots: mean, band: min-max).
+
+    rows : dicts with point, layer, q_theory, q_measured, q_min, q_max and the same for c; one
+    colour per point.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    points = list(dict.fromkeys(row["point"] for row in rows))
+    colors = plt.cm.tab10(np.arange(len(points)) % 10)
+    for point, color in zip(points, colors, strict=True):
+        chosen = sorted((row for row in rows if row["point"] == point), key=lambda r: r["layer"])
+        layers = [row["layer"] for row in chosen]
+        for ax, key in zip(axes, ("q", "c"), strict=True):
+            theory_values = [row[f"{key}_theory"] for row in chosen]
+            measured = [row[f"{key}_measured"] for row in chosen]
+            low = [row[f"{key}_min"] for row in chosen]
+            high = [row[f"{key}_max"] for row in chosen]
+            if key == "q":
+                theory_values, measured = _positive(theory_values), _positive(measured)
+                low, high = _positive(low), _positive(high)
+            ax.plot(layers, theory_values, color=color, linewidth=1.5,
+                    label=point if key == "q" else None)
+            ax.plot(layers, measured, color=color, marker="o", markersize=3, linestyle="none")
+            ax.fill_between(layers, low, high, color=color, alpha=0.15, linewidth=0)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("q^l: second moment of the pre-activations")
+    axes[1].set_ylabel("c^l: correlation of the two inputs' pre-activations")
+    for ax in axes:
+        ax.set_xlabel("layer")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     output.save_figure(fig, path)

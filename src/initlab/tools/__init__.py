@@ -1,1 +1,1 @@
-"""Tools that work on a model: the Ensemble (K models at once), LSUV, diagnostics."""
+"""Tools that work on a model: the Ensemble (K models at once), LSUV, diagnostics, theory."""
