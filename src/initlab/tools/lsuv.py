@@ -45,14 +45,14 @@ FORMULA = "orthogonal; per layer, on a batch, W ← W / √Var(z) until |Var(z) 
 
 
 @model_module.register_data_dependent("lsuv")
-def initialize(model, X, tol=0.1, max_iter=10):
+def initialize(model, X, **options):
     """LSUV on a built `model` and the batch X: orthonormal weights, then `lsuv`.
 
     Run by model.initialize(X, method="lsuv", tol=..., max_iter=...), which restores the model
     on any error. The layers keep their own initializers: LSUV's weights are no scheme's draw.
     Biases are drawn again by each layer's rules (zeros unless it has a bias_initializer).
     """
-    tol, max_iter = _check_lsuv_options(tol, max_iter)
+    tol, max_iter = _check_lsuv_options(**options)  # tol=0.1, max_iter=10
     model.redraw("orthogonal", keep_initializers=True)
     # stacklevel: the warning points at the caller of model.initialize.
     return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=4)
