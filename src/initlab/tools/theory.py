@@ -711,8 +711,8 @@ def measure_propagation(activation, weight_variance, bias_variance, depth, width
         model = gaussian_network(activation, weight_variance, bias_variance, depth, width, seed)
         a = input_pairs(width, pairs, q0, c0, seed)
         for layer_index, layer in enumerate(model.layers):
-            a = layer.forward(a)
-            z = layer.cache[1]            # the layer's pre-activations, (width, 2 * pairs)
+            z = layer.preactivation(a)    # (width, 2 * pairs)
+            a = layer.activation.forward(z)
             q[row, layer_index] = np.mean(z * z)
             norms = np.linalg.norm(z, axis=0)
             c[row, layer_index] = np.mean(np.sum(z[:, 0::2] * z[:, 1::2], axis=0)
