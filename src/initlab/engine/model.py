@@ -13,20 +13,13 @@ live in two flat vectors that the layers' arrays are views into, so the update i
 operations, and every buffer is allocated once per fit (training.py holds the loop).
 """
 
-import json
-import os
-import tempfile
-import zipfile
-
 import numpy as np
 
 from initlab import checks
 from initlab.blocks import initializers, losses, optimizers
 from initlab.blocks import layers as layers_module
-from initlab.engine import training
-
-FILE_FORMAT = "initlab.NeuralNetwork"
-FILE_VERSION = 1
+from initlab.engine import saving, training
+from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
 
 class NeuralNetwork:
@@ -312,156 +305,19 @@ class NeuralNetwork:
         save, load, fit(30) gives the bits of fit(60).
 
         The file is written beside its destination and renamed over it only once complete, so an
-        existing file is never left half-written. No pickle is written or read.
+        existing file is never left half-written. No pickle is written or read. The format is
+        documented in initlab.engine.saving (and the README).
         """
-        if not self.built:
-            raise ValueError("the model has no weights yet; fit (or predict) once before saving")
-        path = os.fspath(path)
-        arrays = {f"{i}.{name}": value for i, layer in enumerate(self.layers)
-                  for name, value in layer.params.items()}
-        config = self.get_config()
-        config["optimizer_state"], state_arrays = self._optimizer_state()
-        arrays.update(state_arrays)
-        arrays["config"] = np.array(json.dumps(config))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".initlab-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-    def _optimizer_state(self):
-        """(config entry, arrays) of what the optimizer carries from step to step, for `save`.
-
-        The moments (Momentum's velocity, Adam's m and v) become arrays "optimizer.0", ...,
-        laid out as the flat parameter vector (pack_parameters' order: a change of that layout
-        needs a new FILE_VERSION); Adam's step count goes into the config. A state equal to a
-        fresh one (a model never trained, plain SGD) is not written: (None, {}).
-        Files stay version 1: a reader from before ignores both (it reads only the layers'
-        "<i>.<name>" arrays and the config keys it knows) and loads a fresh state, as it did.
-        """
-        optimizer = self.optimizer
-        if optimizer is None or not optimizer.has_state(self._params):
-            return None, {}
-        moments = optimizer.moments(self._params)
-        iterations = getattr(optimizer, "iterations", None)
-        if not iterations and not any(moment.any() for moment in moments):
-            return None, {}
-        if iterations is not None:
-            iterations = int(iterations)  # for JSON, whatever integer type set it
-        return ({"moments": len(moments), "iterations": iterations},
-                {f"optimizer.{k}": moment for k, moment in enumerate(moments)})
+        saving.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by `save`. Anything else raises ValueError; nothing is unpickled.
-
-        Files saved before the optimizer's state was (the same version 1, without it) load with
-        a fresh state, as they always did.
+        """Read a model written by `save`. Anything else raises saving.ModelFileError (a
+        ValueError) naming the file and what is wrong, before anything is built; nothing is
+        unpickled. Files saved before the optimizer's state was (the same version 1, without it)
+        load with a fresh state, as they always did.
         """
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                config = json.loads(str(archive["config"]))
-                arrays = {name: archive[name] for name in archive.files if name != "config"}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"{path!r} is not an initlab model file, or it is truncated ({error})"
-            ) from None
-        if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path!r} is not an initlab model file (no initlab config inside)")
-        # 1 only: not True or 1.0, which compare equal to it.
-        if type(config.get("version")) is not int or config["version"] != FILE_VERSION:
-            raise ValueError(
-                f"{path!r} was written by file format version {config.get('version')!r}; "
-                f"this initlab reads version {FILE_VERSION}"
-            )
-        return cls._from_config(config, arrays, path)
-
-    @classmethod
-    def _from_config(cls, config, arrays, path):
-        model = cls(seed=config["seed"], dtype=config["dtype"])
-        model.seed_entropy = int(config["seed_entropy"])
-        try:
-            for i, layer_config in enumerate(config["layers"]):
-                layer_config = dict(layer_config)
-                layer_class = layers_module.LAYERS[layer_config.pop("class")]
-                for key in ("initializer", "bias_initializer"):
-                    # A function initializer cannot be rebuilt from its name: None (the default)
-                    # takes its place; the weights themselves are loaded below.
-                    init = layer_config.get(key)
-                    if key in layer_config:
-                        layer_config[key] = (initializers.get(init) if isinstance(init, dict)
-                                             and "method" in init else None)
-                layer = layer_class(**layer_config)
-                layer.params = {name.split(".", 1)[1]: value.astype(model.dtype)
-                                for name, value in arrays.items()
-                                if name.split(".", 1)[0] == str(i)}
-                layer.grads = {name: np.zeros_like(v) for name, v in layer.params.items()}
-                model.add(layer)
-            if config["loss"] is not None:
-                model.compile(loss=config["loss"], optimizer=config["optimizer"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path!r} holds an invalid initlab config ({error})") from None
-        model.learning_rate = config.get("learning_rate")
-        if config.get("shuffle_state") is not None:
-            try:
-                model._shuffle_rng().bit_generator.state = config["shuffle_state"]
-            except (TypeError, ValueError, KeyError) as error:
-                raise ValueError(f"{path!r} holds an invalid shuffle state ({error})") from None
-        model._params, model._grads = pack_parameters(model.layers)
-        model._restore_optimizer_state(config.get("optimizer_state"), arrays, path)
-        return model
-
-    def _restore_optimizer_state(self, state, arrays, path):
-        """Put back what `_optimizer_state` saved, once all of it is checked; None (as in files
-        written before the state was saved) leaves the optimizer fresh."""
-        optimizer = self.optimizer
-        found = sorted(name for name in arrays if name.split(".", 1)[0] == "optimizer")
-        if state is not None and not isinstance(state, dict):
-            raise ValueError(f"{path!r}: optimizer_state must be null or "
-                             f"{{'moments': n, 'iterations': t}}, got {state!r}")
-        n_moments, iterations = 0, None
-        if state is not None:
-            if optimizer is None:
-                raise ValueError(f"{path!r} holds optimizer state but no optimizer")
-            n_moments, iterations = state.get("moments"), state.get("iterations")
-            if type(n_moments) is not int or n_moments != optimizer.n_moments:
-                raise ValueError(f"{path!r}: its optimizer state has {n_moments!r} moments; "
-                                 f"{optimizer.name} carries {optimizer.n_moments}")
-            if not hasattr(optimizer, "iterations"):
-                if iterations is not None:
-                    raise ValueError(f"{path!r}: {optimizer.name} keeps no step count, got "
-                                     f"{iterations!r}")
-            elif type(iterations) is not int or iterations < 0:
-                raise ValueError(f"{path!r}: the optimizer's step count must be an integer >= 0, "
-                                 f"got {iterations!r}")
-        expected = [f"optimizer.{k}" for k in range(n_moments)]
-        if found != expected:
-            raise ValueError(f"{path!r} holds optimizer state arrays {found}; expected {expected}")
-        for name in expected:
-            array = arrays[name]
-            if array.shape != self._params.shape or array.dtype != self._params.dtype:
-                raise ValueError(
-                    f"{path!r}: optimizer state array {name!r} has shape {array.shape} and dtype "
-                    f"{array.dtype}; expected shape {self._params.shape} and dtype "
-                    f"{self._params.dtype}, like the model's {self._params.size} parameters"
-                )
-        if state is None:
-            return
-        # Everything is checked: only now does the optimizer change.
-        for moment, name in zip(optimizer.moments(self._params), expected, strict=True):
-            np.copyto(moment, arrays[name])
-        if iterations is not None:
-            optimizer.iterations = iterations  # after moments(), which made Adam's count 0
+        return saving.load(path, cls)
 
 
 def pack_parameters(layers):
