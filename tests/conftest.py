@@ -1,5 +1,9 @@
 """Shared fixtures: small seeded data in the post's (features, samples) layout."""
 
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -35,3 +39,34 @@ def post_model(seed=0, dtype="float64", initializer="he"):
     model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
     model.compile(loss="crossentropy")
     return model
+
+
+# --- model files, member by member (test_saving, test_fuzz) ------------------------------------
+
+def npy_bytes(array):
+    """The .npy file numpy.save writes for `array`."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def file_members(path):
+    """{member name: bytes} of a zip file."""
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def file_config(members):
+    """The JSON config of a model file's members."""
+    return json.loads(str(np.load(io.BytesIO(members["config.npy"]))))
+
+
+def write_members(path, members, config=None):
+    """A zip of `members`, with config.npy replaced by `config` (a dict or a str) if given."""
+    import json
+    if config is not None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        members = {**members, "config.npy": npy_bytes(np.array(text))}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)

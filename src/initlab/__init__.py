@@ -9,7 +9,8 @@ import scikit-learn, matplotlib and tqdm when they are used.
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense, Layer
 from initlab.engine.model import NeuralNetwork
+from initlab.engine.saving import ModelFileError
 
 __version__ = "0.1.0"
 
-__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "__version__"]
+__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "ModelFileError", "__version__"]

@@ -16,7 +16,7 @@ operations, and every buffer is allocated once per fit (training.py holds the lo
 import numpy as np
 
 from initlab import checks
-from initlab.blocks import initializers, losses, optimizers
+from initlab.blocks import losses, optimizers
 from initlab.blocks import layers as layers_module
 from initlab.engine import saving, training
 from initlab.engine.saving import FILE_FORMAT, FILE_VERSION

@@ -245,7 +245,7 @@ def _load_archive(archive, path, cls):
     nbytes = sum(math.prod(shape) for shape in plan.members.values()) * plan.dtype.itemsize
     # The arrays, the gradients and a training loop's copies: about three times the file.
     try:
-        checks.memory(f"loading {path!r}", 3 * nbytes, "free memory or load it elsewhere")
+        checks.memory("loading it", 3 * nbytes, "free memory or load it elsewhere")
     except ValueError as error:
         raise ModelFileError(path, str(error)) from None
     arrays = {name: _read_data(archive, name, headers[name], path) for name in plan.members}
