@@ -105,3 +105,21 @@ def test_unknown_name_lists_the_valid_ones():
 def test_wrong_type_is_rejected_with_its_value():
     with pytest.raises(ValueError, match="42"):
         activations.get(42)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softmax"])
+def test_harmless_underflow_never_raises_even_under_errstate_raise(name):
+    # sigmoid(-800) and a class 800 below the best are 0: the right answer, not an error.
+    activation = activations.get(name)
+    z = np.array([[-800.0, 0.0], [0.0, 800.0]])
+    out = np.empty_like(z)
+    with np.errstate(all="raise"):
+        forward = activation.forward(z)
+        (bound,), _ = activation.training_steps(z, out, np.empty_like(z))
+        bound()
+    expected = {"sigmoid": [[0.0, 0.5], [0.5, 1.0]], "softmax": [[0.0, 0.0], [1.0, 1.0]]}[name]
+    np.testing.assert_allclose(forward, expected, atol=1e-300)
+    np.testing.assert_array_equal(out, forward)
+    # Overflow is still an error: only underflow is ignored, and only there.
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        np.exp(np.array([800.0]))

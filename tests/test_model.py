@@ -678,3 +678,24 @@ def test_using_a_model_before_compile_or_without_layers_is_explained():
 def test_bad_seed_is_rejected(seed):
     with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
         NeuralNetwork(seed=seed)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+@pytest.mark.parametrize("loss, output, n_outputs", [("crossentropy", "sigmoid", 1),
+                                                     ("categorical_crossentropy", "softmax", 2),
+                                                     ("mse", "sigmoid", 1)])
+def test_a_healthy_large_scale_fit_never_raises_on_harmless_underflow(loss, output, n_outputs,
+                                                                      batch_size):
+    # Weights of scale 1e3 saturate every sigmoid: exp underflows to 0, the right answer.
+    X, Y = moons(64, noise=0.2, seed=0)
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(12, "relu", initializer=Initializer(scale=1e3)))
+    model.add(Dense(6, "sigmoid", initializer=Initializer(scale=1e3)))
+    model.add(Dense(n_outputs, output, initializer=Initializer(scale=1e3)))
+    model.compile(loss=loss)
+    with np.errstate(all="raise"):
+        history = model.fit(X, Y, epochs=5, batch_size=batch_size)["loss"]
+        p = model.predict(X)
+        result = model.evaluate(X, Y)
+    assert np.all(np.isfinite(history)) and np.all(np.isfinite(p))
+    assert result["loss"] == pytest.approx(history[-1], rel=1.0)  # finite and of that size

@@ -25,6 +25,24 @@ import numpy as np
 from initlab import checks
 
 
+def ignoring_underflow(function):
+    """`function` run under np.errstate(under="ignore"), for a call whose underflow is harmless.
+
+    exp of a very negative number rounds to 0 (sigmoid(-800), a softmax's losing class): the
+    right answer, not an error, even for a caller who runs under np.errstate(all="raise"). The
+    choice is made when the call is bound: where underflow is ignored already (NumPy's default),
+    `function` itself comes back, so the training loop pays nothing for it.
+    """
+    if np.geterr()["under"] == "ignore":
+        return function
+
+    def quiet(*args, **kwargs):
+        with np.errstate(under="ignore"):
+            return function(*args, **kwargs)
+
+    return quiet
+
+
 class Activation:
     """Base contract. Subclasses set `name` and implement `forward` and `backward`."""
 
@@ -131,12 +149,20 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z, out=None):
+        with np.errstate(under="ignore"):  # f(z) is 0 for z < -745: see ignoring_underflow
+            return self._forward(z, out)
+
+    def _forward(self, z, out=None):
         out = np.logaddexp(0.0, -z, out=out)
         np.negative(out, out=out)
         return np.exp(out, out=out)
 
     def backward(self, z, a, grad_a, out=None):
         return np.multiply(grad_a, a * (1.0 - a), out=out)
+
+    def training_steps(self, z, a, grad):
+        _, backward_ops = super().training_steps(z, a, grad)
+        return [ignoring_underflow(functools.partial(self._forward, z, out=a))], backward_ops
 
 
 class Tanh(Activation):
@@ -161,11 +187,19 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, out=None):
+        with np.errstate(under="ignore"):  # a unit far below the best has 0: ignoring_underflow
+            return self._forward(z, out)
+
+    def _forward(self, z, out=None):
         # Shifting by the column maximum keeps exp from overflowing; softmax is shift-invariant.
         out = np.subtract(z, z.max(axis=-2, keepdims=True), out=out)
         np.exp(out, out=out)
         out /= out.sum(axis=-2, keepdims=True)
         return out
+
+    def training_steps(self, z, a, grad):
+        _, backward_ops = super().training_steps(z, a, grad)
+        return [ignoring_underflow(functools.partial(self._forward, z, out=a))], backward_ops
 
     def backward(self, z, a, grad_a, out=None):
         dot = (grad_a * a).sum(axis=-2, keepdims=True)

@@ -25,6 +25,7 @@ import functools
 import numpy as np
 
 # np.dot without its Python-level dispatch, and the cheapest bound call for a product
+from initlab.blocks.activations import ignoring_underflow
 from initlab.blocks.layers import _bound_product, _dot
 
 _copyto = getattr(np.copyto, "_implementation", np.copyto)  # likewise
@@ -203,11 +204,13 @@ class BinaryCrossentropy(Loss):
         return (p - y_true) / (p * (1 - p)) / _count(y_true)
 
     def from_logits(self, y_true, z, out=None):
-        softplus = np.logaddexp(0.0, z, out=out)
+        with np.errstate(under="ignore"):  # exp(-800) is 0, the right answer: ignoring_underflow
+            softplus = np.logaddexp(0.0, z, out=out)
         cost = (softplus.sum(axis=_SUM_AXES) - (z * y_true).sum(axis=_SUM_AXES)) / _count(y_true)
         # sigmoid(z) = exp(z - softplus(z)); the exponent is <= 0, so this never overflows.
         grad = np.subtract(z, softplus, out=softplus)
-        np.exp(grad, out=grad)
+        with np.errstate(under="ignore"):
+            np.exp(grad, out=grad)
         grad -= y_true
         grad *= 1.0 / _count(y_true)
         return cost, grad
@@ -231,6 +234,7 @@ class BinaryCrossentropy(Loss):
         zeros = np.zeros(shape, z.dtype)
         scale = 1.0 / _count(y_true)
         call = functools.partial
+        exp = ignoring_underflow(np.exp)  # exp(-|u|) and sigmoid(u) are 0 for u < -745
         targets, copy_targets = _full_targets(y_true, shape)
 
         def load():
@@ -243,12 +247,12 @@ class BinaryCrossentropy(Loss):
             call(np.multiply, z, sign, u),                   # u = s z
             call(np.abs, u, scratch),                        # log1p(exp(-|u|))
             call(np.negative, scratch, scratch),
-            call(np.exp, scratch, scratch),
+            call(exp, scratch, scratch),
             call(np.log1p, scratch, scratch),
             call(np.maximum, u, zeros, out=softplus),        # softplus(u) = max(u, 0) + that
             call(np.add, softplus, scratch, softplus),
             call(np.subtract, u, softplus, grad),            # sigmoid(u) = exp(u - softplus(u))
-            call(np.exp, grad, grad),
+            call(exp, grad, grad),
             call(np.multiply, grad, sign_over_count, grad),  # dL/dz = s sigmoid(u) / count
         )
         return _run_all(ops, _bound_cost(softplus, scale)), load
@@ -319,7 +323,8 @@ class CategoricalCrossentropy(Loss):
     def from_logits(self, y_true, z, out=None):
         m = y_true.shape[-1]
         shifted = np.subtract(z, z.max(axis=-2, keepdims=True), out=out)
-        exp = np.exp(shifted)
+        with np.errstate(under="ignore"):  # a class far below the best has p = 0
+            exp = np.exp(shifted)
         total = exp.sum(axis=-2, keepdims=True)
         # logsumexp(z) - y.z, written with the shift: ln(total) - y.(z - max), as y sums to 1.
         cost = (np.log(total).sum(axis=_SUM_AXES) - (shifted * y_true).sum(axis=_SUM_AXES)) / m
@@ -354,7 +359,7 @@ class CategoricalCrossentropy(Loss):
                 call(np.maximum.reduce, z, -2, None, peak, True),
                 call(_copyto, shifted, peak),                 # (a subtract would broadcast)
                 call(np.subtract, z, shifted, shifted),       # exp(shifted) never overflows
-                call(np.exp, shifted, grad),
+                call(ignoring_underflow(np.exp), shifted, grad),  # p = 0 far below the best
                 _bound_product(np.ones((n_outputs, n_outputs), dtype), grad, totals),
                 call(np.divide, grad, totals, grad),          # p = softmax(z)
                 call(np.subtract, grad, targets, grad),
