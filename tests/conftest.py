@@ -1,7 +1,9 @@
 """Shared fixtures: small seeded data in the post's (features, samples) layout."""
 
+import functools
 import io
 import json
+import types
 import zipfile
 
 import numpy as np
@@ -70,3 +72,31 @@ def write_members(path, members, config=None):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+
+
+# Compared by identity: what a failed call must not replace, but whose insides are code.
+_CODE = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
+         functools.partial, type)
+
+
+def object_state(obj, _seen=None):
+    """Everything an object holds, recursively, as comparable values: arrays by dtype, shape and
+    bytes, Generators by their state, other objects by type and attributes. Two calls compare
+    equal only if nothing reachable from `obj` changed in between (bit for bit)."""
+    seen = {} if _seen is None else _seen
+    if isinstance(obj, np.ndarray):
+        return ("array", obj.dtype.str, obj.shape, obj.tobytes())
+    if isinstance(obj, np.random.Generator):
+        return ("generator", repr(obj.bit_generator.state))
+    if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), np.generic)):
+        return obj if not isinstance(obj, float) or obj == obj else "nan"
+    if id(obj) in seen:
+        return ("seen", seen[id(obj)])
+    seen[id(obj)] = len(seen)
+    if isinstance(obj, dict):
+        return ("dict", [(key, object_state(value, seen)) for key, value in obj.items()])
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, [object_state(value, seen) for value in obj])
+    if hasattr(obj, "__dict__") and not isinstance(obj, _CODE):
+        return (type(obj).__name__, object_state(vars(obj), seen))
+    return ("object", id(obj))

@@ -23,6 +23,7 @@ everywhere in initlab:
 import math
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -168,7 +169,7 @@ def callbacks(value):
         if not any(hooks) or not all(hook is None or callable(hook) for hook in hooks):
             where = f"callbacks[{index}]" if isinstance(value, (list, tuple)) else "callbacks"
             raise ValueError(f"{where} must be an object with a method {', '.join(CALLBACK_HOOKS)}"
-                             f" (any of them), got {_describe(item)}")
+                             f" (any of them), got {item!r} of type {type(item).__name__}")
     return items
 
 
@@ -200,6 +201,8 @@ def memory(what, nbytes, change):
         >>> memory("a tiny fit", 1000, "nothing")
     """
     available = available_memory()
+    if available is None and nbytes > sys.maxsize:  # beyond any address space
+        available = sys.maxsize
     if available is not None and nbytes > available:
         raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the "
                          f"{format_bytes(available)} this machine has available; {change}")

@@ -13,11 +13,13 @@ live in two flat vectors that the layers' arrays are views into, so the update i
 operations, and every buffer is allocated once per fit (training.py holds the loop).
 """
 
+import contextlib
+
 import numpy as np
 
 from initlab import checks
-from initlab.blocks import losses, optimizers
 from initlab.blocks import layers as layers_module
+from initlab.blocks import initializers, losses, optimizers
 from initlab.engine import saving, training
 from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
@@ -38,8 +40,7 @@ class NeuralNetwork:
 
     def __init__(self, layers=None, seed=None, dtype="float64"):
         seed = checks.integer("seed", seed, minimum=0, optional=True)
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = check_dtype(dtype)
         self.seed = seed
         self.seed_entropy = np.random.SeedSequence(seed).entropy
         self.dtype = np.dtype(dtype)
@@ -67,8 +68,8 @@ class NeuralNetwork:
 
     def compile(self, loss="crossentropy", optimizer=None):
         """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, default)."""
-        self.loss = losses.get(loss)
-        self.optimizer = optimizers.get(optimizer)
+        loss, optimizer = losses.get(loss), optimizers.get(optimizer)  # both, before either is set
+        self.loss, self.optimizer = loss, optimizer
         self._link_output()
 
     def _link_output(self):
@@ -88,11 +89,34 @@ class NeuralNetwork:
         if not self.layers:
             raise ValueError("the model has no layers; add some with model.add(Dense(...))")
         init_seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
-        fan_in = n_features
-        for layer, seed_seq in zip(self.layers, init_seeds):
-            layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
-            fan_in = layer.units
-        self._params, self._grads = pack_parameters(self.layers)
+        with self._unbuilt_on_error():
+            fan_in = n_features
+            for index, (layer, seed_seq) in enumerate(zip(self.layers, init_seeds)):
+                # A draw too large for the dtype becomes inf: refused below, not warned about.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
+                _check_representable(index, layer, self.dtype)
+                fan_in = layer.units
+            self._params, self._grads = pack_parameters(self.layers)
+
+    @contextlib.contextmanager
+    def _unbuilt_on_error(self):
+        """Undo a build if the block fails (a bad initializer, memory): all or nothing."""
+        if self.built:
+            yield
+            return
+        # The layers, and the initializers they call (which note each call's shape and rng).
+        touched = [obj for layer in self.layers for obj in (layer, *(
+            value for value in vars(layer).values() if isinstance(value, initializers.Initializer)))]
+        saved = [(obj, dict(vars(obj))) for obj in touched]
+        try:
+            yield
+        except BaseException:
+            for obj, attributes in saved:
+                vars(obj).clear()
+                vars(obj).update(attributes)
+            self._params = self._grads = None
+            raise
 
     def initialize(self, X, method="lsuv", **options):
         """Re-draw every layer on the batch X: LSUV (the default) or any registered scheme name.
@@ -107,9 +131,12 @@ class NeuralNetwork:
         from initlab.tools import lsuv  # lsuv imports this module
 
         X = self._check_features(X)
-        if not self.built:
-            self.build(X.shape[-2])
-        report = lsuv.initialize(self, X, method, self._layer_rngs(), **options)
+        if not isinstance(method, str):
+            raise ValueError(f"method must be 'lsuv' or a scheme name, got {method!r}")
+        with self._unbuilt_on_error():  # lsuv leaves built weights as they were on an error
+            if not self.built:
+                self.build(X.shape[-2])
+            report = lsuv.initialize(self, X, method, self._layer_rngs(), **options)
         if self.optimizer is not None:
             self.optimizer.reset()
         return report
@@ -150,8 +177,11 @@ class NeuralNetwork:
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
         self._check_compiled()
+        print_log, shuffle = checks.flag("print_log", print_log), checks.flag("shuffle", shuffle)
+        callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
-            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+            layers=self.layers)
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
         # Everything is checked: from here on the model changes.
         if not self.built:
@@ -370,10 +400,7 @@ def _to_python(value):
 
 
 def _as_data(name, value, dtype, ndim):
-    try:
-        array = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
+    array = checks.real_array(name, value, dtype)
     if array.ndim != ndim:
         rows = "n_features" if name == "X" else "n_outputs"
         hint = ""
@@ -412,10 +439,12 @@ def check_jit_compile(jit_compile, model, n_features):
     return bool(jit_compile)
 
 
-def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every):
+def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+                        layers=None, n_models=1):
     """fit's checks, shared by NeuralNetwork and Ensemble; returns the cleaned values.
 
-    batch_size comes back capped at the number of samples (None stays None: full batch).
+    batch_size comes back capped at the number of samples (None stays None: full batch). With
+    `layers`, the memory the fit needs (training_bytes) is checked against what the machine has.
     """
     epochs = checks.integer("epochs", epochs, minimum=1)
     log_every = checks.integer("log_every", log_every, minimum=1)
@@ -424,4 +453,47 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
     X, Y = check_data(X, Y)
     if batch_size is not None:
         batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
+    if layers is not None:
+        history, buffers = training_bytes(layers, X, Y, batch_size, epochs, n_models)
+        checks.memory(f"fit with epochs={epochs}" + (f" and batch_size={batch_size}"
+                                                      if batch_size else ""),
+                      history + buffers,
+                      "use fewer epochs (the cost of every epoch is kept)" if history > buffers
+                      else "use a smaller batch_size, fewer samples or smaller layers")
     return X, Y, epochs, learning_rate, batch_size, log_every
+
+
+def training_bytes(layers, X, Y, batch_size, epochs, n_models=1):
+    """(history, buffers): bytes a fit keeps for every epoch's cost, and about what its training
+    loop allocates (parameters, gradients, optimizer state, every layer's batch buffers and a
+    copy of the data), for `n_models` stacked models."""
+    itemsize = X.dtype.itemsize
+    batch = batch_size or X.shape[-1]
+    sizes = [X.shape[-2]] + [layer.units for layer in layers]
+    n_params = sum(units * (fan_in + 1) for fan_in, units in zip(sizes, sizes[1:]))
+    # Per layer: its output with a ones row, z, dL/dz and the loss's scratch; five flat vectors.
+    per_batch = batch * (sizes[0] + 1 + 4 * sum(units + 1 for units in sizes[1:]))
+    buffers = n_models * (5 * n_params + per_batch) * itemsize + 2 * (X.nbytes + Y.nbytes)
+    return epochs * n_models * 8, buffers
+
+
+def check_dtype(dtype):
+    """A model's dtype: float32 or float64, given as a name, a type or a np.dtype."""
+    try:
+        resolved = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def _check_representable(index, layer, dtype):
+    """ValueError if a freshly drawn layer holds inf or nan (a scale its dtype cannot hold)."""
+    for name, value in layer.params.items():
+        if not np.all(np.isfinite(value)):
+            largest = np.finfo(dtype).max
+            raise ValueError(
+                f"layer {index}'s initializer {getattr(layer, 'initializer', None)!r} drew "
+                f"{name} that are not finite in {dtype.name} (whose largest number is "
+                f"{largest:.3g}): use a smaller scale, or dtype='float64'")

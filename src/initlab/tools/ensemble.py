@@ -38,6 +38,7 @@ import threading
 
 import numpy as np
 
+from initlab import checks
 from initlab.blocks import optimizers
 from initlab.engine import model as model_module
 from initlab.engine import training
@@ -109,8 +110,10 @@ class Ensemble:
             group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
+        callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
-            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self._check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+            layers=self.models[0].layers, n_models=self.n_models)
         jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
