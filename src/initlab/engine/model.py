@@ -18,8 +18,8 @@ import contextlib
 import numpy as np
 
 from initlab import checks
-from initlab.blocks import layers as layers_module
 from initlab.blocks import initializers, losses, optimizers
+from initlab.blocks import layers as layers_module
 from initlab.engine import saving, training
 from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
@@ -107,7 +107,8 @@ class NeuralNetwork:
             return
         # The layers, and the initializers they call (which note each call's shape and rng).
         touched = [obj for layer in self.layers for obj in (layer, *(
-            value for value in vars(layer).values() if isinstance(value, initializers.Initializer)))]
+            value for value in vars(layer).values()
+            if isinstance(value, initializers.Initializer)))]
         saved = [(obj, dict(vars(obj))) for obj in touched]
         try:
             yield
