@@ -212,13 +212,13 @@ def test_callbacks_takes_hooks_and_refuses_the_rest():
 def test_memory_refuses_more_than_the_machine_has(monkeypatch):
     monkeypatch.setattr(checks, "available_memory", lambda: 2_000_000_000)
     checks.memory("a fit", 1_999_999_999, "nothing")
-    with pytest.raises(ValueError, match=r"a fit needs about 2\.5 GB of memory, more than the "
-                                         r"2 GB this machine has available; use less"):
+    with pytest.raises(ValueError, match=r"a fit would need about 2\.5 GB of memory, more than "
+                                         r"the 2 GB this machine has available; use less"):
         checks.memory("a fit", 2_500_000_000, "use less")
     # Unknown memory refuses only what no address space holds.
     monkeypatch.setattr(checks, "available_memory", lambda: None)
     checks.memory("a fit", 10**15, "nothing")
-    with pytest.raises(ValueError, match="needs about 1e\\+03 EB"):
+    with pytest.raises(ValueError, match="would need about 1e\\+03 EB"):
         checks.memory("a fit", 10**21, "nothing")
 
 

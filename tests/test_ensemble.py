@@ -594,7 +594,7 @@ def test_evaluate_first_builds_the_stacks():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 10**12}, r"fit with epochs=1000000000000 needs about 32 TB"),
+    ({"epochs": 10**12}, r"fit with epochs=1000000000000 would need about 32 TB"),
     ({"callbacks": 5}, "callbacks must be an object with a method"),
     ({"jit_compile": "yes"}, "jit_compile must be True or False"),
     ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),

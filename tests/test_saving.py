@@ -226,7 +226,7 @@ def test_a_member_claiming_more_than_the_machine_has_is_refused(saved, tmp_path,
     _, path, _, _ = saved
     monkeypatch.setattr(saving.checks, "available_memory", lambda: 1000)
     with pytest.raises(ModelFileError,
-                       match="loading it needs about 8.71 kB of memory, more than the 1 kB"):
+                       match="loading it would need about 8.71 kB of memory, more than the 1 kB"):
         NeuralNetwork.load(path)
 
 

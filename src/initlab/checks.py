@@ -204,8 +204,8 @@ def memory(what, nbytes, change):
     if available is None and nbytes > sys.maxsize:  # beyond any address space
         available = sys.maxsize
     if available is not None and nbytes > available:
-        raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the "
-                         f"{format_bytes(available)} this machine has available; {change}")
+        raise ValueError(f"{what} would need about {format_bytes(nbytes)} of memory, more than "
+                         f"the {format_bytes(available)} this machine has available; {change}")
 
 
 def format_bytes(nbytes):

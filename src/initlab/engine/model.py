@@ -455,7 +455,9 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
     if batch_size is not None:
         batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
     if layers is not None:
-        history, buffers = training_bytes(layers, X, Y, batch_size, epochs, n_models)
+        history, buffers = training_bytes(
+            [layer.units for layer in layers], X.shape[-2], X.shape[-1], batch_size, epochs,
+            n_models, X.dtype.itemsize, data_copies=X.shape[0] if X.ndim == 3 else 1)
         checks.memory(f"fit with epochs={epochs}" + (f" and batch_size={batch_size}"
                                                       if batch_size else ""),
                       history + buffers,
@@ -464,18 +466,23 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
     return X, Y, epochs, learning_rate, batch_size, log_every
 
 
-def training_bytes(layers, X, Y, batch_size, epochs, n_models=1):
-    """(history, buffers): bytes a fit keeps for every epoch's cost, and about what its training
-    loop allocates (parameters, gradients, optimizer state, every layer's batch buffers and a
-    copy of the data), for `n_models` stacked models."""
-    itemsize = X.dtype.itemsize
-    batch = batch_size or X.shape[-1]
-    sizes = [X.shape[-2]] + [layer.units for layer in layers]
-    n_params = sum(units * (fan_in + 1) for fan_in, units in zip(sizes, sizes[1:]))
-    # Per layer: its output with a ones row, z, dL/dz and the loss's scratch; five flat vectors.
-    per_batch = batch * (sizes[0] + 1 + 4 * sum(units + 1 for units in sizes[1:]))
-    buffers = n_models * (5 * n_params + per_batch) * itemsize + 2 * (X.nbytes + Y.nbytes)
-    return epochs * n_models * 8, buffers
+def training_bytes(units, n_features, m, batch_size, epochs, n_models=1, itemsize=8,
+                   data_copies=1):
+    """(history, buffers): about the bytes a fit keeps for every epoch's cost, and what its
+    training loop allocates, for `n_models` stacked models of layers with `units`: parameters,
+    gradients and optimizer state (five flat vectors), every layer's batch buffers, and
+    sample-major copies of the data (`data_copies` data sets of m samples).
+
+        >>> training_bytes([12, 6, 1], 2, 400, None, 15000)   # the post's model and fit
+        (120000, 315240)
+    """
+    batch = batch_size or m
+    sizes = [n_features, *units]
+    n_params = sum(n * (fan_in + 1) for fan_in, n in zip(sizes, sizes[1:]))
+    # Per layer: its output with a ones row, z, dL/dz and the loss's scratch.
+    per_batch = batch * (n_features + 1 + 4 * sum(n + 1 for n in units))
+    data = 2 * data_copies * m * (n_features + units[-1])
+    return epochs * n_models * 8, (n_models * (5 * n_params + per_batch) + data) * itemsize
 
 
 def check_dtype(dtype):

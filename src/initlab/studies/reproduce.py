@@ -17,8 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab.studies import output, plots, report
-from initlab.studies.post_study import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
+from initlab import checks
+from initlab.studies import arguments, output, plots, report
+from initlab.studies.post_study import (
+    EPOCHS,
+    N_SEEDS,
+    check_int,
+    resolve_schemes,
+    run_study,
+    study_bytes,
+)
 
 DEFAULT_OUT = os.path.join("results", "post")
 FIGURES = ("dataset.png", "costs.png", "boundaries.png")
@@ -53,10 +61,13 @@ def add_arguments(parser):
 
 def run(args):
     # Every check comes first: a bad argument must not cost a training run.
-    n_seeds = check_int("--seeds", args.seeds, minimum=1)
-    epochs = check_int("--epochs", args.epochs, minimum=1)
+    n_seeds = check_int("--seeds", args.seeds, minimum=1, maximum=arguments.MAX_SEEDS)
+    epochs = check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
+    memory = study_bytes(len(schemes), n_seeds, epochs)
+    arguments.check_memory(f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory,
+                           "use fewer --seeds or --epochs")
     if args.jit:
         from initlab.fast import jit
 
@@ -65,7 +76,8 @@ def run(args):
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
 
     print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
-          f"({', '.join(scheme.name for scheme in schemes)})")
+          f"({', '.join(scheme.name for scheme in schemes)}; about "
+          f"{checks.format_bytes(memory)} of memory)")
     start = time.perf_counter()
     result = run_study(seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=args.schemes,
                        progress=args.progress, jit_compile=args.jit)
