@@ -225,7 +225,7 @@ def get(identifier):
     if isinstance(identifier, dict):
         config = dict(identifier)
         name = config.pop("name", None)
-        return _by_name(name, "activation")(**config)
+        return _construct(_by_name(name, "activation"), config, "activation")
     if isinstance(identifier, str):
         return _by_name(identifier, "activation")()
     raise ValueError(
@@ -234,8 +234,16 @@ def get(identifier):
     )
 
 
+def _construct(cls, config, argument):
+    """cls(**config), with parameters it does not take reported as a ValueError."""
+    try:
+        return cls(**config)
+    except TypeError as error:  # an unexpected or missing keyword
+        raise ValueError(f"{argument} {cls.__name__}: {error}") from None
+
+
 def _by_name(name, argument):
-    key = name.lower() if isinstance(name, str) else name
+    key = name.lower() if isinstance(name, str) else None
     if key not in ACTIVATIONS:
         raise ValueError(
             f"{argument} {name!r} is not known; expected one of {sorted(ACTIVATIONS)}"

@@ -460,7 +460,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, dict):
         identifier = identifier.get("name")
-    key = identifier.lower() if isinstance(identifier, str) else identifier
+    key = identifier.lower() if isinstance(identifier, str) else None
     if key not in LOSSES:
         raise ValueError(f"loss {identifier!r} is not known; expected one of {sorted(LOSSES)}")
     return LOSSES[key]()

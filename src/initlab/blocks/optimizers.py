@@ -191,9 +191,12 @@ def get(identifier):
     if isinstance(identifier, dict):
         config = dict(identifier)
         identifier = config.pop("name", None)
-    key = identifier.lower() if isinstance(identifier, str) else identifier
+    key = identifier.lower() if isinstance(identifier, str) else None
     if key not in OPTIMIZERS:
         raise ValueError(
             f"optimizer {identifier!r} is not known; expected one of {sorted(OPTIMIZERS)}"
         )
-    return OPTIMIZERS[key](**config)
+    try:
+        return OPTIMIZERS[key](**config)
+    except TypeError as error:  # a parameter this optimizer does not take
+        raise ValueError(f"optimizer {key!r}: {error}") from None

@@ -303,9 +303,12 @@ def _read_header(archive, name, path):
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
             else:
                 raise ValueError(f"npy format version {version} is not 1.0 or 2.0")
-        except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as error:
+        except Exception as error:  # noqa: BLE001
+            # NumPy's header parser meets the file's bytes first, and what it raises on garbage
+            # is not one type (ValueError, SyntaxError, tokenize's TokenError, EOFError...);
+            # the header is a few hundred bytes, so anything it raises means "not a header".
             raise ModelFileError(path, f"member {name!r} is not a valid .npy array "
-                                       f"({error})") from None
+                                       f"({type(error).__name__}: {error})") from None
         offset = stream.tell()
     if dtype.hasobject:
         raise ModelFileError(path, f"is not an initlab model file: member {name!r} holds Python "
