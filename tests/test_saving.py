@@ -306,3 +306,15 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(model, tmp_
     assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", other.name, live.name])
     np.testing.assert_array_equal(NeuralNetwork.load(path).layers[0].weights,
                                   model.layers[0].weights)
+
+
+@pytest.mark.parametrize("code_point", [b"\xff\xff\xff\xff", b"\x00\xd8\x00\x00"])
+def test_a_config_with_characters_beyond_unicode_is_refused(saved, tmp_path, code_point):
+    _, _, members, config = saved
+    text = np.array(json.dumps(config))
+    data = bytearray(npy_bytes(text))
+    position = len(data) - 4 * (len(str(text)) - str(text).index('"seed"') - 2)
+    data[position:position + 4] = code_point  # inside the key "seed"
+    write_members(tmp_path / "bad.npz", {**members, "config.npy": bytes(data)})
+    with pytest.raises(ModelFileError, match="not valid Unicode text"):
+        NeuralNetwork.load(tmp_path / "bad.npz")

@@ -261,7 +261,13 @@ def _read_config(archive, path):
     if dtype.itemsize > 4 * MAX_CONFIG_BYTES or info.file_size > offset + 4 * MAX_CONFIG_BYTES:
         raise ModelFileError(path, f"has a config of {dtype.itemsize // 4} characters; the limit "
                                    f"is {MAX_CONFIG_BYTES}")
-    text = str(_read_data(archive, "config.npy", (shape, fortran, dtype, offset), path)[()])
+    array = _read_data(archive, "config.npy", (shape, fortran, dtype, offset), path)
+    # NumPy turns any 4 bytes into a "character", even beyond Unicode or a lone surrogate.
+    codes = np.frombuffer(array.tobytes(), dtype="<u4" if dtype.byteorder != ">" else ">u4")
+    if np.any((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes < 0xE000))):
+        raise ModelFileError(path, "is not an initlab model file (its config is not valid "
+                                   "Unicode text)")
+    text = str(array[()])
     try:
         config = json.loads(text, parse_constant=_refuse_constant,
                             object_pairs_hook=_unique_keys)
