@@ -232,9 +232,11 @@ def test_a_member_claiming_more_than_the_machine_has_is_refused(saved, tmp_path,
 
 @pytest.mark.parametrize("path, message", [
     ("missing.npz", "cannot be read: No such file"),
-    (".", "cannot be read: Is a directory"),
+    (".", "is not a regular file"),
+    ("fifo", "is not a regular file"),
 ])
 def test_a_path_that_is_no_file_is_a_model_file_error(tmp_path, path, message):
+    os.mkfifo(tmp_path / "fifo")  # opening it to read would wait for a writer forever
     with pytest.raises(ModelFileError, match=message):
         NeuralNetwork.load(tmp_path / path)
 

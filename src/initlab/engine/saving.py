@@ -189,6 +189,9 @@ def load(path, cls):
     """Read a model file into a new `cls` (NeuralNetwork); ModelFileError on any problem."""
     path = _fspath(path)
     try:
+        # A FIFO or a device would block or never end: only a regular file is opened.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelFileError(path, "is not a regular file")
         with open(path, "rb") as handle:
             _check_directory_size(handle, path)
             with zipfile.ZipFile(handle) as archive:
