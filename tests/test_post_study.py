@@ -187,16 +187,17 @@ def test_lsuv_is_drawn_on_each_runs_training_set():
                                                   rel=1e-12)
 
 
-@pytest.mark.parametrize("n_seeds, epochs", [(6, 50), (2, 3000)])
-def test_the_memory_estimate_is_within_a_factor_of_two_of_the_peak(n_seeds, epochs):
+@pytest.mark.parametrize("n_seeds, epochs", [(6, 50), (2, 3000), (20, 500)])
+def test_the_memory_estimate_is_above_the_peak_and_less_than_twice_it(n_seeds, epochs):
     import tracemalloc
 
+    post.run_study(seed=0, n_seeds=1, epochs=2)  # imports and caches of a first run: not its own
     tracemalloc.start()
     post.run_study(seed=0, n_seeds=n_seeds, epochs=epochs)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     estimate = post.study_bytes(3, n_seeds, epochs)
-    assert peak / 2 < estimate < 2 * peak, (estimate, peak)
+    assert peak < estimate < 2 * peak, (estimate, peak)
 
 
 def test_the_time_estimate_is_near_the_time_a_small_study_takes():

@@ -198,25 +198,22 @@ class StudyResult:
         return np.where(below.any(axis=-1), below.argmax(axis=-1), -1)
 
 
-# Python objects of one run (its model, layers, generators and data sets), measured with
-# tracemalloc over 200 runs: about 320 kB each, more than their arrays.
-BYTES_PER_RUN = 320_000
+# What a study holds, measured with tracemalloc over run_study with 2 to 20 seeds: 2 to 2.5 MB
+# whatever its size, then about 75 kB per run (its model, layers, generators, data sets and its
+# share of the stacked training buffers), then every epoch's cost of every run, at most twice
+# at once (fit's slices and their concatenation).
+BYTES_PER_STUDY = 2_500_000
+BYTES_PER_RUN = 80_000
 
 
 def study_bytes(n_schemes, n_seeds, epochs):
-    """About the memory run_study needs: every run's objects, the stacked training buffers, and
-    every epoch's cost of every run (held three times: fit's slices, their concatenation, the
-    result).
+    """About the memory run_study needs (see BYTES_PER_RUN), a little above what it takes.
 
-        >>> study_bytes(3, 10, 15000) < 100 * 10**6
-        True
+        >>> study_bytes(3, 10, 15000) / 1e6          # the default study: MB
+        12.1
     """
-    from initlab.engine.model import training_bytes
-
     n_models = n_schemes * n_seeds
-    history, buffers = training_bytes([12, 6, 1], 2, N_TRAIN, None, epochs, n_models,
-                                      data_copies=n_models)
-    return 3 * history + buffers + n_models * BYTES_PER_RUN
+    return BYTES_PER_STUDY + n_models * BYTES_PER_RUN + 2 * n_models * epochs * 8
 
 
 def study_seconds(n_schemes, n_seeds, epochs):
