@@ -1,4 +1,5 @@
-"""Argument checks: an integer with a minimum, a finite number with a bound, a fraction.
+"""Argument checks: an integer with a minimum, a finite number with a bound, a fraction, a flag,
+an array of real numbers, callbacks, and the memory a request needs against what the machine has.
 
 Each function returns the clean value (a Python int or float) or raises ValueError that names the
 argument, echoes the value with repr, and says what was expected. The rules are the same

@@ -456,7 +456,7 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
         batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
     if layers is not None:
         history, buffers = training_bytes(
-            [layer.units for layer in layers], X.shape[-2], X.shape[-1], batch_size, epochs,
+            _widths(layers, X.shape[-2]), X.shape[-2], X.shape[-1], batch_size, epochs,
             n_models, X.dtype.itemsize, data_copies=X.shape[0] if X.ndim == 3 else 1)
         checks.memory(f"fit with epochs={epochs}" + (f" and batch_size={batch_size}"
                                                       if batch_size else ""),
@@ -464,6 +464,17 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
                       "use fewer epochs (the cost of every epoch is kept)" if history > buffers
                       else "use a smaller batch_size, fewer samples or smaller layers")
     return X, Y, epochs, learning_rate, batch_size, log_every
+
+
+def _widths(layers, n_features):
+    """Each layer's output size: its `units`, or (a layer that learns it when built, such as an
+    elementwise one) the size of its input."""
+    widths, width = [], n_features
+    for layer in layers:
+        units = getattr(layer, "units", None)
+        width = units if isinstance(units, (int, np.integer)) else width
+        widths.append(width)
+    return widths
 
 
 def training_bytes(units, n_features, m, batch_size, epochs, n_models=1, itemsize=8,
