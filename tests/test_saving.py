@@ -320,3 +320,12 @@ def test_a_config_with_characters_beyond_unicode_is_refused(saved, tmp_path, cod
     write_members(tmp_path / "bad.npz", {**members, "config.npy": bytes(data)})
     with pytest.raises(ModelFileError, match="not valid Unicode text"):
         NeuralNetwork.load(tmp_path / "bad.npz")
+
+
+def test_a_day_old_temporary_of_an_earlier_version_is_removed(model, tmp_path):
+    old, recent = tmp_path / ".initlab-ab3_x9z1.tmp", tmp_path / ".initlab-qq3_x9z1.tmp"
+    for path in (old, recent):
+        path.write_bytes(b"half a file")
+    os.utime(old, (0, 2 * 86400))  # 1970: long dead
+    model.save(tmp_path / "m.npz")
+    assert not old.exists() and recent.exists()  # recent: an old version may be writing it

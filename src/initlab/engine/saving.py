@@ -41,6 +41,7 @@ import re
 import stat
 import struct
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -111,7 +112,9 @@ def remove_stale_temporaries(path):
     """Remove the temporary files that killed saves to `path` left beside it.
 
     A temporary file is `.initlab-<hash of the name>-<pid>-<random>.tmp`; it is stale when the
-    process <pid> no longer runs. A save in progress (its process alive) is left alone.
+    process <pid> no longer runs. A save in progress (its process alive) is left alone. Earlier
+    versions named them `.initlab-<8 random characters>.tmp`, which says neither the destination
+    nor the process: those are removed once a day old, when no save can still be writing them.
     """
     directory = os.path.dirname(os.path.abspath(path))
     pattern = re.compile(re.escape(_temporary_prefix(path)) + r"(\d+)-[^/]*\.tmp\Z")
@@ -121,9 +124,18 @@ def remove_stale_temporaries(path):
         return
     for name in names:
         match = pattern.match(name)
-        if match and not _process_alive(int(match.group(1))):
+        stale = match is not None and not _process_alive(int(match.group(1)))
+        if not stale and _LEGACY_TEMPORARY.match(name):
+            with contextlib.suppress(OSError):
+                stale = time.time() - os.stat(os.path.join(directory, name)).st_mtime > 86400
+        if stale:
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(directory, name))
+
+
+# mkstemp(prefix=".initlab-", suffix=".tmp"): the temporaries of saves from before they were
+# named after their destination and process, 8 characters of tempfile's alphabet in between.
+_LEGACY_TEMPORARY = re.compile(r"\.initlab-[a-z0-9_]{8}\.tmp\Z")
 
 
 def _process_alive(pid):
