@@ -1,5 +1,11 @@
 """Shared fixtures: small seeded data in the post's (features, samples) layout."""
 
+import functools
+import io
+import json
+import types
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -35,3 +41,62 @@ def post_model(seed=0, dtype="float64", initializer="he"):
     model.add(Dense(units=1, activation="sigmoid", initializer=initializer))
     model.compile(loss="crossentropy")
     return model
+
+
+# --- model files, member by member (test_saving, test_fuzz) ------------------------------------
+
+def npy_bytes(array):
+    """The .npy file numpy.save writes for `array`."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def file_members(path):
+    """{member name: bytes} of a zip file."""
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def file_config(members):
+    """The JSON config of a model file's members."""
+    return json.loads(str(np.load(io.BytesIO(members["config.npy"]))))
+
+
+def write_members(path, members, config=None):
+    """A zip of `members`, with config.npy replaced by `config` (a dict or a str) if given."""
+    import json
+    if config is not None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        members = {**members, "config.npy": npy_bytes(np.array(text))}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+# Compared by identity: what a failed call must not replace, but whose insides are code.
+_CODE = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
+         functools.partial, type)
+
+
+def object_state(obj, _seen=None):
+    """Everything an object holds, recursively, as comparable values: arrays by dtype, shape and
+    bytes, Generators by their state, other objects by type and attributes. Two calls compare
+    equal only if nothing reachable from `obj` changed in between (bit for bit)."""
+    seen = {} if _seen is None else _seen
+    if isinstance(obj, np.ndarray):
+        return ("array", obj.dtype.str, obj.shape, obj.tobytes())
+    if isinstance(obj, np.random.Generator):
+        return ("generator", repr(obj.bit_generator.state))
+    if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), np.generic)):
+        return obj if not isinstance(obj, float) or obj == obj else "nan"
+    if id(obj) in seen:
+        return ("seen", seen[id(obj)])
+    seen[id(obj)] = len(seen)
+    if isinstance(obj, dict):
+        return ("dict", [(key, object_state(value, seen)) for key, value in obj.items()])
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, [object_state(value, seen) for value in obj])
+    if hasattr(obj, "__dict__") and not isinstance(obj, _CODE):
+        return (type(obj).__name__, object_state(vars(obj), seen))
+    return ("object", id(obj))

@@ -173,3 +173,22 @@ def test_selu_keeps_a_unit_gaussian_signal_at_mean_zero_and_variance_one():
         return total / math.sqrt(2 * math.pi)
 
     assert abs(moment(1)) < 1e-8 and abs(moment(2) - 1) < 1e-8
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softmax"])
+def test_harmless_underflow_never_raises_even_under_errstate_raise(name):
+    # sigmoid(-800) and a class 800 below the best are 0: the right answer, not an error.
+    activation = activations.get(name)
+    z = np.array([[-800.0, 0.0], [0.0, 800.0]])
+    out = np.empty_like(z)
+    with np.errstate(all="raise"):
+        forward = activation.forward(z)
+        forward_ops, _ = activation.training_steps(z, out, np.empty_like(z))
+        for op in forward_ops:
+            op()
+    expected = {"sigmoid": [[0.0, 0.5], [0.5, 1.0]], "softmax": [[0.0, 0.0], [1.0, 1.0]]}[name]
+    np.testing.assert_allclose(forward, expected, atol=1e-300)
+    np.testing.assert_array_equal(out, forward)
+    # Overflow is still an error: only underflow is ignored, and only there.
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        np.exp(np.array([800.0]))

@@ -2,6 +2,7 @@
 
 import fractions
 import math
+import os
 
 import numpy as np
 import pytest
@@ -156,3 +157,74 @@ def test_the_docstring_examples_hold():
 
     result = doctest.testmod(checks)
     assert result.attempted >= 5 and result.failed == 0
+
+
+# --- flags, real arrays, callbacks, memory ------------------------------------------------------
+
+@pytest.mark.parametrize("value", [True, False, np.True_, np.False_])
+def test_flag_takes_booleans(value):
+    assert checks.flag("shuffle", value) is bool(value)
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None, [], np.array([True])])
+def test_flag_refuses_what_is_only_truthy(value):
+    with pytest.raises(ValueError, match="shuffle must be True or False, got"):
+        checks.flag("shuffle", value)
+
+
+@pytest.mark.parametrize("value, kind", [
+    (np.ones(3, complex), "complex"), (np.ones(3, bool), "boolean"), (["1", "2"], "strings"),
+    ([b"1"], "bytes"), (np.array([1.0, None]), "objects"),
+    (np.zeros(2, "datetime64[s]"), "datetimes"),
+])
+def test_real_array_refuses_what_is_not_a_real_number(value, kind):
+    with pytest.raises(ValueError, match=rf"X must hold real numbers .*\({kind}\)"):
+        checks.real_array("X", value, np.float64)
+
+
+def test_real_array_converts_integers_and_floats_and_refuses_ragged_lists():
+    result = checks.real_array("X", [[1, 2], [3, 4]], np.float32)
+    assert result.dtype == np.float32 and result.tolist() == [[1, 2], [3, 4]]
+    array = np.ones(3)
+    assert checks.real_array("X", array, np.float64) is array  # no copy when none is needed
+    with pytest.raises(ValueError, match="X must be a numeric array, got list"):
+        checks.real_array("X", [[1, 2], [3]], np.float64)
+
+
+def test_callbacks_takes_hooks_and_refuses_the_rest():
+    class Hook:
+        def on_train_end(self, model):
+            pass
+
+    hook = Hook()
+    assert checks.callbacks(None) == [] and checks.callbacks(()) == []
+    assert checks.callbacks(hook) == [hook] and checks.callbacks([hook, hook]) == [hook, hook]
+    with pytest.raises(ValueError, match=r"callbacks\[1\] must be an object .*got 'x' of type"):
+        checks.callbacks([hook, "x"])
+
+    class NotCallable:
+        on_epoch_end = 3
+
+    with pytest.raises(ValueError, match="callbacks must be an object"):
+        checks.callbacks(NotCallable())
+
+
+def test_memory_refuses_more_than_the_machine_has(monkeypatch):
+    monkeypatch.setattr(checks, "available_memory", lambda: 2_000_000_000)
+    checks.memory("a fit", 1_999_999_999, "nothing")
+    with pytest.raises(ValueError, match=r"a fit would need about 2\.5 GB of memory, more than "
+                                         r"the 2 GB this machine has available; use less"):
+        checks.memory("a fit", 2_500_000_000, "use less")
+    # Unknown memory refuses only what no address space holds.
+    monkeypatch.setattr(checks, "available_memory", lambda: None)
+    checks.memory("a fit", 10**15, "nothing")
+    with pytest.raises(ValueError, match="would need about 1e\\+03 EB"):
+        checks.memory("a fit", 10**21, "nothing")
+
+
+def test_available_memory_reads_meminfo():
+    available = checks.available_memory()
+    if os.path.exists("/proc/meminfo"):
+        with open("/proc/meminfo") as handle:
+            line = next(line for line in handle if line.startswith("MemAvailable:"))
+        assert abs(available - int(line.split()[1]) * 1024) < 2**30  # it moves between reads

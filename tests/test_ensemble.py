@@ -592,3 +592,22 @@ def test_evaluate_first_builds_the_stacks():
     result = Ensemble(models).evaluate(X, Y)
     for k, model in enumerate(models):
         assert result["loss"][k] == pytest.approx(model.evaluate(X, Y)["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 10**12}, r"fit with epochs=1000000000000 would need about 32 TB"),
+    ({"callbacks": 5}, "callbacks must be an object with a method"),
+    ({"jit_compile": "yes"}, "jit_compile must be True or False"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
+])
+def test_a_failed_fit_leaves_the_ensemble_and_its_models_as_they_were(kwargs, message):
+    from conftest import object_state
+
+    X, Y = datasets.moons(40, noise=0.2, seed=0)
+    models = [post_model(seed=k, optimizer="adam") for k in range(4)]
+    ensemble = Ensemble(models)
+    ensemble.fit(X, Y, epochs=3, learning_rate=0.01)
+    before = object_state(ensemble)
+    with pytest.raises(ValueError, match=message):
+        ensemble.fit(X, Y, **kwargs)
+    assert object_state(ensemble) == before

@@ -69,3 +69,47 @@ def test_wrong_feature_count_is_reported_batch_first():
     with pytest.raises(ValueError, match=r"X has 3 features, but Classifier is expecting 2 .*"
                                          r"shape \(5, 3\)"):
         clf.predict(np.ones((5, 3)))
+
+
+# --- all or nothing, and labels that are no labels ----------------------------------------------
+
+def _fitted(**params):
+    X, Y = moons(60, noise=0.2, seed=0)
+    clf = Classifier(hidden_layer_sizes=(6,), epochs=20, seed=0, **params).fit(X.T, Y[0])
+    return clf, X.T, Y[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda clf, X, y: clf.set_params(epochs=10**12).fit(X, np.where(y > 0, "b", "a")),
+     "use fewer epochs"),
+    (lambda clf, X, y: clf.set_params(optimizer="rmsprop").fit(X, np.where(y > 0, "b", "a")),
+     "optimizer 'rmsprop' is not known"),
+    (lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 3, np.nan, y)),
+     r"y must hold a label for every sample; y\[3\] is np.float64\(nan\)|y\[3\] is nan"),
+    (lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 5, None, y.astype(object))),
+     r"y\[5\] is None"),
+    (lambda clf, X, y: clf.fit(X + 1j, y), r"X must hold real numbers .*\(complex\)"),
+    (lambda clf, X, y: clf.fit(X.astype(str), y), r"X must hold real numbers .*\(strings\)"),
+    (lambda clf, X, y: clf.set_params(hidden_layer_sizes=(4, 0)).fit(X, y),
+     r"hidden_layer_sizes\[1\]: units must be an integer >= 1, got 0"),
+])
+def test_a_failed_refit_leaves_the_fitted_classifier_as_it_was(change, message):
+    from conftest import object_state
+
+    clf, X, y = _fitted()
+    before = object_state({key: value for key, value in vars(clf).items()
+                           if key.endswith("_")})  # what fit learned
+    with pytest.raises(ValueError, match=message):
+        change(clf, X, y)
+    assert object_state({key: value for key, value in vars(clf).items()
+                         if key.endswith("_")}) == before
+    # predict still answers with the labels of the problem it was trained on.
+    assert set(clf.predict(X)) <= {0.0, 1.0}
+
+
+def test_an_integer_hidden_layer_sizes_means_one_hidden_layer_as_in_scikit_learn():
+    X, Y = moons(60, noise=0.2, seed=0)
+    one = Classifier(hidden_layer_sizes=7, epochs=20, seed=0).fit(X.T, Y[0])
+    tuple_ = Classifier(hidden_layer_sizes=(7,), epochs=20, seed=0).fit(X.T, Y[0])
+    assert [layer.units for layer in one.model_.layers] == [7, 1]
+    np.testing.assert_array_equal(one.predict_proba(X.T), tuple_.predict_proba(X.T))

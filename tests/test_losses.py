@@ -362,3 +362,21 @@ def test_categorical_crossentropy_plain_path_is_finite_in_float32_at_0_and_1():
         assert np.isfinite(cost) and np.all(np.isfinite(grad))
         np.testing.assert_allclose(cost, expected_cost, rtol=1e-6)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["crossentropy", "categorical_crossentropy"])
+def test_from_logits_and_training_step_ignore_harmless_underflow_under_errstate_raise(name):
+    loss = losses.get(name)
+    z = np.array([[-800.0, 900.0], [800.0, -900.0]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0]])
+    with np.errstate(all="raise"):
+        cost, grad = loss.from_logits(y, z.copy())
+        buffer_y, output, buffer_grad = y.copy(), z.copy(), np.empty_like(z)
+        step, load = loss.training_step(buffer_y, output, buffer_grad, from_logits=True)
+        load()
+        bound_cost = step()
+    # Every prediction is right by a wide margin: cost and gradient are 0 (to rounding).
+    np.testing.assert_allclose(cost, 0.0, atol=1e-300)
+    np.testing.assert_allclose(grad, 0.0, atol=1e-300)
+    np.testing.assert_allclose(bound_cost, 0.0, atol=1e-300)
+    np.testing.assert_allclose(buffer_grad, 0.0, atol=1e-300)

@@ -4,12 +4,13 @@ seeding, persistence, and bad input."""
 import io
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient
+from conftest import numerical_gradient, object_state
 from initlab import Dense, Initializer, NeuralNetwork
 from initlab.blocks.datasets import moons
 
@@ -613,7 +614,7 @@ def trained():
     (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)\.$"),
     (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
     (lambda X, Y: (X, np.vstack([Y, Y, Y * 7])), r"Y must have 1 rows.*\(3, 40\)"),
-    (lambda X, Y: ([["a", "b"]], Y), "X must be a numeric array"),
+    (lambda X, Y: ([["a", "b"]], Y), r"X must hold real numbers .*dtype <U1 \(strings\)"),
 ])
 def test_bad_data_is_reported_and_the_model_is_unchanged(trained, change, message):
     model, X, Y = trained
@@ -678,3 +679,118 @@ def test_using_a_model_before_compile_or_without_layers_is_explained():
 def test_bad_seed_is_rejected(seed):
     with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
         NeuralNetwork(seed=seed)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+@pytest.mark.parametrize("loss, output, n_outputs", [("crossentropy", "sigmoid", 1),
+                                                     ("categorical_crossentropy", "softmax", 2),
+                                                     ("mse", "sigmoid", 1)])
+def test_a_healthy_large_scale_fit_never_raises_on_harmless_underflow(loss, output, n_outputs,
+                                                                      batch_size):
+    # Weights of scale 1e3 saturate every sigmoid: exp underflows to 0, the right answer.
+    X, Y = moons(64, noise=0.2, seed=0)
+    model = NeuralNetwork(seed=0)
+    model.add(Dense(12, "relu", initializer=Initializer(scale=1e3)))
+    model.add(Dense(6, "sigmoid", initializer=Initializer(scale=1e3)))
+    model.add(Dense(n_outputs, output, initializer=Initializer(scale=1e3)))
+    model.compile(loss=loss)
+    with np.errstate(all="raise"):
+        history = model.fit(X, Y, epochs=5, batch_size=batch_size)["loss"]
+        p = model.predict(X)
+        result = model.evaluate(X, Y)
+    assert np.all(np.isfinite(history)) and np.all(np.isfinite(p))
+    assert result["loss"] == pytest.approx(history[-1], rel=1.0)  # finite and of that size
+
+
+# --- all or nothing: a call that fails leaves the model bit for bit as it was -------------------
+
+def _trained_adam_model():
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = post_model(seed=0)
+    model.compile(loss="crossentropy", optimizer="adam")
+    model.fit(X, Y, epochs=3, batch_size=16)
+    return model, X, Y
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, X, Y: m.fit(X, Y, epochs=10**12, learning_rate=0.5),
+     r"fit with epochs=1000000000000 would need about 8 TB of memory, more than the .* "
+     r"available; use fewer epochs"),
+    (lambda m, X, Y: m.fit(X, Y, epochs=10**20),
+     r"fit with epochs=100000000000000000000 would need about 800 EB"),
+    (lambda m, X, Y: m.fit(X, Y, shuffle="no"), "shuffle must be True or False, got 'no'"),
+    (lambda m, X, Y: m.fit(X, Y, print_log=1), r"print_log must be True or False, got 1"),
+    (lambda m, X, Y: m.fit(X, Y, jit_compile="no"), "jit_compile must be True or False"),
+    (lambda m, X, Y: m.fit(X, Y, callbacks=5), r"callbacks must be an object with a method "
+                                               r"on_train_begin.*got 5 of type int"),
+    (lambda m, X, Y: m.fit(X, Y, callbacks=[print]), r"callbacks\[0\] must be an object"),
+    (lambda m, X, Y: m.fit(X + 0j, Y), r"X must hold real numbers .*complex128 \(complex\)"),
+    (lambda m, X, Y: m.fit(X > 0, Y), r"X must hold real numbers .*dtype bool \(boolean\)"),
+    (lambda m, X, Y: m.fit(X.astype(object), Y), r"X must hold .*dtype object \(objects\)"),
+    (lambda m, X, Y: m.fit(X.astype(str), Y), r"X must hold .*\(strings\)"),
+    (lambda m, X, Y: m.fit(X, Y.astype(bool)), r"Y must hold .*\(boolean\)"),
+    (lambda m, X, Y: m.compile(loss="mse", optimizer="rmsprop"), "optimizer 'rmsprop' is not"),
+    (lambda m, X, Y: m.compile(loss="banana", optimizer="sgd"), "loss 'banana' is not known"),
+    (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
+    (lambda m, X, Y: m.initialize(X, method=5), "method must be 'lsuv' or a scheme name, got 5"),
+    (lambda m, X, Y: m.initialize(X, method="lsuv", tol=-1), "tol must be a finite number > 0"),
+    (lambda m, X, Y: m.initialize(X + 1j), "X must hold real numbers"),
+])
+def test_a_failed_call_leaves_a_trained_model_bit_for_bit_as_it_was(call, message):
+    model, X, Y = _trained_adam_model()
+    before = object_state(model)
+    with pytest.raises(ValueError, match=message):
+        call(model, X, Y)
+    assert object_state(model) == before
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, X, Y: m.fit(X, Y, epochs=10**12), "use fewer epochs"),
+    (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
+    (lambda m, X, Y: m.initialize(X, method="lsuv", tol=0), "tol must be"),
+])
+def test_a_failed_call_leaves_an_unbuilt_model_unbuilt(call, message):
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = post_model(seed=0)
+    before = object_state(model)
+    with pytest.raises(ValueError, match=message):
+        call(model, X, Y)
+    assert object_state(model) == before and not model.built
+
+
+def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = NeuralNetwork(seed=0, dtype="float32")
+    model.add(Dense(12, "relu"))
+    model.add(Dense(1, "sigmoid", initializer=Initializer(scale=1e39)))
+    model.compile(loss="crossentropy")
+    before = object_state(model)
+    with np.errstate(all="raise"), pytest.raises(
+            ValueError, match=r"layer 1's initializer .*scale=1e\+39.* drew weights that are not "
+                              r"finite in float32 \(whose largest number is 3.4e\+38\)"):
+        model.fit(X, Y, epochs=2)
+    assert object_state(model) == before and not model.built
+    # The same scale is representable in float64: it builds, and every weight is finite.
+    model = NeuralNetwork([Dense(1, initializer=Initializer(scale=1e39))], seed=0)
+    assert np.all(np.isfinite(model.predict(np.ones((2, 3)))))
+
+
+@pytest.mark.parametrize("dtype", ["banana", None, "int32", complex, 5])
+def test_a_dtype_that_is_no_float_is_named(dtype):
+    with pytest.raises(ValueError, match=f"dtype must be 'float32' or 'float64', got "
+                                         f"{re.escape(repr(dtype))}"):
+        NeuralNetwork(dtype=dtype)
+
+
+def test_flags_accept_numpy_booleans_and_callbacks_one_object():
+    model, X, Y = _trained_adam_model()
+
+    class Counter:
+        epochs = 0
+
+        def on_epoch_end(self, model, epoch, cost):
+            self.epochs += 1
+
+    counter = Counter()
+    model.fit(X, Y, epochs=3, shuffle=np.False_, print_log=np.bool_(False), callbacks=counter)
+    assert counter.epochs == 3

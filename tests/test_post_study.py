@@ -185,3 +185,27 @@ def test_lsuv_is_drawn_on_each_runs_training_set():
     # The cost at epoch 0 is that of the initial weights, before any update.
     assert result.costs[3, 1, 0] == pytest.approx(by_hand.evaluate(X_train, Y_train)["loss"],
                                                   rel=1e-12)
+
+
+@pytest.mark.parametrize("n_seeds, epochs", [(6, 50), (2, 3000), (20, 500)])
+def test_the_memory_estimate_is_above_the_peak_and_less_than_twice_it(n_seeds, epochs):
+    import tracemalloc
+
+    post.run_study(seed=0, n_seeds=1, epochs=2)  # imports and caches of a first run: not its own
+    tracemalloc.start()
+    post.run_study(seed=0, n_seeds=n_seeds, epochs=epochs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    estimate = post.study_bytes(3, n_seeds, epochs)
+    assert peak < estimate < 2 * peak, (estimate, peak)
+
+
+def test_the_time_estimate_is_near_the_time_a_small_study_takes():
+    import time
+
+    start = time.perf_counter()
+    post.run_study(seed=0, n_seeds=4, epochs=400)
+    took = time.perf_counter() - start
+    estimate = post.study_seconds(3, 4, 400)
+    # Rough, on a shared machine: the right order of magnitude is what the first line needs.
+    assert took / 5 < estimate < 5 * took, (estimate, took)

@@ -15,7 +15,7 @@ from initlab import Dense, Layer, NeuralNetwork
 from initlab.blocks import activations, datasets, losses
 from initlab.blocks.initializers import Initializer
 from initlab.engine import training
-from initlab.engine.model import pack_parameters
+from initlab.engine.parameters import pack_parameters
 
 X, Y = datasets.moons(200, noise=0.2, seed=1)
 

@@ -9,9 +9,11 @@ import scikit-learn, matplotlib and tqdm when they are used.
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense, Layer
 from initlab.engine.model import NeuralNetwork
+from initlab.engine.saving import ModelFileError
 from initlab.tools import lsuv  # noqa: F401 - registers model.initialize(X, method="lsuv")
 from initlab.tools.ensemble import Ensemble
 
 __version__ = "0.1.0"
 
-__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "Ensemble", "__version__"]
+__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "Ensemble", "ModelFileError",
+           "__version__"]

@@ -1,4 +1,5 @@
-"""Argument checks: an integer with a minimum, a finite number with a bound, a fraction.
+"""Argument checks: an integer with a minimum, a finite number with a bound, a fraction, a flag,
+an array of real numbers, callbacks, and the memory a request needs against what the machine has.
 
 Each function returns the clean value (a Python int or float) or raises ValueError that names the
 argument, echoes the value with repr, and says what was expected. The rules are the same
@@ -22,6 +23,8 @@ everywhere in initlab:
 
 import math
 import numbers
+import os
+import sys
 
 import numpy as np
 
@@ -107,3 +110,114 @@ def _describe(value, integer=False):
     if value is None or isinstance(value, numbers.Real):
         return repr(value)
     return f"{value!r} (a {type(value).__name__})"
+
+
+def flag(name, value):
+    """value as a bool, if it is True or False (a NumPy bool too); 'no', 0 or None are refused.
+
+    A string is truthy, so shuffle="no" would silently shuffle: only real booleans pass.
+
+        >>> flag("shuffle", False)
+        False
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {_describe(value)}")
+
+
+# The kinds of array NumPy can do arithmetic on as real numbers: signed and unsigned integers and
+# floats. Complex ('c') would lose its imaginary part, booleans ('b') are labels not numbers,
+# strings ('U', 'S') would be parsed, and objects ('O') hide anything.
+_REAL_KINDS = "iuf"
+
+
+def real_array(name, value, dtype):
+    """value as an ndarray of `dtype`, if it holds real numbers: not complex, bool, str or object.
+
+        >>> real_array("X", [[1, 2]], np.float64)
+        array([[1., 2.]])
+    """
+    try:
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__} "
+                         f"({error})") from None
+    if array.dtype.kind not in _REAL_KINDS:
+        raise ValueError(f"{name} must hold real numbers (integers or floats), got an array of "
+                         f"dtype {array.dtype} ({_KIND_NAMES.get(array.dtype.kind, 'other')})")
+    return array.astype(dtype, copy=False)
+
+
+_KIND_NAMES = {"c": "complex", "b": "boolean", "U": "strings", "S": "bytes", "O": "objects",
+               "V": "structured", "M": "datetimes", "m": "timedeltas"}
+
+CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def callbacks(value):
+    """value as a list of callbacks: objects with at least one of CALLBACK_HOOKS, callable.
+
+    None or () is no callback; one callback object alone is accepted as a list of one.
+
+        >>> callbacks(None)
+        []
+    """
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for index, item in enumerate(items):
+        hooks = [getattr(item, hook, None) for hook in CALLBACK_HOOKS]
+        if not any(hooks) or not all(hook is None or callable(hook) for hook in hooks):
+            where = f"callbacks[{index}]" if isinstance(value, (list, tuple)) else "callbacks"
+            raise ValueError(f"{where} must be an object with a method {', '.join(CALLBACK_HOOKS)}"
+                             f" (any of them), got {item!r} of type {type(item).__name__}")
+    return items
+
+
+def available_memory():
+    """Bytes of memory the machine can give without swapping (MemAvailable), or None if unknown.
+
+    Linux's /proc/meminfo first; else the free physical pages sysconf reports (which undercounts
+    reclaimable cache); None where neither exists, and then no estimate is refused.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def memory(what, nbytes, change):
+    """Refuse (ValueError) work estimated at `nbytes` when the machine has less available.
+
+    what : the request, as the user wrote it ("fit with epochs=10**12");
+    change : what to change to make it fit ("use fewer epochs").
+
+        >>> memory("a tiny fit", 1000, "nothing")
+    """
+    available = available_memory()
+    if available is None and nbytes > sys.maxsize:  # beyond any address space
+        available = sys.maxsize
+    if available is not None and nbytes > available:
+        raise ValueError(f"{what} would need about {format_bytes(nbytes)} of memory, more than "
+                         f"the {format_bytes(available)} this machine has available; {change}")
+
+
+def format_bytes(nbytes):
+    """A byte count for people: '1.5 GB' (powers of 1000, as free and df -H print them).
+
+        >>> format_bytes(1_500_000_000)
+        '1.5 GB'
+    """
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB"):
+        if value < 1000 or unit == "EB":
+            break
+        value /= 1000
+    return f"{value:.3g} {unit}"

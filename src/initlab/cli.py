@@ -5,6 +5,7 @@ them, so a new study adds one line here.
 """
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -39,23 +40,56 @@ def build_parser():
     return parser
 
 
+# Exit codes, one per kind of failure, so that a script can tell them apart (README lists them).
+EXIT_OK = 0
+EXIT_BROKEN_PIPE = 1  # the reader of the output went away (`initlab inits | head`)
+EXIT_USAGE = 2  # a bad option or input (as argparse exits for a malformed command line)
+EXIT_MEMORY = 3  # the machine ran out of memory
+EXIT_DISK_FULL = 4  # no space left on the device (or over quota)
+EXIT_PERMISSION = 5  # not allowed to read or write a file, or a read-only file system
+EXIT_OS = 6  # any other failure of the file system or the OS (a path that is a directory, ...)
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 def main(argv=None):
+    """Run the command line; return its exit code. Every failure is one line on stderr, never a
+    traceback: a user's error and the machine's condition (memory, disk, permission, Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+
+    def fail(code, message):
+        print(f"initlab {args.command}: error: {message}", file=sys.stderr)
+        return code
+
     try:
-        return args.run(args) or 0
+        return args.run(args) or EXIT_OK
     except ValueError as error:
         # Bad input reaches the user as one clear line, not a traceback.
-        print(f"initlab {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return fail(EXIT_USAGE, error)
     except BrokenPipeError:
         # The reader went away (`initlab inits | head`): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_BROKEN_PIPE
+    except MemoryError:
+        return fail(EXIT_MEMORY, "out of memory; ask for less (fewer seeds, epochs, a smaller "
+                                 "width or depth), or free memory")
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted")
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        reason = error.strerror or str(error)
+        if error.errno in _DISK_FULL:
+            return fail(EXIT_DISK_FULL, f"no space left to write{where}: {reason}")
+        if error.errno in _PERMISSION:
+            return fail(EXIT_PERMISSION, f"permission denied{where}: {reason}")
+        return fail(EXIT_OS, f"{reason}{where}")
 
 
 if __name__ == "__main__":

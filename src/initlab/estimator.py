@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from initlab import checks
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork
 
@@ -50,21 +51,33 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     # learning -------------------------------------------------------------------------------
     def fit(self, X, y):
-        """Train on X (n_samples, n_features) and labels y (n_samples,) of any hashable kind."""
+        """Train on X (n_samples, n_features) and labels y (n_samples,) of any hashable kind.
+
+        All or nothing: a fit that fails leaves a fitted Classifier as it was (its classes_ and
+        model_ from the same fit), so predict never mixes two problems.
+        """
         X = _batch_first("X", X)
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(
                 f"y must be 1-D with one label per row of X ({len(X)}), got shape {y.shape}"
             )
-        self.classes_, indices = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y must hold at least 2 classes, got {self.classes_.tolist()}")
-        binary = len(self.classes_) == 2
+        _check_labels(y)
+        classes, indices = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y must hold at least 2 classes, got {classes.tolist()}")
+        binary = len(classes) == 2
+        # scikit-learn's MLPClassifier takes one integer for a single hidden layer too.
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if isinstance(sizes, (list, tuple, np.ndarray)) else [sizes]
         model = NeuralNetwork(seed=self.seed, dtype=self.dtype)
-        for units in self.hidden_layer_sizes:
-            model.add(Dense(units, activation=self.activation, initializer=self.initializer))
-        model.add(Dense(1 if binary else len(self.classes_),
+        for k, units in enumerate(sizes):
+            try:
+                layer = Dense(units, activation=self.activation, initializer=self.initializer)
+            except ValueError as error:
+                raise ValueError(f"hidden_layer_sizes[{k}]: {error}") from None
+            model.add(layer)
+        model.add(Dense(1 if binary else len(classes),
                         activation="sigmoid" if binary else "softmax",
                         initializer=self.initializer))
         model.compile(loss="crossentropy" if binary else "categorical_crossentropy",
@@ -72,7 +85,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
         targets = indices.reshape(1, -1).astype(float)
         model.fit(X.T, targets, epochs=self.epochs, learning_rate=self.learning_rate,
                   batch_size=self.batch_size)
-        self.model_ = model
+        # Trained: only now does the estimator change, all at once.
+        self.classes_, self.model_ = classes, model
         self.n_features_in_ = X.shape[1]
         self.loss_curve_ = model.history["loss"]
         return self
@@ -100,8 +114,21 @@ class Classifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
 
 
+def _check_labels(y):
+    """ValueError if a label is missing: NaN (or None), which np.unique would make a class."""
+    if y.dtype.kind in "fc":
+        missing = ~np.isfinite(y)
+    elif y.dtype.kind == "O":
+        missing = np.array([label is None or label != label for label in y], dtype=bool)
+    else:
+        return
+    if missing.any():
+        raise ValueError(f"y must hold a label for every sample; y[{int(np.argmax(missing))}] "
+                         f"is {y[np.argmax(missing)]!r}")
+
+
 def _batch_first(name, X):
-    X = np.asarray(X, dtype=float)
+    X = checks.real_array(name, X, np.float64)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D, (n_samples, n_features), got shape {X.shape}")
     return X

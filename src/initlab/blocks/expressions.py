@@ -204,8 +204,28 @@ def trace(function, n_inputs, n_outputs=1):
 
 
 def evaluate(function, *arrays):
-    """The reference path: function(*arrays, numpy_math)."""
-    return function(*arrays, numpy_math)
+    """The reference path: function(*arrays, numpy_math), underflow ignored (see below)."""
+    with np.errstate(under="ignore"):
+        return function(*arrays, numpy_math)
+
+
+def ignoring_underflow(call):
+    """`call` run under np.errstate(under="ignore").
+
+    exp of a very negative number rounds to 0 (sigmoid(-800), a softmax's losing class): the
+    right answer, not an error, even for a caller who runs under np.errstate(all="raise"), and a
+    definition has no other underflow. The choice is made when a call is bound: where underflow
+    is ignored already (NumPy's default), `call` itself comes back, so the training loop pays
+    nothing for it. Overflow and invalid values still follow the caller's setting.
+    """
+    if np.geterr()["under"] == "ignore":
+        return call
+
+    def quiet():
+        with np.errstate(under="ignore"):
+            return call()
+
+    return quiet
 
 
 def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
@@ -255,6 +275,8 @@ def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
         only_hoisted = hoisted_inputs and not graph.depends_on(
             node, [i for i in graph.inputs if all(i is not h for h in hoisted_inputs)])
         (hoisted if only_hoisted else ops).extend(calls)
+    ops = [ignoring_underflow(op) for op in ops]
+    hoisted = [ignoring_underflow(op) for op in hoisted]
     results = []
     for node, target in zip(graph.outputs, outs, strict=True):
         value = buffer_of(node)

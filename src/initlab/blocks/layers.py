@@ -278,7 +278,8 @@ class Dense(Layer):
         kernel, grad_kernel = self.kernel, self.grad_kernel
         if kernel is None or grad_kernel is None:
             raise ValueError("Dense.training_steps needs weights and bias packed side by side; "
-                             "build the model (or call initlab.engine.model.pack_parameters) first")
+                             "build the model (or call "
+                             "initlab.engine.parameters.pack_parameters) first")
         dtype, m = kernel.dtype, x.shape[-1]
         lead = np.broadcast_shapes(kernel.shape[:-2], x.shape[:-2])
         out = np.ones(lead + (self.units + 1, m), dtype)

@@ -13,19 +13,16 @@ live in two flat vectors that the layers' arrays are views into, so the update i
 operations, and every buffer is allocated once per fit (training.py holds the loop).
 """
 
-import json
-import os
-import tempfile
-import zipfile
+import contextlib
 
 import numpy as np
 
 from initlab import checks
 from initlab.blocks import initializers, losses, optimizers
 from initlab.blocks import layers as layers_module
-from initlab.engine import training
-
-FILE_FORMAT = "initlab.NeuralNetwork"
+from initlab.engine import saving, training
+from initlab.engine.parameters import pack_parameters
+from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
 # Initialisations that need data, by name: function(model, X, **options) -> one report dict per
 # layer (layer_report), run by NeuralNetwork.initialize on a built model, which restores the model
@@ -45,7 +42,6 @@ def layer_report(number, layer, variance, iterations):
     """One layer's entry in model.initialize's report; layers are numbered from 1."""
     return {"layer": number, "units": layer.units, "variance": variance,
             "iterations": iterations}
-FILE_VERSION = 1
 
 
 class NeuralNetwork:
@@ -64,8 +60,7 @@ class NeuralNetwork:
 
     def __init__(self, layers=None, seed=None, dtype="float64"):
         seed = checks.integer("seed", seed, minimum=0, optional=True)
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = check_dtype(dtype)
         self.seed = seed
         self.seed_entropy = np.random.SeedSequence(seed).entropy
         self.dtype = np.dtype(dtype)
@@ -93,8 +88,8 @@ class NeuralNetwork:
 
     def compile(self, loss="crossentropy", optimizer=None):
         """Choose the loss and the optimizer ("sgd", the post's plain gradient descent, default)."""
-        self.loss = losses.get(loss)
-        self.optimizer = optimizers.get(optimizer)
+        loss, optimizer = losses.get(loss), optimizers.get(optimizer)  # both, before either is set
+        self.loss, self.optimizer = loss, optimizer
         self._link_output()
 
     def _link_output(self):
@@ -114,11 +109,35 @@ class NeuralNetwork:
         if not self.layers:
             raise ValueError("the model has no layers; add some with model.add(Dense(...))")
         init_seeds = np.random.SeedSequence(self.seed_entropy).spawn(len(self.layers) + 1)[1:]
-        fan_in = n_features
-        for layer, seed_seq in zip(self.layers, init_seeds):
-            layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
-            fan_in = layer.units
-        self.parameters, self.gradients = pack_parameters(self.layers)
+        with self._unbuilt_on_error():
+            fan_in = n_features
+            for index, (layer, seed_seq) in enumerate(zip(self.layers, init_seeds)):
+                # A draw too large for the dtype becomes inf: refused below, not warned about.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
+                _check_representable(index, layer, self.dtype)
+                fan_in = layer.units
+            self.parameters, self.gradients = pack_parameters(self.layers)
+
+    @contextlib.contextmanager
+    def _unbuilt_on_error(self):
+        """Undo a build if the block fails (a bad initializer, memory): all or nothing."""
+        if self.built:
+            yield
+            return
+        # The layers, and the initializers they call (which note each call's shape and rng).
+        touched = [obj for layer in self.layers for obj in (layer, *(
+            value for value in vars(layer).values()
+            if isinstance(value, initializers.Initializer)))]
+        saved = [(obj, dict(vars(obj))) for obj in touched]
+        try:
+            yield
+        except BaseException:
+            for obj, attributes in saved:
+                vars(obj).clear()
+                vars(obj).update(attributes)
+            self.parameters = self.gradients = None
+            raise
 
     def initialize(self, X, method="lsuv", **options):
         """Re-draw every layer on the batch X: LSUV (the default) or any registered scheme name.
@@ -138,8 +157,16 @@ class NeuralNetwork:
         X = self.check_features(X)
         run = DATA_DEPENDENT.get(method.lower())
         scheme = None if run else initializers.Initializer(method, **options)
-        if not self.built:
-            self.build(X.shape[-2])
+        with self._unbuilt_on_error():  # a model built here is unbuilt again on any error
+            if not self.built:
+                self.build(X.shape[-2])
+            report = self._initialize_built(X, run, scheme, options)
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        return report
+
+    def _initialize_built(self, X, run, scheme, options):
+        """initialize's work on a built model; puts the layers back as they were on an error."""
         for number, layer in enumerate(self.layers, start=1):
             weights = layer.params.get("weights")
             if weights is None or weights.ndim != 2 or not hasattr(layer, "preactivation"):
@@ -161,8 +188,6 @@ class NeuralNetwork:
                 layer.initializer, layer.params, layer.grads = layer_initializer, params, grads
             self.parameters, self.gradients = saved_flat
             raise
-        if self.optimizer is not None:
-            self.optimizer.reset()
         return report
 
     def redraw(self, initializer, keep_initializers=False):
@@ -228,8 +253,11 @@ class NeuralNetwork:
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
         self.check_compiled()
+        print_log, shuffle = checks.flag("print_log", print_log), checks.flag("shuffle", shuffle)
+        callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
-            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+            layers=self.layers)
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
         # Everything is checked: from here on the model changes.
         if not self.built:
@@ -384,172 +412,19 @@ class NeuralNetwork:
         save, load, fit(30) gives the bits of fit(60).
 
         The file is written beside its destination and renamed over it only once complete, so an
-        existing file is never left half-written. No pickle is written or read.
+        existing file is never left half-written. No pickle is written or read. The format is
+        documented in initlab.engine.saving (and the README).
         """
-        if not self.built:
-            raise ValueError("the model has no weights yet; fit (or predict) once before saving")
-        path = os.fspath(path)
-        arrays = {f"{i}.{name}": value for i, layer in enumerate(self.layers)
-                  for name, value in layer.params.items()}
-        config = self.get_config()
-        config["optimizer_state"], state_arrays = self._optimizer_state()
-        arrays.update(state_arrays)
-        arrays["config"] = np.array(json.dumps(config))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".initlab-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-    def _optimizer_state(self):
-        """(config entry, arrays) of what the optimizer carries from step to step, for `save`.
-
-        The moments (Momentum's velocity, Adam's m and v) become arrays "optimizer.0", ...,
-        laid out as the flat parameter vector (pack_parameters' order: a change of that layout
-        needs a new FILE_VERSION); Adam's step count goes into the config. A state equal to a
-        fresh one (a model never trained, plain SGD) is not written: (None, {}).
-        Files stay version 1: a reader from before ignores both (it reads only the layers'
-        "<i>.<name>" arrays and the config keys it knows) and loads a fresh state, as it did.
-        """
-        optimizer = self.optimizer
-        if optimizer is None or not optimizer.has_state(self.parameters):
-            return None, {}
-        moments = optimizer.moments(self.parameters)
-        iterations = getattr(optimizer, "iterations", None)
-        if not iterations and not any(moment.any() for moment in moments):
-            return None, {}
-        if iterations is not None:
-            iterations = int(iterations)  # for JSON, whatever integer type set it
-        return ({"moments": len(moments), "iterations": iterations},
-                {f"optimizer.{k}": moment for k, moment in enumerate(moments)})
+        saving.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by `save`. Anything else raises ValueError; nothing is unpickled.
-
-        Files saved before the optimizer's state was (the same version 1, without it) load with
-        a fresh state, as they always did.
+        """Read a model written by `save`. Anything else raises saving.ModelFileError (a
+        ValueError) naming the file and what is wrong, before anything is built; nothing is
+        unpickled. Files saved before the optimizer's state was (the same version 1, without it)
+        load with a fresh state, as they always did.
         """
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                config = json.loads(str(archive["config"]))
-                arrays = {name: archive[name] for name in archive.files if name != "config"}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"{path!r} is not an initlab model file, or it is truncated ({error})"
-            ) from None
-        if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path!r} is not an initlab model file (no initlab config inside)")
-        # 1 only: not True or 1.0, which compare equal to it.
-        if type(config.get("version")) is not int or config["version"] != FILE_VERSION:
-            raise ValueError(
-                f"{path!r} was written by file format version {config.get('version')!r}; "
-                f"this initlab reads version {FILE_VERSION}"
-            )
-        return cls._from_config(config, arrays, path)
-
-    @classmethod
-    def _from_config(cls, config, arrays, path):
-        model = cls(seed=config["seed"], dtype=config["dtype"])
-        model.seed_entropy = int(config["seed_entropy"])
-        try:
-            for i, layer_config in enumerate(config["layers"]):
-                layer_config = dict(layer_config)
-                layer_class = layers_module.LAYERS.lookup(layer_config.pop("class"), "layer class")
-                for key in ("initializer", "bias_initializer"):
-                    # A function initializer cannot be rebuilt from its name: None (the default)
-                    # takes its place; the weights themselves are loaded below.
-                    init = layer_config.get(key)
-                    if key in layer_config:
-                        layer_config[key] = (initializers.get(init) if isinstance(init, dict)
-                                             and "method" in init else None)
-                layer = layer_class(**layer_config)
-                layer.params = {name.split(".", 1)[1]: value.astype(model.dtype)
-                                for name, value in arrays.items()
-                                if name.split(".", 1)[0] == str(i)}
-                layer.grads = {name: np.zeros_like(v) for name, v in layer.params.items()}
-                model.add(layer)
-            if config["loss"] is not None:
-                model.compile(loss=config["loss"], optimizer=config["optimizer"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path!r} holds an invalid initlab config ({error})") from None
-        model.learning_rate = config.get("learning_rate")
-        if config.get("shuffle_state") is not None:
-            try:
-                model.shuffle_generator().bit_generator.state = config["shuffle_state"]
-            except (TypeError, ValueError, KeyError) as error:
-                raise ValueError(f"{path!r} holds an invalid shuffle state ({error})") from None
-        model.parameters, model.gradients = pack_parameters(model.layers)
-        model._restore_optimizer_state(config.get("optimizer_state"), arrays, path)
-        return model
-
-    def _restore_optimizer_state(self, state, arrays, path):
-        """Put back what `_optimizer_state` saved, once all of it is checked; None (as in files
-        written before the state was saved) leaves the optimizer fresh."""
-        optimizer = self.optimizer
-        found = sorted(name for name in arrays if name.split(".", 1)[0] == "optimizer")
-        if state is not None and not isinstance(state, dict):
-            raise ValueError(f"{path!r}: optimizer_state must be null or "
-                             f"{{'moments': n, 'iterations': t}}, got {state!r}")
-        n_moments, iterations = 0, None
-        if state is not None:
-            if optimizer is None:
-                raise ValueError(f"{path!r} holds optimizer state but no optimizer")
-            n_moments, iterations = state.get("moments"), state.get("iterations")
-            if type(n_moments) is not int or n_moments != optimizer.n_moments:
-                raise ValueError(f"{path!r}: its optimizer state has {n_moments!r} moments; "
-                                 f"{optimizer.name} carries {optimizer.n_moments}")
-            if not hasattr(optimizer, "iterations"):
-                if iterations is not None:
-                    raise ValueError(f"{path!r}: {optimizer.name} keeps no step count, got "
-                                     f"{iterations!r}")
-            elif type(iterations) is not int or iterations < 0:
-                raise ValueError(f"{path!r}: the optimizer's step count must be an integer >= 0, "
-                                 f"got {iterations!r}")
-        expected = [f"optimizer.{k}" for k in range(n_moments)]
-        if found != expected:
-            raise ValueError(f"{path!r} holds optimizer state arrays {found}; expected {expected}")
-        for name in expected:
-            array = arrays[name]
-            if array.shape != self.parameters.shape or array.dtype != self.parameters.dtype:
-                raise ValueError(
-                    f"{path!r}: optimizer state array {name!r} has shape {array.shape} and dtype "
-                    f"{array.dtype}; expected shape {self.parameters.shape} and dtype "
-                    f"{self.parameters.dtype}, like the model's {self.parameters.size} parameters"
-                )
-        if state is None:
-            return
-        # Everything is checked: only now does the optimizer change.
-        for moment, name in zip(optimizer.moments(self.parameters), expected, strict=True):
-            np.copyto(moment, arrays[name])
-        if iterations is not None:
-            optimizer.iterations = iterations  # after moments(), which made Adam's count 0
-
-
-def pack_parameters(layers):
-    """Move every layer's parameters (and gradients) into one flat vector each, as views.
-
-    Returns (params, grads). Each layer packs its own slice (`Layer.pack`): its arrays keep their
-    shapes, including any leading ensemble axis, and a Dense layer packs [W | b] as one block.
-    """
-    sizes = [layer.count_params() for layer in layers]
-    dtype = next(value.dtype for layer in layers for value in layer.params.values())
-    params, grads = np.empty(sum(sizes), dtype), np.zeros(sum(sizes), dtype)
-    offset = 0
-    for layer, size in zip(layers, sizes, strict=True):
-        layer.pack(params[offset:offset + size], grads[offset:offset + size])
-        offset += size
-    return params, grads
+        return saving.load(path, cls)
 
 
 def score_output(model, Y, output):
@@ -586,10 +461,7 @@ def _to_python(value):
 
 
 def as_data(name, value, dtype, ndim):
-    try:
-        array = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from None
+    array = checks.real_array(name, value, dtype)
     if array.ndim != ndim:
         rows = "n_features" if name == "X" else "n_outputs"
         hint = ""
@@ -628,10 +500,12 @@ def check_jit_compile(jit_compile, model, n_features):
     return bool(jit_compile)
 
 
-def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every):
+def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+                        layers=None, n_models=1):
     """fit's checks, shared by NeuralNetwork and Ensemble; returns the cleaned values.
 
-    batch_size comes back capped at the number of samples (None stays None: full batch).
+    batch_size comes back capped at the number of samples (None stays None: full batch). With
+    `layers`, the memory the fit needs (training_bytes) is checked against what the machine has.
     """
     epochs = checks.integer("epochs", epochs, minimum=1)
     log_every = checks.integer("log_every", log_every, minimum=1)
@@ -640,4 +514,65 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
     X, Y = check_data(X, Y)
     if batch_size is not None:
         batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
+    if layers is not None:
+        history, buffers = training_bytes(
+            _widths(layers, X.shape[-2]), X.shape[-2], X.shape[-1], batch_size, epochs,
+            n_models, X.dtype.itemsize, data_copies=X.shape[0] if X.ndim == 3 else 1)
+        checks.memory(f"fit with epochs={epochs}" + (f" and batch_size={batch_size}"
+                                                      if batch_size else ""),
+                      history + buffers,
+                      "use fewer epochs (the cost of every epoch is kept)" if history > buffers
+                      else "use a smaller batch_size, fewer samples or smaller layers")
     return X, Y, epochs, learning_rate, batch_size, log_every
+
+
+def _widths(layers, n_features):
+    """Each layer's output size: its `units`, or (a layer that learns it when built, such as an
+    elementwise one) the size of its input."""
+    widths, width = [], n_features
+    for layer in layers:
+        units = getattr(layer, "units", None)
+        width = units if isinstance(units, (int, np.integer)) else width
+        widths.append(width)
+    return widths
+
+
+def training_bytes(units, n_features, m, batch_size, epochs, n_models=1, itemsize=8,
+                   data_copies=1):
+    """(history, buffers): about the bytes a fit keeps for every epoch's cost, and what its
+    training loop allocates, for `n_models` stacked models of layers with `units`: parameters,
+    gradients and optimizer state (five flat vectors), every layer's batch buffers, and
+    sample-major copies of the data (`data_copies` data sets of m samples).
+
+        >>> training_bytes([12, 6, 1], 2, 400, None, 15000)   # the post's model and fit
+        (120000, 315240)
+    """
+    batch = batch_size or m
+    sizes = [n_features, *units]
+    n_params = sum(n * (fan_in + 1) for fan_in, n in zip(sizes, sizes[1:]))
+    # Per layer: its output with a ones row, z, dL/dz and the loss's scratch.
+    per_batch = batch * (n_features + 1 + 4 * sum(n + 1 for n in units))
+    data = 2 * data_copies * m * (n_features + units[-1])
+    return epochs * n_models * 8, (n_models * (5 * n_params + per_batch) + data) * itemsize
+
+
+def check_dtype(dtype):
+    """A model's dtype: float32 or float64, given as a name, a type or a np.dtype."""
+    try:
+        resolved = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def _check_representable(index, layer, dtype):
+    """ValueError if a freshly drawn layer holds inf or nan (a scale its dtype cannot hold)."""
+    for name, value in layer.params.items():
+        if not np.all(np.isfinite(value)):
+            largest = np.finfo(dtype).max
+            raise ValueError(
+                f"layer {index}'s initializer {getattr(layer, 'initializer', None)!r} drew "
+                f"{name} that are not finite in {dtype.name} (whose largest number is "
+                f"{largest:.3g}): use a smaller scale, or dtype='float64'")

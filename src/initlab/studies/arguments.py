@@ -12,9 +12,28 @@ command rejects bad input in one clear line before any work starts.
 from initlab import checks
 
 
-def check_int(option, value, minimum):
-    """value as an int, if it is an integer >= minimum (initlab.checks.integer)."""
-    return checks.integer(option, value, minimum=minimum)
+def check_int(option, value, minimum, maximum=None):
+    """value as an int, if it is an integer >= minimum (initlab.checks.integer) and <= maximum."""
+    value = checks.integer(option, value, minimum=minimum)
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{option} must be an integer in [{minimum}, {maximum}], got {value}")
+    return value
+
+
+# Upper bounds of the study commands' size options: far beyond any study this machine class can
+# run, so they only stop typing mistakes (an extra zero or ten) before the memory estimate.
+MAX_SEEDS = 10**6
+MAX_EPOCHS = 10**9
+MAX_WIDTH = 2**16
+MAX_DEPTH = 10**4
+MAX_SAMPLES = 10**7
+
+
+def check_memory(what, nbytes, change):
+    """Refuse work (`what`, as the options asked for it) whose estimated memory, nbytes, exceeds
+    what the machine has available, before any output is created; `change` says which options
+    to lower."""
+    checks.memory(what, nbytes, change)
 
 
 def check_number(option, value, minimum=0, strict=True):

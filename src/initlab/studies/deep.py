@@ -25,7 +25,7 @@ import numpy as np
 
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.diagnose import SCHEME_HELP, hidden_activations, ratio
-from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
+from initlab.studies.schemes import deep_mlp, deep_mlp_bytes, default_schemes, parse_schemes
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -94,11 +94,17 @@ def check_arguments(args):
         arguments.choice("--activations", activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
     seeds = arguments.int_list("--seeds", args.seeds, minimum=0)
-    arguments.check_int("--epochs", args.epochs, minimum=1)
-    arguments.check_int("--width", args.width, minimum=1)
+    arguments.check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
+    arguments.check_int("--width", args.width, minimum=1, maximum=arguments.MAX_WIDTH)
     arguments.check_number("--learning-rate", args.learning_rate)
-    arguments.check_int("--batch-size", args.batch_size, minimum=1)
+    arguments.check_int("--batch-size", args.batch_size, minimum=1,
+                        maximum=arguments.MAX_SAMPLES)
     arguments.check_int("--data-seed", args.data_seed, minimum=0)
+    depth = max(arguments.check_int("--depths", d, 1, arguments.MAX_DEPTH) for d in depths)
+    # One network at a time: its training, and its signals on the data at initialisation.
+    arguments.check_memory(f"a network of depth {depth} and width {args.width}",
+                           deep_mlp_bytes(depth, args.width, args.batch_size, args.epochs),
+                           "use a smaller --width or --depths")
     return depths, activations, schemes, seeds
 
 

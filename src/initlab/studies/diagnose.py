@@ -24,7 +24,13 @@ import numpy as np
 
 from initlab.blocks import activations
 from initlab.studies import arguments, output, signal_plots
-from initlab.studies.schemes import deep_mlp, default_schemes, parse_schemes
+from initlab.studies.schemes import (
+    DIGITS_SAMPLES,
+    deep_mlp,
+    deep_mlp_bytes,
+    default_schemes,
+    parse_schemes,
+)
 from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
 from initlab.tools.theory import predict_signals
 
@@ -104,15 +110,23 @@ def add_arguments(parser):
 
 def check_arguments(args):
     """Check every argument before any work; return the parsed schemes and record epochs."""
-    arguments.check_int("--depth", args.depth, minimum=1)
-    arguments.check_int("--width", args.width, minimum=1)
+    arguments.check_int("--depth", args.depth, minimum=1, maximum=arguments.MAX_DEPTH)
+    arguments.check_int("--width", args.width, minimum=1, maximum=arguments.MAX_WIDTH)
     arguments.choice("--activation", args.activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
-    arguments.check_int("--samples", args.samples, minimum=2)
+    arguments.check_int("--samples", args.samples, minimum=2, maximum=arguments.MAX_SAMPLES)
     arguments.check_int("--seed", args.seed, minimum=0)
-    arguments.check_int("--epochs", args.epochs, minimum=0)
+    arguments.check_int("--epochs", args.epochs, minimum=0, maximum=arguments.MAX_EPOCHS)
     arguments.check_number("--learning-rate", args.learning_rate)
-    arguments.check_int("--batch-size", args.batch_size, minimum=1)
+    arguments.check_int("--batch-size", args.batch_size, minimum=1,
+                        maximum=arguments.MAX_SAMPLES)
+    # Each scheme's network in turn; the signals of every scheme are kept for the figures.
+    samples = min(args.samples, DIGITS_SAMPLES)
+    arguments.check_memory(
+        f"{len(schemes)} networks of depth {args.depth} and width {args.width}",
+        deep_mlp_bytes(args.depth, args.width, args.batch_size, max(args.epochs, 1),
+                           signals=len(schemes) * 4, samples=samples),
+        "use a smaller --width, --depth or --samples")
     record_at = []
     if args.record_at is not None:
         if args.epochs == 0:

@@ -17,8 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab.studies import output, plots, report
-from initlab.studies.post_study import EPOCHS, N_SEEDS, check_int, resolve_schemes, run_study
+from initlab import checks
+from initlab.studies import arguments, output, plots, report
+from initlab.studies.post_study import (
+    EPOCHS,
+    N_SEEDS,
+    check_int,
+    resolve_schemes,
+    run_study,
+    study_bytes,
+    study_seconds,
+)
 
 DEFAULT_OUT = os.path.join("results", "post")
 FIGURES = ("dataset.png", "costs.png", "boundaries.png")
@@ -53,10 +62,13 @@ def add_arguments(parser):
 
 def run(args):
     # Every check comes first: a bad argument must not cost a training run.
-    n_seeds = check_int("--seeds", args.seeds, minimum=1)
-    epochs = check_int("--epochs", args.epochs, minimum=1)
+    n_seeds = check_int("--seeds", args.seeds, minimum=1, maximum=arguments.MAX_SEEDS)
+    epochs = check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
+    memory = study_bytes(len(schemes), n_seeds, epochs)
+    arguments.check_memory(f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory,
+                           "use fewer --seeds or --epochs")
     if args.jit:
         from initlab.fast import jit
 
@@ -64,8 +76,10 @@ def run(args):
             raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
 
+    seconds = study_seconds(len(schemes), n_seeds, epochs)
     print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
-          f"({', '.join(scheme.name for scheme in schemes)})")
+          f"({', '.join(scheme.name for scheme in schemes)}; about "
+          f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})")
     start = time.perf_counter()
     result = run_study(seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=args.schemes,
                        progress=args.progress, jit_compile=args.jit)
@@ -76,6 +90,14 @@ def run(args):
     print(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
           f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}")
     return 0
+
+
+def _duration(seconds):
+    """'40 s', '12 min', '3.5 h', '2.1 days': a rough estimate, said roughly."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.2g} {unit}"
+    return f"{seconds:.2g} s"
 
 
 def write_results(result, out):

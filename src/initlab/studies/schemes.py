@@ -170,3 +170,18 @@ def deep_mlp(scheme, depth, width, n_inputs, n_outputs, activation="relu", seed=
     if X is not None:
         scheme.apply(model, X)
     return model
+
+
+# The digits data set's samples (all 1797: an upper bound of any split a study trains on).
+DIGITS_SAMPLES = 1797
+
+
+def deep_mlp_bytes(depth, width, batch_size, epochs, signals=1, samples=DIGITS_SAMPLES):
+    """About the memory one deep_mlp takes on digits: its training (engine.model's
+    training_bytes) and `signals` records of every layer's signals (z, a, their gradients,
+    dL/dW) on `samples` samples."""
+    from initlab.engine.model import training_bytes
+
+    history, buffers = training_bytes([width] * depth + [10], 64, samples, batch_size, epochs)
+    per_record = depth * width * (4 * samples + width + 64)
+    return history + buffers + 8 * signals * per_record

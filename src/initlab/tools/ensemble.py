@@ -38,10 +38,12 @@ import threading
 
 import numpy as np
 
+from initlab import checks
 from initlab.blocks import optimizers
 from initlab.engine import model as model_module
 from initlab.engine import training
 from initlab.engine.model import NeuralNetwork
+from initlab.engine.parameters import pack_parameters
 
 
 class Ensemble:
@@ -109,8 +111,10 @@ class Ensemble:
             group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
+        callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
-            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every)
+            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every,
+            layers=self.models[0].layers, n_models=self.n_models)
         jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
@@ -437,7 +441,7 @@ def _stack_models(models):
     # _gather_optimizer_state).
     stack.compile(loss=copy.deepcopy(reference.loss),
                   optimizer=optimizers.get(reference.optimizer.get_config()))
-    stack.parameters, stack.gradients = model_module.pack_parameters(stack.layers)
+    stack.parameters, stack.gradients = pack_parameters(stack.layers)
     return stack
 
 
@@ -454,7 +458,7 @@ def _slots(stack, models):
         if not training.is_packed(model.layers, model.parameters, model.gradients):
             # A layer's arrays were rebound: pack them again, as the model's own fit would (in
             # the same order, so its optimizer state still lines up).
-            model.parameters, model.gradients = model_module.pack_parameters(model.layers)
+            model.parameters, model.gradients = pack_parameters(model.layers)
     names = [(i, name) for i, layer in enumerate(stack.layers) for name in layer.params]
     in_stack = _positions(stack.parameters, [stack.layers[i].params[name] for i, name in names])
     in_stack = np.concatenate([view.reshape(len(models), -1) for view in in_stack], axis=1)

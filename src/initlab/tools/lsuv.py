@@ -55,7 +55,7 @@ def initialize(model, X, **options):
     tol, max_iter = _check_lsuv_options(**options)  # tol=0.1, max_iter=10
     model.redraw("orthogonal", keep_initializers=True)
     # stacklevel: the warning points at the caller of model.initialize.
-    return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=4)
+    return lsuv(model, X, tol=tol, max_iter=max_iter, stacklevel=5)
 
 
 def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
