@@ -178,11 +178,11 @@ def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outp
 
 
 @pytest.mark.parametrize("model, reason", [
-    (_with(activation="softmax"), "layer 0's activation is Softmax; the compiled kernel covers"),
+    (_with(activation="softmax"), "layer 1's activation is Softmax; the compiled kernel covers"),
     (_with(output="softmax", loss="categorical_crossentropy", outputs=2),
      "the loss is CategoricalCrossentropy"),
     (_with(output="linear", loss="crossentropy"), "crossentropy after a linear output"),
-    (_with(units=100), "layer 0 has 100 units"),
+    (_with(units=100), "layer 1 has 100 units"),
     (_with(units=64), "the model has 257 weights and biases"),
 ])
 def test_an_uncovered_model_raises_before_anything_changes(model, reason):
@@ -246,7 +246,7 @@ def test_an_activation_subclass_is_not_mistaken_for_its_parent():
     model.add(Dense(units=4, activation=DoubledReLU()))
     model.add(Dense(units=1, activation="sigmoid"))
     model.compile(loss="crossentropy")
-    with pytest.raises(ValueError, match="layer 0's activation is DoubledReLU"):
+    with pytest.raises(ValueError, match="layer 1's activation is DoubledReLU"):
         model.fit(X, Y, epochs=2, jit_compile=True)
 
 

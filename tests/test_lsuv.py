@@ -39,7 +39,7 @@ def test_lsuv_gives_every_layer_unit_variance_on_a_batch_of_digits():
     model = deep_model(widths=(128, 64, 32), output=(10, "softmax"))
     report = model.initialize(batch, method="lsuv")
     variances = preactivation_variances(model, batch)
-    assert [entry["layer"] for entry in report] == [0, 1, 2, 3]
+    assert [entry["layer"] for entry in report] == [1, 2, 3, 4]
     assert [entry["units"] for entry in report] == [128, 64, 32, 10]
     np.testing.assert_allclose([entry["variance"] for entry in report], variances, rtol=1e-12)
     assert all(abs(v - 1) < 0.1 for v in variances)
@@ -87,7 +87,7 @@ def test_lsuv_warns_and_reports_when_unit_variance_is_out_of_reach():
     model = deep_model(activations=("tanh", "tanh", "tanh"), bias_initializer=bias)
     with pytest.warns(RuntimeWarning) as caught:
         report = model.initialize(X, method="lsuv", max_iter=5)
-    assert any("layer 0" in str(warning.message) for warning in caught)
+    assert any("layer 1" in str(warning.message) for warning in caught)
     assert all(warning.filename == __file__ for warning in caught)  # points at the caller
     assert report[0]["iterations"] == 5 and report[0]["variance"] > 1.1
     np.testing.assert_allclose([e["variance"] for e in report], preactivation_variances(model, X),

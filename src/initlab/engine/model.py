@@ -269,7 +269,7 @@ class NeuralNetwork:
     def summary(self):
         """Print (and return) a table of layers, output shapes and parameter counts."""
         rows = [("Layer", "Output shape", "Activation", "Initializer", "Params")]
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers, start=1):  # from 1, as the diagnostics number them
             init = getattr(layer.initializer, "method", type(layer.initializer).__name__)
             rows.append((f"{type(layer).__name__} {i}", f"({layer.units}, m)",
                          layer.activation.name, str(init),

@@ -97,7 +97,7 @@ def check_supported(layers, loss, n_features=None):
         refuse(f"the loss is {type(loss).__name__}; the compiled kernel trains with "
                f"crossentropy (after a sigmoid output) or mse")
     weights, fan_in = 0, n_features
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers, start=1):  # layers are numbered from 1 everywhere
         if type(layer) is not Dense:
             refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
                    f"Dense layers")

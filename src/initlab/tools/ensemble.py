@@ -550,7 +550,8 @@ def _check_compatible(k, model, reference):
         differ("dtype", model.dtype.name, reference.dtype.name)
     if len(model.layers) != len(reference.layers):
         differ("the number of layers", len(model.layers), len(reference.layers))
-    for i, (layer, ref) in enumerate(zip(model.layers, reference.layers, strict=True)):
+    # Layers are numbered from 1, as summary() and the diagnostics number them.
+    for i, (layer, ref) in enumerate(zip(model.layers, reference.layers, strict=True), start=1):
         if type(layer) is not type(ref):
             differ(f"layer {i}'s type", type(layer).__name__, type(ref).__name__)
         for attribute in ("units", "fan_in"):

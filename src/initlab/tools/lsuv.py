@@ -55,8 +55,9 @@ def initialize(model, X, method, rngs, **options):
     X : (n_features, m) array, the batch.
     rngs : one numpy Generator per layer.
 
-    Returns a list with one dict per layer: {"layer", "units", "variance", "iterations"}, the
-    variance of its pre-activation on X and the number of LSUV rescalings (0 for a scheme).
+    Returns a list with one dict per layer: {"layer" (numbered from 1), "units", "variance",
+    "iterations"}, the variance of its pre-activation on X and the number of LSUV rescalings (0
+    for a scheme).
     On any error the model is left as it was.
     """
     if not isinstance(method, str):
@@ -65,7 +66,7 @@ def initialize(model, X, method, rngs, **options):
         weights = layer.params.get("weights")
         if weights is None or weights.ndim != 2 or "bias" not in layer.params:
             raise ValueError(
-                f"layer {index} ({type(layer).__name__}) has no (units, fan_in) weights and "
+                f"layer {index + 1} ({type(layer).__name__}) has no (units, fan_in) weights and "
                 f"bias; initialize handles Dense layers of a single model"
             )
     is_lsuv = method.lower() == "lsuv"
@@ -122,7 +123,7 @@ def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
             iterations += 1
         if abs(variance - 1.0) >= tol:
             warnings.warn(
-                f"LSUV: layer {index} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
+                f"LSUV: layer {index + 1} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
                 f"not 1 within tol={tol}", RuntimeWarning, stacklevel=stacklevel)
         report.append(_entry(index, layer, variance, iterations))
         a = layer.activation.forward(z)
@@ -153,7 +154,7 @@ def _variance(index, z):
     variance = float(np.var(z))
     if not math.isfinite(variance) or variance <= 1e-300:
         raise ValueError(
-            f"layer {index}'s pre-activation has variance {variance!r} on this batch, so LSUV "
+            f"layer {index + 1}'s pre-activation has variance {variance!r} on this batch, so LSUV "
             f"cannot rescale it to 1: are the inputs constant, or every unit of the layer below "
             f"dead?"
         )
@@ -161,7 +162,9 @@ def _variance(index, z):
 
 
 def _entry(index, layer, variance, iterations):
-    return {"layer": index, "units": layer.units, "variance": variance, "iterations": iterations}
+    # Layers are numbered from 1, as in the papers, the diagnostics and summary().
+    return {"layer": index + 1, "units": layer.units, "variance": variance,
+            "iterations": iterations}
 
 
 def _check_lsuv_options(tol=0.1, max_iter=10, **unknown):
