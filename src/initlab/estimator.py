@@ -1,9 +1,12 @@
-"""A scikit-learn classifier over NeuralNetwork, for data held batch-first.
+"""scikit-learn estimators over NeuralNetwork, for data held batch-first: Classifier, Regressor.
 
 scikit-learn holds data as X (n_samples, n_features) and y (n_samples,); the core, like the post,
-holds (n_features, m). This wrapper is the one place that transposes. It is a real scikit-learn
-estimator (clone, cross_val_score, GridSearchCV, pipelines), so unlike the core it needs
-scikit-learn: `pip install 'initlab[study]'`.
+holds (n_features, m). These wrappers are the one place that transposes. They are real
+scikit-learn estimators (they pass `sklearn.utils.estimator_checks.check_estimator`; clone,
+cross_val_score, GridSearchCV, pipelines), so unlike the core they need scikit-learn:
+`pip install 'initlab[study]'`. Input is checked by scikit-learn's own validation, so bad input
+gets scikit-learn's messages: a continuous target given to Classifier is refused ("Unknown label
+type"), a column y of shape (n, 1) is flattened with a DataConversionWarning.
 
     >>> from initlab.blocks.datasets import moons
     >>> X, Y = moons(200, seed=0)
@@ -13,27 +16,16 @@ scikit-learn: `pip install 'initlab[study]'`.
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork
 
 
-class Classifier(ClassifierMixin, BaseEstimator):
-    """Multi-layer perceptron classifier: hidden Dense layers, then sigmoid (2 classes) or softmax.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : tuple of int
-        Units of each hidden layer; the post's network is (12, 6).
-    activation : str
-        Activation of the hidden layers.
-    initializer : str, Initializer or function
-        How every layer's weights are drawn (see initlab.blocks.initializers).
-    optimizer, learning_rate, epochs, batch_size, seed, dtype
-        Passed to NeuralNetwork.compile and NeuralNetwork.fit.
-    """
+class _Network(BaseEstimator):
+    """What Classifier and Regressor share: the parameters, the hidden stack, fit and forward."""
 
     def __init__(self, hidden_layer_sizes=(12, 6), activation="relu", initializer="he",
                  optimizer="sgd", learning_rate=0.01, epochs=1000, batch_size=None, seed=None,
@@ -48,60 +40,101 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.dtype = dtype
 
-    # learning -------------------------------------------------------------------------------
-    def fit(self, X, y):
-        """Train on X (n_samples, n_features) and labels y (n_samples,) of any hashable kind."""
-        X = _batch_first("X", X)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise ValueError(
-                f"y must be 1-D with one label per row of X ({len(X)}), got shape {y.shape}"
-            )
-        self.classes_, indices = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y must hold at least 2 classes, got {self.classes_.tolist()}")
-        binary = len(self.classes_) == 2
+    def _train(self, X, targets, units, output_activation, loss):
+        """Build the network (hidden layers, then `units` outputs) and fit X (m, n) to targets."""
         model = NeuralNetwork(seed=self.seed, dtype=self.dtype)
-        for units in self.hidden_layer_sizes:
-            model.add(Dense(units, activation=self.activation, initializer=self.initializer))
-        model.add(Dense(1 if binary else len(self.classes_),
-                        activation="sigmoid" if binary else "softmax",
-                        initializer=self.initializer))
-        model.compile(loss="crossentropy" if binary else "categorical_crossentropy",
-                      optimizer=self.optimizer)
-        targets = indices.reshape(1, -1).astype(float)
-        model.fit(X.T, targets, epochs=self.epochs, learning_rate=self.learning_rate,
+        for hidden_units in self.hidden_layer_sizes:
+            model.add(Dense(hidden_units, activation=self.activation,
+                            initializer=self.initializer))
+        model.add(Dense(units, activation=output_activation, initializer=self.initializer))
+        model.compile(loss=loss, optimizer=self.optimizer)
+        # The core's layout, (features, samples), from here on.
+        model.fit(X.T, targets.T, epochs=self.epochs, learning_rate=self.learning_rate,
                   batch_size=self.batch_size)
         self.model_ = model
-        self.n_features_in_ = X.shape[1]
         self.loss_curve_ = model.history["loss"]
         return self
 
-    def predict_proba(self, X):
-        """Class probabilities, (n_samples, n_classes), columns in the order of classes_."""
-        self._check_fitted()
-        X = _batch_first("X", X)
-        if X.shape[1] != self.n_features_in_:
-            # Checked here, batch-first: the model would report the transposed shape.
-            raise ValueError(f"X has {X.shape[1]} features, but Classifier is expecting "
-                             f"{self.n_features_in_} features as input (X is (n_samples, "
-                             f"n_features)), got shape {X.shape}")
-        p = self.model_.predict(X.T)
-        if len(self.classes_) == 2:
-            p = np.vstack([1 - p, p])
-        return p.T
-
-    def predict(self, X):
-        probabilities = self.predict_proba(X)
-        return self.classes_[probabilities.argmax(axis=1)]
-
-    def _check_fitted(self):
+    def _network_output(self, X):
+        """The network's output for X (n_samples, n_features): (n_samples, units)."""
         # NotFittedError is a ValueError, as scikit-learn's own estimators raise.
         check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.model_.predict(X.T).T
 
 
-def _batch_first(name, X):
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, (n_samples, n_features), got shape {X.shape}")
-    return X
+class Classifier(ClassifierMixin, _Network):
+    """Multi-layer perceptron classifier: hidden Dense layers, then sigmoid (2 classes) or softmax.
+
+    Trained with cross-entropy (binary or categorical). Labels may be of any kind scikit-learn
+    classifies (numbers, strings); a continuous target raises ValueError.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int
+        Units of each hidden layer; the post's network is (12, 6).
+    activation : str
+        Activation of the hidden layers.
+    initializer : str, Initializer or function
+        How every layer's weights are drawn (see initlab.blocks.initializers).
+    optimizer, learning_rate, epochs, batch_size, seed, dtype
+        Passed to NeuralNetwork.compile and NeuralNetwork.fit.
+
+    Attributes
+    ----------
+    classes_ : (n_classes,) array; model_ : the trained NeuralNetwork; loss_curve_ : cost per
+    epoch; n_features_in_ : int.
+    """
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and labels y (n_samples,)."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)  # "Unknown label type: continuous" for real targets
+        self.classes_, indices = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"Classifier needs samples of at least 2 classes, got 1 class: "
+                             f"{self.classes_.tolist()}")
+        if len(self.classes_) == 2:
+            return self._train(X, indices.reshape(-1, 1).astype(float), 1, "sigmoid",
+                               "crossentropy")
+        # Categorical cross-entropy one-hot encodes a single row of class indices itself.
+        return self._train(X, indices.reshape(-1, 1).astype(float), len(self.classes_),
+                           "softmax", "categorical_crossentropy")
+
+    def predict_proba(self, X):
+        """Class probabilities, (n_samples, n_classes), columns in the order of classes_."""
+        p = self._network_output(X)
+        if len(self.classes_) == 2:
+            p = np.hstack([1 - p, p])
+        return p
+
+    def predict(self, X):
+        """The most probable class of each row of X: (n_samples,)."""
+        most_probable = self.predict_proba(X).argmax(axis=1)  # checks fitting first
+        return self.classes_[most_probable]
+
+
+class Regressor(RegressorMixin, _Network):
+    """Multi-layer perceptron regressor: hidden Dense layers, then a linear output, trained by MSE.
+
+    y may be (n_samples,) or (n_samples, n_outputs); predict returns the same shape. Parameters
+    and attributes as Classifier (without classes_). Targets are fitted as given: standardise them
+    (sklearn.compose.TransformedTargetRegressor) when they are far from unit scale.
+    """
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and targets y (n_samples,) or (n_samples, k)."""
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        self._single_output = y.ndim == 1
+        targets = y.reshape(-1, 1) if self._single_output else y
+        return self._train(X, targets.astype(float), targets.shape[1], "linear", "mse")
+
+    def predict(self, X):
+        """Predicted targets: (n_samples,), or (n_samples, n_outputs) if fitted on columns."""
+        output = self._network_output(X)
+        return output[:, 0] if self._single_output else output
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
