@@ -591,3 +591,12 @@ def test_evaluate_first_builds_the_stacks():
     result = Ensemble(models).evaluate(X, Y)
     for k, model in enumerate(models):
         assert result["loss"][k] == pytest.approx(model.evaluate(X, Y)["loss"], rel=1e-12)
+
+
+def test_the_module_docstring_example_runs():
+    import doctest
+
+    from initlab.tools import ensemble
+
+    result = doctest.testmod(ensemble)
+    assert result.attempted >= 8 and result.failed == 0

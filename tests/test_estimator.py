@@ -160,3 +160,12 @@ def test_pipeline_grid_search_and_cross_validation(make, data):
     # A rate of 1e-4 barely moves Adam's weights in 150 epochs: the search must see that.
     assert search.best_params_ == {f"{step}__learning_rate": 0.02}
     assert search.best_estimator_.predict(X).shape == (120,)
+
+
+def test_the_module_docstring_example_runs():
+    import doctest
+
+    from initlab import estimator
+
+    result = doctest.testmod(estimator)
+    assert result.attempted >= 3 and result.failed == 0
