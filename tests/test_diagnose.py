@@ -62,7 +62,8 @@ def test_training_records_the_epochs_asked(tmp_path):
     (["--schemes", "random_normal:x"], "must be a number"),
     (["--depth", "0"], "--depth must be an integer >= 1, got 0"),
     (["--width", "-2"], "--width must be an integer >= 1"),
-    (["--activation", "selu"], "--activation must be one of"),
+    (["--activation", "selu"], "--activation 'selu' is not known (did you mean 'relu'?)"),
+    (["--schemes", "glorot_unifrom"], "(did you mean 'glorot_uniform'"),
     (["--epochs", "2", "--record-at", "0,5"], "--record-at lists [5]"),
     (["--record-at", "1"], "needs --epochs > 0"),
     (["--learning-rate", "0"], "--learning-rate"),
@@ -106,3 +107,16 @@ def test_same_seed_same_tables(tmp_path):
     assert main(TINY + ["--out", str(second)]) == 0
     assert (first / "layers.csv").read_text() == (second / "layers.csv").read_text()
     assert np.isfinite(_load(first / "summary.json")[0]["forward_ratio"])
+
+
+def test_schemes_and_epochs_are_lists_with_spaces_or_commas_and_quiet_is_silent(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["diagnose", "--depth", "2", "--width", "4", "--samples", "20", "--schemes", "he",
+            "random_normal_x10,glorot_uniform", "--epochs", "3", "--record-at", "0", "2",
+            "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    summary = _load(out / "summary.json")
+    assert [row["scheme"] for row in summary] == ["he", "random_normal_x10", "glorot_uniform"]
+    assert sorted({row["epoch"] for row in _load(out / "layers.json")}, key=str) == [0, 2, "init"]

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from initlab import Dense, Initializer, NeuralNetwork
-from initlab.studies.arguments import check_int
+from initlab.studies.arguments import check_int, split_list
+from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme, readable_label
 
 N_TRAIN = 400
 N_TEST = 100
@@ -61,33 +62,33 @@ class Scheme:
 # The post's three schemes and its single-run table (its accuracy was 100 (1 - mean |Y - p|),
 # not the fraction of correct predictions, so these are for orientation, not a strict comparison).
 POST_SCHEMES = {
-    "zeros": Scheme("zeros", "Zeros", lambda: Initializer(scale=0), 50, 50),
-    "random_normal_x10": Scheme("random_normal_x10", "Large random values (randn x 10)",
+    "zeros": Scheme("zeros", readable_label("zeros"), lambda: Initializer(scale=0), 50, 50),
+    "random_normal_x10": Scheme("random_normal_x10", readable_label("random_normal_x10"),
                                 lambda: Initializer(scale=10), 85, 82),
     # The built-in "he" is the post's: randn(units, fan_in) * sqrt(2 / fan_in).
-    "he": Scheme("he", "He", lambda: Initializer("he"), 95, 94),
+    "he": Scheme("he", readable_label("he"), lambda: Initializer("he"), 95, 94),
 }
+# The same schemes however they are written (zeros, random_normal:10, he): no scheme runs twice.
+POST_CANONICAL = {"zeros": "zeros", "random_normal:10": "random_normal_x10", "he": "he"}
 
 def resolve_schemes(extra=()):
     """The post's three schemes, then each extra scheme once, in order; ValueError if unknown.
 
     An extra is written as the other study commands write it (initlab.studies.schemes):
     a registered name in Keras's or PyTorch's spelling, `name:value` to set its scale or gain
-    (random_normal:0.01), or lsuv; several may be given in one comma-separated string.
+    (random_normal:0.01), or lsuv; names are separated by spaces or commas. The post's own
+    names (zeros, random_normal_x10, he), or another spelling of them (random_normal:10), are
+    already there and are not run twice.
     """
-    from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme
-
+    if isinstance(extra, str) or not all(isinstance(item, str) for item in extra):
+        raise ValueError(f"schemes must be a list of scheme names, got {extra!r}")
     schemes = dict(POST_SCHEMES)
-    for item in extra:
-        if not isinstance(item, str):
-            raise ValueError(f"schemes must be scheme names, got {item!r}")
-        for text in item.split(","):
-            parsed = parse_scheme(text)
-            if parsed.label in schemes:
-                continue
-            data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
-            schemes[parsed.label] = Scheme(parsed.label, parsed.label, parsed.initializer,
-                                           initialize=data_dependent)
+    for parsed in (parse_scheme(text) for text in split_list(extra)):
+        if parsed.label in schemes or POST_CANONICAL.get(parsed.canonical) in schemes:
+            continue
+        data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
+        schemes[parsed.label] = Scheme(parsed.label, parsed.title, parsed.initializer,
+                                       initialize=data_dependent)
     return list(schemes.values())
 
 
