@@ -48,6 +48,7 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
     config = _load(out / "config.json")
     assert config["runs"] == 16 and config["elapsed_seconds"] >= 0
     assert config["seeds"] == [0, 1] and config["depths"] == [1, 3]
+    assert config["environment"]["numpy"] == __import__("numpy").__version__
     assert "16 networks trained" in capsys.readouterr().out
 
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from initlab.studies import arguments, output, signal_plots
+from initlab.studies import arguments, environment, output, signal_plots
 from initlab.studies.diagnose import ACTIVATIONS, ratio
 from initlab.studies.schemes import SCHEMES_HELP, deep_mlp, default_schemes, parse_schemes
 from initlab.tools.diagnostics import measure
@@ -141,7 +141,7 @@ def run(args):
     config = {key: value for key, value in vars(args).items() if key != "run"}
     config.update(depths=depths, activations=activations, seeds=seeds,
                   schemes=[scheme.label for scheme in schemes], runs=len(runs),
-                  elapsed_seconds=round(elapsed, 1))
+                  elapsed_seconds=round(elapsed, 1), environment=environment.describe())
     output.write_atomic(os.path.join(out_dir, "config.json"), json.dumps(config, indent=1))
     written += [figure, os.path.join(out_dir, "config.json")]
 

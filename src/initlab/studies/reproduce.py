@@ -76,6 +76,7 @@ def run(args):
     write_results(result, out)
     say()
     say(report.table(result))
+    say(report.TABLE_KEY)
     say(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
           f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}")
     return 0
