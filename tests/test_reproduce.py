@@ -19,7 +19,7 @@ from initlab.studies import reproduce  # noqa: E402
 EPOCHS = 60
 ARGS = ["reproduce", "--seeds", "2", "--epochs", str(EPOCHS), "--seed", "5", "--no-progress"]
 FIGURE_SIZES = {"dataset.png": (450, 600), "costs.png": (500, 800),
-                "boundaries.png": (420, 1500)}
+                "boundaries.png": (470, 1500)}
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,14 @@ def blas():
     except ImportError:
         threadpool_info = None
     if threadpool_info is not None:
-        for library in threadpool_info():
-            if library.get("user_api") == "blas":
-                return {"name": library.get("internal_api"), "version": library.get("version"),
-                        "threads": library.get("num_threads"),
-                        "architecture": library.get("architecture")}
+        loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+        # SciPy may load a BLAS of its own beside NumPy's: NumPy's is the one initlab calls.
+        ours = [lib for lib in loaded if "numpy" in str(lib.get("filepath", ""))] or loaded
+        if ours:
+            library = ours[0]
+            return {"name": library.get("internal_api"), "version": library.get("version"),
+                    "threads": library.get("num_threads"),
+                    "architecture": library.get("architecture")}
     try:
         build = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     except (TypeError, KeyError):  # NumPy < 1.25 only prints its configuration
