@@ -135,7 +135,8 @@ def run(args):
     title = (f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
              f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}")
     figure = os.path.join(out_dir, "deep.png")
-    signal_plots.plot_deep(summary, figure, title=title)
+    # Guessing among digits' ten classes: the accuracy a network that learned nothing gets.
+    signal_plots.plot_deep(summary, figure, title=title, chance=100 / data[1].shape[0])
     written = output.write_table(summary, out_dir, "summary", SUMMARY_COLUMNS)
     written += output.write_table(runs, out_dir, "runs", RUN_COLUMNS)
     config = {key: value for key, value in vars(args).items() if key != "run"}
