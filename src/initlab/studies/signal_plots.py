@@ -70,10 +70,12 @@ def plot_signal_std(records_by_scheme, path, title=""):
     fig, axes = plt.subplots(1, len(STD_PANELS), figsize=(5 * len(STD_PANELS), 4),
                              constrained_layout=True)
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
-        for scheme, records in records_by_scheme.items():
+        for k, (scheme, records) in enumerate(records_by_scheme.items()):
             layers = [record.layer for record in records]
-            ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
-                    markersize=3, label=scheme)
+            # A marker and line style per scheme: schemes that keep the scale coincide.
+            ax.plot(layers, _positive([getattr(r, field) for r in records]),
+                    marker=MARKERS[k % len(MARKERS)], linestyle=LINESTYLES[k % len(LINESTYLES)],
+                    markersize=4, markerfacecolor="none", label=scheme)
         ax.set_yscale("log")
         plain_log_ticks(ax)
         ax.set_xlabel("layer")
