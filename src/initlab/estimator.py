@@ -10,7 +10,7 @@ type"), a column y of shape (n, 1) is flattened with a DataConversionWarning.
 
     >>> from initlab.blocks.datasets import moons
     >>> X, Y = moons(200, seed=0)
-    >>> clf = Classifier(hidden_layer_sizes=(12, 6), initializer="he", epochs=500, seed=0)
+    >>> clf = Classifier(hidden_layer_sizes=(12, 6), initializer="he", epochs=500, random_state=0)
     >>> clf.fit(X.T, Y[0]).score(X.T, Y[0]) > 0.8
     True
 """
@@ -28,8 +28,8 @@ class _Network(BaseEstimator):
     """What Classifier and Regressor share: the parameters, the hidden stack, fit and forward."""
 
     def __init__(self, hidden_layer_sizes=(12, 6), activation="relu", initializer="he",
-                 optimizer="sgd", learning_rate=0.01, epochs=1000, batch_size=None, seed=None,
-                 dtype="float64"):
+                 optimizer="sgd", learning_rate=0.01, epochs=1000, batch_size=None,
+                 random_state=None, dtype="float64"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.initializer = initializer
@@ -37,12 +37,15 @@ class _Network(BaseEstimator):
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
-        self.seed = seed
+        self.random_state = random_state
         self.dtype = dtype
 
     def _train(self, X, targets, units, output_activation, loss):
         """Build the network (hidden layers, then `units` outputs) and fit X (m, n) to targets."""
-        model = NeuralNetwork(seed=self.seed, dtype=self.dtype)
+        # random_state, scikit-learn's name for it, is the model's seed: an int, or None for fresh
+        # entropy. Under that name scikit-learn's tools (set_random_state, the estimator checks)
+        # find it.
+        model = NeuralNetwork(seed=self.random_state, dtype=self.dtype)
         for hidden_units in self.hidden_layer_sizes:
             model.add(Dense(hidden_units, activation=self.activation,
                             initializer=self.initializer))
@@ -77,8 +80,10 @@ class Classifier(ClassifierMixin, _Network):
         Activation of the hidden layers.
     initializer : str, Initializer or function
         How every layer's weights are drawn (see initlab.blocks.initializers).
-    optimizer, learning_rate, epochs, batch_size, seed, dtype
+    optimizer, learning_rate, epochs, batch_size, dtype
         Passed to NeuralNetwork.compile and NeuralNetwork.fit.
+    random_state : int or None
+        The NeuralNetwork's seed: the same int gives the same weights and minibatch order.
 
     Attributes
     ----------
