@@ -14,7 +14,8 @@ import pytest
 SOURCE = pathlib.Path(__file__).resolve().parents[1] / "src" / "initlab"
 
 LAYERS = [
-    ("foundation", {"initlab.checks", "initlab.registry"}),
+    ("foundation", {"initlab.checks", "initlab.registry", "initlab.version",
+                    "initlab.environment"}),
     ("blocks", {"initlab.blocks"}),
     ("fast", {"initlab.fast"}),
     ("engine", {"initlab.engine"}),

@@ -2,17 +2,38 @@
 
 import pytest
 
-from initlab.studies.arguments import check_int, check_number, choice, int_list
+from initlab.studies.arguments import (
+    check_int,
+    check_number,
+    choice,
+    int_list,
+    printer,
+    split_list,
+    unknown_name,
+)
 
 
 def test_int_list_parses_in_order():
     assert int_list("--depths", " 5, 10,50 ", minimum=1) == [5, 10, 50]
+    # Spaces and commas alike, as argparse hands over nargs="+" values.
+    assert int_list("--depths", ["5", "10,50"], minimum=1) == [5, 10, 50]
+    assert int_list("--depths", "5 10 50", minimum=1) == [5, 10, 50]
+
+
+def test_split_list_takes_commas_spaces_and_both():
+    expected = ["he", "glorot_uniform", "random_normal:0.01"]
+    for written in (["he", "glorot_uniform", "random_normal:0.01"],
+                    "he,glorot_uniform,random_normal:0.01",
+                    ["he, glorot_uniform", "random_normal:0.01"],
+                    "he glorot_uniform ,random_normal:0.01"):
+        assert split_list(written) == expected
+    assert split_list(None) == [] and split_list(" , ") == []
 
 
 @pytest.mark.parametrize("text, match", [
     ("0,5", r"--depths must be an integer >= 1, got 0"),
-    ("5,x", r"--depths must be comma-separated integers >= 1, got '5,x'"),
-    ("2.5", "comma-separated integers"),
+    ("5,x", r"--depths must be integers >= 1, separated by commas or spaces, got '5,x'"),
+    ("2.5", "separated by commas or spaces"),
     (",", "at least one"),
     ("5,5", "more than once"),
 ])
@@ -34,7 +55,25 @@ def test_check_number_rejects_non_positive_and_non_finite(value):
     assert check_number("--learning-rate", 0.05) == 0.05
 
 
-def test_choice_lists_the_choices():
-    with pytest.raises(ValueError, match=r"--activation must be one of \['relu', 'tanh'\], "
-                                         r"got 'selu'"):
+def test_choice_lists_the_choices_and_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"^--activation 'selu' is not known \(did you mean "
+                                         r"'relu'\?\); expected one of \['relu', 'tanh'\]$"):
         choice("--activation", "selu", ("relu", "tanh"))
+    with pytest.raises(ValueError, match=r"^--activation 'softmax' is not known; expected"):
+        choice("--activation", "softmax", ("relu", "tanh"))
+    assert choice("--activation", "tanh", ("relu", "tanh")) == "tanh"
+
+
+def test_unknown_name_suggests_from_candidates_and_reads_class_spellings():
+    error = unknown_name("scheme", "HeNormall", ["he_normal", "zeros"],
+                         candidates=["he_normal", "kaiming_normal_", "zeros"], hint=" (see inits)")
+    assert str(error) == ("scheme 'HeNormall' is not known (did you mean 'he_normal'?); "
+                          "expected one of ['he_normal', 'zeros'] (see inits)")
+    assert "did you mean 'kaiming_normal_'" in str(
+        unknown_name("scheme", "kaiming_normal", ["he"], candidates=["kaiming_normal_"]))
+
+
+def test_printer_is_silent_when_quiet(capsys):
+    printer(True)("hidden")
+    printer(False)("shown")
+    assert capsys.readouterr().out == "shown\n"

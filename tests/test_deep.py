@@ -18,8 +18,8 @@ from initlab.studies.deep import (  # noqa: E402
     summarise_runs,
 )
 
-TINY = ["deep", "--depths", "1,3", "--activations", "relu,tanh", "--width", "6",
-        "--schemes", "he,random_normal:0.01", "--epochs", "1", "--seeds", "0,1"]
+TINY = ["deep", "--depths", "1,3", "--activations", "relu", "tanh", "--width", "6",
+        "--schemes", "he", "random_normal:0.01", "--epochs", "1", "--seeds", "2"]
 
 
 def _load(path):
@@ -43,8 +43,12 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
     small = [r["forward_ratio"] for r in summary
              if r["scheme"] == "random_normal:0.01" and r["depth"] == 3]
     assert all(ratio < 1e-2 for ratio in small)
+    # --seeds 2 is a count: seeds 0 and 1, from --seed's default 0.
+    assert sorted({r["seed"] for r in runs}) == [0, 1]
     config = _load(out / "config.json")
     assert config["runs"] == 16 and config["elapsed_seconds"] >= 0
+    assert config["seeds"] == [0, 1] and config["depths"] == [1, 3]
+    assert config["environment"]["numpy"] == __import__("numpy").__version__
     assert "16 networks trained" in capsys.readouterr().out
 
 
@@ -77,8 +81,11 @@ def test_geometric_mean_passes_zero_and_inf_through():
 @pytest.mark.parametrize("extra, message", [
     (["--depths", "0,5"], "--depths must be an integer >= 1, got 0"),
     (["--schemes", "he,unknown"], "scheme 'unknown' is not known"),
-    (["--activations", "relu,softmax"], "--activations must be one of"),
-    (["--seeds", "-1"], "--seeds must be an integer >= 0"),
+    (["--activations", "relu,tnah"], "--activations 'tnah' is not known (did you mean 'tanh'?)"),
+    (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["--schemes", "he_normall"], "scheme 'he_normall' is not known (did you mean 'he_normal'"),
+    (["--activations", "relu,softmax"], "--activations 'softmax' is not known"),
     (["--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--batch-size", "0"], "--batch-size"),
 ])
@@ -100,3 +107,13 @@ def test_out_dir_checks(tmp_path, capsys):
     assert main(TINY + ["--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "runs.json").read_text() == "[]"
+
+
+def test_seed_is_the_first_of_the_counted_seeds(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["deep", "--depths", "2", "--activations", "relu", "--width", "4", "--schemes", "he",
+            "--epochs", "1", "--seeds", "2", "--seed", "7", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert [r["seed"] for r in _load(out / "runs.json")] == [7, 8]
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""

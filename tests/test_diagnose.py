@@ -62,7 +62,9 @@ def test_training_records_the_epochs_asked(tmp_path):
     (["--schemes", "random_normal:x"], "must be a number"),
     (["--depth", "0"], "--depth must be an integer >= 1, got 0"),
     (["--width", "-2"], "--width must be an integer >= 1"),
-    (["--activation", "softmax"], "--activation must be one of"),
+    (["--activation", "softmax"], "--activation 'softmax' is not known"),
+    (["--activation", "selux"], "--activation 'selux' is not known (did you mean 'selu'"),
+    (["--schemes", "glorot_unifrom"], "(did you mean 'glorot_uniform'"),
     (["--epochs", "2", "--record-at", "0,5"], "--record-at lists [5]"),
     (["--record-at", "1"], "needs --epochs > 0"),
     (["--learning-rate", "0"], "--learning-rate"),
@@ -120,3 +122,16 @@ def test_layers_table_gives_the_theory_beside_the_measurement(tmp_path):
                      activation="relu", seed=0, X=X)
     expected = [row["activation_std"] for row in predict_signals(model, X)[:3]]
     assert [row["theory_activation_std"] for row in rows] == pytest.approx(expected, rel=1e-12)
+
+
+def test_schemes_and_epochs_are_lists_with_spaces_or_commas_and_quiet_is_silent(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["diagnose", "--depth", "2", "--width", "4", "--samples", "20", "--schemes", "he",
+            "random_normal_x10,glorot_uniform", "--epochs", "3", "--record-at", "0", "2",
+            "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    summary = _load(out / "summary.json")
+    assert [row["scheme"] for row in summary] == ["he", "random_normal_x10", "glorot_uniform"]
+    assert sorted({row["epoch"] for row in _load(out / "layers.json")}, key=str) == [0, 2, "init"]

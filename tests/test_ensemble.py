@@ -200,7 +200,7 @@ def other_loss():
 
 
 @pytest.mark.parametrize("odd, message", [
-    (lambda: post_model(units=(12, 8)), r"models\[1\] differs from models\[0\]: layer 1's units"),
+    (lambda: post_model(units=(12, 8)), r"models\[1\] differs from models\[0\]: layer 2's units"),
     (lambda: post_model(optimizer="adam"), r"models\[1\].*the optimizer"),
     (lambda: post_model(dtype="float32"), r"models\[1\].*dtype"),
     (other_loss, r"models\[1\].*the loss"),
@@ -218,7 +218,7 @@ def test_mismatched_activation_and_depth_are_named():
     model.add(Dense(units=6, activation="relu"))
     model.add(Dense(units=1, activation="sigmoid"))
     model.compile(loss="crossentropy")
-    with pytest.raises(ValueError, match=r"layer 0's activation"):
+    with pytest.raises(ValueError, match=r"layer 1's activation"):
         Ensemble([post_model(), model])
     shallow = NeuralNetwork()
     shallow.add(Dense(units=1, activation="sigmoid"))
@@ -244,7 +244,7 @@ def _built(n_features):
 
 
 def test_models_built_for_other_data_are_named():
-    with pytest.raises(ValueError, match="layer 0's fan_in is 3, models.0. has 2"):
+    with pytest.raises(ValueError, match="layer 1's fan_in is 3, models.0. has 2"):
         Ensemble([_built(2), _built(3)])
     ens = Ensemble([post_model(), _built(3)])  # the unbuilt one would be built for X
     with pytest.raises(ValueError, match="X must have 3 features"):
@@ -611,3 +611,12 @@ def test_a_failed_fit_leaves_the_ensemble_and_its_models_as_they_were(kwargs, me
     with pytest.raises(ValueError, match=message):
         ensemble.fit(X, Y, **kwargs)
     assert object_state(ensemble) == before
+
+
+def test_the_module_docstring_example_runs():
+    import doctest
+
+    from initlab.tools import ensemble
+
+    result = doctest.testmod(ensemble)
+    assert result.attempted >= 8 and result.failed == 0

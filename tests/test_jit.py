@@ -190,11 +190,11 @@ def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outp
 
 
 @pytest.mark.parametrize("model, reason", [
-    (_with(activation="softmax"), r"layer 0's activation Softmax\(\) has no elementwise"),
+    (_with(activation="softmax"), r"layer 1's activation Softmax\(\) has no elementwise"),
     (_with(output="softmax", loss="categorical_crossentropy", outputs=2),
-     r"the loss CategoricalCrossentropy\(\) has no elementwise definition"),
-    (_with(activation=_Branching()), r"layer 0's activation _Branching\(\) has no elementwise"),
-    (_with(units=100), "layer 0 has 100 units"),
+     r"layer 2's activation Softmax\(\) has no elementwise definition"),
+    (_with(activation=_Branching()), r"layer 1's activation _Branching\(\) has no elementwise"),
+    (_with(units=100), "layer 1 has 100 units"),
     (_with(units=64), "the model has 257 weights and biases"),
 ])
 def test_an_uncovered_model_raises_before_anything_changes(model, reason):
@@ -258,7 +258,7 @@ def test_an_activation_subclass_is_not_mistaken_for_its_parent():
     model.add(Dense(units=4, activation=DoubledReLU()))
     model.add(Dense(units=1, activation="sigmoid"))
     model.compile(loss="crossentropy")
-    with pytest.raises(ValueError, match="layer 0's activation DoubledReLU.*no elementwise"):
+    with pytest.raises(ValueError, match="layer 1's activation DoubledReLU.*no elementwise"):
         model.fit(X, Y, epochs=2, jit_compile=True)
 
 

@@ -294,6 +294,9 @@ def test_summary_counts_parameters():
     text = model.summary()
     assert "Total params: 121" in text  # 2*12+12 + 12*6+6 + 6*1+1
     assert "relu" in text and "sigmoid" in text
+    # Numbered from 1, as the diagnostics and model.initialize's report number layers.
+    assert ["Dense 1", "Dense 2", "Dense 3"] == [line.split("  ")[0] for line in text.splitlines()
+                                                 if line.startswith("Dense")]
 
 
 # --- persistence -------------------------------------------------------------------------------

@@ -87,15 +87,18 @@ def test_resolve_schemes_starts_with_the_posts_three_and_adds_each_extra_once():
 
 
 def test_extra_schemes_are_written_as_the_other_study_commands_write_them():
-    schemes = post.resolve_schemes(["random_normal:10,lsuv", "HeNormal"])
-    assert [s.name for s in schemes][3:] == ["random_normal:10", "lsuv", "HeNormal"]
-    # random_normal:10 is the post's "large random values", drawn the same way.
+    schemes = post.resolve_schemes(["random_normal:0.5,lsuv", "HeNormal"])
+    assert [s.name for s in schemes][3:] == ["random_normal:0.5", "lsuv", "HeNormal"]
+    assert [s.label for s in schemes][3:] == ["Random normal x 0.5", "LSUV",
+                                              "He normal (truncated)"]
+    # random_normal:0.5 scales the post's randn x 10 draw by 0.5 / 10 in the hidden layers.
     a = post.post_model(schemes[3].initializer(), seed=9)
     b = post.post_model(post.POST_SCHEMES["random_normal_x10"].initializer(), seed=9)
     a.build(2)
     b.build(2)
-    for layer_a, layer_b in zip(a.layers, b.layers, strict=True):
-        np.testing.assert_array_equal(layer_a.weights, layer_b.weights)
+    for layer_a, layer_b in zip(a.layers[:2], b.layers[:2], strict=True):
+        np.testing.assert_allclose(layer_a.weights, layer_b.weights * 0.05, rtol=1e-15)
+    np.testing.assert_array_equal(a.layers[2].weights, b.layers[2].weights)
 
 
 def test_an_unknown_scheme_is_rejected_with_the_valid_names():
@@ -209,3 +212,11 @@ def test_the_time_estimate_is_near_the_time_a_small_study_takes():
     estimate = post.study_seconds(3, 4, 400)
     # Rough, on a shared machine: the right order of magnitude is what the first line needs.
     assert took / 5 < estimate < 5 * took, (estimate, took)
+
+
+def test_the_posts_names_and_their_other_spellings_are_accepted_and_run_once():
+    # What reproduce prints and writes (random_normal_x10) is a name it accepts.
+    for extra in (["random_normal_x10"], ["random_normal:10"], ["zeros he"], ["he,zeros"]):
+        assert [s.name for s in post.resolve_schemes(extra)] == list(post.POST_SCHEMES)
+    assert [s.label for s in post.resolve_schemes()] == [
+        "Zeros", "Large random values (randn x 10)", "He"]

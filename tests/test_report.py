@@ -88,6 +88,26 @@ def test_json_holds_the_runs_numbers_and_their_summaries(result):
     assert [r["train_accuracy"] for r in runs] == [80.0, 95.0, 90.0]
 
 
+
+def test_accuracy_intervals_are_clipped_to_what_is_possible(result):
+    # He's test accuracies 94, 99, 95: mean 96, t-interval 96 +- 4.303 * s / sqrt(3), s = sqrt(7).
+    half = T_TABLE[2] * math.sqrt(7) / math.sqrt(3)
+    assert 96 + half > 100
+    he = json.loads(report.to_json(result))["schemes"][2]["test_accuracy"]
+    assert he["ci_high"] == 100.0
+    assert he["ci_low"] == pytest.approx(96 - half, abs=1e-3)
+    assert "[89.4, 100.0]" in report.table(result)
+    assert "clipped to 0-100" in report.TABLE_KEY
+    # Unbounded quantities keep the plain t-interval.
+    assert report.summarize([94.0, 99.0, 95.0])["ci_high"] == pytest.approx(96 + half, abs=1e-3)
+
+
+def test_json_records_the_environment_the_numbers_depend_on(result):
+    environment = json.loads(report.to_json(result))["environment"]
+    assert environment["numpy"] == np.__version__
+    assert environment["blas"]["name"] and environment["cpu"]["cores"] >= 1
+
+
 def test_csv_rows_agree_with_the_summaries(result):
     rows = list(csv.DictReader(io.StringIO(report.to_csv(result))))
     assert [r["scheme"] for r in rows] == ["zeros", "random_normal_x10", "he"]
@@ -100,7 +120,7 @@ def test_csv_rows_agree_with_the_summaries(result):
 
 def test_markdown_table_prints_the_summaries(result):
     text = report.to_markdown(result)
-    summary = report.summarize(result.test_accuracy[1])
+    summary = report.summarize(result.test_accuracy[1], bounds=report.ACCURACY_BOUNDS)
     expected = (f"{summary['mean']:.1f} [{summary['ci_low']:.1f}, {summary['ci_high']:.1f}] "
                 f"(78.0–93.0)")
     assert expected in text

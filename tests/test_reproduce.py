@@ -19,7 +19,7 @@ from initlab.studies import reproduce  # noqa: E402
 EPOCHS = 60
 ARGS = ["reproduce", "--seeds", "2", "--epochs", str(EPOCHS), "--seed", "5", "--no-progress"]
 FIGURE_SIZES = {"dataset.png": (450, 600), "costs.png": (500, 800),
-                "boundaries.png": (420, 1500)}
+                "boundaries.png": (470, 1500)}
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +119,7 @@ def no_training(monkeypatch):
     (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
     (["--epochs", "-3"], "--epochs must be an integer >= 1, got -3"),
     (["--schemes", "he", "nonsense"], "scheme 'nonsense' is not known"),
+    (["--schemes", "he", "lsvu"], "scheme 'lsvu' is not known (did you mean 'lsuv'?)"),
 ])
 def test_bad_arguments_fail_clearly_before_training(no_training, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
@@ -170,3 +171,14 @@ def test_jit_without_numba_fails_before_anything_is_written(tmp_path, monkeypatc
     assert cli.main(["reproduce", "--jit", "--out", str(out), "--no-progress"]) == 2
     assert "--jit needs Numba, which is not installed: pip install numba" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsys):
+    # random_normal_x10 is the name reproduce prints and writes: it is the post's scheme, once.
+    args = ["reproduce", "--seeds", "1", "--epochs", "2", "--quiet", "--out", str(tmp_path),
+            "--schemes", "random_normal_x10", "he,random_normal:10"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert [s["scheme"] for s in document["schemes"]] == list(post.POST_SCHEMES)

@@ -6,12 +6,14 @@ import pytest
 
 from initlab import Initializer
 from initlab.studies.schemes import (
+    READABLE,
     Scheme,
     available_schemes,
     deep_mlp,
     default_schemes,
     parse_scheme,
     parse_schemes,
+    readable_label,
 )
 
 
@@ -44,7 +46,8 @@ def test_random_normal_value_is_the_standard_deviation():
 
 
 @pytest.mark.parametrize("text, match", [
-    ("no_such_scheme", "not known.*known schemes"),
+    ("no_such_scheme", "not known; expected one of"),
+    ("glorot_unifrom", r"not known \(did you mean 'glorot_uniform'"),
     ("he_normal:2", "neither a scale nor a gain"),
     ("lsuv:2", "takes no value"),
     ("glorot_uniform:inf", "finite"),
@@ -117,3 +120,26 @@ def test_lsuv_is_applied_on_the_batch():
         z = layer.weights @ a + layer.bias
         assert z.var() == pytest.approx(1.0, abs=0.1)
         a = layer.activation.forward(z)
+
+
+def test_every_scheme_has_readable_words_and_its_values_read_as_multipliers():
+    for name in available_schemes():
+        assert name in READABLE, f"{name} has no readable label"
+        assert parse_scheme(name).title == READABLE[name]
+    assert readable_label("random_normal:0.01") == "Random normal x 0.01"
+    assert readable_label("random_normal:10") == "Large random values (randn x 10)"
+    assert readable_label("random_normal_x10") == "Large random values (randn x 10)"
+    assert readable_label("orthogonal:1.41421356") == "Orthogonal, gain 1.41421"
+    assert readable_label("kaiming_uniform_") == "Kaiming uniform"
+
+
+def test_a_list_is_written_with_spaces_commas_or_both():
+    for written in ("he random_normal:0.01", "he,random_normal:0.01", ["he", "random_normal:0.01"],
+                    ["he,", " random_normal:0.01"]):
+        assert [s.label for s in parse_schemes(written)] == ["he", "random_normal:0.01"]
+
+
+def test_the_name_reproduce_prints_is_accepted_everywhere():
+    scheme = parse_scheme("random_normal_x10")
+    assert (scheme.label, scheme.canonical) == ("random_normal_x10", "random_normal:10")
+    assert scheme.initializer().params["scale"] == 10

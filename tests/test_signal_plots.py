@@ -90,3 +90,99 @@ def test_large_initializer_values_do_not_break_the_histograms(tmp_path):
     path = tmp_path / "hist.png"
     signal_plots.plot_histograms({"huge": signals}, str(path), activation="relu")
     assert _is_png(path)
+
+
+# --- the data each figure draws ----------------------------------------------------------------
+
+def _records_and_signals(activation="relu"):
+    models, X, Y = _models(activation)
+    with np.errstate(all="ignore"):
+        records = {label: measure(m, X, Y)[:-1] for label, m in models.items()}
+        signals = {label: layer_signals(m, X, Y)[:-1] for label, m in models.items()}
+    return records, signals
+
+
+def test_std_figure_draws_each_schemes_std_per_layer_on_plain_log_ticks(tmp_path):
+    records, _ = _records_and_signals()
+    figure = signal_plots.plot_signal_std(records, str(tmp_path / "std.png"))
+    for ax, (field, _) in zip(figure.axes, signal_plots.STD_PANELS, strict=True):
+        assert ax.get_yscale() == "log"
+        for line, (label, scheme_records) in zip(ax.get_lines(), records.items(), strict=True):
+            assert line.get_label() == label
+            np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, 4, 5, 6])
+            np.testing.assert_array_equal(line.get_ydata(),
+                                          [getattr(r, field) for r in scheme_records])
+        assert ax.yaxis.get_major_formatter()(0.9, 0) == "0.9"
+
+
+def test_histograms_draw_log10_magnitudes_of_each_shown_layer(tmp_path):
+    _, signals = _records_and_signals("tanh")
+    figure = signal_plots.plot_histograms(signals, str(tmp_path / "h.png"), activation="tanh")
+    # A row per scheme, activations then gradients; the 0.01 and x1000 schemes put their values
+    # decades apart, all drawn on one kind of axis: log10 |value|.
+    assert len(figure.axes) == 2 * 3
+    ax = figure.axes[2]  # random_normal:0.01, activations
+    assert ax.get_xlabel() == "log10 |a|" and ax.get_title().startswith("random_normal:0.01")
+    layers = signal_plots.shown_layers(6)
+    steps = ax.patches
+    assert [step.get_label() for step in steps] == [f"layer {i + 1}" for i in layers]
+    for index, step in zip(layers, steps, strict=True):
+        heights, edges, _ = step.get_data()
+        values = signals["random_normal:0.01"][index]["activation"].ravel()
+        expected, _ = np.histogram(np.log10(np.abs(values[values != 0])), bins=edges)
+        np.testing.assert_allclose(heights, expected / values.size)
+    # Layer 1's activations of N(0, 0.01²) weights sit near 10^-2, the last layer's decades below.
+    first, last = (np.average((s.get_data()[1][:-1] + s.get_data()[1][1:]) / 2,
+                              weights=s.get_data()[0]) for s in (steps[0], steps[-1]))
+    assert -3 < first < -1 and last < first - 5
+
+
+def test_training_figure_puts_many_schemes_in_a_grid(tmp_path):
+    from initlab.tools.diagnostics import SignalRecorder
+
+    X, Y = _data()
+    by_scheme = {}
+    for label in ("he", "glorot_uniform", "lecun_normal", "orthogonal", "random_normal:0.5"):
+        model = deep_mlp(parse_scheme(label), depth=3, width=8, n_inputs=6, n_outputs=3, seed=0)
+        recorder = SignalRecorder(X, Y, epochs=[0, 2])
+        initial = measure(model, X, Y)[:-1]
+        model.fit(X, Y, epochs=3, callbacks=[recorder])
+        by_scheme[label] = initial + [r for r in recorder.records if r.layer <= 3]
+    figure = signal_plots.plot_signal_std_over_training(by_scheme, str(tmp_path / "t.png"))
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(figure.axes) == 8 and len(visible) == 5  # two rows of four, three left empty
+    width, height = figure.get_size_inches()
+    assert width / height < 3  # not eight panels in a row
+    ax = visible[4]
+    assert ax.get_title() == "random_normal:0.5"
+    epochs = [None, 0, 2]
+    for line, epoch in zip(ax.get_lines(), epochs, strict=True):
+        chosen = [r for r in by_scheme["random_normal:0.5"] if r.epoch == epoch]
+        np.testing.assert_array_equal(line.get_ydata(), [r.activation_std for r in chosen])
+
+
+def test_deep_figure_draws_accuracy_with_chance_and_tells_schemes_apart(tmp_path):
+    rows = [{"activation": "relu", "depth": d, "scheme": s, "test_accuracy": acc,
+             "forward_variance_per_layer": f, "backward_variance_per_layer": 0.9}
+            for s, accs, f in (("he", (90.0, 80.0), 0.95), ("lsuv", (90.0, 80.0), 0.95),
+                               ("random_normal:10", (9.0, 9.5), 3000.0))
+            for d, acc in zip((5, 20), accs, strict=True)]
+    figure = signal_plots.plot_deep(rows, str(tmp_path / "deep.png"), chance=10)
+    accuracy = figure.axes[0]
+    lines = [line for line in accuracy.get_lines() if line.get_label() in ("he", "lsuv",
+                                                                          "random_normal:10")]
+    assert [list(line.get_ydata()) for line in lines] == [[90.0, 80.0], [90.0, 80.0],
+                                                          [9.0, 9.5]]
+    # he and lsuv coincide: their markers and line styles still differ.
+    assert lines[0].get_marker() != lines[1].get_marker()
+    assert lines[0].get_linestyle() != lines[1].get_linestyle()
+    (chance,) = [line for line in accuracy.get_lines() if line.get_label() == "chance (10%)"]
+    assert list(chance.get_ydata()) == [10, 10]
+    assert list(accuracy.get_xticks()) == [5, 20]
+    forward = figure.axes[1]
+    assert forward.get_yscale() == "log"
+    labels = {forward.yaxis.get_major_formatter()(value, 0) for value in (0.1, 1, 1000)}
+    assert labels == {"0.1", "1", "1e+03"}
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["he", "lsuv", "random_normal:10",
+                                                          "chance (10%)"]

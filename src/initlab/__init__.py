@@ -12,8 +12,7 @@ from initlab.engine.model import NeuralNetwork
 from initlab.engine.saving import ModelFileError
 from initlab.tools import lsuv  # noqa: F401 - registers model.initialize(X, method="lsuv")
 from initlab.tools.ensemble import Ensemble
-
-__version__ = "0.1.0"
+from initlab.version import __version__
 
 __all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "Ensemble", "ModelFileError",
            "__version__"]

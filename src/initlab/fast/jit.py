@@ -94,7 +94,7 @@ def check_supported(layers, loss, n_features=None):
         refuse(f"the loss {loss!r} has no elementwise definition; the compiled kernel trains "
                f"losses defined elementwise (crossentropy after a sigmoid output, mse)")
     weights, fan_in = 0, n_features
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers, start=1):  # layers are numbered from 1 everywhere
         if type(layer) is not Dense:
             refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
                    f"Dense layers")

@@ -1,13 +1,27 @@
-"""Checks for the study commands' arguments: counts and comma-separated lists of integers.
+"""The study commands' one grammar: counts, lists, names, and the options every command shares.
 
-Each raises ValueError naming the option, echoing the value and saying what was expected, so a
-command rejects bad input in one clear line before any work starts.
+Every command reads its options the same way:
+  - a list (--schemes, --depths, --activations, --record-at) is written with spaces, commas or
+    both: `--schemes he glorot_uniform`, `--schemes he,glorot_uniform` and
+    `--schemes "he, glorot_uniform"` are one list;
+  - `--seeds N` is a number of seeds, and `--seed S` the one seed a command's runs derive from;
+  - `--quiet` prints nothing but errors (the results are in --out);
+  - an unknown name is refused with the names accepted and, when one is close, a did-you-mean.
+Each check raises ValueError naming the option, echoing the value and saying what was expected,
+so a command rejects bad input in one clear line before any work starts.
 
     >>> int_list("--depths", "5, 10,20", minimum=1)
     [5, 10, 20]
+    >>> int_list("--depths", ["5", "10,20"], minimum=1)
+    [5, 10, 20]
     >>> check_int("--width", 64, minimum=1)
     64
+    >>> str(unknown_name("--activation", "tahn", ("relu", "tanh")))
+    "--activation 'tahn' is not known (did you mean 'tanh'?); expected one of ['relu', 'tanh']"
 """
+
+import difflib
+import re
 
 from initlab import checks
 
@@ -41,26 +55,76 @@ def check_number(option, value, minimum=0, strict=True):
     return checks.number(option, value, minimum=minimum, strict=strict)
 
 
-def int_list(option, text, minimum):
-    """Parse "a,b,c" into a list of distinct integers >= minimum, in the order given."""
-    parts = [part.strip() for part in str(text).split(",") if part.strip()]
-    values = []
-    for part in parts:
+def split_list(values):
+    """The items of a list option as written: a string or strings, separated by commas or spaces.
+
+    >>> split_list(["he", "glorot_uniform,random_normal:0.01", " lsuv "])
+    ['he', 'glorot_uniform', 'random_normal:0.01', 'lsuv']
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [item for value in values for item in re.split(r"[,\s]+", str(value)) if item]
+
+
+def _as_text(values):
+    return values if isinstance(values, str) else " ".join(str(value) for value in values)
+
+
+def int_list(option, values, minimum):
+    """Parse "a,b,c" (or "a b c", or a list of such strings) into distinct integers >= minimum."""
+    values_text = _as_text(values)
+    parsed = []
+    for part in split_list(values):
         try:
             value = int(part)
         except ValueError:
-            raise ValueError(f"{option} must be comma-separated integers >= {minimum}, got "
-                             f"{text!r}") from None
-        values.append(check_int(option, value, minimum))
-    if not values:
-        raise ValueError(f"{option} must list at least one integer >= {minimum}, got {text!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{option} lists a value more than once: {text!r}")
-    return values
+            raise ValueError(f"{option} must be integers >= {minimum}, separated by commas or "
+                             f"spaces, got {values_text!r}") from None
+        parsed.append(check_int(option, value, minimum))
+    if not parsed:
+        raise ValueError(f"{option} must list at least one integer >= {minimum}, got "
+                         f"{values_text!r}")
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"{option} lists a value more than once: {values_text!r}")
+    return parsed
+
+
+def unknown_name(what, name, known, hint="", candidates=None):
+    """The ValueError for a name that is not one of `known`: lists them, suggests the closest.
+
+    `what` names the option or kind of name ("--activation", "scheme"); `hint` is added after the
+    list (where to find more names, say); `candidates` are the names to suggest from, if more
+    than those listed (every alias, say).
+    """
+    known = list(known)
+    pool = [str(c) for c in (known if candidates is None else candidates)]
+    # Class-style spellings are compared in snake case: HeNormall -> he_normall -> he_normal.
+    spelled = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name)).lower()
+    close = difflib.get_close_matches(spelled, pool, n=3, cutoff=0.6)
+    suggestion = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return ValueError(f"{what} {name!r} is not known{suggestion}; expected one of {known}{hint}")
 
 
 def choice(option, value, choices):
-    """value, if it is one of choices."""
+    """value, if it is one of choices; else ValueError with a did-you-mean."""
     if value not in choices:
-        raise ValueError(f"{option} must be one of {list(choices)}, got {value!r}")
+        raise unknown_name(option, value, choices)
     return value
+
+
+def add_quiet(parser):
+    """The --quiet every command that reports progress takes."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing but errors: no progress, no table (the results are "
+                             "in the output directory)")
+
+
+def printer(quiet):
+    """print, or a function that prints nothing when the command runs with --quiet."""
+    return _silent if quiet else print
+
+
+def _silent(*args, **kwargs):
+    pass

@@ -10,7 +10,7 @@ forward ratio near 1 at every depth, Glorot lose about half the variance per lay
 vanish and x10 explode.
 
     initlab deep --out deep-study                       # the default grid, 2-2.5 minutes on 2 cores
-    initlab deep --depths 5,10,20,30,50 --seeds 0,1,2 --epochs 30 --out deep-full
+    initlab deep --depths 5 10 20 30 50 --seeds 3 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
 averaged over seeds), runs.{md,csv,json} (one row per run) and config.json (the arguments and
@@ -23,9 +23,16 @@ import time
 
 import numpy as np
 
+from initlab import environment
 from initlab.studies import arguments, output, signal_plots
-from initlab.studies.diagnose import SCHEME_HELP, hidden_activations, ratio
-from initlab.studies.schemes import deep_mlp, deep_mlp_bytes, default_schemes, parse_schemes
+from initlab.studies.diagnose import hidden_activations, ratio
+from initlab.studies.schemes import (
+    SCHEMES_HELP,
+    deep_mlp,
+    deep_mlp_bytes,
+    default_schemes,
+    parse_schemes,
+)
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -62,17 +69,23 @@ SUMMARY_COLUMNS = [
 
 
 def add_arguments(parser):
-    parser.add_argument("--depths", default=DEFAULT_DEPTHS,
-                        help=f"comma-separated numbers of hidden layers (default {DEFAULT_DEPTHS})")
-    parser.add_argument("--activations", default="relu,tanh",
-                        help=f"comma-separated hidden activations among "
-                             f"{', '.join(hidden_activations())} (default relu,tanh)")
-    parser.add_argument("--schemes", default=None,
-                        help=SCHEME_HELP.format(default=default_schemes()))
+    parser.add_argument("--depths", nargs="+", default=[DEFAULT_DEPTHS], metavar="DEPTH",
+                        help=f"numbers of hidden layers, separated by spaces or commas (default "
+                             f"{DEFAULT_DEPTHS})")
+    parser.add_argument("--activations", nargs="+", default=["relu,tanh"], metavar="NAME",
+                        help=f"hidden activations among {', '.join(hidden_activations())}, "
+                             f"separated by "
+                             f"spaces or commas (default relu,tanh)")
+    parser.add_argument("--schemes", nargs="+", default=None, metavar="NAME",
+                        help=SCHEMES_HELP.format(default=default_schemes()))
     parser.add_argument("--epochs", type=int, default=20,
                         help="training epochs per network, the fixed budget (default 20)")
-    parser.add_argument("--seeds", default="0",
-                        help="comma-separated seeds of weights and shuffling (default 0)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="networks per activation, depth and scheme, each with its own "
+                             "weights and shuffling (default 1)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="the first seed: network k of each cell uses seed S + k for its "
+                             "weights and shuffling (default 0)")
     parser.add_argument("--width", type=int, default=64, help="units per hidden layer (default 64)")
     parser.add_argument("--learning-rate", type=float, default=0.01,
                         help="SGD learning rate (default 0.01)")
@@ -82,18 +95,23 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="directory for the figure and tables")
     parser.add_argument("--force", action="store_true",
                         help="replace result files already in --out (other files are left alone)")
+    arguments.add_quiet(parser)
 
 
 def check_arguments(args):
     """Check every argument before any work; return depths, activations, schemes and seeds."""
     depths = arguments.int_list("--depths", args.depths, minimum=1)
-    activations = [part.strip() for part in str(args.activations).split(",") if part.strip()]
+    activations = arguments.split_list(args.activations)
     if not activations or len(set(activations)) != len(activations):
-        raise ValueError(f"--activations must list distinct activations, got {args.activations!r}")
+        raise ValueError(f"--activations must list distinct activations, got "
+                         f"{' '.join(activations)!r}")
     for activation in activations:
         arguments.choice("--activations", activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
-    seeds = arguments.int_list("--seeds", args.seeds, minimum=0)
+    # --seeds is a count, as in reproduce; seeds S .. S + N - 1, so --seeds 3 runs seeds 0, 1, 2.
+    n_seeds = arguments.check_int("--seeds", args.seeds, minimum=1)
+    first_seed = arguments.check_int("--seed", args.seed, minimum=0)
+    seeds = list(range(first_seed, first_seed + n_seeds))
     arguments.check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     arguments.check_int("--width", args.width, minimum=1, maximum=arguments.MAX_WIDTH)
     arguments.check_number("--learning-rate", args.learning_rate)
@@ -120,7 +138,8 @@ def run(args):
     grid = [(activation, depth, scheme, seed) for activation in activations
             for depth in depths for scheme in schemes for seed in seeds]
     runs = []
-    with tqdm(grid, desc="initlab deep", unit="net", disable=None) as progress:
+    quiet = True if args.quiet else None  # None: tqdm shows itself only on a terminal
+    with tqdm(grid, desc="initlab deep", unit="net", disable=quiet) as progress:
         for activation, depth, scheme, seed in progress:
             progress.set_postfix_str(f"{activation} depth {depth} {scheme.label} seed {seed}")
             runs.append(run_one(scheme, depth, activation, seed, data, args))
@@ -130,20 +149,23 @@ def run(args):
     title = (f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
              f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}")
     figure = os.path.join(out_dir, "deep.png")
-    signal_plots.plot_deep(summary, figure, title=title)
+    # Guessing among digits' ten classes: the accuracy a network that learned nothing gets.
+    signal_plots.plot_deep(summary, figure, title=title, chance=100 / data[1].shape[0])
     written = output.write_table(summary, out_dir, "summary", SUMMARY_COLUMNS)
     written += output.write_table(runs, out_dir, "runs", RUN_COLUMNS)
     config = {key: value for key, value in vars(args).items() if key != "run"}
-    config.update(schemes=[scheme.label for scheme in schemes], runs=len(runs),
-                  elapsed_seconds=round(elapsed, 1))
+    config.update(depths=depths, activations=activations, seeds=seeds,
+                  schemes=[scheme.label for scheme in schemes], runs=len(runs),
+                  elapsed_seconds=round(elapsed, 1), environment=environment.describe())
     output.write_atomic(os.path.join(out_dir, "config.json"), json.dumps(config, indent=1))
     written += [figure, os.path.join(out_dir, "config.json")]
 
-    print(f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
-          f"ratio = std(dL/da) at the first hidden layer / the last; both at initialisation, "
-          f"geometric mean over seeds.\n")
-    print(output.markdown_table(summary, SUMMARY_COLUMNS))
-    print(f"\n{len(runs)} networks trained in {elapsed:.1f} s; {len(written)} files in {out_dir}")
+    say = arguments.printer(args.quiet)
+    say(f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
+        f"ratio = std(dL/da) at the first hidden layer / the last; both at initialisation, "
+        f"geometric mean over seeds.\n")
+    say(output.markdown_table(summary, SUMMARY_COLUMNS))
+    say(f"\n{len(runs)} networks trained in {elapsed:.1f} s; {len(written)} files in {out_dir}")
     return 0
 
 

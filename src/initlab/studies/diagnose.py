@@ -6,7 +6,7 @@ training: the std per layer of activations and gradients, Glorot & Bengio-style 
 tables. With --epochs N it is then trained and re-measured at the --record-at epochs.
 
     initlab diagnose --depth 20 --width 64 --activation relu \\
-        --schemes he_normal,glorot_uniform,random_normal:0.01 --out diag-relu
+        --schemes he_normal glorot_uniform random_normal:0.01 --out diag-relu
 
 signal_std.png also draws, dashed, the activation std that the mean-field theory predicts for
 each network from its drawn weights and the batch (initlab.tools.theory.predict_signals); the
@@ -26,6 +26,7 @@ from initlab.blocks import activations
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import (
     DIGITS_SAMPLES,
+    SCHEMES_HELP,
     deep_mlp,
     deep_mlp_bytes,
     default_schemes,
@@ -44,15 +45,6 @@ def hidden_activations():
     """Every registered elementwise activation, a user's included (softmax is an output's)."""
     return tuple(sorted(name for name, cls in activations.ACTIVATIONS.items()
                         if cls().elementwise))
-
-SCHEME_HELP = (
-    "comma-separated schemes, each `name` or `name:value`. name: any scheme initlab "
-    "knows, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, orthogonal, "
-    "lecun_normal, kaiming_uniform_, ...; `initlab inits` lists them), or lsuv. value: the "
-    "scheme's scale, or its gain if it has no scale; for random_normal the scale is the standard "
-    "deviation, so random_normal:0.01 draws W ~ N(0, 0.01^2) and random_normal:10 is the post's "
-    "randn x 10. Default: {default}"
-)
 
 SUMMARY_COLUMNS = [
     ("scheme", "Scheme", "s"),
@@ -89,8 +81,8 @@ def add_arguments(parser):
     parser.add_argument("--activation", default="relu",
                         help=f"hidden activation, one of {', '.join(hidden_activations())} "
                              f"(default relu)")
-    parser.add_argument("--schemes", default=None,
-                        help=SCHEME_HELP.format(default=default_schemes()))
+    parser.add_argument("--schemes", nargs="+", default=None, metavar="NAME",
+                        help=SCHEMES_HELP.format(default=default_schemes()))
     parser.add_argument("--out", required=True, help="directory for figures and tables")
     parser.add_argument("--force", action="store_true",
                         help="replace result files already in --out (other files are left alone)")
@@ -99,13 +91,14 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data split")
     parser.add_argument("--epochs", type=int, default=0,
                         help="train this many epochs after measuring at init (default 0: none)")
-    parser.add_argument("--record-at", default=None,
-                        help="comma-separated epochs (from 0) to re-measure during training "
-                             "(default: the first, middle and last)")
+    parser.add_argument("--record-at", nargs="+", default=None, metavar="EPOCH",
+                        help="epochs (from 0) to re-measure during training, separated by spaces "
+                             "or commas (default: the first, middle and last)")
     parser.add_argument("--learning-rate", type=float, default=0.01,
                         help="SGD learning rate when training (default 0.01)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="minibatch size when training (default 32)")
+    arguments.add_quiet(parser)
 
 
 def check_arguments(args):
@@ -130,7 +123,8 @@ def check_arguments(args):
     record_at = []
     if args.record_at is not None:
         if args.epochs == 0:
-            raise ValueError(f"--record-at {args.record_at!r} needs --epochs > 0")
+            raise ValueError(f"--record-at {' '.join(arguments.split_list(args.record_at))!r} "
+                             f"needs --epochs > 0")
         record_at = arguments.int_list("--record-at", args.record_at, minimum=0)
         late = [epoch for epoch in record_at if epoch >= args.epochs]
         if late:
@@ -199,10 +193,11 @@ def run(args):
                                                    title=f"During training: {title}")
         written.append(path)
 
-    print(f"{title}; forward ratio = std(a) at layer {args.depth} / layer 1, backward ratio = "
-          f"std(dL/da) at layer 1 / layer {args.depth}, both at initialisation\n")
-    print(output.markdown_table(summary, columns))
-    print(f"\n{len(written)} files in {out_dir} ({time.perf_counter() - started:.1f} s)")
+    say = arguments.printer(args.quiet)
+    say(f"{title}; forward ratio = std(a) at layer {args.depth} / layer 1, backward ratio = "
+        f"std(dL/da) at layer 1 / layer {args.depth}, both at initialisation\n")
+    say(output.markdown_table(summary, columns))
+    say(f"\n{len(written)} files in {out_dir} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 

@@ -33,37 +33,62 @@ def _cmap():
     return colormaps["Spectral"]
 
 
+# The two classes' colours, the ends of the post's Spectral map: class 0 red, class 1 blue.
+def _class_colors():
+    cmap = _cmap()
+    return cmap(0.0), cmap(1.0)
+
+
+# One colour per scheme, far apart (Okabe & Ito's colour-blind-safe palette), so that the bands
+# of two schemes do not blend into a third colour that reads as another scheme.
+SCHEME_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+                 "#F0E442")
+
+
+def _scatter_classes(axes, X, Y, size, **style):
+    """The points of each class in its colour, labelled for the legend."""
+    for label, color in zip((0, 1), _class_colors(), strict=True):
+        chosen = Y[0] == label
+        axes.scatter(X[0, chosen], X[1, chosen], color=color, s=size, label=f"class {label}",
+                     **style)
+
+
 def dataset_figure(result, run=0):
-    """The post's scatter of one run's training set, dots coloured by class."""
+    """The post's scatter of one run's training set, one colour per class, with a legend."""
     X_train, Y_train = result.data[run][:2]
     figure = _figure(6, 4.5)
     axes = figure.add_subplot()
-    axes.scatter(X_train[0], X_train[1], c=Y_train[0], s=15, cmap=_cmap())
+    _scatter_classes(axes, X_train, Y_train, 15)
     axes.set_xlabel("x1")
     axes.set_ylabel("x2")
-    axes.set_title(f"make_moons: {X_train.shape[1]} training samples, noise "
-                   f"{NOISE} (run {run})")
+    axes.set_title(f"make_moons: the {X_train.shape[1]} training samples of run {run}, noise "
+                   f"{NOISE}")
+    axes.legend(title="training samples", fontsize=8, title_fontsize=8)
     figure.tight_layout()
     return figure
 
 
 def cost_figure(result):
-    """Training cost against epoch per scheme: the mean over seeds and a min–max band."""
+    """Training cost against epoch per scheme: the median over seeds and the interquartile band.
+
+    The median and quartiles, not the mean and min–max: one chaotic randn x 10 run spikes the
+    mean and stretches a min–max band over everything (the table gives the min–max).
+    """
     figure = _figure(8, 5)
     axes = figure.add_subplot()
     epochs = np.arange(result.costs.shape[-1])
     for s, scheme in enumerate(result.schemes):
-        costs = result.costs[s]
-        line, = axes.plot(epochs, costs.mean(axis=0), linewidth=1, label=f"{scheme.label} (mean)")
-        axes.fill_between(epochs, costs.min(axis=0), costs.max(axis=0), color=line.get_color(),
-                          alpha=0.2, linewidth=0)
+        color = SCHEME_COLORS[s % len(SCHEME_COLORS)]
+        low, median, high = np.percentile(result.costs[s], [25, 50, 75], axis=0)
+        axes.fill_between(epochs, low, high, color=color, alpha=0.25, linewidth=0)
+        axes.plot(epochs, median, color=color, linewidth=1.2, label=scheme.label)
     # The costs span two or three decades (randn x 10 starts far above ln 2, He ends near 0.05).
     axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel("training cost (cross-entropy)")
     seeds = result.costs.shape[1]
-    axes.set_title(f"Cost over {seeds} seed{'s' if seeds > 1 else ''}: mean, band = min–max; "
-                   f"learning rate {result.settings['learning_rate']}")
+    axes.set_title(f"Cost over {seeds} seed{'s' if seeds > 1 else ''}: median, band = "
+                   f"interquartile range; learning rate {result.settings['learning_rate']}")
     axes.legend()
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
@@ -71,11 +96,17 @@ def cost_figure(result):
 
 
 def boundary_figure(result, runs, step=0.02):
-    """One panel per scheme: the decision boundary of run runs[s] over its training set."""
+    """One panel per scheme: the decision boundary of run runs[s] over its training set.
+
+    The shaded regions are the class the model predicts; the dots, the run's training samples in
+    their true class's colour; one legend, under the panels, says so.
+    """
+    from matplotlib.patches import Patch
+
     n = len(result.schemes)
     columns = min(n, 3)
     rows = -(-n // columns)
-    figure = _figure(5 * columns, 4.2 * rows)
+    figure = _figure(5 * columns, 4.2 * rows + 0.5)
     for s, scheme in enumerate(result.schemes):
         run = runs[s]
         X_train, Y_train = result.data[run][:2]
@@ -91,12 +122,18 @@ def boundary_figure(result, runs, step=0.02):
         # Levels around 0 and 1 put the two classes at the colour map's ends, like the dots.
         axes.contourf(xx, yy, predicted, levels=[-0.5, 0.5, 1.5], cmap=_cmap(),
                       vmin=0, vmax=1, alpha=0.4)
-        axes.scatter(X_train[0], X_train[1], c=Y_train[0], s=10, cmap=_cmap(),
-                     edgecolors="k", linewidths=0.2)
+        _scatter_classes(axes, X_train, Y_train, 10, edgecolors="k", linewidths=0.2)
         axes.set_xlabel("x1")
         axes.set_ylabel("x2")
         axes.set_title(f"{scheme.label}\nrun {run}: train {result.train_accuracy[s, run]:.1f}%, "
                        f"test {result.test_accuracy[s, run]:.1f}%", fontsize=10)
+    class_0, class_1 = _class_colors()
+    handles = [*figure.axes[0].collections[-2:],
+               Patch(color=class_0, alpha=0.4, label="predicted class 0"),
+               Patch(color=class_1, alpha=0.4, label="predicted class 1")]
+    labels = ["training samples, class 0", "training samples, class 1", "predicted class 0",
+              "predicted class 1"]
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
     figure.suptitle("Decision boundaries, each scheme's median run by test accuracy")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.5 / (4.2 * rows + 0.5), 1, 1))
     return figure

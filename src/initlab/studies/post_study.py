@@ -29,7 +29,8 @@ import numpy as np
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork
-from initlab.studies.arguments import check_int
+from initlab.studies.arguments import check_int, split_list
+from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme, readable_label
 
 N_TRAIN = 400
 N_TEST = 100
@@ -63,33 +64,33 @@ class Scheme:
 # The post's three schemes and its single-run table (its accuracy was 100 (1 - mean |Y - p|),
 # not the fraction of correct predictions, so these are for orientation, not a strict comparison).
 POST_SCHEMES = {
-    "zeros": Scheme("zeros", "Zeros", lambda: Initializer(scale=0), 50, 50),
-    "random_normal_x10": Scheme("random_normal_x10", "Large random values (randn x 10)",
+    "zeros": Scheme("zeros", readable_label("zeros"), lambda: Initializer(scale=0), 50, 50),
+    "random_normal_x10": Scheme("random_normal_x10", readable_label("random_normal_x10"),
                                 lambda: Initializer(scale=10), 85, 82),
     # The built-in "he" is the post's: randn(units, fan_in) * sqrt(2 / fan_in).
-    "he": Scheme("he", "He", lambda: Initializer("he"), 95, 94),
+    "he": Scheme("he", readable_label("he"), lambda: Initializer("he"), 95, 94),
 }
+# The same schemes however they are written (zeros, random_normal:10, he): no scheme runs twice.
+POST_CANONICAL = {"zeros": "zeros", "random_normal:10": "random_normal_x10", "he": "he"}
 
 def resolve_schemes(extra=()):
     """The post's three schemes, then each extra scheme once, in order; ValueError if unknown.
 
     An extra is written as the other study commands write it (initlab.studies.schemes):
     a registered name in Keras's or PyTorch's spelling, `name:value` to set its scale or gain
-    (random_normal:0.01), or lsuv; several may be given in one comma-separated string.
+    (random_normal:0.01), or lsuv; names are separated by spaces or commas. The post's own
+    names (zeros, random_normal_x10, he), or another spelling of them (random_normal:10), are
+    already there and are not run twice.
     """
-    from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme
-
+    if isinstance(extra, str) or not all(isinstance(item, str) for item in extra):
+        raise ValueError(f"schemes must be a list of scheme names, got {extra!r}")
     schemes = dict(POST_SCHEMES)
-    for item in extra:
-        if not isinstance(item, str):
-            raise ValueError(f"schemes must be scheme names, got {item!r}")
-        for text in item.split(","):
-            parsed = parse_scheme(text)
-            if parsed.label in schemes:
-                continue
-            data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
-            schemes[parsed.label] = Scheme(parsed.label, parsed.label, parsed.initializer,
-                                           initialize=data_dependent)
+    for parsed in (parse_scheme(text) for text in split_list(extra)):
+        if parsed.label in schemes or POST_CANONICAL.get(parsed.canonical) in schemes:
+            continue
+        data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
+        schemes[parsed.label] = Scheme(parsed.label, parsed.title, parsed.initializer,
+                                       initialize=data_dependent)
     return list(schemes.values())
 
 
@@ -201,18 +202,18 @@ class StudyResult:
 
 
 # What a study holds, measured with tracemalloc over run_study with 2 to 20 seeds: 2 to 2.5 MB
-# whatever its size, then about 75 kB per run (its model, layers, generators, data sets and its
+# whatever its size, then about 90 kB per run (its model, layers, generators, data sets and its
 # share of the stacked training buffers), then every epoch's cost of every run, at most twice
 # at once (fit's slices and their concatenation).
 BYTES_PER_STUDY = 2_500_000
-BYTES_PER_RUN = 80_000
+BYTES_PER_RUN = 100_000
 
 
 def study_bytes(n_schemes, n_seeds, epochs):
     """About the memory run_study needs (see BYTES_PER_RUN), a little above what it takes.
 
         >>> study_bytes(3, 10, 15000) / 1e6          # the default study: MB
-        12.1
+        12.7
     """
     n_models = n_schemes * n_seeds
     return BYTES_PER_STUDY + n_models * BYTES_PER_RUN + 2 * n_models * epochs * 8

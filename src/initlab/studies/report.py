@@ -3,7 +3,8 @@
 For values x_1 .. x_n from n independent seeds, the 95% confidence interval of the mean is
     mean +- t_{0.975, n-1} * s / sqrt(n),    s = the sample standard deviation (ddof = 1),
 Student's t because s is estimated from only n values (Student, 1908). With one seed there is no
-interval (None); with identical values it has width zero.
+interval (None); with identical values it has width zero. An accuracy cannot leave [0, 100], so
+its interval is clipped there (a symmetric t-interval can pass 100 when runs crowd near it).
 
     >>> summary = summarize([90.0, 92.0, 94.0])
     >>> round(summary["mean"], 6), round(summary["ci_low"], 3), round(summary["ci_high"], 3)
@@ -17,6 +18,7 @@ import math
 
 import numpy as np
 
+from initlab import environment
 from initlab.studies.post_study import COST_THRESHOLD
 
 CONFIDENCE = 0.95
@@ -29,8 +31,17 @@ def t_quantile(probability, dof):
     return float(t.ppf(probability, dof))
 
 
-def summarize(values, confidence=CONFIDENCE):
-    """{"mean", "ci_low", "ci_high", "min", "max", "n"} of values from independent seeds."""
+ACCURACY_BOUNDS = (0.0, 100.0)
+
+
+def summarize(values, confidence=CONFIDENCE, bounds=None):
+    """{"mean", "ci_low", "ci_high", "min", "max", "n"} of values from independent seeds.
+
+    bounds : (low, high) or None. The values' possible range: the interval is clipped to it.
+
+    >>> summarize([99.0, 100.0, 100.0], bounds=ACCURACY_BOUNDS)["ci_high"]
+    100.0
+    """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or values.size < 1:
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {values.shape}")
@@ -39,6 +50,8 @@ def summarize(values, confidence=CONFIDENCE):
     if n > 1:
         half = t_quantile(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
         low, high = float(mean - half), float(mean + half)
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
     else:
         low = high = None
     return {"mean": mean, "ci_low": low, "ci_high": high,
@@ -73,8 +86,8 @@ def scheme_summaries(result):
         rows.append({
             "scheme": scheme.name,
             "label": scheme.label,
-            "train_accuracy": summarize(result.train_accuracy[s]),
-            "test_accuracy": summarize(result.test_accuracy[s]),
+            "train_accuracy": summarize(result.train_accuracy[s], bounds=ACCURACY_BOUNDS),
+            "test_accuracy": summarize(result.test_accuracy[s], bounds=ACCURACY_BOUNDS),
             "final_cost": summarize(result.final_cost[s]),
             "epoch_cost_below": summarize_epochs(epochs_below[s]),
             "post": {"train_accuracy": scheme.post_train, "test_accuracy": scheme.post_test},
@@ -114,10 +127,13 @@ def to_json(result):
     document = {
         "settings": result.settings,
         "seeding": SEEDING,
-        "confidence_interval": "95%, Student t over seeds: mean +- t(0.975, n-1) * s / sqrt(n)",
+        "confidence_interval": ("95%, Student t over seeds: mean +- t(0.975, n-1) * s / sqrt(n), "
+                                "accuracies clipped to [0, 100]"),
         "cost_threshold": COST_THRESHOLD,
         "schemes": scheme_summaries(result),
         "runs": run_rows(result),
+        # What the numbers depend on: chaotic runs move with the BLAS and CPU, times with all.
+        "environment": environment.describe(),
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -177,6 +193,11 @@ def _post_cell(row):
     return f"{post['train_accuracy']:g} / {post['test_accuracy']:g}"
 
 
+# Printed under the table: how to read its accuracy cells.
+TABLE_KEY = ("Accuracy cells: mean [95% confidence interval of the mean, Student t over seeds, "
+             "clipped to 0-100] (min-max over seeds).")
+
+
 def table(result):
     """The results table in Markdown (also what the command prints)."""
     header = ["Initialization", "Train accuracy %", "Test accuracy %", "Final cost",
@@ -207,8 +228,9 @@ def to_markdown(result, figures=("dataset.png", "costs.png", "boundaries.png")):
         "of the mean (Student t over seeds) and min–max over seeds. Final cost: the training "
         "cost at the last epoch, mean (min–max). Epoch cost < "
         f"{COST_THRESHOLD:g}: the first epoch whose training cost is below it, averaged over the "
-        "runs that got there. With few seeds the interval is wide and may pass 0 or 100: it is "
-        "the t-interval, not clipped. Post: the post's single run, whose \"accuracy\" was "
+        "runs that got there. With few seeds the t-interval is wide and may pass 0 or 100; "
+        "it is clipped to 0–100, the accuracies possible. Post: the post's single run, whose "
+        "\"accuracy\" was "
         "100 · (1 − mean |Y − p|), so it is a guide rather than a like-for-like number.\n",
         f"Seeding: {SEEDING}\n",
         f"Decision boundaries are drawn for each scheme's median run by test accuracy "

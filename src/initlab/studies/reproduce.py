@@ -1,7 +1,7 @@
 """Reproduce the post over many seeds: train, then write figures, tables and histories to --out.
 
-    initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR] [--force]
-                      [--jit]
+    initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR]
+                      [--force] [--jit] [--no-progress] [--quiet]
 
 Writes to DIR: dataset.png, costs.png, boundaries.png (figures); results.md, results.csv,
 results.json (the table, per scheme, with the settings; the JSON also holds every run's numbers and
@@ -34,6 +34,9 @@ FIGURES = ("dataset.png", "costs.png", "boundaries.png")
 TABLES = ("results.md", "results.csv", "results.json")
 HISTORIES = "histories.npz"
 OUTPUTS = FIGURES + TABLES + (HISTORIES,)
+SCHEMES_HELP = ("schemes to add to the post's zeros, random_normal_x10 and he, separated by "
+                "spaces or commas, written as for diagnose and deep: a name `initlab inits` "
+                "lists, name:value (random_normal:0.01) or lsuv (e.g. glorot_uniform lsuv)")
 
 
 def add_arguments(parser):
@@ -43,9 +46,7 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="E",
                         help=f"full-batch epochs per run (default {EPOCHS}, as in the post)")
     parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME",
-                        help="schemes to add to the post's zeros, random_normal_x10 and he: names, "
-                             "name:value (random_normal:0.01) or lsuv "
-                             "(e.g. glorot_uniform lsuv)")
+                        help=SCHEMES_HELP)
     parser.add_argument("--seed", type=int, default=0,
                         help="the one seed every run's data and weights derive from (default 0)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
@@ -58,6 +59,7 @@ def add_arguments(parser):
                              "randn x 10 runs amplify into visibly different single runs")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="do not show the progress bar")
+    arguments.add_quiet(parser)
 
 
 def run(args):
@@ -75,19 +77,21 @@ def run(args):
         if not jit.available():
             raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
+    say = arguments.printer(args.quiet)
 
     seconds = study_seconds(len(schemes), n_seeds, epochs)
-    print(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
+    say(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
           f"({', '.join(scheme.name for scheme in schemes)}; about "
           f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})")
     start = time.perf_counter()
     result = run_study(seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=args.schemes,
-                       progress=args.progress, jit_compile=args.jit)
+                       progress=args.progress and not args.quiet, jit_compile=args.jit)
     trained = time.perf_counter() - start
     write_results(result, out)
-    print()
-    print(report.table(result))
-    print(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
+    say()
+    say(report.table(result))
+    say(report.TABLE_KEY)
+    say(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
           f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}")
     return 0
 

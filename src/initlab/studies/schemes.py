@@ -1,4 +1,4 @@
-"""Initialisation schemes as the command line writes them, and the deep MLPs they initialise.
+"""Initialisation schemes as the command line writes them, their readable labels, and deep MLPs.
 
 A scheme is written `name` or `name:value`:
     he_normal, glorot_uniform, orthogonal, lecun_normal, ...   any scheme name initlab knows
@@ -8,12 +8,18 @@ A scheme is written `name` or `name:value`:
                            randn * scale, so the value is the standard deviation), random_normal:10
                            is the post's "large random" x10, orthogonal:2 an orthogonal matrix
                            times 2, variance_scaling:2 Keras's Var(W) = 2 / fan_in
+    random_normal_x10      the name `initlab reproduce` gives the post's randn x 10: the same as
+                           random_normal:10
     lsuv                   layer-sequential unit variance (Mishkin & Matas 2015), data-dependent:
                            model.initialize(X, method="lsuv") on the measured batch
-The text as written is the scheme's label in tables and figures.
+A list of schemes is written with commas, spaces or both. The text as written is the scheme's
+name in tables and result files (and is accepted back); `readable_label` gives the words figures
+and printed tables use, for every scheme, in this one place.
 
     >>> [scheme.label for scheme in parse_schemes("he, random_normal:0.01")]
     ['he', 'random_normal:0.01']
+    >>> [scheme.title for scheme in parse_schemes(["HeNormal", "random_normal:10", "lsuv"])]
+    ['He normal (truncated)', 'Large random values (randn x 10)', 'LSUV']
     >>> model = deep_mlp(parse_schemes("he")[0], depth=3, width=8, n_inputs=4, n_outputs=2, seed=0)
     >>> [layer.units for layer in model.layers]
     [8, 8, 8, 2]
@@ -26,7 +32,7 @@ import numpy as np
 from initlab.blocks import initializers
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork
-from initlab.studies.arguments import check_int
+from initlab.studies.arguments import check_int, split_list, unknown_name
 
 # Data-dependent schemes: applied by the model to a batch after the weights are drawn.
 DATA_DEPENDENT = ("lsuv",)
@@ -34,6 +40,47 @@ DATA_DEPENDENT = ("lsuv",)
 
 # The parameter a scheme's `:value` sets, in order of preference.
 MULTIPLIERS = ("scale", "gain")
+
+# The --schemes help of every command that compares schemes; {default} is the default list.
+SCHEMES_HELP = (
+    "schemes, separated by spaces or commas, each `name` or `name:value`. name: any scheme "
+    "`initlab inits` lists, in Keras's or PyTorch's spelling (he_normal, glorot_uniform, "
+    "orthogonal, lecun_normal, kaiming_uniform_, ...), random_normal_x10 (the post's randn x 10, "
+    "as reproduce names it), or lsuv. value: the scheme's scale, or its gain if it has no scale; "
+    "for random_normal the scale is the standard deviation, so random_normal:0.01 draws "
+    "W ~ N(0, 0.01^2) and random_normal:10 is the post's randn x 10. Default: {default}"
+)
+
+# Names that stand for a `name:value` spelling: the post's scheme as `initlab reproduce` names it.
+SPELLINGS = {"random_normal_x10": "random_normal:10"}
+
+# Readable words for every scheme (by its canonical name), for figures and printed tables.
+READABLE = {
+    "zeros": "Zeros",
+    "ones": "Ones",
+    "constant": "Constant",
+    "random_normal": "Random normal (randn)",
+    "random_uniform": "Random uniform",
+    "truncated_normal": "Truncated normal",
+    "variance_scaling": "Variance scaling",
+    "glorot_normal": "Glorot normal (truncated)",
+    "glorot_uniform": "Glorot uniform",
+    "xavier_normal": "Xavier normal",
+    "xavier": "Xavier (the post's)",
+    "he": "He",
+    "he_normal": "He normal (truncated)",
+    "kaiming_normal": "Kaiming normal",
+    "kaiming_uniform": "Kaiming uniform",
+    "lecun_normal": "LeCun normal (truncated)",
+    "lecun_uniform": "LeCun uniform",
+    "orthogonal": "Orthogonal",
+    "identity": "Identity",
+    "sparse": "Sparse",
+    "pytorch_linear": "PyTorch Linear default",
+    "lsuv": "LSUV",
+}
+# Where the post has its own words for a `name:value`.
+READABLE_SPELLINGS = {"random_normal:10": "Large random values (randn x 10)"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +94,18 @@ class Scheme:
     name: str
     value: float | None = None
     parameter: str | None = None
+
+    @property
+    def canonical(self):
+        """The registry's name for the scheme, with `:value` if set: he_normal, random_normal:10."""
+        name = self.name if self.name in DATA_DEPENDENT else initializers.Initializer(
+            self.name).method
+        return name if self.value is None else f"{name}:{self.value:g}"
+
+    @property
+    def title(self):
+        """Readable words for the scheme (see readable_label)."""
+        return readable_label(self)
 
     def initializer(self):
         """A fresh Initializer for one layer (LSUV: its orthonormal start, re-drawn by LSUV)."""
@@ -101,7 +160,7 @@ def parse_scheme(text):
         raise ValueError(f"a scheme must be a name such as 'he' or 'random_normal:0.01', got "
                          f"{text!r}")
     label = text.strip()
-    name, _, value_text = label.partition(":")
+    name, _, value_text = SPELLINGS.get(label, label).partition(":")
     name = name.strip()
     value = None
     if value_text:
@@ -121,8 +180,7 @@ def parse_scheme(text):
     try:
         plain = initializers.Initializer(name)
     except ValueError:
-        raise ValueError(f"scheme {name!r} is not known; known schemes (`initlab inits` lists "
-                         f"their Keras and PyTorch names too): {available_schemes()}") from None
+        raise _unknown_scheme(name) from None
     if value is None:
         return Scheme(label=label, name=name)
     parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
@@ -135,10 +193,12 @@ def parse_scheme(text):
 
 
 def parse_schemes(text):
-    """Parse a comma-separated list of schemes; labels must be distinct."""
-    if not isinstance(text, str):
-        raise ValueError(f"schemes must be a comma-separated string, got {text!r}")
-    schemes = [parse_scheme(part) for part in text.split(",") if part.strip()]
+    """Parse a list of schemes, a string or strings separated by commas or spaces; no repeats."""
+    if not isinstance(text, str) and not (
+            isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text)):
+        raise ValueError(f"schemes must be a string of names separated by commas or spaces, got "
+                         f"{text!r}")
+    schemes = [parse_scheme(part) for part in split_list(text)]
     if not schemes:
         raise ValueError(f"schemes must name at least one scheme, got {text!r}")
     labels = [scheme.label for scheme in schemes]
@@ -146,6 +206,39 @@ def parse_schemes(text):
     if repeated:
         raise ValueError(f"schemes lists {repeated} more than once: {text!r}")
     return schemes
+
+
+def accepted_names():
+    """Every scheme name the commands accept: each registry alias, the data-dependent ones, and
+    the SPELLINGS."""
+    return sorted(set(initializers.ALIASES) | set(DATA_DEPENDENT) | set(SPELLINGS))
+
+
+def _unknown_scheme(name):
+    # Suggest among every accepted spelling (kaiming_normal_, ...) but list the canonical names
+    # only: `initlab inits` lists the rest.
+    return unknown_name("scheme", name, available_schemes(), candidates=accepted_names(),
+                        hint=" (`initlab inits` lists their Keras and PyTorch names too)")
+
+
+def readable_label(scheme):
+    """Readable words for a scheme (a Scheme or its text), the same in every figure and table.
+
+    >>> readable_label("orthogonal:1.41421356"), readable_label("random_normal:0.01")
+    ('Orthogonal, gain 1.41421', 'Random normal x 0.01')
+    """
+    if isinstance(scheme, str):
+        scheme = parse_scheme(scheme)
+    if scheme.canonical in READABLE_SPELLINGS:
+        return READABLE_SPELLINGS[scheme.canonical]
+    name = scheme.canonical.partition(":")[0]
+    # A scheme patched onto Initializer has no entry: its name, in words.
+    words = READABLE.get(name, name.replace("_", " ").capitalize())
+    if scheme.value is None:
+        return words
+    if scheme.parameter == "scale":
+        return f"{words.removesuffix(' (randn)')} x {scheme.value:g}"
+    return f"{words}, {scheme.parameter} {scheme.value:g}"
 
 
 def deep_mlp(scheme, depth, width, n_inputs, n_outputs, activation="relu", seed=0, X=None,

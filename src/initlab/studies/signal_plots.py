@@ -7,9 +7,13 @@ on a machine without a display.
   the backward signals (dL/da, dL/dW), one line per scheme, on a log scale: a straight line is a
   constant factor per layer, flat is what He and Glorot aim for.
 - plot_histograms: per-layer histograms of activations and back-propagated gradients, one row
-  per scheme, one curve per layer, in the style of Glorot & Bengio (2010), figures 6 and 7.
-- plot_signal_std_over_training: the same std profile at each recorded epoch.
-- plot_deep: the deep study's test accuracy and per-layer variance factors against depth.
+  per scheme, one curve per layer, in the style of Glorot & Bengio (2010), figures 6 and 7, over
+  log10 |value|, since the schemes compared put the signals decades apart.
+- plot_signal_std_over_training: the same std profile at each recorded epoch, a panel per
+  scheme in a grid of at most four columns.
+- plot_deep: the deep study's test accuracy (with the chance level) and per-layer variance
+  factors against depth, a marker and line style per scheme.
+Each function saves its figure at `path` and returns it, so that its data can be read back.
 
     >>> import tempfile, os
     >>> from initlab.tools.diagnostics import measure
@@ -18,9 +22,9 @@ on a machine without a display.
     >>> X = np.random.default_rng(0).normal(size=(4, 30)); Y = np.eye(2)[:, np.arange(30) % 2]
     >>> model = deep_mlp(parse_scheme("he"), depth=3, width=8, n_inputs=4, n_outputs=2)
     >>> path = os.path.join(tempfile.mkdtemp(), "std.png")
-    >>> plot_signal_std({"he": measure(model, X, Y)[:-1]}, path, title="3 relu layers")
-    >>> os.path.getsize(path) > 0
-    True
+    >>> figure = plot_signal_std({"he": measure(model, X, Y)[:-1]}, path, title="3 relu layers")
+    >>> os.path.getsize(path) > 0, len(figure.axes)
+    (True, 3)
 """
 
 import numpy as np
@@ -69,14 +73,19 @@ def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     fig, axes = plt.subplots(1, len(STD_PANELS), figsize=(5 * len(STD_PANELS), 4),
                              constrained_layout=True)
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
-        for scheme, records in records_by_scheme.items():
+        for k, (scheme, records) in enumerate(records_by_scheme.items()):
             layers = [record.layer for record in records]
-            line, = ax.plot(layers, _positive([getattr(r, field) for r in records]), marker="o",
-                            markersize=3, label=scheme)
+            # A marker and line style per scheme: schemes that keep the scale coincide.
+            line, = ax.plot(layers, _positive([getattr(r, field) for r in records]),
+                            marker=MARKERS[k % len(MARKERS)],
+                            linestyle=LINESTYLES[k % len(LINESTYLES)],
+                            markersize=4, markerfacecolor="none", label=scheme)
             if predicted and field == "activation_std" and scheme in predicted:
-                ax.plot(layers, _positive(predicted[scheme][:len(layers)]), linestyle="--",
-                        color=line.get_color(), linewidth=1)
+                # The mean-field theory's prediction, dotted in the scheme's colour.
+                ax.plot(layers, _positive(predicted[scheme][:len(layers)]), linestyle=":",
+                        color=line.get_color(), linewidth=1.5)
         ax.set_yscale("log")
+        plain_log_ticks(ax)
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
@@ -86,10 +95,12 @@ def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
+    return fig
 
 
 def plot_signal_std_over_training(records_by_scheme, path, field="activation_std", title=""):
-    """One panel per scheme: the std profile (field) at each recorded epoch; saved at path.
+    """One panel per scheme, in rows of at most four: the std profile (field) at each recorded
+    epoch; saved at path.
 
     records_by_scheme : {label: list of LayerRecord with their `epoch` set (None: at init)}.
     """
@@ -97,9 +108,13 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
     from matplotlib.ticker import MaxNLocator
 
     n = len(records_by_scheme)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.8), squeeze=False,
-                             constrained_layout=True)
-    for ax, (scheme, records) in zip(axes[0], records_by_scheme.items(), strict=True):
+    columns = min(n, GRID_COLUMNS)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.5),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)  # the last row's empty places
+    for ax, (scheme, records) in zip(axes.ravel(), records_by_scheme.items()):
         epochs = sorted({r.epoch for r in records}, key=lambda e: -1 if e is None else e)
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(epochs)))
         for epoch, color in zip(epochs, colors, strict=True):
@@ -108,15 +123,18 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
                     color=color, marker="o", markersize=3,
                     label="init" if epoch is None else f"epoch {epoch}")
         ax.set_yscale("log")
+        plain_log_ticks(ax)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(scheme)
         ax.set_xlabel("layer")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(field)
+    for row in axes:
+        row[0].set_ylabel(field)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
+    return fig
 
 
 def shown_layers(n_layers, at_most=5):
@@ -127,15 +145,18 @@ def shown_layers(n_layers, at_most=5):
 
 
 def plot_histograms(signals_by_scheme, path, activation="", at_most=5, bins=60, title=""):
-    """Glorot & Bengio-style normalised histograms per layer: a row per scheme; saved at path.
+    """Glorot & Bengio-style normalised histograms of log10 |value| per layer: a row per scheme.
 
     signals_by_scheme : {label: list of per-layer signal dicts from layer_signals(...)}, hidden
     layers only. Each row shows activations and dL/da, with one curve for each of up to
-    `at_most` layers spread over the depth. Each panel shares one x range (the 99.5th percentile
-    of |value| over its layers), so a layer whose signal vanished is a spike at 0 and one that
-    exploded runs off the range: the scale change is what the figure shows. For rectifiers, exact
-    zeros (inactive units) are left out of the activation histograms, where they would be a
-    single bar swamping the rest; the dead and zero fractions in the table count them.
+    `at_most` layers spread over the depth. The x axis is log10 |value|: the schemes compared
+    (N(0, 0.01²) next to x10) and the layers of one network put the signals decades apart, which
+    a linear axis squeezes into one bar at 0; on a log axis a vanishing signal is a curve moving
+    left layer by layer, an exploding one a curve moving right. Each panel spans its layers'
+    values (0.1st to 99.9th percentile). The sign is dropped: the table gives the means. Exact
+    zeros have no logarithm and are left out (for rectifiers, the inactive units; the dead and
+    zero fractions in the table count them); each curve is still divided by all its values, so
+    one that sums to less than 1 has that share at zero or off the range. Saved at path.
     """
     plt = _pyplot()
     n = len(signals_by_scheme)
@@ -152,11 +173,13 @@ def plot_histograms(signals_by_scheme, path, activation="", at_most=5, bins=60, 
             _draw_histograms(ax, values, bins)
             suffix = " (a > 0)" if key == "activation" and rectifier else ""
             ax.set_title(f"{scheme}: {label}{suffix}", fontsize=9)
+            ax.set_xlabel(f"log10 |{'a' if key == 'activation' else 'dL/da'}|", fontsize=8)
             ax.tick_params(labelsize=7)
         row[0].set_ylabel("fraction per bin")
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
+    return fig
 
 
 def _finite(values):
@@ -166,24 +189,31 @@ def _finite(values):
     return values[np.isfinite(values)]
 
 
+def log_magnitudes(values):
+    """log10 |v| of the non-zero values: what the histograms draw."""
+    values = np.abs(values)
+    return np.log10(values[values > 0])
+
+
 def _draw_histograms(ax, values_by_layer, bins):
-    pooled = np.concatenate([v for v in values_by_layer.values()] + [np.zeros(1)])
-    limit = float(np.percentile(np.abs(pooled), 99.5))
-    if not limit > 0:
-        limit = 1.0
-    # One-sided data (rectified activations) get a one-sided range.
-    low = 0.0 if pooled.min() >= 0 else -limit
-    edges = np.linspace(low, limit, bins + 1)
+    logs = {index: log_magnitudes(values) for index, values in values_by_layer.items()}
+    pooled = np.concatenate([v for v in logs.values()] + [np.zeros(0)])
+    if pooled.size:
+        low, high = np.percentile(pooled, [0.1, 99.9])
+        low, high = np.floor(low * 2) / 2, np.ceil(high * 2) / 2  # whole half-decades
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
+    else:
+        low, high = -1.0, 1.0
+    edges = np.linspace(low, high, bins + 1)
     drawn = False
     for index, values in values_by_layer.items():
-        if values.size == 0:
+        if logs[index].size == 0:
             continue
-        # Values beyond the range are not drawn; each curve is still divided by all its values,
-        # so a curve that sums to less than 1 has mass off the range (an exploded layer).
-        counts, _ = np.histogram(values, bins=edges)
+        counts, _ = np.histogram(logs[index], bins=edges)
         ax.stairs(counts / values.size, edges, label=f"layer {index + 1}")
         drawn = True
-    ax.set_xlim(low, limit)
+    ax.set_xlim(low, high)
     if drawn:
         ax.legend(fontsize=6)
     else:
@@ -198,34 +228,65 @@ DEEP_PANELS = (
 )
 
 
-def plot_deep(rows, path, title=""):
+# Markers and line styles, so that schemes whose lines coincide stay apart.
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+LINESTYLES = ("-", "--", "-.", ":")
+GRID_COLUMNS = 4
+
+
+def plain_log_ticks(ax):
+    """Label a log y axis with plain numbers (0.5, 1, 1e+03), never as 9x10^-1.
+
+    Call after plotting. Decades are labelled; an axis spanning less than about one decade has
+    too few of them, so its minor ticks (2, 3, ... times a power of ten) are labelled too.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    narrow = low > 0 and np.log10(high / low) < 1.2
+    ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+
+
+def plot_deep(rows, path, title="", chance=None):
     """Accuracy and per-layer variance factors against depth: a column per activation.
 
     rows : the deep study's summary rows, dicts with "activation", "scheme", "depth" and the
-    DEEP_PANELS keys. One line per scheme; the variance factors are drawn on a log scale with a
-    line at 1 (He's aim) and at 1/2 (what Glorot gives a relu network).
+    DEEP_PANELS keys. One line per scheme, each with its own colour, marker and line style, and
+    one legend under the panels; the variance factors are drawn on a log scale with a line at 1
+    (He's aim) and at 1/2 (what Glorot gives a relu network). chance : the accuracy (%) of
+    guessing, drawn as a line on the accuracy panels (10 for digits' ten classes).
     """
     plt = _pyplot()
     activations = list(dict.fromkeys(row["activation"] for row in rows))
     schemes = list(dict.fromkeys(row["scheme"] for row in rows))
+    colors = plt.cm.tab10(np.arange(len(schemes)) % 10)
     fig, axes = plt.subplots(len(DEEP_PANELS), len(activations),
-                             figsize=(5.5 * len(activations), 3.3 * len(DEEP_PANELS)),
+                             figsize=(5.5 * len(activations), 3.3 * len(DEEP_PANELS) + 0.9),
                              squeeze=False, constrained_layout=True)
     for column, activation in enumerate(activations):
-        for scheme in schemes:
+        for k, scheme in enumerate(schemes):
             chosen = sorted((r for r in rows if r["activation"] == activation
                              and r["scheme"] == scheme), key=lambda r: r["depth"])
             if not chosen:
                 continue
             depths = [r["depth"] for r in chosen]
+            style = {"color": colors[k], "marker": MARKERS[k % len(MARKERS)],
+                     "linestyle": LINESTYLES[k % len(LINESTYLES)], "markersize": 5,
+                     "markerfacecolor": "none", "label": scheme}
             for row, (key, _, log) in enumerate(DEEP_PANELS):
                 values = [r.get(key) for r in chosen]
-                axes[row][column].plot(depths, _positive(values) if log else values,
-                                       marker="o", label=scheme)
+                axes[row][column].plot(depths, _positive(values) if log else values, **style)
         axes[0][column].set_title(activation)
         axes[0][column].set_ylim(0, 100)
+        if chance is not None:
+            axes[0][column].axhline(chance, color="grey", linewidth=1, linestyle=":",
+                                    label=f"chance ({chance:g}%)")
+        all_depths = sorted({r["depth"] for r in rows})
         for row, (_, label, log) in enumerate(DEEP_PANELS):
             ax = axes[row][column]
+            ax.set_xticks(all_depths)  # the depths run, not 2.5, 7.5, ...
             ax.set_ylabel(label)
             ax.set_xlabel("depth (hidden layers)")
             ax.grid(True, alpha=0.3)
@@ -233,10 +294,14 @@ def plot_deep(rows, path, title=""):
                 ax.set_yscale("log")
                 ax.axhline(1.0, color="grey", linewidth=0.8)
                 ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
-    axes[0][0].legend(fontsize=8)
+                plain_log_ticks(ax)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5),
+               fontsize=8)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
+    return fig
 
 
 def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title=""):
@@ -304,6 +369,7 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
     if title:
         fig.suptitle(title + " (x: measured points)")
     output.save_figure(fig, path)
+    return fig
 
 
 def plot_propagation(rows, path, title=""):
@@ -341,3 +407,4 @@ def plot_propagation(rows, path, title=""):
     if title:
         fig.suptitle(title, fontsize=10)
     output.save_figure(fig, path)
+    return fig

@@ -12,13 +12,24 @@ What it costs: np.matmul runs a stacked product as one BLAS call per model, and 
 elementwise work but not of the products: for the post's model K = 64 take about 37 (float32)
 to 54 (float64) times one model's time, against 64 to 72 one by one (benchmarks/README.md).
 
-    from initlab.tools.ensemble import Ensemble
-    models = [post_model(init, seed=s) for s in range(64)]   # compiled NeuralNetworks
-    ens = Ensemble(models)
-    history = ens.fit(X, Y, epochs=15000, learning_rate=0.01)
-    history["loss"]        # (epochs, K)
-    ens.evaluate(X, Y)     # {"accuracy": (K,), "loss": (K,)}
-    ens.models[3]          # the fourth model, holding its trained weights
+    >>> from initlab import Dense, NeuralNetwork
+    >>> from initlab.blocks.datasets import moons
+    >>> from initlab.tools.ensemble import Ensemble
+    >>> X, Y = moons(400, noise=0.2, seed=1)
+    >>> def post_model(seed):                     # any compiled NeuralNetwork of one architecture
+    ...     model = NeuralNetwork(seed=seed)
+    ...     model.add(Dense(12, activation="relu", initializer="he"))
+    ...     model.add(Dense(6, activation="relu", initializer="he"))
+    ...     model.add(Dense(1, activation="sigmoid"))
+    ...     model.compile(loss="crossentropy")
+    ...     return model
+    >>> ens = Ensemble([post_model(seed) for seed in range(8)])
+    >>> history = ens.fit(X, Y, epochs=100, learning_rate=0.01)
+    >>> history["loss"].shape                      # (epochs, K)
+    (100, 8)
+    >>> ens.evaluate(X, Y)["accuracy"].shape       # {"accuracy": (K,), "loss": (K,)}
+    (8,)
+    >>> trained = ens.models[3]                    # the fourth model, with its trained weights
 
 Training the K models at once gives the same numbers, to floating-point rounding, as training
 each one alone with the same seed: each model is built exactly as NeuralNetwork builds itself
@@ -554,7 +565,8 @@ def _check_compatible(k, model, reference):
         differ("dtype", model.dtype.name, reference.dtype.name)
     if len(model.layers) != len(reference.layers):
         differ("the number of layers", len(model.layers), len(reference.layers))
-    for i, (layer, ref) in enumerate(zip(model.layers, reference.layers, strict=True)):
+    # Layers are numbered from 1, as summary() and the diagnostics number them.
+    for i, (layer, ref) in enumerate(zip(model.layers, reference.layers, strict=True), start=1):
         if type(layer) is not type(ref):
             differ(f"layer {i}'s type", type(layer).__name__, type(ref).__name__)
         for attribute in ("units", "fan_in"):
