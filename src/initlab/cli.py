@@ -16,6 +16,8 @@ COMMANDS = {
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
+    "sweep": ("initlab.studies.sweep", "a grid of training runs from a TOML spec, resumable, "
+                                       "on local cores or Dask"),
 }
 
 
