@@ -64,7 +64,8 @@ def execute(groups, on_result, backend="local", scheduler=None, workers=None, ch
         raise ValueError(f"--backend must be one of {list(BACKENDS)}, got {backend!r}")
     if scheduler is not None and backend != "dask":
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
-    workers = checks.integer("--workers", workers, minimum=1, optional=True) or default_workers()
+    workers = default_workers() if workers is None else checks.integer("--workers", workers,
+                                                                       minimum=1)
     arguments = (checkpoints, checkpoint_seconds)
     if backend == "serial":
         for group in groups:

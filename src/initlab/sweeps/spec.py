@@ -205,7 +205,9 @@ def parse_spec(text):
     if "scheme" in sweep:
         if "model.scheme" in sweep:
             raise ValueError("sweep.scheme and sweep.'model.scheme' are the same axis; give one")
-        sweep["model.scheme"] = sweep.pop("scheme")
+        # Renamed in place: the axes keep the order the spec gives them.
+        sweep = {("model.scheme" if key == "scheme" else key): value
+                 for key, value in sweep.items()}
     axes = {}
     for key, values in sweep.items():
         label = "sweep.scheme" if key == "model.scheme" else f"sweep.{key!r}"
