@@ -20,7 +20,7 @@ def describe():
 
 
 def blas():
-    """The BLAS NumPy calls, with its version, architecture and threads when threadpoolctl
+    """The BLAS NumPy calls, with its version and architecture when threadpoolctl
     (optional) can see them; else what numpy.show_config reports it was built with."""
     try:
         from threadpoolctl import threadpool_info
@@ -29,9 +29,10 @@ def blas():
     if threadpool_info is not None:
         for library in threadpool_info():
             if library.get("user_api") == "blas":
-                return (f"{library.get('internal_api')} {library.get('version')} "
-                        f"{library.get('architecture') or ''}, "
-                        f"{library.get('num_threads')} threads").replace(" ,", ",")
+                # Not its thread count, which a pool's workers set differently from the
+                # parent: the store describes the machine, and runs on one machine agree.
+                return " ".join(str(library[k]) for k in ("internal_api", "version",
+                                                          "architecture") if library.get(k))
     try:
         config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{config.get('name')} {config.get('version')}"

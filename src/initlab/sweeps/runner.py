@@ -19,6 +19,7 @@ are then kept beside the new ones; reports read only the current spec's).
 import os
 from dataclasses import dataclass
 
+from initlab import checks
 from initlab.sweeps import engines
 from initlab.sweeps.spec import Spec, plan_runs
 from initlab.sweeps.store import Store
@@ -96,6 +97,9 @@ def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=Fa
     """
     if backend not in engines.BACKENDS:
         raise ValueError(f"--backend must be one of {list(engines.BACKENDS)}, got {backend!r}")
+    if workers is None:
+        workers = 1 if backend == "serial" else engines.default_workers()
+    workers = checks.integer("--workers", workers, minimum=1)
     store = open_store(out)
     try:
         check_compatible(spec, store, force)
@@ -105,7 +109,7 @@ def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=Fa
         store.set_meta("spec", spec.to_json())
         status = SweepStatus(total=len(runs), stored_before=len(runs) - len(missing), trained=0)
         checkpoints = os.path.join(os.path.dirname(store.path), CHECKPOINT_DIR)
-        workers = workers or (1 if backend == "serial" else engines.default_workers())
+        _clean_checkpoints(checkpoints, stored)
         with _progress_bar(progress, len(runs), status.stored_before) as bar:
             def on_result(run, result):
                 if store.add(run, result):
@@ -118,11 +122,22 @@ def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=Fa
                 engines.execute(engines.make_groups(missing, workers), on_result, backend,
                                 scheduler, workers, checkpoints, checkpoint_seconds)
             except KeyboardInterrupt:
-                raise SweepInterrupted(status.stored_before + status.trained,
-                                       status.total) from None
+                # Counted from the store: Ctrl-C may land between a commit and the count.
+                kept = len(store.keys() & {run.key for run in runs})
+                raise SweepInterrupted(kept, status.total) from None
         return status
     finally:
         store.close()
+
+
+def _clean_checkpoints(checkpoints, stored):
+    """Remove what a killed sweep left behind: half-written temporary files, and checkpoints of
+    runs stored since. (One sweep at a time writes a DIR, so no temporary file is in use.)"""
+    if not os.path.isdir(checkpoints):
+        return
+    for name in os.listdir(checkpoints):
+        if name.endswith(".tmp") or ".tmp." in name or name.split(".", 1)[0] in stored:
+            os.remove(os.path.join(checkpoints, name))
 
 
 class _NoBar:
