@@ -132,3 +132,10 @@ def test_parse_scheme_reads_the_study_grammar():
     assert parse_scheme("LSUV") == ("lsuv", None, None)
     with pytest.raises(ValueError, match="lsuv takes no value|LSUV takes no value"):
         parse_scheme("lsuv:1")
+
+
+def test_a_spec_survives_json_with_its_axes_in_order():
+    spec = parse_spec("[sweep]\n'train.epochs' = [3, 2]\nscheme = ['zeros', 'he']")
+    again = type(spec).from_json(spec.to_json())
+    assert again == spec and list(again.axes) == ["train.epochs", "model.scheme"]
+    assert [run.key for run in plan_runs(again)] == [run.key for run in plan_runs(spec)]

@@ -134,8 +134,9 @@ class Spec:
         return [{**self.fixed, **dict(zip(self.axes, combo))} for combo in combos]
 
     def to_json(self):
+        # Not sorted: the axes keep their order, which is the order of tables and figures.
         return json.dumps({"fixed": self.fixed, "axes": self.axes, "seeds": self.seeds,
-                           "seed": self.seed}, sort_keys=True)
+                           "seed": self.seed})
 
     @classmethod
     def from_json(cls, text):
