@@ -77,3 +77,14 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     path.write_bytes(b"not a database at all, just some bytes" * 100)
     with pytest.raises(ValueError, match="is not a sweep store"):
         Store(path)
+
+
+def test_records_keep_a_studys_rows_exactly_and_once(tmp_path):
+    store = Store(tmp_path / "sweep.db")
+    record = {"depth": 5, "scheme": "he", "ratio": 1 / 3, "loss": float("nan"),
+              "big": float("inf"), "tiny": np.nextafter(0.0, 1.0)}
+    assert store.add_record("a", record)
+    assert not store.add_record("a", {"depth": 6})
+    (found,) = store.records().values()
+    assert found.keys() == record.keys() and np.isnan(found["loss"])
+    assert all(found[k] == record[k] for k in record if k != "loss")

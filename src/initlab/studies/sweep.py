@@ -6,8 +6,8 @@
 
 SPEC is a TOML file (initlab.sweeps.spec describes it); every value is checked before anything
 trains. Results go into DIR/sweep.db (SQLite, one row per finished run); when the sweep is
-complete the report is written beside it: summary.{md,csv,json}, costs.png and figures chosen
-from the axes (initlab.studies.sweep_report). Running the same command again trains only the
+complete the report is written beside it, as one set: summary.{md,csv,json}, costs.png and
+figures chosen from the axes (initlab.studies.sweep_report). Running the same command again trains only the
 runs DIR lacks; Ctrl-C keeps every finished run and says how to resume. --report DIR writes the
 report of whatever DIR holds, complete or not.
 """
@@ -72,7 +72,13 @@ def run(args):
               f"{os.path.join(args.out, STORE_NAME)}. Resume with: {again}", file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - started
-    paths = sweep_report.write_report(args.out)
+    try:
+        paths = sweep_report.write_report(args.out)
+    except KeyboardInterrupt:
+        print(f"\ninitlab sweep: interrupted while writing the report; all {status.total} runs "
+              f"are stored. Write it with: initlab sweep --report {shlex.quote(args.out)}",
+              file=sys.stderr)
+        return 130
     print(f"{status.trained} runs trained in {elapsed:.1f} s ({status.stored_before} were "
           f"stored already, {status.total} in all); wrote "
           f"{', '.join(os.path.basename(p) for p in paths)} to {args.out}")

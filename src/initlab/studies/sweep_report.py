@@ -189,14 +189,16 @@ def write_report(out):
                     for _, short in MEASURES})
     table_rows = [{key: value for key, value in row.items() if not key.endswith("_cell")}
                   for row in rows]
-    paths = output.write_table(table_rows, out, "summary", markdown_columns(spec))
-    # The markdown table shows each measure in one cell; the CSV and JSON keep every number.
-    output.write_atomic(paths[0], output.markdown_table(rows, markdown_columns(spec)) + "\n")
     figures = {"costs.png": cost_figure(spec, groups, costs), **axis_figures(spec, table_rows)}
-    for name, figure in figures.items():
-        paths.append(os.path.join(out, name))
-        output.save_figure(figure, paths[-1], dpi=DPI)
-    output.write_atomic(os.path.join(out, "spec.json"), json.dumps(
-        json.loads(spec.to_json()), indent=1) + "\n")
-    paths.append(os.path.join(out, "spec.json"))
-    return paths
+    names = ["summary.md", "summary.csv", "summary.json", *figures, "spec.json"]
+    # Written beside out, then swapped in: the tables and figures always come from one report.
+    with output.staged(out) as stage:
+        output.write_table(table_rows, stage, "summary", markdown_columns(spec))
+        # The markdown table shows each measure in one cell; the CSV and JSON keep every number.
+        output.write_atomic(os.path.join(stage, "summary.md"),
+                            output.markdown_table(rows, markdown_columns(spec)) + "\n")
+        for name, figure in figures.items():
+            output.save_figure(figure, os.path.join(stage, name), dpi=DPI)
+        output.write_atomic(os.path.join(stage, "spec.json"), json.dumps(
+            json.loads(spec.to_json()), indent=1) + "\n")
+    return [os.path.join(out, name) for name in names]

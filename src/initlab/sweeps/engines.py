@@ -52,12 +52,15 @@ def make_groups(runs, workers):
 
 
 def execute(groups, on_result, backend="local", scheduler=None, workers=None, checkpoints=None,
-            checkpoint_seconds=CHECKPOINT_SECONDS):
+            checkpoint_seconds=CHECKPOINT_SECONDS, work=None, arguments=None):
     """Train every group; call on_result(run, result) here, in this process, for each run.
 
     backend : "serial", "local" or "dask"; scheduler : a Dask scheduler's address (dask only)
     workers : processes for local and a new LocalCluster (default: this machine's cores)
     checkpoints : a directory every worker can write (see trainer), or None
+    work, arguments : what a worker calls, work(group, *arguments) -> one result per item of
+        the group; by default trainer.train_group(group, checkpoints, checkpoint_seconds). A
+        study passes its own module-level function (the workers import it by name).
     KeyboardInterrupt stops the workers and propagates; what on_result got is kept.
     """
     if backend not in BACKENDS:
@@ -66,16 +69,18 @@ def execute(groups, on_result, backend="local", scheduler=None, workers=None, ch
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
     workers = default_workers() if workers is None else checks.integer("--workers", workers,
                                                                        minimum=1)
-    arguments = (checkpoints, checkpoint_seconds)
+    if work is None:
+        work, arguments = train_group, (checkpoints, checkpoint_seconds)
+    arguments = tuple(arguments or ())
     if backend == "serial":
         for group in groups:
-            for run, result in zip(group, train_group(group, *arguments)):
+            for run, result in zip(group, work(group, *arguments)):
                 on_result(run, result)
         return
     if backend == "local":
-        _local(groups, on_result, workers, arguments)
+        _local(groups, on_result, workers, work, arguments)
     else:
-        _dask(groups, on_result, scheduler, workers, arguments)
+        _dask(groups, on_result, scheduler, workers, work, arguments)
 
 
 def _ignore_interrupt():
@@ -84,12 +89,18 @@ def _ignore_interrupt():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _local(groups, on_result, workers, arguments):
+def _local(groups, on_result, workers, work, arguments):
     from joblib.externals.loky import get_reusable_executor
 
-    executor = get_reusable_executor(max_workers=min(workers, len(groups) or 1),
-                                     initializer=_ignore_interrupt)
-    pending = {executor.submit(train_group, group, *arguments): group for group in groups}
+    workers = min(workers, len(groups) or 1)
+    # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of
+    # threads rather than every worker starting one per core.
+    threads = str(max(1, default_workers() // workers))
+    executor = get_reusable_executor(
+        max_workers=workers, initializer=_ignore_interrupt,
+        env={name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                        "MKL_NUM_THREADS")})
+    pending = {executor.submit(work, group, *arguments): group for group in groups}
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -104,7 +115,7 @@ def _local(groups, on_result, workers, arguments):
         raise
 
 
-def _dask(groups, on_result, scheduler, workers, arguments):
+def _dask(groups, on_result, scheduler, workers, work, arguments):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -129,7 +140,7 @@ def _dask(groups, on_result, scheduler, workers, arguments):
     futures = {}
     try:
         for group in groups:
-            futures[client.submit(train_group, group, *arguments, pure=False)] = group
+            futures[client.submit(work, group, *arguments, pure=False)] = group
         for future in as_completed(list(futures)):
             for run, result in zip(futures[future], future.result()):
                 on_result(run, result)

@@ -8,6 +8,7 @@ Tables
            trained in: initlab, python, numpy, blas, cpu; finished (UTC, ISO 8601)
     costs  key PRIMARY KEY, epochs, costs: every epoch's training cost, float64 little-endian
     meta   name PRIMARY KEY, value: "spec", the JSON of the spec the sweep last ran
+    records  key PRIMARY KEY, record: a study's own result rows as JSON (initlab deep's runs)
 
 One process writes (the one that runs the sweep); readers may look at any time, because the
 database is in WAL mode. A run and its costs are committed together, so the store never holds
@@ -55,6 +56,8 @@ class Store:
                                         "REFERENCES runs(key), epochs INTEGER, costs BLOB)")
                 self.connection.execute(
                     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT)")
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path!r} is not a sweep store ({error})") from None
 
@@ -116,6 +119,20 @@ class Store:
         if found is None:
             raise KeyError(key)
         return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
+
+    # --- records: a study's own rows (initlab deep's), kept as JSON by key --------------------
+    def add_record(self, key, record):
+        """Store a dict of JSON values (floats exact, nan and inf included) under `key`, in one
+        transaction; False if the key was stored already (it is left as it was)."""
+        text = json.dumps(record, sort_keys=True)
+        with self.connection:
+            return bool(self.connection.execute("INSERT OR IGNORE INTO records VALUES (?, ?)",
+                                                (key, text)).rowcount)
+
+    def records(self):
+        """{key: record} of every stored record."""
+        return {key: json.loads(text) for key, text in
+                self.connection.execute("SELECT key, record FROM records ORDER BY rowid")}
 
     def get_meta(self, name):
         found = self.connection.execute("SELECT value FROM meta WHERE name = ?",
