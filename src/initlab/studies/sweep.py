@@ -7,9 +7,9 @@
 SPEC is a TOML file (initlab.sweeps.spec describes it); every value is checked before anything
 trains. Results go into DIR/sweep.db (SQLite, one row per finished run); when the sweep is
 complete the report is written beside it, as one set: summary.{md,csv,json}, costs.png and
-figures chosen from the axes (initlab.studies.sweep_report). Running the same command again trains only the
-runs DIR lacks; Ctrl-C keeps every finished run and says how to resume. --report DIR writes the
-report of whatever DIR holds, complete or not.
+figures chosen from the axes (initlab.studies.sweep_report). Running the same command again
+trains only the runs DIR lacks; Ctrl-C keeps every finished run and says how to resume.
+--report DIR writes the report of whatever DIR holds, complete or not.
 """
 
 import os
