@@ -139,3 +139,14 @@ def test_a_spec_survives_json_with_its_axes_in_order():
     again = type(spec).from_json(spec.to_json())
     assert again == spec and list(again.axes) == ["train.epochs", "model.scheme"]
     assert [run.key for run in plan_runs(again)] == [run.key for run in plan_runs(spec)]
+
+
+def test_the_readmes_spec_is_valid():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (text,) = re.findall(r"```toml\n(.+?)\n```", readme, flags=re.DOTALL)
+    spec = parse_spec(text)
+    assert list(spec.axes) == ["model.scheme", "train.learning_rate"]
+    assert len(plan_runs(spec)) == 3 * 2 * 10

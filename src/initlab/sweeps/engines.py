@@ -90,7 +90,11 @@ def _ignore_interrupt():
 
 
 def _local(groups, on_result, workers, work, arguments):
-    from joblib.externals.loky import get_reusable_executor
+    try:
+        from joblib.externals.loky import get_reusable_executor
+    except ImportError:
+        raise ValueError("--backend local needs joblib: pip install 'initlab[cluster]' (or use "
+                         "--backend serial)") from None
 
     workers = min(workers, len(groups) or 1)
     # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of

@@ -27,12 +27,14 @@ def blas():
     except ImportError:
         threadpool_info = None
     if threadpool_info is not None:
-        for library in threadpool_info():
-            if library.get("user_api") == "blas":
-                # Not its thread count, which a pool's workers set differently from the
-                # parent: the store describes the machine, and runs on one machine agree.
-                return " ".join(str(library[k]) for k in ("internal_api", "version",
-                                                          "architecture") if library.get(k))
+        found = [library for library in threadpool_info() if library.get("user_api") == "blas"]
+        # NumPy's own first: SciPy, once imported, brings a BLAS of its own, listed before it.
+        found.sort(key=lambda library: "numpy" not in (library.get("filepath") or ""))
+        if found:
+            # Not its thread count, which a pool's workers set differently from the parent:
+            # the store describes the machine, and runs on one machine agree.
+            return " ".join(str(found[0][key]) for key in ("internal_api", "version",
+                                                           "architecture") if found[0].get(key))
     try:
         config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{config.get('name')} {config.get('version')}"
