@@ -117,6 +117,8 @@ def _local(groups, on_result, workers, work, arguments):
             future.cancel()
         executor.shutdown(wait=False, kill_workers=True)
         raise
+    # No pool or its manager thread outlives the sweep (a long-lived caller would keep both).
+    executor.shutdown(wait=True)
 
 
 def _dask(groups, on_result, scheduler, workers, work, arguments):
