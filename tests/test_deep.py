@@ -19,7 +19,8 @@ from initlab.studies.deep import (  # noqa: E402
 )
 
 TINY = ["deep", "--depths", "1,3", "--activations", "relu", "tanh", "--width", "6",
-        "--schemes", "he", "random_normal:0.01", "--epochs", "1", "--seeds", "2"]
+        "--schemes", "he", "random_normal:0.01", "--epochs", "1", "--seeds", "2",
+        "--backend", "serial"]
 
 
 def _load(path):
@@ -31,7 +32,7 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(TINY + ["--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == sorted(
-        ["deep.png", "config.json"]
+        ["deep.png", "config.json", "sweep.db"]
         + [f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json")])
     runs, summary = _load(out / "runs.json"), _load(out / "summary.json")
     assert len(runs) == 2 * 2 * 2 * 2 and len(summary) == 2 * 2 * 2
@@ -117,3 +118,35 @@ def test_seed_is_the_first_of_the_counted_seeds(tmp_path, capsys):
     assert [r["seed"] for r in _load(out / "runs.json")] == [7, 8]
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_interrupted_it_keeps_finished_networks_and_resumes_to_the_same_tables(tmp_path, capsys,
+                                                                               monkeypatch):
+    from initlab.studies import deep
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(TINY + ["--out", str(whole)]) == 0
+    run_one = deep.run_one
+    calls = []
+
+    def run_one_then_interrupt(*args):
+        calls.append(args)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return run_one(*args)
+
+    monkeypatch.setattr(deep, "run_one", run_one_then_interrupt)
+    capsys.readouterr()
+    assert main(TINY + ["--out", str(cut)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"initlab deep: interrupted; 5 of 16 networks are kept in {cut / 'sweep.db'}. "
+        f"Resume with the same command.")
+    assert sorted(os.listdir(cut)) == ["sweep.db"]  # no half set of results
+    monkeypatch.setattr(deep, "run_one", run_one)
+    calls.clear()
+    assert main(TINY + ["--out", str(cut)]) == 0
+    without_time = [{k: v for k, v in row.items() if k != "seconds"}
+                    for row in _load(cut / "runs.json")]
+    assert without_time == [{k: v for k, v in row.items() if k != "seconds"}
+                            for row in _load(whole / "runs.json")]
+    assert (cut / "summary.csv").read_text() == (whole / "summary.csv").read_text()

@@ -48,3 +48,12 @@ def test_the_module_docstring_example_runs():
 
     result = doctest.testmod(environment)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_summary_gives_the_same_facts_as_flat_strings():
+    found, flat = environment.describe(), environment.summary()
+    assert {key: flat[key] for key in ("initlab", "python", "numpy")} == {
+        key: found[key] for key in ("initlab", "python", "numpy")}
+    assert flat["blas"].startswith(str(found["blas"]["name"]))
+    assert flat["cpu"] == (found["cpu"]["model"] or found["cpu"]["machine"])
+    assert all(isinstance(value, str) and value for value in flat.values())

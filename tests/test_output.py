@@ -103,3 +103,52 @@ def test_the_three_files_hold_the_same_rows(tmp_path):
     # JSON has no inf: non-finite numbers become null.
     assert data == [{"scheme": "he", "ratio": 0.912345, "dead": None},
                     {"scheme": "random_normal:10", "ratio": None, "dead": 0.25}]
+
+
+def test_staged_replaces_the_set_as_a_whole_or_not_at_all(tmp_path):
+    from initlab.studies.output import staged, staging_dir
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "table.md").write_text("old table")
+    (out / "figure.png").write_bytes(b"old figure")
+    (out / "notes.txt").write_text("the user's")
+    # Interrupted while writing: nothing of the new set reaches out.
+    with pytest.raises(KeyboardInterrupt):
+        with staged(out) as stage:
+            (tmp_path / ".study.new" / "table.md").write_text("new table")
+            assert stage == str(tmp_path / ".study.new")
+            raise KeyboardInterrupt
+    assert (out / "table.md").read_text() == "old table"
+    assert not os.path.exists(staging_dir(out))
+    with staged(out) as stage:
+        for name, text in (("table.md", "new table"), ("figure.png", "new figure")):
+            with open(os.path.join(stage, name), "w") as handle:
+                handle.write(text)
+    assert sorted(os.listdir(out)) == ["figure.png", "notes.txt", "table.md"]
+    assert (out / "figure.png").read_text() == "new figure"
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert not os.path.exists(staging_dir(out))
+
+
+def test_a_set_marked_complete_is_swapped_in_after_a_kill(tmp_path):
+    from initlab.studies.output import COMPLETE, recover_staged, staging_dir
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "table.md").write_text("old table")
+    (out / "figure.png").write_text("new figure")  # moved before the kill
+    stage = staging_dir(out)
+    os.makedirs(stage)
+    with open(os.path.join(stage, "table.md"), "w") as handle:
+        handle.write("new table")
+    with open(os.path.join(stage, COMPLETE), "w") as handle:
+        handle.write("figure.png\ntable.md")
+    recover_staged(out)
+    assert (out / "table.md").read_text() == "new table"
+    assert not os.path.exists(stage)
+    os.makedirs(stage)  # never marked complete: discarded
+    with open(os.path.join(stage, "table.md"), "w") as handle:
+        handle.write("half")
+    recover_staged(out)
+    assert (out / "table.md").read_text() == "new table" and not os.path.exists(stage)

@@ -20,6 +20,8 @@ COMMANDS = {
     "serve": ("initlab.serve.command", "the explorer: train and watch in the browser (local page)"),
     "theory": ("initlab.studies.theory",
                "mean-field signal propagation: phase diagram, theory over measured networks"),
+    "sweep": ("initlab.studies.sweep", "a grid of training runs from a TOML spec, resumable, "
+                                       "on local cores or Dask"),
 }
 
 

@@ -37,6 +37,17 @@ def describe():
     }
 
 
+def summary():
+    """describe() as flat strings, for a table's columns: {"initlab", "python", "numpy",
+    "blas" ("openblas 0.3.29 Haswell"), "cpu" (its model name)}."""
+    found = describe()
+    library = found["blas"]
+    words = [library.get(key) for key in ("name", "version", "architecture")]
+    return {"initlab": found["initlab"], "python": found["python"], "numpy": found["numpy"],
+            "blas": " ".join(str(word) for word in words if word) or "unknown",
+            "cpu": found["cpu"]["model"] or found["cpu"]["machine"] or "unknown"}
+
+
 def blas():
     """The BLAS NumPy uses: {"name", "version", ...}; {"name": "unknown"} if nothing says."""
     try:

@@ -14,12 +14,18 @@ vanish and x10 explode.
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
 averaged over seeds), runs.{md,csv,json} (one row per run) and config.json (the arguments and
-the time taken).
+the time taken), swapped in as one set once all are written; and sweep.db, the store of
+initlab.sweeps, which keeps each network's row as it finishes, so that the command, killed and
+run again, trains only the networks it lacks (--backend serial, local or dask run them).
 """
 
+import functools
+import hashlib
 import json
 import os
+import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -42,6 +48,8 @@ OUTPUTS = ("deep.png", "config.json") + tuple(
 DEFAULT_DEPTHS = "5,10,20,50"
 # Samples of the training set that the at-initialisation measurement (and LSUV) sees.
 MEASURE_SAMPLES = 500
+# Guessing among digits' ten classes is right this often: the figure's chance level.
+DIGITS_CLASSES = 10
 
 RUN_COLUMNS = [
     ("activation", "Activation", "s"),
@@ -96,6 +104,7 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true",
                         help="replace result files already in --out (other files are left alone)")
     arguments.add_quiet(parser)
+    add_engine_arguments(parser)
 
 
 def check_arguments(args):
@@ -128,37 +137,39 @@ def check_arguments(args):
 
 def run(args):
     depths, activations, schemes, seeds = check_arguments(args)
+    backend, scheduler = check_engine_arguments(args)
+    output.recover_staged(args.out)  # a set a killed run had finished writing goes in first
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
-    from tqdm import tqdm
-
-    from initlab.blocks.datasets import digits
 
     started = time.perf_counter()
-    data = digits(seed=args.data_seed)
     grid = [(activation, depth, scheme, seed) for activation in activations
             for depth in depths for scheme in schemes for seed in seeds]
-    runs = []
-    quiet = True if args.quiet else None  # None: tqdm shows itself only on a terminal
-    with tqdm(grid, desc="initlab deep", unit="net", disable=quiet) as progress:
-        for activation, depth, scheme, seed in progress:
-            progress.set_postfix_str(f"{activation} depth {depth} {scheme.label} seed {seed}")
-            runs.append(run_one(scheme, depth, activation, seed, data, args))
+    try:
+        runs = train_grid(grid, args, out_dir, backend, scheduler, quiet=args.quiet)
+    except KeyboardInterrupt as stop:
+        kept = stop.args[0] if stop.args else "the finished"
+        print(f"\ninitlab deep: interrupted; {kept} of {len(grid)} networks are kept in "
+              f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
+              file=sys.stderr)
+        return 130
     summary = summarise_runs(runs)
     elapsed = time.perf_counter() - started
 
     title = (f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
              f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}")
-    figure = os.path.join(out_dir, "deep.png")
-    # Guessing among digits' ten classes: the accuracy a network that learned nothing gets.
-    signal_plots.plot_deep(summary, figure, title=title, chance=100 / data[1].shape[0])
-    written = output.write_table(summary, out_dir, "summary", SUMMARY_COLUMNS)
-    written += output.write_table(runs, out_dir, "runs", RUN_COLUMNS)
     config = {key: value for key, value in vars(args).items() if key != "run"}
     config.update(depths=depths, activations=activations, seeds=seeds,
                   schemes=[scheme.label for scheme in schemes], runs=len(runs),
                   elapsed_seconds=round(elapsed, 1), environment=environment.describe())
-    output.write_atomic(os.path.join(out_dir, "config.json"), json.dumps(config, indent=1))
-    written += [figure, os.path.join(out_dir, "config.json")]
+    # The figure and tables are written beside out_dir, then swapped in as one set.
+    with output.staged(out_dir) as stage:
+        # Guessing among digits' ten classes: the accuracy a network that learned nothing gets.
+        signal_plots.plot_deep(summary, os.path.join(stage, "deep.png"), title=title,
+                               chance=100 / DIGITS_CLASSES)
+        output.write_table(summary, stage, "summary", SUMMARY_COLUMNS)
+        output.write_table(runs, stage, "runs", RUN_COLUMNS)
+        output.write_atomic(os.path.join(stage, "config.json"), json.dumps(config, indent=1))
+    written = [os.path.join(out_dir, name) for name in OUTPUTS]
 
     say = arguments.printer(args.quiet)
     say(f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
@@ -167,6 +178,95 @@ def run(args):
     say(output.markdown_table(summary, SUMMARY_COLUMNS))
     say(f"\n{len(runs)} networks trained in {elapsed:.1f} s; {len(written)} files in {out_dir}")
     return 0
+
+
+# --- execution on initlab.sweeps' engines and store ----------------------------------------------
+STORE_NAME = "sweep.db"
+# What a network's row depends on besides its activation, depth, scheme and seed.
+RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
+
+
+def add_engine_arguments(parser):
+    from initlab.sweeps.engines import BACKENDS
+
+    parser.add_argument("--backend", default="local", choices=BACKENDS,
+                        help="serial: this process; local: a process per core (default); "
+                             "dask: a Dask cluster")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --backend dask: an existing scheduler, tcp://host:port "
+                             "(without it a LocalCluster starts)")
+
+
+def check_engine_arguments(args):
+    from initlab.sweeps.engines import BACKENDS
+
+    backend, scheduler = getattr(args, "backend", "local"), getattr(args, "scheduler", None)
+    arguments.choice("--backend", backend, BACKENDS)
+    if scheduler is not None and backend != "dask":
+        raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
+    return backend, scheduler
+
+
+def network_key(item):
+    """A network's key in the store: the hash of everything its row depends on."""
+    text = json.dumps(item, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False):
+    """Every network's row, in grid order: those in out_dir's store as stored, the others
+    trained on the backend (deepest first, so the workers finish together) and stored as each
+    ends. KeyboardInterrupt(kept) when interrupted: the store keeps every finished network."""
+    from tqdm import tqdm
+
+    from initlab.sweeps import engines
+    from initlab.sweeps.store import Store
+
+    settings = {name: getattr(args, name) for name in RUN_SETTINGS}
+    items = [{"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed,
+              **settings} for activation, depth, scheme, seed in grid]
+    keys = [network_key(item) for item in items]
+    store = Store(os.path.join(out_dir, STORE_NAME))
+    try:
+        rows = store.records()
+        missing = [item for item, key in zip(items, keys) if key not in rows]
+        missing.sort(key=lambda item: -item["depth"])
+
+        with tqdm(total=len(items), initial=len(items) - len(missing), desc="initlab deep",
+                  unit="net", disable=True if quiet else None) as progress:
+            def on_result(item, row):
+                rows[network_key(item)] = row
+                store.add_record(network_key(item), row)
+                progress.set_postfix_str(f"{item['activation']} depth {item['depth']} "
+                                         f"{item['scheme']} seed {item['seed']}")
+                progress.update(1)
+
+            try:
+                engines.execute([[item] for item in missing], on_result, backend, scheduler,
+                                work=run_networks)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
+        return [rows[key] for key in keys]
+    finally:
+        store.close()
+
+
+def run_networks(items):
+    """Rows of the networks `items` (dicts of activation, depth, scheme, seed and
+    RUN_SETTINGS): what a worker runs."""
+    rows = []
+    for item in items:
+        (scheme,) = parse_schemes(item["scheme"])
+        rows.append(run_one(scheme, item["depth"], item["activation"], item["seed"],
+                            _digits(item["data_seed"]), SimpleNamespace(**item)))
+    return rows
+
+
+@functools.cache
+def _digits(data_seed):
+    from initlab.blocks.datasets import digits
+
+    return digits(seed=data_seed)
 
 
 def run_one(scheme, depth, activation, seed, data, args):

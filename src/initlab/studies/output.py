@@ -152,3 +152,83 @@ def _json_ready(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# --- a set of files replaced as a whole ---------------------------------------------------------
+COMPLETE = ".complete"
+
+
+def staging_dir(out_dir):
+    """The sibling directory where a new set of out_dir's files is written before it is swapped in
+    (beside out_dir, so on the same file system: the swap is renames)."""
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    return os.path.join(os.path.dirname(out_dir), f".{os.path.basename(out_dir)}.new")
+
+
+class staged:
+    """A context that swaps a set of files into out_dir as a whole, or leaves it as it was.
+
+        with staged(out_dir) as stage:
+            write_table(rows, stage, "summary", columns)      # every writer writes into stage
+        # here out_dir holds the new set; an exception or a kill before here left the old one
+
+    The files go to a sibling directory (staging_dir); once all are written it is marked
+    complete, then each file is renamed into out_dir with Ctrl-C held back for those few
+    renames. A process killed after the mark leaves a complete set beside out_dir:
+    recover_staged(out_dir), called when the command starts again, finishes the swap; a set
+    never marked complete is discarded. Files of out_dir that the set does not hold are left.
+    """
+
+    def __init__(self, out_dir):
+        self.out_dir = os.path.abspath(os.fspath(out_dir))
+        self.stage = staging_dir(self.out_dir)
+
+    def __enter__(self):
+        recover_staged(self.out_dir)
+        os.makedirs(self.stage)
+        return self.stage
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None:
+            _remove_tree(self.stage)
+            return False
+        write_atomic(os.path.join(self.stage, COMPLETE), "\n".join(
+            sorted(name for name in os.listdir(self.stage) if not name.startswith("."))))
+        _swap_in(self.stage, self.out_dir)
+        return False
+
+
+def recover_staged(out_dir):
+    """Finish a swap that a killed process marked complete; discard an incomplete set."""
+    stage = staging_dir(out_dir)
+    if not os.path.isdir(stage):
+        return
+    if os.path.exists(os.path.join(stage, COMPLETE)):
+        _swap_in(stage, os.path.abspath(os.fspath(out_dir)))
+    else:
+        _remove_tree(stage)
+
+
+def _swap_in(stage, out_dir):
+    import signal
+    import threading
+
+    with open(os.path.join(stage, COMPLETE)) as handle:
+        names = [name for name in handle.read().split("\n") if name]
+    main = threading.current_thread() is threading.main_thread()
+    if main:  # a Ctrl-C now would leave half the set: it waits for the renames
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for name in names:
+            if os.path.exists(os.path.join(stage, name)):  # else moved before a kill
+                os.replace(os.path.join(stage, name), os.path.join(out_dir, name))
+        _remove_tree(stage)
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _remove_tree(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

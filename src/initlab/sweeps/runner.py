@@ -1,0 +1,160 @@
+"""Run a sweep to completion from wherever it stands: train only the runs its store lacks.
+
+    run_sweep(spec, "results/sweep", backend="local")
+
+The store (DIR/sweep.db) decides what is left: a run whose key is stored is never trained again,
+so running the same sweep again after a crash, a SIGKILL or Ctrl-C finishes it, and the rows are
+the bits an uninterrupted sweep stores. A spec that grows (more seeds, more axis values, a new
+axis whose old value was the fixed one) adds only its new runs. A spec that no longer contains
+runs already stored has changed its settings: it is refused unless force=True (the stored runs
+are then kept beside the new ones; reports read only the current spec's).
+
+    >>> import tempfile
+    >>> from initlab.sweeps.spec import parse_spec
+    >>> spec = parse_spec("[train]\\nepochs = 2\\n[sweep]\\nseeds = 2")
+    >>> run_sweep(spec, tempfile.mkdtemp(), backend="serial", progress=False)
+    SweepStatus(total=2, stored_before=0, trained=2)
+"""
+
+import os
+from dataclasses import dataclass
+
+from initlab import checks
+from initlab.sweeps import engines
+from initlab.sweeps.spec import Spec, plan_runs
+from initlab.sweeps.store import Store
+from initlab.sweeps.trainer import CHECKPOINT_SECONDS, checkpoint_files
+
+STORE_NAME = "sweep.db"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class SweepStatus:
+    """total: the spec's runs; stored_before: how many of them the store held before this call;
+    trained: how many this call trained and stored."""
+
+    total: int
+    stored_before: int
+    trained: int
+
+
+class SweepInterrupted(Exception):
+    """Raised (from KeyboardInterrupt) with how many of the spec's runs the store keeps."""
+
+    def __init__(self, kept, total):
+        super().__init__(f"{kept} of {total} runs kept")
+        self.kept, self.total = kept, total
+
+
+def open_store(out):
+    """The store in directory `out`, created with the directory if needed."""
+    out = os.path.abspath(os.fspath(out))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} exists and is not a directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out!r} cannot be created ({error.strerror})") from None
+    return Store(os.path.join(out, STORE_NAME))
+
+
+def check_compatible(spec, store, force=False):
+    """ValueError unless every run stored is one of the spec's (or force): the spec changed."""
+    planned = {run.key for run in plan_runs(spec)}
+    orphans = store.keys() - planned
+    if not orphans or force:
+        return
+    stored = store.get_meta("spec")
+    changes = _changes(Spec.from_json(stored), spec) if stored else []
+    raise ValueError(
+        f"{store.path!r} holds {len(orphans)} runs that this spec does not contain: its settings "
+        f"changed ({'; '.join(changes) or 'settings differ'}). Pass --force to run it anyway "
+        f"(the stored runs are kept), or choose another --out")
+
+
+def _changes(old, new):
+    """What differs between two specs, as 'key: old -> new' phrases."""
+    def values(spec):
+        return {**{key: [value] for key, value in spec.fixed.items()}, **spec.axes,
+                "sweep.seed": [spec.seed], "sweep.seeds": [spec.seeds]}
+
+    before, after = values(old), values(new)
+    return [f"{key}: {_show(before.get(key))} -> {_show(after.get(key))}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def _show(values):
+    return repr(values[0]) if values and len(values) == 1 else repr(values)
+
+
+def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=False,
+              progress=True, checkpoint_seconds=CHECKPOINT_SECONDS):
+    """Train the spec's runs that `out`'s store lacks and store each as it finishes.
+
+    Returns a SweepStatus. Raises SweepInterrupted on Ctrl-C (the store keeps every run
+    finished), ValueError for bad arguments or a changed spec (before anything trains).
+    """
+    if backend not in engines.BACKENDS:
+        raise ValueError(f"--backend must be one of {list(engines.BACKENDS)}, got {backend!r}")
+    if workers is None:
+        workers = 1 if backend == "serial" else engines.default_workers()
+    workers = checks.integer("--workers", workers, minimum=1)
+    store = open_store(out)
+    try:
+        check_compatible(spec, store, force)
+        runs = plan_runs(spec)
+        stored = store.keys()
+        missing = [run for run in runs if run.key not in stored]
+        store.set_meta("spec", spec.to_json())
+        status = SweepStatus(total=len(runs), stored_before=len(runs) - len(missing), trained=0)
+        checkpoints = os.path.join(os.path.dirname(store.path), CHECKPOINT_DIR)
+        _clean_checkpoints(checkpoints, stored)
+        with _progress_bar(progress, len(runs), status.stored_before) as bar:
+            def on_result(run, result):
+                if store.add(run, result):
+                    status.trained += 1
+                    bar.update(1)
+                for path in checkpoint_files(checkpoints, run.key):
+                    os.remove(path)
+
+            try:
+                engines.execute(engines.make_groups(missing, workers), on_result, backend,
+                                scheduler, workers, checkpoints, checkpoint_seconds)
+            except KeyboardInterrupt:
+                # Counted from the store: Ctrl-C may land between a commit and the count.
+                kept = len(store.keys() & {run.key for run in runs})
+                raise SweepInterrupted(kept, status.total) from None
+        return status
+    finally:
+        store.close()
+
+
+def _clean_checkpoints(checkpoints, stored):
+    """Remove what a killed sweep left behind: half-written temporary files, and checkpoints of
+    runs stored since. (One sweep at a time writes a DIR, so no temporary file is in use.)"""
+    if not os.path.isdir(checkpoints):
+        return
+    for name in os.listdir(checkpoints):
+        if name.endswith(".tmp") or ".tmp." in name or name.split(".", 1)[0] in stored:
+            os.remove(os.path.join(checkpoints, name))
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress_bar(enabled, total, done):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    # tqdm shows runs done / total, the rate and the time left from the runs of this sitting.
+    return tqdm(total=total, initial=done, unit="run", desc="sweep", dynamic_ncols=True)

@@ -1,0 +1,144 @@
+"""A sweep's results in SQLite (DIR/sweep.db): one row per finished run, each its own transaction.
+
+Tables
+    runs   key (the run's hash, spec.run_key) PRIMARY KEY; one column per setting (dots become
+           underscores: data_name, model_hidden as JSON text, ...); seed (the run's index k in its
+           configuration), root_seed, train_data_seed, test_data_seed, weights_seed;
+           train_accuracy, test_accuracy (percent), final_loss, seconds; the environment it
+           trained in: initlab, python, numpy, blas, cpu; finished (UTC, ISO 8601)
+    costs  key PRIMARY KEY, epochs, costs: every epoch's training cost, float64 little-endian
+    meta   name PRIMARY KEY, value: "spec", the JSON of the spec the sweep last ran
+    records  key PRIMARY KEY, record: a study's own result rows as JSON (initlab deep's runs)
+
+One process writes (the one that runs the sweep); readers may look at any time, because the
+database is in WAL mode. A run and its costs are committed together, so the store never holds
+half a run; a run stored twice (a task retried after its worker died) is kept once.
+
+    >>> import tempfile, os
+    >>> store = Store(os.path.join(tempfile.mkdtemp(), "sweep.db"))
+    >>> store.keys()
+    set()
+"""
+
+import datetime
+import json
+import os
+import sqlite3
+
+import numpy as np
+
+from initlab.sweeps.spec import SETTINGS
+
+SETTING_COLUMNS = {key: key.replace(".", "_") for key in SETTINGS}
+RESULT_COLUMNS = ("train_accuracy", "test_accuracy", "final_loss", "seconds")
+ENVIRONMENT_COLUMNS = ("initlab", "python", "numpy", "blas", "cpu")
+SEED_COLUMNS = ("seed", "root_seed", "train_data_seed", "test_data_seed", "weights_seed")
+COLUMNS = (("key",) + tuple(SETTING_COLUMNS.values()) + SEED_COLUMNS + RESULT_COLUMNS
+           + ENVIRONMENT_COLUMNS + ("finished",))
+_TYPES = {"seed": "INTEGER", "root_seed": "INTEGER", "train_data_seed": "INTEGER",
+          "test_data_seed": "INTEGER", "weights_seed": "TEXT",  # a uint64 overflows INTEGER
+          **{name: "REAL" for name in RESULT_COLUMNS}}
+
+
+class Store:
+    """The SQLite file of one sweep, created with its tables if it does not exist."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            self.connection = sqlite3.connect(self.path, timeout=30)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            columns = ", ".join(f"{name} {_TYPES.get(name, '')}".strip() for name in COLUMNS[1:])
+            with self.connection:
+                self.connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, {columns})")
+                self.connection.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY "
+                                        "REFERENCES runs(key), epochs INTEGER, costs BLOB)")
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT)")
+        except sqlite3.DatabaseError as error:
+            raise ValueError(f"{self.path!r} is not a sweep store ({error})") from None
+
+    def close(self):
+        self.connection.close()
+
+    def keys(self):
+        """The keys of every stored run."""
+        return {key for (key,) in self.connection.execute("SELECT key FROM runs")}
+
+    def count(self):
+        return self.connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def add(self, run, result):
+        """Store a finished run (spec.Run) and its result (trainer.RunResult) in one transaction.
+
+        Returns True, or False if the run was stored already (it is then left as it was).
+        """
+        row = {"key": run.key, "seed": run.index, "root_seed": run.root_seed,
+               "train_data_seed": run.train_data_seed, "test_data_seed": run.test_data_seed,
+               "weights_seed": str(run.weights_seed),
+               "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        for key, column in SETTING_COLUMNS.items():
+            value = run.settings[key]
+            row[column] = json.dumps(value) if isinstance(value, list) else value
+        row.update({name: getattr(result, name) for name in RESULT_COLUMNS})
+        row.update({name: result.environment[name] for name in ENVIRONMENT_COLUMNS})
+        costs = np.ascontiguousarray(result.costs, dtype="<f8")
+        with self.connection:
+            inserted = self.connection.execute(
+                f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                [row[name] for name in COLUMNS]).rowcount
+            if inserted:
+                self.connection.execute("INSERT INTO costs VALUES (?, ?, ?)",
+                                        (run.key, costs.size, costs.tobytes()))
+        return bool(inserted)
+
+    def rows(self, keys=None):
+        """Stored runs as dicts (settings back under their dotted keys), in the order of `keys`
+        (those stored), or of storage when keys is None."""
+        cursor = self.connection.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY rowid")
+        found = {}
+        for values in cursor:
+            row = dict(zip(COLUMNS, values))
+            for key, column in SETTING_COLUMNS.items():
+                value = row.pop(column)
+                row[key] = json.loads(value) if key == "model.hidden" else value
+            row["weights_seed"] = int(row["weights_seed"])
+            found[row["key"]] = row
+        if keys is None:
+            return list(found.values())
+        return [found[key] for key in keys if key in found]
+
+    def costs(self, key):
+        """Every epoch's training cost of a stored run, (epochs,) float64."""
+        found = self.connection.execute("SELECT costs FROM costs WHERE key = ?",
+                                        (key,)).fetchone()
+        if found is None:
+            raise KeyError(key)
+        return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
+
+    # --- records: a study's own rows (initlab deep's), kept as JSON by key --------------------
+    def add_record(self, key, record):
+        """Store a dict of JSON values (floats exact, nan and inf included) under `key`, in one
+        transaction; False if the key was stored already (it is left as it was)."""
+        text = json.dumps(record, sort_keys=True)
+        with self.connection:
+            return bool(self.connection.execute("INSERT OR IGNORE INTO records VALUES (?, ?)",
+                                                (key, text)).rowcount)
+
+    def records(self):
+        """{key: record} of every stored record."""
+        return {key: json.loads(text) for key, text in
+                self.connection.execute("SELECT key, record FROM records ORDER BY rowid")}
+
+    def get_meta(self, name):
+        found = self.connection.execute("SELECT value FROM meta WHERE name = ?",
+                                        (name,)).fetchone()
+        return None if found is None else found[0]
+
+    def set_meta(self, name, value):
+        with self.connection:
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))

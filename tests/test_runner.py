@@ -1,0 +1,118 @@
+"""Running a sweep from where it stands: only missing runs train; a grown spec adds its new
+runs; a changed spec is refused unless forced; an interruption keeps every finished run."""
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+from initlab.sweeps import runner
+from initlab.sweeps.runner import SweepInterrupted, run_sweep
+from initlab.sweeps.spec import parse_spec
+from initlab.sweeps.store import Store
+
+BASE = """
+[data]
+train = 50
+test = 20
+[model]
+hidden = [4]
+[train]
+epochs = 30
+learning_rate = 0.1
+[sweep]
+seeds = {seeds}
+scheme = {schemes}
+"""
+
+
+def spec(seeds=3, schemes=("he", "zeros"), extra=""):
+    return parse_spec(BASE.format(seeds=seeds, schemes=list(schemes)) + extra)
+
+
+def table(out):
+    """Every stored run's numbers and costs, by key (seconds and dates left out)."""
+    connection = sqlite3.connect(os.path.join(out, "sweep.db"))
+    rows = connection.execute(
+        "SELECT r.key, train_accuracy, test_accuracy, final_loss, model_scheme, seed, costs "
+        "FROM runs r JOIN costs c ON r.key = c.key ORDER BY r.key").fetchall()
+    connection.close()
+    return rows
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_rows(tmp_path, monkeypatch):
+    run_sweep(spec(), tmp_path / "whole", backend="serial", progress=False)
+    add = Store.add
+    calls = []
+
+    def add_then_interrupt(self, run, result):
+        calls.append(run.key)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return add(self, run, result)
+
+    monkeypatch.setattr(Store, "add", add_then_interrupt)
+    with pytest.raises(SweepInterrupted) as caught:
+        run_sweep(spec(), tmp_path / "cut", backend="serial", workers=3, progress=False)
+    assert (caught.value.kept, caught.value.total) == (3, 6)
+    monkeypatch.setattr(Store, "add", add)
+    status = run_sweep(spec(), tmp_path / "cut", backend="serial", progress=False)
+    assert (status.stored_before, status.trained) == (3, 3)
+    assert table(tmp_path / "cut") == table(tmp_path / "whole")
+    again = run_sweep(spec(), tmp_path / "cut", backend="serial", progress=False)
+    assert (again.stored_before, again.trained) == (6, 0)
+
+
+def test_a_grown_spec_trains_only_its_new_runs(tmp_path):
+    out = tmp_path / "grid"
+    assert run_sweep(spec(seeds=2), out, backend="serial", progress=False).trained == 4
+    before = table(out)
+    # One more seed, one more scheme and a new axis whose first value was the fixed one.
+    grown = parse_spec(BASE.replace("learning_rate = 0.1\n", "").format(
+        seeds=3, schemes=["he", "zeros", "lecun_normal"])
+        + "'train.learning_rate' = [0.1, 0.3]\n")
+    status = run_sweep(grown, out, backend="serial", progress=False)
+    assert (status.total, status.stored_before, status.trained) == (18, 4, 14)
+    assert set(before) <= set(table(out))
+
+
+def test_a_changed_spec_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "grid"
+    run_sweep(spec(seeds=2), out, backend="serial", progress=False)
+    changed = parse_spec(BASE.replace("epochs = 30", "epochs = 31").format(
+        seeds=2, schemes=["he", "zeros"]))
+    with pytest.raises(ValueError, match=r"holds 4 runs that this spec does not contain: its "
+                                         r"settings changed \(train.epochs: 30 -> 31\)\. "
+                                         r"Pass --force"):
+        run_sweep(changed, out, backend="serial", progress=False)
+    assert len(table(out)) == 4  # refused before anything changed
+    status = run_sweep(changed, out, backend="serial", progress=False, force=True)
+    assert status.trained == 4 and len(table(out)) == 8  # the old runs are kept
+
+
+def test_checkpoints_of_stored_runs_are_removed(tmp_path):
+    out = tmp_path / "grid"
+    run_sweep(spec(seeds=1), out, backend="serial", progress=False, checkpoint_seconds=0)
+    assert os.listdir(out / runner.CHECKPOINT_DIR) == []
+
+
+def test_the_store_holds_every_epochs_cost(tmp_path):
+    out = tmp_path / "grid"
+    run_sweep(spec(seeds=1, schemes=("he",)), out, backend="serial", progress=False)
+    store = Store(out / "sweep.db")
+    (row,) = store.rows()
+    costs = store.costs(row["key"])
+    assert costs.shape == (30,) and row["final_loss"] == costs[-1]
+    assert np.all(np.diff(costs[:5]) < 0)  # gradient descent at lr 0.1 lowers the cost
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="--backend must be one of"):
+        run_sweep(spec(), tmp_path / "a", backend="threads")
+    with pytest.raises(ValueError, match="--workers must be an integer >= 1, got 0"):
+        run_sweep(spec(), tmp_path / "b", backend="local", workers=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        run_sweep(spec(), tmp_path / "file", backend="serial")

@@ -1,0 +1,90 @@
+"""The SQLite run store: rows and costs come back bit for bit; a run is stored once."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from initlab.environment import summary as describe
+from initlab.sweeps.spec import parse_spec, plan_runs
+from initlab.sweeps.store import COLUMNS, Store
+from initlab.sweeps.trainer import RunResult
+
+
+def fake_result(run, costs):
+    return RunResult(run.key, 87.5, 81.0, float(costs[-1]), 0.25, costs, describe())
+
+
+@pytest.fixture
+def runs():
+    return plan_runs(parse_spec("[sweep]\nseeds = 2\nscheme = ['he', 'random_normal:0.5']\n"
+                                "'model.hidden' = [[4], [3, 2]]"))
+
+
+def test_a_run_and_its_costs_round_trip_exactly(tmp_path, runs):
+    store = Store(tmp_path / "sweep.db")
+    costs = np.array([0.7, 1 / 3, np.nextafter(0.1, 1), np.inf, np.nan])
+    assert store.add(runs[3], fake_result(runs[3], costs))
+    (row,) = store.rows()
+    run = runs[3]
+    assert row["key"] == run.key and row["seed"] == run.index == 1
+    assert row["weights_seed"] == run.weights_seed  # a uint64, kept whole
+    assert row["train_data_seed"] == run.train_data_seed
+    for key, value in run.settings.items():
+        assert row[key] == value
+    assert (row["train_accuracy"], row["test_accuracy"], row["seconds"]) == (87.5, 81.0, 0.25)
+    assert row["numpy"] == np.__version__ and row["cpu"] and row["blas"]
+    stored = store.costs(run.key)
+    assert stored.tobytes() == costs.tobytes()
+    with pytest.raises(KeyError):
+        store.costs(runs[0].key)
+
+
+def test_a_run_stored_twice_is_kept_once(tmp_path, runs):
+    store = Store(tmp_path / "sweep.db")
+    assert store.add(runs[0], fake_result(runs[0], np.array([1.0, 0.5])))
+    assert not store.add(runs[0], fake_result(runs[0], np.array([9.0, 9.0])))
+    assert store.count() == 1
+    assert store.costs(runs[0].key).tolist() == [1.0, 0.5]
+
+
+def test_the_schema_and_wal_mode_on_disk(tmp_path, runs):
+    path = tmp_path / "sweep.db"
+    store = Store(path)
+    for run in runs[:3]:
+        store.add(run, fake_result(run, np.zeros(4)))
+    store.set_meta("spec", "{}")
+    store.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
+    assert tuple(columns) == COLUMNS
+    assert {"data_name", "model_hidden", "model_scheme", "train_epochs", "seed",
+            "train_accuracy", "test_accuracy", "final_loss", "seconds", "initlab", "python",
+            "numpy", "blas", "cpu"} <= set(columns)
+    assert connection.execute("SELECT model_hidden FROM runs ORDER BY rowid").fetchall() == [
+        ("[4]",), ("[4]",), ("[3, 2]",)]
+    # A reopened store sees what was committed.
+    reopened = Store(path)
+    assert reopened.keys() == {run.key for run in runs[:3]}
+    assert reopened.get_meta("spec") == "{}" and reopened.get_meta("other") is None
+    assert [row["key"] for row in reopened.rows([runs[2].key, runs[5].key, runs[0].key])] == [
+        runs[2].key, runs[0].key]
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    path = tmp_path / "sweep.db"
+    path.write_bytes(b"not a database at all, just some bytes" * 100)
+    with pytest.raises(ValueError, match="is not a sweep store"):
+        Store(path)
+
+
+def test_records_keep_a_studys_rows_exactly_and_once(tmp_path):
+    store = Store(tmp_path / "sweep.db")
+    record = {"depth": 5, "scheme": "he", "ratio": 1 / 3, "loss": float("nan"),
+              "big": float("inf"), "tiny": np.nextafter(0.0, 1.0)}
+    assert store.add_record("a", record)
+    assert not store.add_record("a", {"depth": 6})
+    (found,) = store.records().values()
+    assert found.keys() == record.keys() and np.isnan(found["loss"])
+    assert all(found[k] == record[k] for k in record if k != "loss")

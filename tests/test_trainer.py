@@ -1,0 +1,115 @@
+"""Training a group of runs: the same bits in any group, after any checkpoint, as alone."""
+
+import os
+
+import numpy as np
+import pytest
+
+import initlab.sweeps.trainer as trainer
+from initlab.blocks import datasets
+from initlab.sweeps.spec import parse_spec, plan_runs
+from initlab.sweeps.trainer import checkpoint_files, make_data, make_model, train_group
+
+SPEC = """
+[data]
+train = 60
+test = 30
+[model]
+hidden = [5, 4]
+[train]
+epochs = 40
+learning_rate = 0.1
+optimizer = "adam"
+batch_size = 16
+[sweep]
+scheme = ["he", "random_normal:3", "lsuv", "zeros"]
+seeds = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return plan_runs(parse_spec(SPEC))
+
+
+def same(results, others):
+    return all(a.key == b.key and a.costs.tobytes() == b.costs.tobytes()
+               and (a.train_accuracy, a.test_accuracy, a.final_loss)
+               == (b.train_accuracy, b.test_accuracy, b.final_loss)
+               for a, b in zip(results, others, strict=True))
+
+
+def test_a_run_gets_the_same_bits_in_any_group(runs):
+    together = train_group(runs)
+    alone = [train_group([run])[0] for run in runs]
+    shuffled = train_group(runs[::-1])[::-1]
+    assert same(together, alone) and same(together, shuffled)
+    assert all(result.costs.shape == (40,) and result.costs.dtype == np.float64
+               for result in together)
+    assert together[-1].test_accuracy == 50.0 or together[-1].final_loss == pytest.approx(
+        np.log(2))  # zeros learns nothing: every output is 1/2
+
+
+def test_a_run_matches_the_model_trained_alone_by_fit(runs):
+    run = runs[0]
+    (result,) = train_group([run])
+    X_train, Y_train, X_test, Y_test = make_data(run)
+    model = make_model(run, X_train, 1)
+    history = model.fit(X_train, Y_train, epochs=40, learning_rate=0.1, batch_size=16)
+    np.testing.assert_allclose(result.costs, history["loss"], rtol=1e-12)
+    assert result.test_accuracy == model.evaluate(X_test, Y_test)["accuracy"]
+    assert result.train_accuracy == model.evaluate(X_train, Y_train)["accuracy"]
+
+
+def test_make_data_draws_the_runs_data_sets(runs):
+    X_train, Y_train, X_test, Y_test = make_data(runs[1])
+    expected = datasets.moons(60, noise=0.2, seed=runs[1].train_data_seed)
+    assert np.array_equal(X_train, expected[0]) and np.array_equal(Y_train, expected[1])
+    assert X_test.shape == (2, 30) and Y_test.shape == (1, 30)
+    digits_run = plan_runs(parse_spec("[data]\nname = 'digits'\ntrain = 100\ntest = 40"))[0]
+    X_train, Y_train, X_test, Y_test = make_data(digits_run)
+    assert X_train.shape == (64, 100) and X_test.shape == (64, 40)
+    assert np.array_equal(Y_train.sum(axis=0), np.ones(100)) and Y_test.shape == (10, 40)
+    model = make_model(digits_run, X_train, 10)
+    assert [layer.units for layer in model.layers] == [12, 6, 10]
+    assert model.layers[-1].activation.name == "softmax"
+
+
+def test_checkpoints_resume_to_the_same_bits(runs, tmp_path, monkeypatch):
+    reference = train_group(runs)
+    save = trainer._save_checkpoint
+    saved = []
+
+    def save_then_die(*args):
+        save(*args)
+        saved.append(args[-1])
+        if len(saved) == 20:  # in the middle: some runs at a later epoch than others
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_group(runs, str(tmp_path), checkpoint_seconds=0)
+    monkeypatch.setattr(trainer, "_save_checkpoint", save)
+    files = sorted(os.listdir(tmp_path))
+    assert len(files) == 2 * len(runs)  # one model and its costs per run: older ones removed
+    epochs = {name.split(".e")[1].split(".")[0] for name in files}
+    assert len(epochs) == 2  # the group was caught between two slices
+    assert same(train_group(runs, str(tmp_path), checkpoint_seconds=0), reference)
+
+
+def test_a_damaged_checkpoint_is_passed_over(runs, tmp_path):
+    run = runs[0]
+    model = make_model(run, make_data(run)[0], 1)
+    model.fit(*make_data(run)[:2], epochs=1)
+    trainer._save_checkpoint(str(tmp_path), run, model, np.zeros(1), 1)
+    with open(tmp_path / f"{run.key}.e1.npz", "r+b") as handle:
+        handle.truncate(100)
+    assert trainer._load_checkpoint(str(tmp_path), run)[0] == 0
+    assert same(train_group([run], str(tmp_path)), train_group([run]))
+    assert len(checkpoint_files(str(tmp_path), run.key)) == 2  # the caller removes them
+
+
+def test_a_group_must_share_an_architecture():
+    mixed = plan_runs(parse_spec("[sweep]\n'model.hidden' = [[3], [4]]\n[train]\nepochs = 2"))
+    with pytest.raises(ValueError, match="one architecture"):
+        train_group(mixed)
