@@ -65,3 +65,40 @@ def test_where_selects_and_erf_is_exact():
     expected = np.where(x > 0, [math.erf(v) for v in x], -x)
     np.testing.assert_array_equal(out, expected)
     assert expressions.erf(np.float32(0.5)).dtype == np.float32
+
+
+def test_every_operator_traces_to_the_numpy_it_stands_for():
+    def every_operator(z, y, math):
+        return ((z > y) * 1.0 + (z >= y) * 2.0 + (z < y) * 4.0 + (z <= y) * 8.0
+                + 1.0 / (2.0 + z * z) + (3.0 - z) - (-y) + 2.0 * y + y / 4.0 + (z + 1.0))
+
+    rng = np.random.default_rng(5)
+    z, y = rng.normal(size=(3, 8)), rng.normal(size=(3, 8))
+    y[0, :4] = z[0, :4]  # ties, where > and >= part
+    expected = ((z > y) * 1.0 + (z >= y) * 2.0 + (z < y) * 4.0 + (z <= y) * 8.0
+                + 1.0 / (2.0 + z * z) + (3.0 - z) + y + 2.0 * y + y / 4.0 + (z + 1.0))
+    out = np.empty_like(z)
+    ops, _, _ = expressions.bind(expressions.trace(every_operator, 2), [z, y], out=out)
+    for op in ops:
+        op()
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(expressions.evaluate(every_operator, z, y), expected)
+
+
+def test_each_math_function_is_the_numpy_function_of_its_name():
+    names = sorted(set(expressions.MATH_FUNCTIONS) - {"where", "erf", "column_max", "column_sum",
+                                                      "maximum", "minimum", "logaddexp"})
+    x = np.linspace(0.1, 3.0, 7)
+    for name in names:
+        traced = expressions.trace(lambda z, math, name=name: getattr(math, name)(z), 1)
+        assert traced.calls[0].op == name
+        ops, (result,), _ = expressions.bind(traced, [x])
+        for op in ops:
+            op()
+        np.testing.assert_array_equal(result, getattr(np, name)(x))
+    for name in ("maximum", "minimum", "logaddexp"):
+        traced = expressions.trace(lambda z, math, name=name: getattr(math, name)(z, 1.0), 1)
+        ops, (result,), _ = expressions.bind(traced, [x])
+        for op in ops:
+            op()
+        np.testing.assert_array_equal(result, getattr(np, name)(x, 1.0))
