@@ -95,7 +95,7 @@ def test_the_exit_codes_are_distinct_and_documented():
 
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "--seeds", "300000"],
-     r"900000 runs of 15000 epochs would need about 288 GB of memory, more than the 16 GB this "
+     r"900000 runs of 15000 epochs would need about 306 GB of memory, more than the 16 GB this "
      r"machine has available; use fewer --seeds or --epochs"),
     (["reproduce", "--epochs", str(10**18)], r"--epochs must be an integer in \[1, 1000000000\]"),
     (["reproduce", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),

@@ -286,7 +286,7 @@ def test_compile_and_initialize_with_any_arguments(loss, optimizer, method, tol)
        labels=st.sampled_from(["ints", "strings", "nan", "none", "one class", "floats"]),
        kind=KINDS)
 def test_classifier_fit_with_any_arguments(hidden, epochs, labels, kind):
-    clf = Classifier(hidden_layer_sizes=(3,), epochs=2, seed=0).fit(X.T, Y[0])
+    clf = Classifier(hidden_layer_sizes=(3,), epochs=2, random_state=0).fit(X.T, Y[0])
     y = {"ints": Y[0].astype(int), "strings": np.where(Y[0] > 0, "b", "a"),
          "nan": np.where(np.arange(Y.shape[1]) == 2, np.nan, Y[0]),
          "none": np.where(np.arange(Y.shape[1]) == 2, None, Y[0].astype(object)),

@@ -14,7 +14,7 @@ from initlab.studies import theory as study  # noqa: E402
 from initlab.tools import theory  # noqa: E402
 
 TINY = ["theory", "--activation", "tanh", "--bias-variance", "0.05", "--depth", "4",
-        "--width", "32", "--seeds", "0,1", "--pairs", "4", "--resolution", "6",
+        "--width", "32", "--seeds", "2", "--pairs", "4", "--resolution", "6",
         "--max-bias-variance", "0.2"]
 
 
@@ -103,11 +103,11 @@ def test_refuses_to_overwrite_without_force(tiny_run, capsys):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--activation", "softmax", "--activation must be one of"),
+    ("--activation", "softmax", "--activation 'softmax' is not known"),
     ("--bias-variance", "0.1,-1", "--bias-variance must be a finite number >= 0, got -1.0"),
     ("--bias-variance", "0.1,0.1", "lists a value more than once"),
     ("--input-correlation", "2", "--input-correlation must be in [-1, 1]"),
-    ("--seeds", "a", "--seeds must be comma-separated integers"),
+    ("--seeds", "0", "--seeds must be an integer >= 1, got 0"),
     ("--resolution", "2", "--resolution must be an integer >= 4"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, capsys, option, value,

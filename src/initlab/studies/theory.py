@@ -92,8 +92,10 @@ def add_arguments(parser):
                              "at 0.5, 1 and 2 times its critical σ_w² (default 0.05)")
     parser.add_argument("--depth", type=int, default=30, help="layers (default 30)")
     parser.add_argument("--width", type=int, default=256, help="units per layer (default 256)")
-    parser.add_argument("--seeds", default="0,1,2",
-                        help="comma-separated seeds of the measured networks (default 0,1,2)")
+    parser.add_argument("--seeds", type=int, default=3, metavar="N",
+                        help="measured networks per point, seeds S .. S + N - 1 (default 3)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="the first seed of the measured networks (default 0)")
     parser.add_argument("--pairs", type=int, default=32,
                         help="pairs of inputs per network (default 32)")
     parser.add_argument("--input-correlation", type=float, default=0.5,
@@ -119,7 +121,10 @@ def check_arguments(args):
     bias_variances = number_list("--bias-variance", args.bias_variance)
     arguments.check_int("--depth", args.depth, minimum=1)
     arguments.check_int("--width", args.width, minimum=2)
-    seeds = arguments.int_list("--seeds", args.seeds, minimum=0)
+    # --seeds is a count, as in every command; seeds S .. S + N - 1.
+    n_seeds = arguments.check_int("--seeds", args.seeds, minimum=1, maximum=arguments.MAX_SEEDS)
+    first_seed = arguments.check_int("--seed", args.seed, minimum=0)
+    seeds = list(range(first_seed, first_seed + n_seeds))
     arguments.check_int("--pairs", args.pairs, minimum=1)
     c0 = arguments.check_number("--input-correlation", args.input_correlation, minimum=-1,
                                 strict=False)
