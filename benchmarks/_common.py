@@ -41,8 +41,10 @@ def time_rounds(contenders, rounds):
         for name, run in contenders.items():
             seconds, results[name] = run()
             times[name].append(seconds)
-    return {name: (tuple(min(values) for values in zip(*times[name], strict=True)),
-                   results[name]) for name in contenders}
+    return {
+        name: (tuple(min(values) for values in zip(*times[name], strict=True)), results[name])
+        for name in contenders
+    }
 
 
 def timed(function, *args, **kwargs):
@@ -64,9 +66,13 @@ def in_worker(script, *args, env=None):
     OpenBLAS threads from it). The worker times only its training loop and prints one JSON line
     {"seconds": [wall, cpu], "result": ...}.
     """
-    done = subprocess.run([sys.executable, script, "--worker", *map(str, args)],
-                          capture_output=True, text=True, check=True,
-                          env=None if env is None else {**os.environ, **env})
+    done = subprocess.run(
+        [sys.executable, script, "--worker", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=None if env is None else {**os.environ, **env},
+    )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     return tuple(report["seconds"]), report["result"]
 
@@ -96,8 +102,10 @@ def environment():
     import numpy as np
 
     blas = os.environ.get("OPENBLAS_CORETYPE", "unset")
-    return (f"python {sys.version.split()[0]}, numpy {np.__version__}, "
-            f"{os.cpu_count()} CPUs, OPENBLAS_CORETYPE={blas}")
+    return (
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs, OPENBLAS_CORETYPE={blas}"
+    )
 
 
 def verdict(ok):

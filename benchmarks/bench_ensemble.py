@@ -41,14 +41,20 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 epochs, one round")
     parser.add_argument("--epochs", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--one-by-one", type=int, default=8,
-                        help="how many of the 64 one-by-one fits to time (scaled to 64)")
+    parser.add_argument(
+        "--one-by-one",
+        type=int,
+        default=8,
+        help="how many of the 64 one-by-one fits to time (scaled to 64)",
+    )
     args = parser.parse_args(argv)
     epochs, rounds = (40, 1) if args.quick else (args.epochs, args.rounds)
     share = min(max(args.one_by_one, 1), K)
     X, Y = datasets.moons(400, noise=0.2, seed=0)
-    print(f"bench_ensemble: the post's model, K = {K} seeds, {X.shape[1]} samples, full batch, "
-          f"{epochs} epochs, best of {rounds} round(s)")
+    print(
+        f"bench_ensemble: the post's model, K = {K} seeds, {X.shape[1]} samples, full batch, "
+        f"{epochs} epochs, best of {rounds} round(s)"
+    )
     if args.quick:
         print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment())
@@ -56,24 +62,31 @@ def main(argv=None):
     have_jit = jit_available()
     ok = True
     for dtype in ("float64", "float32"):
+
         def one_model(d=dtype, jit=False):
-            return post_model(d, seed=0).fit(X, Y, epochs=epochs, learning_rate=0.01,
-                                              jit_compile=jit)["loss"]
+            return post_model(d, seed=0).fit(
+                X, Y, epochs=epochs, learning_rate=0.01, jit_compile=jit
+            )["loss"]
 
         def ensemble_of_k(d=dtype, jit=False):
             models = [post_model(d, seed=s) for s in range(K)]
-            return Ensemble(models).fit(X, Y, epochs=epochs, learning_rate=0.01,
-                                        jit_compile=jit)["loss"]
+            return Ensemble(models).fit(X, Y, epochs=epochs, learning_rate=0.01, jit_compile=jit)[
+                "loss"
+            ]
 
         def fit_one_by_one(d=dtype):
-            runs = [post_model(d, seed=s).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
-                    for s in range(share)]
+            runs = [
+                post_model(d, seed=s).fit(X, Y, epochs=epochs, learning_rate=0.01)["loss"]
+                for s in range(share)
+            ]
             return np.stack(runs, axis=1)
 
         one_name, ensemble_name = "one model", f"Ensemble of {K}"
-        contenders = {one_name: lambda: timed(one_model),
-                      ensemble_name: lambda: timed(ensemble_of_k),
-                      f"{share} one by one": lambda: timed(fit_one_by_one)}
+        contenders = {
+            one_name: lambda: timed(one_model),
+            ensemble_name: lambda: timed(ensemble_of_k),
+            f"{share} one by one": lambda: timed(fit_one_by_one),
+        }
         if have_jit:
             ensemble_of_k(jit=True)  # compiles the kernels, or loads them from the cache
             one_model(jit=True)
@@ -87,11 +100,15 @@ def main(argv=None):
         rows = [(name, results[name][0]) for name in contenders if "one by one" not in name]
         rows.append((f"{K} one by one (from {share})", one_by_one))
         print(f"\n{dtype}:")
-        print(f"  {'contender':26s} {'µs/epoch':>10s} {'x one model':>12s} {'CPU µs':>10s} "
-              f"{'x one model':>12s}")
+        print(
+            f"  {'contender':26s} {'µs/epoch':>10s} {'x one model':>12s} {'CPU µs':>10s} "
+            f"{'x one model':>12s}"
+        )
         for name, seconds in rows:
-            print(f"  {name:26s} {seconds[0] / epochs * 1e6:10.1f} {seconds[0] / one[0]:12.2f} "
-                  f"{seconds[1] / epochs * 1e6:10.1f} {seconds[1] / one[1]:12.2f}")
+            print(
+                f"  {name:26s} {seconds[0] / epochs * 1e6:10.1f} {seconds[0] / one[0]:12.2f} "
+                f"{seconds[1] / epochs * 1e6:10.1f} {seconds[1] / one[1]:12.2f}"
+            )
         ensembles = [name for name in contenders if name.startswith(ensemble_name)]
         for name in ensembles:
             same = np.allclose(results[name][1][:, :share], alone_history, rtol=rtol)
@@ -101,15 +118,19 @@ def main(argv=None):
         ensemble = results[fastest][0]
         ratio = ensemble[0] / one[0]
         ok &= ratio <= TARGET
-        print(f"  {fastest} takes {ratio:.1f}x one model in wall time, "
-              f"{ensemble[1] / one[1]:.1f}x in CPU time (target <= {TARGET}x: "
-              f"{verdict(ratio <= TARGET)}); {one_by_one[0] / ensemble[0]:.1f}x faster than "
-              f"{K} one by one")
+        print(
+            f"  {fastest} takes {ratio:.1f}x one model in wall time, "
+            f"{ensemble[1] / one[1]:.1f}x in CPU time (target <= {TARGET}x: "
+            f"{verdict(ratio <= TARGET)}); {one_by_one[0] / ensemble[0]:.1f}x faster than "
+            f"{K} one by one"
+        )
         if have_jit:
             one_jit = results[f"{one_name}, jit"][0]
-            print(f"  {ensemble_name}, jit takes "
-                  f"{results[f'{ensemble_name}, jit'][0][0] / one_jit[0]:.1f}x one model "
-                  f"with jit_compile=True, in wall time")
+            print(
+                f"  {ensemble_name}, jit takes "
+                f"{results[f'{ensemble_name}, jit'][0][0] / one_jit[0]:.1f}x one model "
+                f"with jit_compile=True, in wall time"
+            )
     return 0 if ok or args.quick else 1
 
 

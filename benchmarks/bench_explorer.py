@@ -41,8 +41,11 @@ def start_server():
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.path.abspath(SRC)}
     began = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "initlab.cli", "serve", "--port",
-                                str(port)], env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "initlab.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
@@ -60,8 +63,9 @@ def play(address, settings, seconds):
     with connect(f"ws://{address}/ws", max_size=None) as socket_:
         receive = lambda: json.loads(socket_.recv(timeout=60))  # noqa: E731
         receive()  # the options
-        socket_.send(json.dumps({"type": "settings",
-                                 "settings": {**settings, "max_epochs": 1_000_000}}))
+        socket_.send(
+            json.dumps({"type": "settings", "settings": {**settings, "max_epochs": 1_000_000}})
+        )
         while receive()["type"] != "frame":
             pass
         socket_.send(json.dumps({"type": "play"}))
@@ -116,9 +120,11 @@ def main(argv=None):
         print(f"  {label:48s} {'':17s} {training_alone(seeds, seconds):9.0f} epochs/s")
     one_fps, one_eps = results[CASES[0][0]]
     many_fps, _ = results[CASES[3][0]]
-    print(f"  target: ready < 2 s: {verdict(ready < 2)}; one seed >= 10 frames/s and >= 1000 "
-          f"epochs/s: {verdict(one_fps >= 10 and one_eps >= 1000)}; 32 seeds >= 5 frames/s: "
-          f"{verdict(many_fps >= 5)}")
+    print(
+        f"  target: ready < 2 s: {verdict(ready < 2)}; one seed >= 10 frames/s and >= 1000 "
+        f"epochs/s: {verdict(one_fps >= 10 and one_eps >= 1000)}; 32 seeds >= 5 frames/s: "
+        f"{verdict(many_fps >= 5)}"
+    )
     return 0
 
 

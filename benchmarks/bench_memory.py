@@ -81,8 +81,10 @@ def main(argv=None):
         worker_report(seconds, peak_mb())
         return 0
     epochs = 300 if args.quick else args.epochs
-    print(f"bench_memory: the post's three models, {epochs} epochs each, peak resident memory "
-          f"of a fresh process")
+    print(
+        f"bench_memory: the post's three models, {epochs} epochs each, peak resident memory "
+        f"of a fresh process"
+    )
     print(environment())
     _, baseline = in_worker(__file__, "imports", 0)
     seconds, peak = in_worker(__file__, "initlab", epochs)
@@ -96,8 +98,10 @@ def main(argv=None):
         have_sklearn = False
     if have_sklearn:
         seconds_sk, peak_sk = in_worker(__file__, "sklearn", epochs)
-        print(f"  {'the post run as written (sklearn make_moons)':44s} {peak_sk:7.1f} MB  "
-              f"({seconds_sk[0]:.1f} s)")
+        print(
+            f"  {'the post run as written (sklearn make_moons)':44s} {peak_sk:7.1f} MB  "
+            f"({seconds_sk[0]:.1f} s)"
+        )
     ok = peak < TARGET_MB
     print(f"  peak {peak:.1f} MB; target < {TARGET_MB} MB: {verdict(ok)}")
     return 0 if ok or args.quick else 1

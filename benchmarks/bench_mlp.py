@@ -59,8 +59,9 @@ def initlab_model():
 
 def run_initlab(X, labels, epochs):
     model = initlab_model()
-    return model.fit(X, labels.reshape(1, -1), epochs=epochs, batch_size=BATCH,
-                     learning_rate=LEARNING_RATE)["loss"]
+    return model.fit(
+        X, labels.reshape(1, -1), epochs=epochs, batch_size=BATCH, learning_rate=LEARNING_RATE
+    )["loss"]
 
 
 def run_torch(X, labels, epochs, threads):
@@ -88,7 +89,7 @@ def run_torch(X, labels, epochs, threads):
         order = torch.randperm(m, generator=generator)
         total = 0.0
         for start in range(0, m, BATCH):
-            index = order[start:start + BATCH]
+            index = order[start : start + BATCH]
             optimizer.zero_grad()
             loss = loss_fn(net(x[index]), y[index])
             loss.backward()
@@ -100,21 +101,32 @@ def run_torch(X, labels, epochs, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1,000 samples, 1 epoch, one round, 1 thread")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1,000 samples, 1 epoch, one round, 1 thread",
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                        help="thread counts to time each library with (default: 1 2)")
-    parser.add_argument("--worker", nargs=4, metavar=("LIBRARY", "THREADS", "SAMPLES", "EPOCHS"),
-                        help=argparse.SUPPRESS)  # internal: one run, in its own process
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="thread counts to time each library with (default: 1 2)",
+    )
+    parser.add_argument(
+        "--worker",
+        nargs=4,
+        metavar=("LIBRARY", "THREADS", "SAMPLES", "EPOCHS"),
+        help=argparse.SUPPRESS,
+    )  # internal: one run, in its own process
     args = parser.parse_args(argv)
     if args.worker:
         library, (threads, n_samples, epochs) = args.worker[0], map(int, args.worker[1:])
         X, labels = make_data(n_samples)
-        run = run_initlab if library == "initlab" else functools.partial(run_torch,
-                                                                         threads=threads)
+        run = run_initlab if library == "initlab" else functools.partial(run_torch, threads=threads)
         run(X[:, :1000], labels[:1000], 1)  # warm-up: the first steps of a process are slow
         seconds, history = timed(run, X, labels, epochs)
         worker_report(seconds, history[-1])
@@ -123,8 +135,10 @@ def main(argv=None):
     if args.quick:
         args.threads = args.threads[:1]
     have_torch = not args.no_torch and torch_available()
-    print(f"bench_mlp: {'-'.join(map(str, SIZES))}, {n_samples} samples, batches of {BATCH}, "
-          f"float32, {epochs} epochs, best of {rounds} round(s)")
+    print(
+        f"bench_mlp: {'-'.join(map(str, SIZES))}, {n_samples} samples, batches of {BATCH}, "
+        f"float32, {epochs} epochs, best of {rounds} round(s)"
+    )
     if args.quick:
         print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment() + ("" if have_torch else ", no torch"))
@@ -133,11 +147,13 @@ def main(argv=None):
     for threads in args.threads:
         plural = "s" * (threads > 1)
         # NumPy's BLAS reads its thread count when it loads: set it for the worker process.
-        contenders[f"initlab, {threads} thread{plural}"] = (lambda t=threads: in_worker(
-            __file__, "initlab", t, n_samples, epochs, env={"OPENBLAS_NUM_THREADS": str(t)}))
+        contenders[f"initlab, {threads} thread{plural}"] = lambda t=threads: in_worker(
+            __file__, "initlab", t, n_samples, epochs, env={"OPENBLAS_NUM_THREADS": str(t)}
+        )
         if have_torch:
-            contenders[f"PyTorch eager, {threads} thread{plural}"] = (
-                lambda t=threads: in_worker(__file__, "torch", t, n_samples, epochs))
+            contenders[f"PyTorch eager, {threads} thread{plural}"] = lambda t=threads: in_worker(
+                __file__, "torch", t, n_samples, epochs
+            )
     results = time_rounds(contenders, rounds)
     # Wall time: the threads of a run work together, and their CPU seconds add up.
     results = {name: (seconds[0], last) for name, (seconds, last) in results.items()}
@@ -151,14 +167,19 @@ def main(argv=None):
             plural = "s" * (threads > 1)
             mine = results[f"initlab, {threads} thread{plural}"][0]
             theirs = results[f"PyTorch eager, {threads} thread{plural}"][0]
-            print(f"  with {threads} thread{plural} each: initlab is {theirs / mine:.2f}x the "
-                  f"speed of PyTorch")
-        torch_best = min(seconds for name, (seconds, _) in results.items()
-                         if name.startswith("PyTorch"))
+            print(
+                f"  with {threads} thread{plural} each: initlab is {theirs / mine:.2f}x the "
+                f"speed of PyTorch"
+            )
+        torch_best = min(
+            seconds for name, (seconds, _) in results.items() if name.startswith("PyTorch")
+        )
         ratio = torch_best / ours
         ok = ratio >= 1
-        print(f"  fastest against fastest: initlab is {ratio:.2f}x the speed of PyTorch eager; "
-              f"target >= 1x: {verdict(ok)}")
+        print(
+            f"  fastest against fastest: initlab is {ratio:.2f}x the speed of PyTorch eager; "
+            f"target >= 1x: {verdict(ok)}"
+        )
     return 0 if ok or args.quick else 1
 
 

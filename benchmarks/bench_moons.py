@@ -62,8 +62,9 @@ def run_initlab(X, Y, weights, epochs, dtype, jit_compile=False):
     model.build(X.shape[0])
     for layer, (w, b) in zip(model.layers, weights, strict=True):
         layer.weights, layer.bias = w, b
-    return model.fit(X, Y, epochs=epochs, learning_rate=LEARNING_RATE,
-                     jit_compile=jit_compile)["loss"]
+    return model.fit(X, Y, epochs=epochs, learning_rate=LEARNING_RATE, jit_compile=jit_compile)[
+        "loss"
+    ]
 
 
 def run_hand_fused(X, Y, weights, epochs, dtype):
@@ -74,8 +75,7 @@ def run_hand_fused(X, Y, weights, epochs, dtype):
     flat = np.concatenate([k.ravel() for k in blocks]).astype(dtype)
     grads, scratch_flat = np.empty_like(flat), np.empty_like(flat)
     ends = np.cumsum([k.size for k in blocks])
-    spans = list(zip(ends - [k.size for k in blocks], ends, [k.shape for k in blocks],
-                     strict=True))
+    spans = list(zip(ends - [k.size for k in blocks], ends, [k.shape for k in blocks], strict=True))
     kernels = [flat[i:j].reshape(shape) for i, j, shape in spans]
     dk1, dk2, dk3 = (grads[i:j].reshape(shape) for i, j, shape in spans)
     x0 = np.vstack([X, np.ones((1, m))]).astype(dtype)  # ones row: kernel @ x = W x + b
@@ -180,11 +180,17 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=15000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
-    parser.add_argument("--torch-threads", type=int, nargs="+", default=[1],
-                        help="torch.set_num_threads values to time (default: 1, its fastest "
-                             "here; 2 can take 10-100x longer on this busy 2-core machine)")
-    parser.add_argument("--worker", nargs=3, metavar=("DTYPE", "THREADS", "EPOCHS"),
-                        help=argparse.SUPPRESS)  # internal: one PyTorch run, in its own process
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="torch.set_num_threads values to time (default: 1, its fastest "
+        "here; 2 can take 10-100x longer on this busy 2-core machine)",
+    )
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("DTYPE", "THREADS", "EPOCHS"), help=argparse.SUPPRESS
+    )  # internal: one PyTorch run, in its own process
     args = parser.parse_args(argv)
     X, Y = datasets.moons(400, noise=0.2, seed=0)
     weights = initial_weights(X)
@@ -196,8 +202,10 @@ def main(argv=None):
         return 0
     epochs, rounds = (100, 1) if args.quick else (args.epochs, args.rounds)
     have_torch = not args.no_torch and torch_available()
-    print(f"bench_moons: the post's model 2-12-6-1, {X.shape[1]} samples, full batch, "
-          f"{epochs} epochs, best of {rounds} round(s)")
+    print(
+        f"bench_moons: the post's model 2-12-6-1, {X.shape[1]} samples, full batch, "
+        f"{epochs} epochs, best of {rounds} round(s)"
+    )
     if args.quick:
         print("quick run: a smoke test; its MET / NOT MET verdicts mean nothing")
     print(environment() + ("" if have_torch else ", no torch"))
@@ -212,36 +220,48 @@ def main(argv=None):
         }
         if have_jit:
             run_initlab(X, Y, weights, 2, dtype, jit_compile=True)  # compiles, or loads the cache
-            contenders["initlab jit"] = lambda d=dtype: timed(run_initlab, X, Y, weights, epochs,
-                                                              d, jit_compile=True)
+            contenders["initlab jit"] = lambda d=dtype: timed(
+                run_initlab, X, Y, weights, epochs, d, jit_compile=True
+            )
         if have_torch and not (args.quick and dtype == "float32"):  # quick: one torch start
             for threads in args.torch_threads:
                 contenders[f"PyTorch eager, {threads} thread{'s' * (threads > 1)}"] = (
-                    lambda d=dtype, t=threads: in_worker(__file__, d, t, epochs))
+                    lambda d=dtype, t=threads: in_worker(__file__, d, t, epochs)
+                )
         timed_runs = time_rounds(contenders, rounds)
         ours = timed_runs["initlab"][0]
         print(f"\n{dtype}:")
-        print(f"  {'contender':26s} {'µs/epoch':>9s} {'x initlab':>10s} {'CPU µs':>8s} "
-              f"{'x initlab':>10s} {'final loss':>18s}")
+        print(
+            f"  {'contender':26s} {'µs/epoch':>9s} {'x initlab':>10s} {'CPU µs':>8s} "
+            f"{'x initlab':>10s} {'final loss':>18s}"
+        )
         for name, ((wall, cpu), result) in timed_runs.items():
             last = result[-1] if isinstance(result, np.ndarray) else result
-            print(f"  {name:26s} {wall / epochs * 1e6:9.1f} {wall / ours[0]:10.2f} "
-                  f"{cpu / epochs * 1e6:8.1f} {cpu / ours[1]:10.2f} {last:18.14f}")
+            print(
+                f"  {name:26s} {wall / epochs * 1e6:9.1f} {wall / ours[0]:10.2f} "
+                f"{cpu / epochs * 1e6:8.1f} {cpu / ours[1]:10.2f} {last:18.14f}"
+            )
         if any(name.startswith("PyTorch") for name in timed_runs):
-            torch_runs = {name: seconds for name, (seconds, _) in timed_runs.items()
-                          if name.startswith("PyTorch")}
+            torch_runs = {
+                name: seconds
+                for name, (seconds, _) in timed_runs.items()
+                if name.startswith("PyTorch")
+            }
             fastest = min(torch_runs, key=lambda name: torch_runs[name][0])
             met = False
             for name in ("initlab", "initlab jit"):
                 if name not in timed_runs:
                     continue
-                wall_ratio, cpu_ratio = (theirs / mine for theirs, mine in
-                                         zip(torch_runs[fastest], timed_runs[name][0],
-                                             strict=True))
+                wall_ratio, cpu_ratio = (
+                    theirs / mine
+                    for theirs, mine in zip(torch_runs[fastest], timed_runs[name][0], strict=True)
+                )
                 met |= wall_ratio >= target
-                print(f"  {name} is {wall_ratio:.1f}x faster than {fastest} in wall time, "
-                      f"{cpu_ratio:.1f}x in CPU time; target >= {target}x (wall): "
-                      f"{verdict(wall_ratio >= target)}")
+                print(
+                    f"  {name} is {wall_ratio:.1f}x faster than {fastest} in wall time, "
+                    f"{cpu_ratio:.1f}x in CPU time; target >= {target}x (wall): "
+                    f"{verdict(wall_ratio >= target)}"
+                )
             ok &= met
     return 0 if ok or args.quick else 1
 

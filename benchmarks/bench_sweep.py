@@ -25,15 +25,27 @@ import time
 from _common import environment, verdict
 
 TARGET = 1.8
-QUICK = ["--depths", "2,3", "--activations", "relu", "--schemes", "he,random_normal:0.01",
-         "--width", "8", "--epochs", "1"]
+QUICK = [
+    "--depths",
+    "2,3",
+    "--activations",
+    "relu",
+    "--schemes",
+    "he,random_normal:0.01",
+    "--width",
+    "8",
+    "--epochs",
+    "1",
+]
 
 
 def run_deep(backend, out, extra):
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "initlab.cli", "deep", "--out", out,
-                           "--backend", backend, *extra],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "initlab.cli", "deep", "--out", out, "--backend", backend, *extra],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"initlab deep --backend {backend} failed:\n{done.stderr}")
@@ -42,8 +54,10 @@ def run_deep(backend, out, extra):
 
 def tables(out):
     with open(os.path.join(out, "runs.csv"), newline="") as handle:
-        runs = [{key: value for key, value in row.items() if key != "seconds"}
-                for row in csv.DictReader(handle)]
+        runs = [
+            {key: value for key, value in row.items() if key != "seconds"}
+            for row in csv.DictReader(handle)
+        ]
     with open(os.path.join(out, "summary.csv")) as handle:
         return runs, handle.read()
 
@@ -64,14 +78,17 @@ def main(argv=None):
                 results[backend] = tables(out)
     agree = results["serial"] == results["local"]
     ratio = best["serial"] / best["local"]
-    print(f"initlab deep {'(quick grid)' if options.quick else '(default grid)'}: "
-          f"{environment()}, {os.cpu_count()} cores")
+    print(
+        f"initlab deep {'(quick grid)' if options.quick else '(default grid)'}: "
+        f"{environment()}, {os.cpu_count()} cores"
+    )
     print(f"  one process (--backend serial)   {best['serial']:8.1f} s")
-    print(f"  local (--backend local)          {best['local']:8.1f} s   "
-          f"{ratio:.2f}x faster")
+    print(f"  local (--backend local)          {best['local']:8.1f} s   {ratio:.2f}x faster")
     print(f"  tables equal: {agree}")
-    print(f"target: local >= {TARGET}x faster than one process: {verdict(ratio >= TARGET)}"
-          + (" (a quick run says nothing about the target)" if options.quick else ""))
+    print(
+        f"target: local >= {TARGET}x faster than one process: {verdict(ratio >= TARGET)}"
+        + (" (a quick run says nothing about the target)" if options.quick else "")
+    )
     if not agree:
         raise SystemExit("the two backends' tables differ")
 

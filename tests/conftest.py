@@ -45,6 +45,7 @@ def post_model(seed=0, dtype="float64", initializer="he"):
 
 # --- model files, member by member (test_saving, test_fuzz) ------------------------------------
 
+
 def npy_bytes(array):
     """The .npy file numpy.save writes for `array`."""
     buffer = io.BytesIO()
@@ -66,6 +67,7 @@ def file_config(members):
 def write_members(path, members, config=None):
     """A zip of `members`, with config.npy replaced by `config` (a dict or a str) if given."""
     import json
+
     if config is not None:
         text = config if isinstance(config, str) else json.dumps(config)
         members = {**members, "config.npy": npy_bytes(np.array(text))}
@@ -75,8 +77,14 @@ def write_members(path, members, config=None):
 
 
 # Compared by identity: what a failed call must not replace, but whose insides are code.
-_CODE = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType,
-         functools.partial, type)
+_CODE = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    functools.partial,
+    type,
+)
 
 
 def object_state(obj, _seen=None):

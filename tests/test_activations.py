@@ -67,8 +67,9 @@ def test_forward_and_backward_match_pytorch(name):
     at.backward(torch.tensor(grad_a))
     a = act.forward(z.copy())
     np.testing.assert_allclose(a, at.detach().numpy(), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(act.backward(z, a, grad_a.copy()), zt.grad.numpy(),
-                               rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        act.backward(z, a, grad_a.copy()), zt.grad.numpy(), rtol=1e-10, atol=1e-14
+    )
 
 
 def test_sigmoid_and_softmax_are_finite_at_extreme_inputs():
@@ -148,7 +149,8 @@ def test_the_facts_other_parts_read():
     assert activations.get("selu").gain == 0.75
     assert activations.get("selu").initializer == "lecun_normal"
     assert activations.get({"name": "leaky_relu", "alpha": 0.2}).gain == pytest.approx(
-        math.sqrt(2 / 1.04))
+        math.sqrt(2 / 1.04)
+    )
     assert activations.get("gelu").gain is None  # PyTorch has none
     z = np.array([[-2.0, -0.0, 0.5]])
     for name, expected in (("relu", [True, True, False]), ("leaky_relu", [True, True, False])):
@@ -169,6 +171,7 @@ def test_selu_keeps_a_unit_gaussian_signal_at_mean_zero_and_variance_one():
     def moment(power):
         def integrand(z):
             return float(selu.forward(np.array(z))) ** power * math.exp(-z * z / 2)
+
         total = quad(integrand, -np.inf, 0)[0] + quad(integrand, 0, np.inf)[0]
         return total / math.sqrt(2 * math.pi)
 

@@ -14,8 +14,10 @@ import pytest
 SOURCE = pathlib.Path(__file__).resolve().parents[1] / "src" / "initlab"
 
 LAYERS = [
-    ("foundation", {"initlab.checks", "initlab.registry", "initlab.version",
-                    "initlab.environment"}),
+    (
+        "foundation",
+        {"initlab.checks", "initlab.registry", "initlab.version", "initlab.environment"},
+    ),
     ("blocks", {"initlab.blocks"}),
     ("fast", {"initlab.fast"}),
     ("engine", {"initlab.engine"}),
@@ -54,8 +56,10 @@ def _imports(path):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             for alias in node.names:
                 # `from initlab.blocks import activations` imports a module of that package.
                 yield f"{base}.{alias.name}" if base in _packages() else base
@@ -72,18 +76,20 @@ MODULES = sorted(SOURCE.rglob("*.py"))
 def test_no_module_imports_a_layer_above_its_own(path):
     module = _module_name(path)
     own = _rank(module)
-    upward = [name for name in _imports(path)
-              if name.startswith("initlab") and _rank(name) > own]
-    assert not upward, (f"{module} ({LAYERS[own][0]}) imports {upward}, which sit above it; "
-                        f"lower layers never import higher ones")
+    upward = [name for name in _imports(path) if name.startswith("initlab") and _rank(name) > own]
+    assert not upward, (
+        f"{module} ({LAYERS[own][0]}) imports {upward}, which sit above it; "
+        f"lower layers never import higher ones"
+    )
 
 
 def test_there_is_no_import_cycle_between_modules():
     graph = {}
     for path in MODULES:
         module = _module_name(path)
-        graph[module] = {name for name in _imports(path)
-                         if name.startswith("initlab.") and name != module}
+        graph[module] = {
+            name for name in _imports(path) if name.startswith("initlab.") and name != module
+        }
     known = set(graph)
 
     def resolve(name):  # `initlab.blocks.activations.ReLU` -> the module it lives in

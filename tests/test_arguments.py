@@ -22,21 +22,26 @@ def test_int_list_parses_in_order():
 
 def test_split_list_takes_commas_spaces_and_both():
     expected = ["he", "glorot_uniform", "random_normal:0.01"]
-    for written in (["he", "glorot_uniform", "random_normal:0.01"],
-                    "he,glorot_uniform,random_normal:0.01",
-                    ["he, glorot_uniform", "random_normal:0.01"],
-                    "he glorot_uniform ,random_normal:0.01"):
+    for written in (
+        ["he", "glorot_uniform", "random_normal:0.01"],
+        "he,glorot_uniform,random_normal:0.01",
+        ["he, glorot_uniform", "random_normal:0.01"],
+        "he glorot_uniform ,random_normal:0.01",
+    ):
         assert split_list(written) == expected
     assert split_list(None) == [] and split_list(" , ") == []
 
 
-@pytest.mark.parametrize("text, match", [
-    ("0,5", r"--depths must be an integer >= 1, got 0"),
-    ("5,x", r"--depths must be integers >= 1, separated by commas or spaces, got '5,x'"),
-    ("2.5", "separated by commas or spaces"),
-    (",", "at least one"),
-    ("5,5", "more than once"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("0,5", r"--depths must be an integer >= 1, got 0"),
+        ("5,x", r"--depths must be integers >= 1, separated by commas or spaces, got '5,x'"),
+        ("2.5", "separated by commas or spaces"),
+        (",", "at least one"),
+        ("5,5", "more than once"),
+    ],
+)
 def test_int_list_rejects_bad_text(text, match):
     with pytest.raises(ValueError, match=match):
         int_list("--depths", text, minimum=1)
@@ -56,8 +61,11 @@ def test_check_number_rejects_non_positive_and_non_finite(value):
 
 
 def test_choice_lists_the_choices_and_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"^--activation 'selu' is not known \(did you mean "
-                                         r"'relu'\?\); expected one of \['relu', 'tanh'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^--activation 'selu' is not known \(did you mean "
+        r"'relu'\?\); expected one of \['relu', 'tanh'\]$",
+    ):
         choice("--activation", "selu", ("relu", "tanh"))
     with pytest.raises(ValueError, match=r"^--activation 'softmax' is not known; expected"):
         choice("--activation", "softmax", ("relu", "tanh"))
@@ -65,12 +73,20 @@ def test_choice_lists_the_choices_and_suggests_the_closest():
 
 
 def test_unknown_name_suggests_from_candidates_and_reads_class_spellings():
-    error = unknown_name("scheme", "HeNormall", ["he_normal", "zeros"],
-                         candidates=["he_normal", "kaiming_normal_", "zeros"], hint=" (see inits)")
-    assert str(error) == ("scheme 'HeNormall' is not known (did you mean 'he_normal'?); "
-                          "expected one of ['he_normal', 'zeros'] (see inits)")
+    error = unknown_name(
+        "scheme",
+        "HeNormall",
+        ["he_normal", "zeros"],
+        candidates=["he_normal", "kaiming_normal_", "zeros"],
+        hint=" (see inits)",
+    )
+    assert str(error) == (
+        "scheme 'HeNormall' is not known (did you mean 'he_normal'?); "
+        "expected one of ['he_normal', 'zeros'] (see inits)"
+    )
     assert "did you mean 'kaiming_normal_'" in str(
-        unknown_name("scheme", "kaiming_normal", ["he"], candidates=["kaiming_normal_"]))
+        unknown_name("scheme", "kaiming_normal", ["he"], candidates=["kaiming_normal_"])
+    )
 
 
 def test_printer_is_silent_when_quiet(capsys):

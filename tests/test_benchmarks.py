@@ -21,8 +21,9 @@ def test_every_benchmark_is_found():
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)
 def test_quick_run(script):
-    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "target" in done.stdout
     assert "nan" not in done.stdout

@@ -13,31 +13,42 @@ NAN, INF = float("nan"), float("inf")
 
 
 # --- integer --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value, minimum", [
-    (1, 1), (0, 0), (-5, None), (10**400, 1), (np.int64(7), 1), (np.uint8(3), 3),
-    (np.int32(0), 0),
-])
+@pytest.mark.parametrize(
+    "value, minimum",
+    [
+        (1, 1),
+        (0, 0),
+        (-5, None),
+        (10**400, 1),
+        (np.int64(7), 1),
+        (np.uint8(3), 3),
+        (np.int32(0), 0),
+    ],
+)
 def test_integer_accepts_python_and_numpy_integers_and_returns_an_int(value, minimum):
     result = checks.integer("epochs", value, minimum=minimum)
     assert result == value and type(result) is int
 
 
-@pytest.mark.parametrize("value, minimum, hint", [
-    (0, 1, ""),
-    (-3, 0, ""),
-    (np.int64(1), 2, ""),
-    (True, 1, "(a bool)"),          # True is not 1 epoch
-    (False, 0, "(a bool)"),
-    (np.True_, 0, "(a bool)"),
-    (3.0, 1, "(a float; write 3)"),  # a whole float is still not an integer
-    (np.float64(4.0), 1, "(a float; write 4)"),
-    (2.5, 1, "(a float)"),
-    (NAN, 1, "(a float)"),
-    (INF, 1, "(a float)"),
-    ("4", 1, "(a str)"),
-    (None, 1, ""),
-    ([3], 1, "(a list)"),
-])
+@pytest.mark.parametrize(
+    "value, minimum, hint",
+    [
+        (0, 1, ""),
+        (-3, 0, ""),
+        (np.int64(1), 2, ""),
+        (True, 1, "(a bool)"),  # True is not 1 epoch
+        (False, 0, "(a bool)"),
+        (np.True_, 0, "(a bool)"),
+        (3.0, 1, "(a float; write 3)"),  # a whole float is still not an integer
+        (np.float64(4.0), 1, "(a float; write 4)"),
+        (2.5, 1, "(a float)"),
+        (NAN, 1, "(a float)"),
+        (INF, 1, "(a float)"),
+        ("4", 1, "(a str)"),
+        (None, 1, ""),
+        ([3], 1, "(a list)"),
+    ],
+)
 def test_integer_rejects_and_says_why(value, minimum, hint):
     with pytest.raises(ValueError) as error:
         checks.integer("batch_size", value, minimum=minimum)
@@ -61,29 +72,41 @@ def test_optional_integer_accepts_none_and_says_so_when_it_rejects():
 
 
 # --- number ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value, minimum, strict", [
-    (0, 0, False), (0.0, 0, False), (1e-300, 0, True), (-2.5, None, False), (3, None, False),
-    (np.float32(0.5), 0, True), (np.int64(2), 1, True), (fractions.Fraction(1, 4), 0, True),
-])
+@pytest.mark.parametrize(
+    "value, minimum, strict",
+    [
+        (0, 0, False),
+        (0.0, 0, False),
+        (1e-300, 0, True),
+        (-2.5, None, False),
+        (3, None, False),
+        (np.float32(0.5), 0, True),
+        (np.int64(2), 1, True),
+        (fractions.Fraction(1, 4), 0, True),
+    ],
+)
 def test_number_accepts_finite_reals_and_returns_a_float(value, minimum, strict):
     result = checks.number("noise", value, minimum=minimum, strict=strict)
     assert type(result) is float and result == float(value)
 
 
-@pytest.mark.parametrize("value, minimum, strict, expected", [
-    (-0.1, 0, False, ">= 0"),
-    (0, 0, True, "> 0"),
-    (0.0, 0, True, "> 0"),
-    (NAN, None, False, ""),
-    (INF, 0, False, ">= 0"),
-    (-INF, None, False, ""),
-    (np.float64(NAN), 0, True, "> 0"),
-    (True, 0, False, ">= 0"),
-    ("0.2", 0, False, ">= 0"),
-    (None, 0, False, ">= 0"),
-    (1 + 2j, None, False, ""),
-    (10**400, 0, True, "> 0"),  # an int beyond float's range would be inf as a float
-])
+@pytest.mark.parametrize(
+    "value, minimum, strict, expected",
+    [
+        (-0.1, 0, False, ">= 0"),
+        (0, 0, True, "> 0"),
+        (0.0, 0, True, "> 0"),
+        (NAN, None, False, ""),
+        (INF, 0, False, ">= 0"),
+        (-INF, None, False, ""),
+        (np.float64(NAN), 0, True, "> 0"),
+        (True, 0, False, ">= 0"),
+        ("0.2", 0, False, ">= 0"),
+        (None, 0, False, ">= 0"),
+        (1 + 2j, None, False, ""),
+        (10**400, 0, True, "> 0"),  # an int beyond float's range would be inf as a float
+    ],
+)
 def test_number_rejects_and_says_what_was_expected(value, minimum, strict, expected):
     with pytest.raises(ValueError) as error:
         checks.number("noise", value, minimum=minimum, strict=strict)
@@ -111,40 +134,63 @@ def test_positive_accepts_finite_numbers_above_zero(value):
 def test_positive_rejects_zero_negatives_non_finite_and_non_numbers(value):
     with pytest.raises(ValueError) as error:
         checks.positive("learning_rate", value)
-    assert str(error.value).startswith(
-        f"learning_rate must be a finite number > 0, got {value!r}")
+    assert str(error.value).startswith(f"learning_rate must be a finite number > 0, got {value!r}")
 
 
 # --- fraction -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value, allow_zero", [
-    (0, True), (0.0, True), (0.9, True), (0.999, True), (np.float64(0.5), True),
-    (1e-12, False), (0.25, False), (math.nextafter(1.0, 0.0), False),
-])
+@pytest.mark.parametrize(
+    "value, allow_zero",
+    [
+        (0, True),
+        (0.0, True),
+        (0.9, True),
+        (0.999, True),
+        (np.float64(0.5), True),
+        (1e-12, False),
+        (0.25, False),
+        (math.nextafter(1.0, 0.0), False),
+    ],
+)
 def test_fraction_accepts_the_half_open_or_open_unit_interval(value, allow_zero):
     result = checks.fraction("momentum", value, allow_zero=allow_zero)
     assert type(result) is float and result == value
 
 
-@pytest.mark.parametrize("value, allow_zero", [
-    (1, True), (1.0, True), (-0.1, True), (NAN, True), (INF, True), (True, True),
-    (False, True), ("0.9", True), (0, False), (0.0, False), (1.0, False), (NAN, False),
-])
+@pytest.mark.parametrize(
+    "value, allow_zero",
+    [
+        (1, True),
+        (1.0, True),
+        (-0.1, True),
+        (NAN, True),
+        (INF, True),
+        (True, True),
+        (False, True),
+        ("0.9", True),
+        (0, False),
+        (0.0, False),
+        (1.0, False),
+        (NAN, False),
+    ],
+)
 def test_fraction_rejects_and_shows_the_interval(value, allow_zero):
     interval = "[0, 1)" if allow_zero else "(0, 1)"
     with pytest.raises(ValueError) as error:
         checks.fraction("beta_1", value, allow_zero=allow_zero)
-    assert str(error.value).startswith(
-        f"beta_1 must be a fraction in {interval}, got {value!r}")
+    assert str(error.value).startswith(f"beta_1 must be a fraction in {interval}, got {value!r}")
 
 
 # --- every check, every bad value: the name and the repr of the value are in the message ---------
-@pytest.mark.parametrize("check", [
-    lambda name, value: checks.integer(name, value, minimum=1),
-    lambda name, value: checks.integer(name, value, minimum=0, optional=True),
-    lambda name, value: checks.number(name, value, minimum=0),
-    checks.positive,
-    checks.fraction,
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda name, value: checks.integer(name, value, minimum=1),
+        lambda name, value: checks.integer(name, value, minimum=0, optional=True),
+        lambda name, value: checks.number(name, value, minimum=0),
+        checks.positive,
+        checks.fraction,
+    ],
+)
 @pytest.mark.parametrize("value", [True, NAN, INF, -7.5, "x", (1, 2), np.bool_(False)])
 def test_every_message_names_the_argument_and_echoes_the_value(check, value):
     with pytest.raises(ValueError, match="^the_argument must be ") as error:
@@ -161,6 +207,7 @@ def test_the_docstring_examples_hold():
 
 # --- flags, real arrays, callbacks, memory ------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [True, False, np.True_, np.False_])
 def test_flag_takes_booleans(value):
     assert checks.flag("shuffle", value) is bool(value)
@@ -172,11 +219,17 @@ def test_flag_refuses_what_is_only_truthy(value):
         checks.flag("shuffle", value)
 
 
-@pytest.mark.parametrize("value, kind", [
-    (np.ones(3, complex), "complex"), (np.ones(3, bool), "boolean"), (["1", "2"], "strings"),
-    ([b"1"], "bytes"), (np.array([1.0, None]), "objects"),
-    (np.zeros(2, "datetime64[s]"), "datetimes"),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        (np.ones(3, complex), "complex"),
+        (np.ones(3, bool), "boolean"),
+        (["1", "2"], "strings"),
+        ([b"1"], "bytes"),
+        (np.array([1.0, None]), "objects"),
+        (np.zeros(2, "datetime64[s]"), "datetimes"),
+    ],
+)
 def test_real_array_refuses_what_is_not_a_real_number(value, kind):
     with pytest.raises(ValueError, match=rf"X must hold real numbers .*\({kind}\)"):
         checks.real_array("X", value, np.float64)
@@ -212,8 +265,11 @@ def test_callbacks_takes_hooks_and_refuses_the_rest():
 def test_memory_refuses_more_than_the_machine_has(monkeypatch):
     monkeypatch.setattr(checks, "available_memory", lambda: 2_000_000_000)
     checks.memory("a fit", 1_999_999_999, "nothing")
-    with pytest.raises(ValueError, match=r"a fit would need about 2\.5 GB of memory, more than "
-                                         r"the 2 GB this machine has available; use less"):
+    with pytest.raises(
+        ValueError,
+        match=r"a fit would need about 2\.5 GB of memory, more than "
+        r"the 2 GB this machine has available; use less",
+    ):
         checks.memory("a fit", 2_500_000_000, "use less")
     # Unknown memory refuses only what no address space holds.
     monkeypatch.setattr(checks, "available_memory", lambda: None)

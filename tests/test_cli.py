@@ -45,8 +45,12 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     import subprocess
 
     result = subprocess.run(
-        f"{sys.executable} -m initlab.cli inits | head -1", shell=True, capture_output=True,
-        text=True, check=False)
+        f"{sys.executable} -m initlab.cli inits | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.stdout.startswith("Scheme")
     assert "Traceback" not in result.stderr
 
@@ -64,20 +68,36 @@ def _failing_command(monkeypatch, error):
     monkeypatch.setitem(cli.COMMANDS, "fail", ("failing_command", "always fails"))
 
 
-@pytest.mark.parametrize("error, code, line", [
-    (MemoryError(), cli.EXIT_MEMORY, "out of memory; ask for less"),
-    (KeyboardInterrupt(), cli.EXIT_INTERRUPTED, "interrupted"),
-    (OSError(errno.ENOSPC, "No space left on device", "out/costs.png"), cli.EXIT_DISK_FULL,
-     r"no space left to write \(out/costs.png\): No space left on device"),
-    (PermissionError(errno.EACCES, "Permission denied", "out"), cli.EXIT_PERMISSION,
-     r"permission denied \(out\): Permission denied"),
-    (OSError(errno.EROFS, "Read-only file system", "out"), cli.EXIT_PERMISSION,
-     "permission denied"),
-    (IsADirectoryError(errno.EISDIR, "Is a directory", "out/results.md"), cli.EXIT_OS,
-     r"Is a directory \(out/results.md\)"),
-])
-def test_the_machines_condition_is_one_line_with_its_own_exit_code(capsys, monkeypatch, error,
-                                                                    code, line):
+@pytest.mark.parametrize(
+    "error, code, line",
+    [
+        (MemoryError(), cli.EXIT_MEMORY, "out of memory; ask for less"),
+        (KeyboardInterrupt(), cli.EXIT_INTERRUPTED, "interrupted"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "out/costs.png"),
+            cli.EXIT_DISK_FULL,
+            r"no space left to write \(out/costs.png\): No space left on device",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "out"),
+            cli.EXIT_PERMISSION,
+            r"permission denied \(out\): Permission denied",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system", "out"),
+            cli.EXIT_PERMISSION,
+            "permission denied",
+        ),
+        (
+            IsADirectoryError(errno.EISDIR, "Is a directory", "out/results.md"),
+            cli.EXIT_OS,
+            r"Is a directory \(out/results.md\)",
+        ),
+    ],
+)
+def test_the_machines_condition_is_one_line_with_its_own_exit_code(
+    capsys, monkeypatch, error, code, line
+):
     _failing_command(monkeypatch, error)
     assert cli.main(["fail"]) == code
     err = capsys.readouterr().err
@@ -93,21 +113,32 @@ def test_the_exit_codes_are_distinct_and_documented():
         assert re.search(rf"^\| {value} \|", readme, re.MULTILINE)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["reproduce", "--seeds", "300000"],
-     r"900000 runs of 15000 epochs would need about 306 GB of memory, more than the 16 GB this "
-     r"machine has available; use fewer --seeds or --epochs"),
-    (["reproduce", "--epochs", str(10**18)], r"--epochs must be an integer in \[1, 1000000000\]"),
-    (["reproduce", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
-    (["deep", "--width", "100000"], r"--width must be an integer in \[1, 65536\], got 100000"),
-    (["deep", "--width", "20000", "--depths", "5"], "a network of depth 5 and width 20000 would "
-                                                    "need about .* use a smaller --width"),
-    (["deep", "--depths", "5,100000"], r"--depths must be an integer in \[1, 10000\]"),
-    (["diagnose", "--width", "30000"], "8 networks of depth 20 and width 30000 would need"),
-    (["diagnose", "--samples", str(10**9)], r"--samples must be an integer in \[2, 10000000\]"),
-])
-def test_impossible_requests_fail_before_any_output_exists(tmp_path, capsys, monkeypatch, argv,
-                                                          message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["reproduce", "--seeds", "300000"],
+            r"900000 runs of 15000 epochs would need about 306 GB of memory, more than the 16 GB "
+            r"this machine has available; use fewer --seeds or --epochs",
+        ),
+        (
+            ["reproduce", "--epochs", str(10**18)],
+            r"--epochs must be an integer in \[1, 1000000000\]",
+        ),
+        (["reproduce", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["deep", "--width", "100000"], r"--width must be an integer in \[1, 65536\], got 100000"),
+        (
+            ["deep", "--width", "20000", "--depths", "5"],
+            "a network of depth 5 and width 20000 would need about .* use a smaller --width",
+        ),
+        (["deep", "--depths", "5,100000"], r"--depths must be an integer in \[1, 10000\]"),
+        (["diagnose", "--width", "30000"], "8 networks of depth 20 and width 30000 would need"),
+        (["diagnose", "--samples", str(10**9)], r"--samples must be an integer in \[2, 10000000\]"),
+    ],
+)
+def test_impossible_requests_fail_before_any_output_exists(
+    tmp_path, capsys, monkeypatch, argv, message
+):
     # As on a machine with 16 GB free, whatever this one has.
     monkeypatch.setattr(checks, "available_memory", lambda: 16 * 10**9)
     out = tmp_path / "out"
@@ -122,10 +153,24 @@ def test_ctrl_c_ends_a_study_with_one_line_and_code_130(tmp_path):
     import subprocess
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "initlab.cli", "reproduce", "--seeds", "2", "--epochs",
-         str(10**7), "--no-progress", "--out", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        [
+            sys.executable,
+            "-m",
+            "initlab.cli",
+            "reproduce",
+            "--seeds",
+            "2",
+            "--epochs",
+            str(10**7),
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     first = process.stdout.readline()  # the study has started
     assert first.startswith("Training 3 schemes x 2 seeds")
     process.send_signal(signal.SIGINT)

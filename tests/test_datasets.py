@@ -6,8 +6,9 @@ import pytest
 from initlab.blocks import datasets
 
 
-@pytest.mark.parametrize("make", [datasets.moons, datasets.circles, datasets.spirals,
-                                  datasets.xor, datasets.gaussians])
+@pytest.mark.parametrize(
+    "make", [datasets.moons, datasets.circles, datasets.spirals, datasets.xor, datasets.gaussians]
+)
 def test_layout_balance_and_seeding(make):
     X, Y = make(101, seed=4)
     assert X.shape == (2, 101) and Y.shape == (1, 101)
@@ -57,12 +58,15 @@ def test_noise_has_the_requested_scale():
     assert squared.mean() == pytest.approx(noise**2, rel=0.15)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
-    ({"n_samples": 10.0}, "n_samples must be an integer >= 2, got 10.0"),
-    ({"noise": -0.1}, r"noise must be a finite number >= 0, got -0.1"),
-    ({"noise": "0.2"}, r"noise must be a finite number >= 0, got '0.2'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
+        ({"n_samples": 10.0}, "n_samples must be an integer >= 2, got 10.0"),
+        ({"noise": -0.1}, r"noise must be a finite number >= 0, got -0.1"),
+        ({"noise": "0.2"}, r"noise must be a finite number >= 0, got '0.2'"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         datasets.moons(**{"n_samples": 10, **kwargs})

@@ -18,9 +18,25 @@ from initlab.studies.deep import (  # noqa: E402
     summarise_runs,
 )
 
-TINY = ["deep", "--depths", "1,3", "--activations", "relu", "tanh", "--width", "6",
-        "--schemes", "he", "random_normal:0.01", "--epochs", "1", "--seeds", "2",
-        "--backend", "serial"]
+TINY = [
+    "deep",
+    "--depths",
+    "1,3",
+    "--activations",
+    "relu",
+    "tanh",
+    "--width",
+    "6",
+    "--schemes",
+    "he",
+    "random_normal:0.01",
+    "--epochs",
+    "1",
+    "--seeds",
+    "2",
+    "--backend",
+    "serial",
+]
 
 
 def _load(path):
@@ -33,16 +49,21 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
     assert main(TINY + ["--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == sorted(
         ["deep.png", "config.json", "sweep.db"]
-        + [f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json")])
+        + [f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json")]
+    )
     runs, summary = _load(out / "runs.json"), _load(out / "summary.json")
     assert len(runs) == 2 * 2 * 2 * 2 and len(summary) == 2 * 2 * 2
     assert {(r["activation"], r["depth"], r["scheme"]) for r in summary} == {
-        (a, d, s) for a in ("relu", "tanh") for d in (1, 3) for s in ("he", "random_normal:0.01")}
+        (a, d, s) for a in ("relu", "tanh") for d in (1, 3) for s in ("he", "random_normal:0.01")
+    }
     # A single hidden layer is its own first and last layer.
     assert all(r["forward_ratio"] == 1.0 for r in runs if r["depth"] == 1)
     # Three relu layers of N(0, 0.01^2) weights shrink the signal by ~0.01 * sqrt(6 / 2) each.
-    small = [r["forward_ratio"] for r in summary
-             if r["scheme"] == "random_normal:0.01" and r["depth"] == 3]
+    small = [
+        r["forward_ratio"]
+        for r in summary
+        if r["scheme"] == "random_normal:0.01" and r["depth"] == 3
+    ]
     assert all(ratio < 1e-2 for ratio in small)
     # --seeds 2 is a count: seeds 0 and 1, from --seed's default 0.
     assert sorted({r["seed"] for r in runs}) == [0, 1]
@@ -54,10 +75,19 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
 
 
 def test_summary_averages_accuracy_and_takes_geometric_mean_of_ratios():
-    runs = [{"activation": "relu", "depth": 5, "scheme": "he", "seed": seed,
-             "forward_ratio": ratio, "backward_ratio": 1.0, "train_loss": loss,
-             "test_accuracy": accuracy}
-            for seed, ratio, loss, accuracy in ((0, 0.5, 0.1, 80.0), (1, 2.0, float("nan"), 90.0))]
+    runs = [
+        {
+            "activation": "relu",
+            "depth": 5,
+            "scheme": "he",
+            "seed": seed,
+            "forward_ratio": ratio,
+            "backward_ratio": 1.0,
+            "train_loss": loss,
+            "test_accuracy": accuracy,
+        }
+        for seed, ratio, loss, accuracy in ((0, 0.5, 0.1, 80.0), (1, 2.0, float("nan"), 90.0))
+    ]
     (row,) = summarise_runs(runs)
     assert row["test_accuracy"] == 85.0 and row["test_accuracy_range"] == "80.0-90.0"
     assert row["forward_ratio"] == pytest.approx(1.0)
@@ -79,17 +109,23 @@ def test_geometric_mean_passes_zero_and_inf_through():
     assert math.isnan(geometric_mean([float("nan"), 3.0]))
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--depths", "0,5"], "--depths must be an integer >= 1, got 0"),
-    (["--schemes", "he,unknown"], "scheme 'unknown' is not known"),
-    (["--activations", "relu,tnah"], "--activations 'tnah' is not known (did you mean 'tanh'?)"),
-    (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
-    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
-    (["--schemes", "he_normall"], "scheme 'he_normall' is not known (did you mean 'he_normal'"),
-    (["--activations", "relu,softmax"], "--activations 'softmax' is not known"),
-    (["--epochs", "0"], "--epochs must be an integer >= 1"),
-    (["--batch-size", "0"], "--batch-size"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--depths", "0,5"], "--depths must be an integer >= 1, got 0"),
+        (["--schemes", "he,unknown"], "scheme 'unknown' is not known"),
+        (
+            ["--activations", "relu,tnah"],
+            "--activations 'tnah' is not known (did you mean 'tanh'?)",
+        ),
+        (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+        (["--schemes", "he_normall"], "scheme 'he_normall' is not known (did you mean 'he_normal'"),
+        (["--activations", "relu,softmax"], "--activations 'softmax' is not known"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1"),
+        (["--batch-size", "0"], "--batch-size"),
+    ],
+)
 def test_bad_arguments_are_rejected_before_any_work(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert main(TINY + ["--out", str(out)] + extra) == 2
@@ -112,16 +148,35 @@ def test_out_dir_checks(tmp_path, capsys):
 
 def test_seed_is_the_first_of_the_counted_seeds(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["deep", "--depths", "2", "--activations", "relu", "--width", "4", "--schemes", "he",
-            "--epochs", "1", "--seeds", "2", "--seed", "7", "--out", str(out), "--quiet"]
+    args = [
+        "deep",
+        "--depths",
+        "2",
+        "--activations",
+        "relu",
+        "--width",
+        "4",
+        "--schemes",
+        "he",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     assert [r["seed"] for r in _load(out / "runs.json")] == [7, 8]
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
-def test_interrupted_it_keeps_finished_networks_and_resumes_to_the_same_tables(tmp_path, capsys,
-                                                                               monkeypatch):
+def test_interrupted_it_keeps_finished_networks_and_resumes_to_the_same_tables(
+    tmp_path, capsys, monkeypatch
+):
     from initlab.studies import deep
 
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -140,13 +195,16 @@ def test_interrupted_it_keeps_finished_networks_and_resumes_to_the_same_tables(t
     assert main(TINY + ["--out", str(cut)]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"initlab deep: interrupted; 5 of 16 networks are kept in {cut / 'sweep.db'}. "
-        f"Resume with the same command.")
+        f"Resume with the same command."
+    )
     assert sorted(os.listdir(cut)) == ["sweep.db"]  # no half set of results
     monkeypatch.setattr(deep, "run_one", run_one)
     calls.clear()
     assert main(TINY + ["--out", str(cut)]) == 0
-    without_time = [{k: v for k, v in row.items() if k != "seconds"}
-                    for row in _load(cut / "runs.json")]
-    assert without_time == [{k: v for k, v in row.items() if k != "seconds"}
-                            for row in _load(whole / "runs.json")]
+    without_time = [
+        {k: v for k, v in row.items() if k != "seconds"} for row in _load(cut / "runs.json")
+    ]
+    assert without_time == [
+        {k: v for k, v in row.items() if k != "seconds"} for row in _load(whole / "runs.json")
+    ]
     assert (cut / "summary.csv").read_text() == (whole / "summary.csv").read_text()

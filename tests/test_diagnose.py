@@ -15,8 +15,17 @@ from initlab.cli import build_parser, main  # noqa: E402
 from initlab.studies.schemes import deep_mlp, parse_scheme  # noqa: E402
 from initlab.tools.diagnostics import measure  # noqa: E402
 
-TINY = ["diagnose", "--depth", "3", "--width", "8", "--samples", "40",
-        "--schemes", "he,random_normal:0.01"]
+TINY = [
+    "diagnose",
+    "--depth",
+    "3",
+    "--width",
+    "8",
+    "--samples",
+    "40",
+    "--schemes",
+    "he,random_normal:0.01",
+]
 
 
 def _load(path):
@@ -29,7 +38,8 @@ def test_writes_figures_and_tables_that_agree_with_measure(tmp_path, capsys):
     assert main(TINY + ["--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == sorted(
         ["signal_std.png", "histograms.png"]
-        + [f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json")])
+        + [f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json")]
+    )
     summary = _load(out / "summary.json")
     layers = _load(out / "layers.json")
     assert [row["scheme"] for row in summary] == ["he", "random_normal:0.01"]
@@ -37,12 +47,20 @@ def test_writes_figures_and_tables_that_agree_with_measure(tmp_path, capsys):
 
     X_train, Y_train, _, _ = digits(seed=0)
     X, Y = X_train[:, :40], Y_train[:, :40]
-    model = deep_mlp(parse_scheme("random_normal:0.01"), depth=3, width=8, n_inputs=64,
-                     n_outputs=10, activation="relu", seed=0)
+    model = deep_mlp(
+        parse_scheme("random_normal:0.01"),
+        depth=3,
+        width=8,
+        n_inputs=64,
+        n_outputs=10,
+        activation="relu",
+        seed=0,
+    )
     records = measure(model, X, Y)
     assert summary[1]["forward_ratio"] == records[2].activation_std / records[0].activation_std
-    assert summary[1]["backward_ratio"] == (records[0].activation_grad_std
-                                            / records[2].activation_grad_std)
+    assert summary[1]["backward_ratio"] == (
+        records[0].activation_grad_std / records[2].activation_grad_std
+    )
     assert [row["activation_std"] for row in layers[3:]] == [r.activation_std for r in records[:3]]
     assert "| random_normal:0.01 |" in capsys.readouterr().out
 
@@ -51,24 +69,28 @@ def test_training_records_the_epochs_asked(tmp_path):
     out = tmp_path / "out"
     assert main(TINY + ["--out", str(out), "--epochs", "3", "--record-at", "0,2"]) == 0
     layers = _load(out / "layers.json")
-    assert [row["epoch"] for row in layers if row["scheme"] == "he"] == \
-        ["init"] * 3 + [0] * 3 + [2] * 3
+    assert [row["epoch"] for row in layers if row["scheme"] == "he"] == ["init"] * 3 + [0] * 3 + [
+        2
+    ] * 3
     assert os.path.exists(out / "signal_std_training.png")
     assert all(0 <= row["test_accuracy"] <= 100 for row in _load(out / "summary.json"))
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--schemes", "he,no_such_scheme"], "scheme 'no_such_scheme' is not known"),
-    (["--schemes", "random_normal:x"], "must be a number"),
-    (["--depth", "0"], "--depth must be an integer >= 1, got 0"),
-    (["--width", "-2"], "--width must be an integer >= 1"),
-    (["--activation", "softmax"], "--activation 'softmax' is not known"),
-    (["--activation", "selux"], "--activation 'selux' is not known (did you mean 'selu'"),
-    (["--schemes", "glorot_unifrom"], "(did you mean 'glorot_uniform'"),
-    (["--epochs", "2", "--record-at", "0,5"], "--record-at lists [5]"),
-    (["--record-at", "1"], "needs --epochs > 0"),
-    (["--learning-rate", "0"], "--learning-rate"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--schemes", "he,no_such_scheme"], "scheme 'no_such_scheme' is not known"),
+        (["--schemes", "random_normal:x"], "must be a number"),
+        (["--depth", "0"], "--depth must be an integer >= 1, got 0"),
+        (["--width", "-2"], "--width must be an integer >= 1"),
+        (["--activation", "softmax"], "--activation 'softmax' is not known"),
+        (["--activation", "selux"], "--activation 'selux' is not known (did you mean 'selu'"),
+        (["--schemes", "glorot_unifrom"], "(did you mean 'glorot_uniform'"),
+        (["--epochs", "2", "--record-at", "0,5"], "--record-at lists [5]"),
+        (["--record-at", "1"], "needs --epochs > 0"),
+        (["--learning-rate", "0"], "--learning-rate"),
+    ],
+)
 def test_bad_arguments_are_rejected_before_anything_is_written(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert main(TINY + ["--out", str(out)] + extra) == 2
@@ -118,17 +140,42 @@ def test_layers_table_gives_the_theory_beside_the_measurement(tmp_path):
     rows = [row for row in _load(out / "layers.json") if row["scheme"] == "he"]
     X_train, Y_train, _, _ = digits(seed=0)
     X = X_train[:, :40]
-    model = deep_mlp(parse_scheme("he"), depth=3, width=8, n_inputs=64, n_outputs=10,
-                     activation="relu", seed=0, X=X)
+    model = deep_mlp(
+        parse_scheme("he"),
+        depth=3,
+        width=8,
+        n_inputs=64,
+        n_outputs=10,
+        activation="relu",
+        seed=0,
+        X=X,
+    )
     expected = [row["activation_std"] for row in predict_signals(model, X)[:3]]
     assert [row["theory_activation_std"] for row in rows] == pytest.approx(expected, rel=1e-12)
 
 
 def test_schemes_and_epochs_are_lists_with_spaces_or_commas_and_quiet_is_silent(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["diagnose", "--depth", "2", "--width", "4", "--samples", "20", "--schemes", "he",
-            "random_normal_x10,glorot_uniform", "--epochs", "3", "--record-at", "0", "2",
-            "--quiet", "--out", str(out)]
+    args = [
+        "diagnose",
+        "--depth",
+        "2",
+        "--width",
+        "4",
+        "--samples",
+        "20",
+        "--schemes",
+        "he",
+        "random_normal_x10,glorot_uniform",
+        "--epochs",
+        "3",
+        "--record-at",
+        "0",
+        "2",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""

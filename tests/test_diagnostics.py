@@ -65,15 +65,16 @@ def _hand_built(activation, weights, bias, X):
 
 
 def test_dead_relu_fraction_is_exact():
-    X = np.array([[1.0, 2.0, -1.0, 0.5],
-                  [0.0, 1.0, 1.0, -2.0]])
-    weights = np.array([
-        [-1.0, 0.0],   # z = -x1 + 0 - 10 < 0 on every sample: dead
-        [0.0, 0.0],    # z = 0 exactly: relu gives 0 on every sample, dead
-        [1.0, 0.0],    # z = x1: positive on three samples, zero on one
-        [0.0, 0.0],    # z = 1 (bias): always on
-        [1.0, 1.0],    # z = x1 + x2 - 3.5: only sample 2 (z = -0.5)... never positive: dead
-    ])
+    X = np.array([[1.0, 2.0, -1.0, 0.5], [0.0, 1.0, 1.0, -2.0]])
+    weights = np.array(
+        [
+            [-1.0, 0.0],  # z = -x1 + 0 - 10 < 0 on every sample: dead
+            [0.0, 0.0],  # z = 0 exactly: relu gives 0 on every sample, dead
+            [1.0, 0.0],  # z = x1: positive on three samples, zero on one
+            [0.0, 0.0],  # z = 1 (bias): always on
+            [1.0, 1.0],  # z = x1 + x2 - 3.5: only sample 2 (z = -0.5)... never positive: dead
+        ]
+    )
     bias = [-10.0, 0.0, 0.0, 1.0, -3.5]
     record = _hand_built("relu", weights, bias, X)
     assert record.dead_fraction == 3 / 5
@@ -159,9 +160,12 @@ def test_signals_are_copies_not_the_layers_buffers():
 
 def _snapshot(model):
     state = model.optimizer._state
-    return (model.parameters.copy(), model.gradients.copy(),
-            None if state is None else [s.copy() for s in state],
-            getattr(model.optimizer, "iterations", None))
+    return (
+        model.parameters.copy(),
+        model.gradients.copy(),
+        None if state is None else [s.copy() for s in state],
+        getattr(model.optimizer, "iterations", None),
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "momentum"])
@@ -201,7 +205,7 @@ def test_recorder_measures_exactly_the_epochs_asked_and_changes_nothing():
     again.compile(loss="categorical_crossentropy", optimizer="adam")
     again.fit(X, Y, epochs=4, batch_size=20)
     expected = measure(again, X[:, :30], Y[:, :30], epoch=3)
-    assert recorder.records[n_layers:2 * n_layers] == expected
+    assert recorder.records[n_layers : 2 * n_layers] == expected
 
 
 @pytest.mark.parametrize("epochs", [[], [-1], [1.5], [True], "3", 5])

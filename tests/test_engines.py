@@ -45,8 +45,7 @@ def collect(runs, **options):
         assert run.key not in results, "a run was delivered twice"
         results[run.key] = result
 
-    engines.execute(engines.make_groups(runs, options.pop("groups_per", 2)), on_result,
-                    **options)
+    engines.execute(engines.make_groups(runs, options.pop("groups_per", 2)), on_result, **options)
     return results
 
 
@@ -56,7 +55,10 @@ def assert_same(results, reference):
         expected = reference[key]
         assert result.costs.tobytes() == expected.costs.tobytes()
         assert (result.train_accuracy, result.test_accuracy, result.final_loss) == (
-            expected.train_accuracy, expected.test_accuracy, expected.final_loss)
+            expected.train_accuracy,
+            expected.test_accuracy,
+            expected.final_loss,
+        )
 
 
 def test_make_groups_keeps_architectures_apart_and_balances(runs):
@@ -79,8 +81,13 @@ def cluster():
     distributed = pytest.importorskip("distributed")
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
         yield cluster
 
 
@@ -105,8 +112,9 @@ def test_a_worker_killed_in_the_middle_loses_nothing(runs, reference, cluster):
             killed.append(pid)
 
     # Groups of one run, so work is in flight on both workers when the first result arrives.
-    engines.execute([[run] for run in runs], on_result, backend="dask",
-                    scheduler=cluster.scheduler_address)
+    engines.execute(
+        [[run] for run in runs], on_result, backend="dask", scheduler=cluster.scheduler_address
+    )
     assert killed
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
@@ -117,8 +125,11 @@ def test_a_worker_killed_in_the_middle_loses_nothing(runs, reference, cluster):
 
 
 def test_engine_arguments_are_checked(runs):
-    with pytest.raises(ValueError, match=r"--backend must be one of \['serial', 'local', "
-                                         r"'dask'\], got 'gpu'"):
+    with pytest.raises(
+        ValueError,
+        match=r"--backend must be one of \['serial', 'local', "
+        r"'dask'\], got 'gpu'",
+    ):
         engines.execute([], print, backend="gpu")
     with pytest.raises(ValueError, match="--scheduler 'tcp://x:1' needs --backend dask"):
         engines.execute([], print, backend="local", scheduler="tcp://x:1")

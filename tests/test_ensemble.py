@@ -36,8 +36,9 @@ def test_64_models_at_once_equal_64_trained_one_by_one():
         alone = make(k)
         expected = alone.fit(X, Y, epochs=60, learning_rate=0.05, log_every=25)["loss"]
         np.testing.assert_allclose(history["loss"][:, k], expected, rtol=1e-12)
-        np.testing.assert_allclose(ens.models[k].parameters, alone.parameters, rtol=1e-10,
-                                   atol=1e-14)
+        np.testing.assert_allclose(
+            ens.models[k].parameters, alone.parameters, rtol=1e-10, atol=1e-14
+        )
         np.testing.assert_allclose(ens.models[k].costs, alone.costs, rtol=1e-12)
         np.testing.assert_allclose(ens.models[k].history["loss"], expected, rtol=1e-12)
     # zeros learn nothing, in the stack as alone: the cost stays ln 2
@@ -89,8 +90,7 @@ def test_softmax_models_match_one_by_one():
     result = ens.evaluate(Xc, Yc)
     for k in range(4):
         alone = make(k)
-        np.testing.assert_allclose(history[:, k], alone.fit(Xc, Yc, epochs=30)["loss"],
-                                   rtol=1e-11)
+        np.testing.assert_allclose(history[:, k], alone.fit(Xc, Yc, epochs=30)["loss"], rtol=1e-11)
         expected = alone.evaluate(Xc, Yc)
         assert result["accuracy"][k] == expected["accuracy"]
         assert result["loss"][k] == pytest.approx(expected["loss"], rel=1e-10)
@@ -187,6 +187,7 @@ def test_float32_ensemble():
 
 # --- validation ------------------------------------------------------------------------------
 
+
 def uncompiled():
     model = NeuralNetwork()
     model.add(Dense(units=3))
@@ -199,14 +200,20 @@ def other_loss():
     return model
 
 
-@pytest.mark.parametrize("odd, message", [
-    (lambda: post_model(units=(12, 8)), r"models\[1\] differs from models\[0\]: layer 2's units"),
-    (lambda: post_model(optimizer="adam"), r"models\[1\].*the optimizer"),
-    (lambda: post_model(dtype="float32"), r"models\[1\].*dtype"),
-    (other_loss, r"models\[1\].*the loss"),
-    (uncompiled, r"models\[1\] is not compiled"),
-    (lambda: "model", r"models\[1\] must be a NeuralNetwork"),
-])
+@pytest.mark.parametrize(
+    "odd, message",
+    [
+        (
+            lambda: post_model(units=(12, 8)),
+            r"models\[1\] differs from models\[0\]: layer 2's units",
+        ),
+        (lambda: post_model(optimizer="adam"), r"models\[1\].*the optimizer"),
+        (lambda: post_model(dtype="float32"), r"models\[1\].*dtype"),
+        (other_loss, r"models\[1\].*the loss"),
+        (uncompiled, r"models\[1\] is not compiled"),
+        (lambda: "model", r"models\[1\] must be a NeuralNetwork"),
+    ],
+)
 def test_mismatched_models_are_named(odd, message):
     with pytest.raises(ValueError, match=message):
         Ensemble([post_model(), odd()])
@@ -251,14 +258,17 @@ def test_models_built_for_other_data_are_named():
         ens.fit(X, Y, epochs=1)
 
 
-@pytest.mark.parametrize("bad_X, bad_Y, message", [
-    (X[0], Y, r"X must be \(n_features, m\)"),
-    (np.stack([X] * 3), Y, r"holds 3 data sets, but the ensemble has K = 2"),
-    (X, Y[:, :50], "as many samples"),
-    (X, Y * 2, "labels 0 or 1"),
-    (np.where(X > 1, np.nan, X), Y, "nan or inf"),
-    (X[:1], Y, "X must have 2 features"),
-])
+@pytest.mark.parametrize(
+    "bad_X, bad_Y, message",
+    [
+        (X[0], Y, r"X must be \(n_features, m\)"),
+        (np.stack([X] * 3), Y, r"holds 3 data sets, but the ensemble has K = 2"),
+        (X, Y[:, :50], "as many samples"),
+        (X, Y * 2, "labels 0 or 1"),
+        (np.where(X > 1, np.nan, X), Y, "nan or inf"),
+        (X[:1], Y, "X must have 2 features"),
+    ],
+)
 def test_bad_data_raises_and_leaves_models_unchanged(bad_X, bad_Y, message):
     models = [_built(2), _built(2)]
     before = [model.parameters.copy() for model in models]
@@ -287,8 +297,14 @@ def test_groups_give_the_numbers_of_one_stack(monkeypatch, with_callback):
     def fit(group_bytes):
         monkeypatch.setattr(ensemble_module, "GROUP_BYTES", group_bytes)
         ens = Ensemble([post_model(seed=s, optimizer="momentum") for s in range(5)])
-        history = ens.fit(Xs, Ys, epochs=12, batch_size=25, log_every=5,
-                          callbacks=[Costs()] if with_callback else ())["loss"]
+        history = ens.fit(
+            Xs,
+            Ys,
+            epochs=12,
+            batch_size=25,
+            log_every=5,
+            callbacks=[Costs()] if with_callback else (),
+        )["loss"]
         return ens, history
 
     grouped, history = fit(2 * 84 * 25 * 8)
@@ -318,11 +334,15 @@ def _alone(seed, optimizer, batch_size, epochs):
 
 def _assert_same_training(model, reference):
     np.testing.assert_allclose(model.parameters, reference.parameters, rtol=1e-12, atol=1e-15)
-    for ours, theirs in zip(model.optimizer.moments(model.parameters),
-                            reference.optimizer.moments(reference.parameters), strict=True):
+    for ours, theirs in zip(
+        model.optimizer.moments(model.parameters),
+        reference.optimizer.moments(reference.parameters),
+        strict=True,
+    ):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
     assert getattr(model.optimizer, "iterations", None) == getattr(
-        reference.optimizer, "iterations", None)
+        reference.optimizer, "iterations", None
+    )
 
 
 @pytest.mark.parametrize("optimizer, batch_size", STATEFUL)
@@ -352,12 +372,12 @@ def test_a_model_trained_in_an_ensemble_continues_alone_as_if_alone(optimizer, b
 @pytest.mark.parametrize("optimizer, batch_size", STATEFUL)
 def test_a_model_trained_alone_keeps_its_state_in_an_ensemble(optimizer, batch_size):
     models = [_alone(seed, optimizer, batch_size, (30,)) for seed in SEEDS]
-    history = Ensemble(models).fit(X, Y, epochs=30, learning_rate=0.02,
-                                   batch_size=batch_size)["loss"]
+    history = Ensemble(models).fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)[
+        "loss"
+    ]
     for k, seed in enumerate(SEEDS):
         reference = _alone(seed, optimizer, batch_size, (30,))
-        expected = reference.fit(X, Y, epochs=30, learning_rate=0.02,
-                                 batch_size=batch_size)["loss"]
+        expected = reference.fit(X, Y, epochs=30, learning_rate=0.02, batch_size=batch_size)["loss"]
         np.testing.assert_allclose(history[:, k], expected, rtol=1e-12)
         _assert_same_training(models[k], reference)
 
@@ -366,8 +386,9 @@ def test_a_model_trained_alone_keeps_its_state_in_an_ensemble(optimizer, batch_s
 def test_fresh_and_trained_models_each_train_as_alone(optimizer):
     # Adam's step counts differ here (0, 30, 45, 0): each model keeps its own, as it would alone.
     epochs = [(), (30,), (30, 15), ()]
-    models = [_alone(seed, optimizer, 32, counts) for seed, counts in zip(range(4), epochs,
-                                                                          strict=True)]
+    models = [
+        _alone(seed, optimizer, 32, counts) for seed, counts in zip(range(4), epochs, strict=True)
+    ]
     if optimizer == "adam":
         assert [model.optimizer.iterations for model in models[1:3]] == [120, 180]
     ens = Ensemble(models)
@@ -423,8 +444,9 @@ def test_a_fit_that_fails_before_training_leaves_the_models_state_alone():
     with pytest.raises(RuntimeError, match="before any epoch"):
         ens.fit(X, Y, epochs=5, callbacks=[Fails()])
     assert models[0].optimizer.iterations == 10
-    for moment, before in zip(models[0].optimizer.moments(models[0].parameters), state,
-                              strict=True):
+    for moment, before in zip(
+        models[0].optimizer.moments(models[0].parameters), state, strict=True
+    ):
         np.testing.assert_array_equal(moment, before)
 
 
@@ -455,6 +477,7 @@ def test_state_follows_a_model_whose_arrays_were_rebound():
 
 # --- learning rates: fit sets one rate for all K ----------------------------------------------
 
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_a_model_fitted_alone_at_another_rate_joins_and_trains_as_alone(optimizer):
     def made(seed):
@@ -479,8 +502,11 @@ def test_differing_rates_without_learning_rate_raise_and_change_nothing():
     models[2].fit(X, Y, epochs=3, learning_rate=0.05)
     before = [model.parameters.copy() for model in models[2:]]
     ens = Ensemble(models)
-    with pytest.raises(ValueError, match=r"models\[2\] has 0\.05, models\[0\] has 0\.01; pass "
-                                         r"learning_rate= to fit"):
+    with pytest.raises(
+        ValueError,
+        match=r"models\[2\] has 0\.05, models\[0\] has 0\.01; pass "
+        r"learning_rate= to fit",
+    ):
         ens.fit(X, Y, epochs=3)
     assert not models[0].built and ens._groups is None  # checked before anything changes
     assert [model.optimizer.learning_rate for model in models] == [0.01, 0.01, 0.05]
@@ -506,6 +532,7 @@ def test_one_rate_for_all_without_learning_rate_is_the_rate_used():
 
 
 # --- weights: fit writes back only what it synced into the stacks -----------------------------
+
 
 class FailsToBegin:
     def on_train_begin(self, owner):
@@ -533,8 +560,9 @@ def test_a_fit_that_fails_to_begin_leaves_every_models_weights_alone(before):
         ens.fit(X, Y, epochs=5, callbacks=[FailsToBegin()])
     for model, before_params, before_state in zip(models, params, state, strict=True):
         np.testing.assert_array_equal(model.parameters, before_params)
-        for moment, expected in zip(model.optimizer.moments(model.parameters), before_state,
-                                    strict=True):
+        for moment, expected in zip(
+            model.optimizer.moments(model.parameters), before_state, strict=True
+        ):
             np.testing.assert_array_equal(moment, expected)
     # Then a fit trains from the user's weights, as each model would alone.
     ens.fit(X, Y, epochs=5)
@@ -594,12 +622,15 @@ def test_evaluate_first_builds_the_stacks():
         assert result["loss"][k] == pytest.approx(model.evaluate(X, Y)["loss"], rel=1e-12)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 10**12}, r"fit with epochs=1000000000000 would need about 32 TB"),
-    ({"callbacks": 5}, "callbacks must be an object with a method"),
-    ({"jit_compile": "yes"}, "jit_compile must be True or False"),
-    ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 10**12}, r"fit with epochs=1000000000000 would need about 32 TB"),
+        ({"callbacks": 5}, "callbacks must be an object with a method"),
+        ({"jit_compile": "yes"}, "jit_compile must be True or False"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
+    ],
+)
 def test_a_failed_fit_leaves_the_ensemble_and_its_models_as_they_were(kwargs, message):
     from conftest import object_state
 

@@ -22,8 +22,11 @@ def test_blas_is_the_library_numpy_calls_even_when_scipy_loads_another():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     pytest.importorskip("scipy.linalg")  # may load SciPy's own OpenBLAS beside NumPy's
     blas = environment.blas()
-    numpy_blas = [lib for lib in threadpoolctl.threadpool_info()
-                  if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+    numpy_blas = [
+        lib
+        for lib in threadpoolctl.threadpool_info()
+        if lib["user_api"] == "blas" and "numpy" in lib["filepath"]
+    ]
     if numpy_blas:
         assert blas["name"] == numpy_blas[0]["internal_api"]
         assert blas["version"] == numpy_blas[0]["version"]
@@ -38,8 +41,9 @@ def test_cpu_reports_the_cores_this_process_may_use():
     assert cpu["cores"] == expected
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle
-                     if line.startswith("model name")]
+            names = [
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            ]
         assert cpu["model"] == names[0]
 
 
@@ -53,7 +57,8 @@ def test_the_module_docstring_example_runs():
 def test_summary_gives_the_same_facts_as_flat_strings():
     found, flat = environment.describe(), environment.summary()
     assert {key: flat[key] for key in ("initlab", "python", "numpy")} == {
-        key: found[key] for key in ("initlab", "python", "numpy")}
+        key: found[key] for key in ("initlab", "python", "numpy")
+    }
     assert flat["blas"].startswith(str(found["blas"]["name"]))
     assert flat["cpu"] == (found["cpu"]["model"] or found["cpu"]["machine"])
     assert all(isinstance(value, str) and value for value in flat.values())

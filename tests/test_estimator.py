@@ -31,8 +31,9 @@ def test_string_labels_and_many_classes():
     X = rng.normal(size=(150, 2))
     names = np.array(["left", "middle", "right"])
     y = names[np.digitize(X[:, 0], [-0.5, 0.5])]
-    clf = Classifier(hidden_layer_sizes=(16,), optimizer="adam", learning_rate=0.05, epochs=300,
-                     random_state=0).fit(X, y)
+    clf = Classifier(
+        hidden_layer_sizes=(16,), optimizer="adam", learning_rate=0.05, epochs=300, random_state=0
+    ).fit(X, y)
     assert list(clf.classes_) == ["left", "middle", "right"]
     proba = clf.predict_proba(X)
     assert proba.shape == (150, 3)
@@ -90,8 +91,14 @@ def test_regressor_matches_the_core_model_it_wraps():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2
-    reg = Regressor(hidden_layer_sizes=(16, 8), activation="tanh", initializer="glorot_uniform",
-                    optimizer="adam", epochs=300, random_state=4).fit(X, y)
+    reg = Regressor(
+        hidden_layer_sizes=(16, 8),
+        activation="tanh",
+        initializer="glorot_uniform",
+        optimizer="adam",
+        epochs=300,
+        random_state=4,
+    ).fit(X, y)
     model = NeuralNetwork(seed=4)
     model.add(Dense(16, activation="tanh", initializer="glorot_uniform"))
     model.add(Dense(8, activation="tanh", initializer="glorot_uniform"))
@@ -111,8 +118,7 @@ def test_regressor_multi_output_keeps_columns():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 2))
     Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] - X[:, 1]])
-    reg = Regressor(hidden_layer_sizes=(8,), optimizer="adam", epochs=400,
-                    random_state=0).fit(X, Y)
+    reg = Regressor(hidden_layer_sizes=(8,), optimizer="adam", epochs=400, random_state=0).fit(X, Y)
     assert reg.model_.layers[-1].units == 2 and reg.predict(X).shape == (50, 2)
     assert reg.score(X, Y) > 0.95
 
@@ -124,24 +130,39 @@ def test_passes_every_scikit_learn_estimator_check(estimator):
     from sklearn.utils.estimator_checks import check_estimator
 
     results = check_estimator(estimator, on_fail=None)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
-              if r["status"] == "failed"]
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert failed == []
     # Skipped only where the environment lacks something (pandas, the array API flag).
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
-    assert len(results) > 40 and skipped <= {"check_array_api_input",
-                                             "check_classifier_data_not_an_array",
-                                             "check_regressor_data_not_an_array",
-                                             "check_dataframe_column_names_consistency",
-                                             "check_pandas_series"}
+    assert len(results) > 40 and skipped <= {
+        "check_array_api_input",
+        "check_classifier_data_not_an_array",
+        "check_regressor_data_not_an_array",
+        "check_dataframe_column_names_consistency",
+        "check_pandas_series",
+    }
 
 
-@pytest.mark.parametrize("make, data", [
-    (lambda: Classifier(hidden_layer_sizes=(8,), optimizer="adam", epochs=150, random_state=0),
-     "moons"),
-    (lambda: Regressor(hidden_layer_sizes=(8,), optimizer="adam", epochs=150, random_state=0),
-     "curve"),
-], ids=["Classifier", "Regressor"])
+@pytest.mark.parametrize(
+    "make, data",
+    [
+        (
+            lambda: Classifier(
+                hidden_layer_sizes=(8,), optimizer="adam", epochs=150, random_state=0
+            ),
+            "moons",
+        ),
+        (
+            lambda: Regressor(
+                hidden_layer_sizes=(8,), optimizer="adam", epochs=150, random_state=0
+            ),
+            "curve",
+        ),
+    ],
+    ids=["Classifier", "Regressor"],
+)
 def test_pipeline_grid_search_and_cross_validation(make, data):
     from sklearn.model_selection import GridSearchCV, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -174,36 +195,53 @@ def test_the_module_docstring_example_runs():
 
 # --- all or nothing, and labels that are no labels ----------------------------------------------
 
+
 def _fitted(**params):
     X, Y = moons(60, noise=0.2, seed=0)
     clf = Classifier(hidden_layer_sizes=(6,), epochs=20, random_state=0, **params).fit(X.T, Y[0])
     return clf, X.T, Y[0]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda clf, X, y: clf.set_params(epochs=10**12).fit(X, np.where(y > 0, "b", "a")),
-     "use fewer epochs"),
-    (lambda clf, X, y: clf.set_params(optimizer="rmsprop").fit(X, np.where(y > 0, "b", "a")),
-     "optimizer 'rmsprop' is not known"),
-    (lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 3, np.nan, y)),
-     r"y must hold a label for every sample; y\[3\] is np.float64\(nan\)|y\[3\] is nan"),
-    (lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 5, None, y.astype(object))),
-     r"y\[5\] is None"),
-    (lambda clf, X, y: clf.fit(X + 1j, y), "Complex data not supported"),
-    (lambda clf, X, y: clf.fit(X.astype(str), y), r"X must hold real numbers .*\(strings\)"),
-    (lambda clf, X, y: clf.set_params(hidden_layer_sizes=(4, 0)).fit(X, y),
-     r"hidden_layer_sizes\[1\]: units must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda clf, X, y: clf.set_params(epochs=10**12).fit(X, np.where(y > 0, "b", "a")),
+            "use fewer epochs",
+        ),
+        (
+            lambda clf, X, y: clf.set_params(optimizer="rmsprop").fit(X, np.where(y > 0, "b", "a")),
+            "optimizer 'rmsprop' is not known",
+        ),
+        (
+            lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 3, np.nan, y)),
+            r"y must hold a label for every sample; y\[3\] is np.float64\(nan\)|y\[3\] is nan",
+        ),
+        (
+            lambda clf, X, y: clf.fit(X, np.where(np.arange(len(y)) == 5, None, y.astype(object))),
+            r"y\[5\] is None",
+        ),
+        (lambda clf, X, y: clf.fit(X + 1j, y), "Complex data not supported"),
+        (lambda clf, X, y: clf.fit(X.astype(str), y), r"X must hold real numbers .*\(strings\)"),
+        (
+            lambda clf, X, y: clf.set_params(hidden_layer_sizes=(4, 0)).fit(X, y),
+            r"hidden_layer_sizes\[1\]: units must be an integer >= 1, got 0",
+        ),
+    ],
+)
 def test_a_failed_refit_leaves_the_fitted_classifier_as_it_was(change, message):
     from conftest import object_state
 
     clf, X, y = _fitted()
-    before = object_state({key: value for key, value in vars(clf).items()
-                           if key.endswith("_")})  # what fit learned
+    before = object_state(
+        {key: value for key, value in vars(clf).items() if key.endswith("_")}
+    )  # what fit learned
     with pytest.raises(ValueError, match=message):
         change(clf, X, y)
-    assert object_state({key: value for key, value in vars(clf).items()
-                         if key.endswith("_")}) == before
+    assert (
+        object_state({key: value for key, value in vars(clf).items() if key.endswith("_")})
+        == before
+    )
     # predict still answers with the labels of the problem it was trained on.
     assert set(clf.predict(X)) <= {0.0, 1.0}
 

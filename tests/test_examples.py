@@ -37,16 +37,19 @@ def test_the_notebook_runs_headless_and_tells_the_posts_story(monkeypatch):
     path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=300,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     text = "\n".join(_text(cell) for cell in code)
     assert "Epochs: 199 - Cost:" in text
     assert "Train {'accuracy': 50.0" in text and "Test {'accuracy': 50.0" in text
-    images = sum("image/png" in output.get("data", {})
-                 for cell in code for output in cell.outputs)
+    images = sum("image/png" in output.get("data", {}) for cell in code for output in cell.outputs)
     assert images == 9  # the data, 3 x (cost, boundary), then the study's cost and boundaries
     assert "| He |" in text and "| Zeros | 50.0 [50.0, 50.0]" in text
 
@@ -55,8 +58,11 @@ def test_the_stored_notebook_was_run_in_full():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     text = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert "Epochs: 14999 - Cost:" in text
-    assert not any(output["output_type"] == "error"
-                   for cell in notebook.cells for output in cell.get("outputs", []))
+    assert not any(
+        output["output_type"] == "error"
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
 
 
 SIGNAL_NOTEBOOK = ROOT / "examples" / "signal_propagation.ipynb"
@@ -70,19 +76,22 @@ def test_the_signal_propagation_notebook_runs_and_tells_its_story(monkeypatch):
     path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
     notebook = nbformat.read(SIGNAL_NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(SIGNAL_NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=300,
+        resources={"metadata": {"path": str(SIGNAL_NOTEBOOK.parent)}},
+    )
     client.execute()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     text = "\n".join(_text(cell) for cell in code)
-    assert "| zeros | 20 | 0 | 0 |" in text                  # zeros: no signal at all
-    assert "| He | 20 | 2 |" in text                        # He: q stays at σ_w² q0 = 2
-    assert "He           σ_w² = 2        χ1 = 1" in text     # relu: on the edge
-    assert "[1.         1.76095464 1.98607264]" in text      # tanh's edge at σ_b² = 0, .05, .1
+    assert "| zeros | 20 | 0 | 0 |" in text  # zeros: no signal at all
+    assert "| He | 20 | 2 |" in text  # He: q stays at σ_w² q0 = 2
+    assert "He           σ_w² = 2        χ1 = 1" in text  # relu: on the edge
+    assert "[1.         1.76095464 1.98607264]" in text  # tanh's edge at σ_b² = 0, .05, .1
     assert "tanh, He: χ1 = 1.1055" in text
-    images = sum("image/png" in output.get("data", {})
-                 for cell in code for output in cell.outputs)
+    images = sum("image/png" in output.get("data", {}) for cell in code for output in cell.outputs)
     assert images == 2
 
 
@@ -90,8 +99,11 @@ def test_the_stored_signal_propagation_notebook_was_run_in_full():
     notebook = nbformat.read(SIGNAL_NOTEBOOK, as_version=4)
     text = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert "20 relu layers of 256 units" in text
-    assert not any(output["output_type"] == "error"
-                   for cell in notebook.cells for output in cell.get("outputs", []))
+    assert not any(
+        output["output_type"] == "error"
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
 
 
 def test_the_stored_single_runs_agree_with_the_notebooks_text():
@@ -101,8 +113,11 @@ def test_the_stored_single_runs_agree_with_the_notebooks_text():
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     outputs = [_text(cell) for cell in notebook.cells if cell.cell_type == "code"]
-    runs = [[float(a) for a in re.findall(r"\{'accuracy': ([0-9.]+)", text)]
-            for text in outputs if "Train {'accuracy'" in text]
+    runs = [
+        [float(a) for a in re.findall(r"\{'accuracy': ([0-9.]+)", text)]
+        for text in outputs
+        if "Train {'accuracy'" in text
+    ]
     zeros, large, he = runs
     assert zeros == [50.0, 50.0]
     assert large[0] < he[0] and large[1] < he[1]

@@ -24,19 +24,30 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("INITLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = pathlib.Path(os.environ.get("INITLAB_SCREENSHOTS", ROOT / "build" / "screenshots"))
 LN2 = math.log(2)
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("CI"):
-        raise RuntimeError(f"CI is set but there is no Chromium at "
-                           f"{CHROMIUM}: install Debian's chromium (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need the system's chromium "
-                f"(apt-get install chromium, as the README's test command does)",
-                allow_module_level=True)
+        raise RuntimeError(
+            f"CI is set but there is no Chromium at "
+            f"{CHROMIUM}: install Debian's chromium (apt-get install chromium)"
+        )
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: the browser tests need the system's chromium "
+        f"(apt-get install chromium, as the README's test command does)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
 expect = sync_api.expect
@@ -52,12 +63,17 @@ def _free_port():
 def server():
     """`initlab serve` in a subprocess on a free port: its URL, first line, and ready time."""
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get(
-        "PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     began = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "initlab.cli", "serve", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "initlab.cli", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         ready = None
@@ -69,8 +85,11 @@ def server():
             except OSError:
                 time.sleep(0.05)
         assert ready is not None, process.stdout.read() if process.poll() is not None else ""
-        yield {"url": url, "ready_seconds": ready, "first_lines": [process.stdout.readline(),
-                                                                   process.stdout.readline()]}
+        yield {
+            "url": url,
+            "ready_seconds": ready,
+            "first_lines": [process.stdout.readline(), process.stdout.readline()],
+        }
     finally:
         process.terminate()
         process.wait(10)
@@ -80,9 +99,13 @@ def server():
 def browser(tmp_path_factory):
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1300, "height": 1000},
-            accept_downloads=True)
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1300, "height": 1000},
+            accept_downloads=True,
+        )
         yield context
         context.close()
 
@@ -92,8 +115,9 @@ def page(browser, server):
     """A fresh tab that records console errors; it asserts none at the end."""
     tab = browser.new_page()
     errors = []
-    tab.on("console", lambda message: errors.append(message.text)
-           if message.type == "error" else None)
+    tab.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     tab.on("pageerror", lambda error: errors.append(str(error)))
     tab.errors = errors
     yield tab
@@ -150,8 +174,20 @@ def test_serve_says_where_it_listens_and_is_ready_quickly(server):
 
 def test_the_page_loads_with_the_posts_experiment_and_no_console_error(page, server):
     open_page(page, server)
-    for testid in ("play", "pause", "step", "reset", "scheme", "activation", "dataset", "seeds",
-                   "learning-rate", "boundary", "costs", "histograms"):
+    for testid in (
+        "play",
+        "pause",
+        "step",
+        "reset",
+        "scheme",
+        "activation",
+        "dataset",
+        "seeds",
+        "learning-rate",
+        "boundary",
+        "costs",
+        "histograms",
+    ):
         expect(page.get_by_test_id(testid)).to_be_visible()
     expect(page.get_by_test_id("scheme")).to_have_value("he")
     expect(page.get_by_test_id("dataset")).to_have_value("moons")
@@ -206,13 +242,16 @@ def test_reset_and_a_changed_scheme_start_over(page, server):
     expect(page.get_by_test_id("shown-seed")).to_contain_text("of 4 seeds")
 
 
-@pytest.mark.parametrize("testid, value, message", [
-    ("seeds", "64", "seeds must be an integer from 1 to 32, got 64"),
-    ("learning-rate", "-1", "learning_rate must be a number > 0.0 and <= 10.0, got -1.0"),
-    ("hidden", "12,300", "hidden must be 1 to 8 layer sizes from 1 to 256"),
-    ("train-size", "6000", "train_size must be an integer from 10 to 5000, got 6000"),
-    ("layer-schemes", "he", "layer_schemes must list one scheme per hidden layer (2)"),
-])
+@pytest.mark.parametrize(
+    "testid, value, message",
+    [
+        ("seeds", "64", "seeds must be an integer from 1 to 32, got 64"),
+        ("learning-rate", "-1", "learning_rate must be a number > 0.0 and <= 10.0, got -1.0"),
+        ("hidden", "12,300", "hidden must be 1 to 8 layer sizes from 1 to 256"),
+        ("train-size", "6000", "train_size must be an integer from 10 to 5000, got 6000"),
+        ("layer-schemes", "he", "layer_schemes must list one scheme per hidden layer (2)"),
+    ],
+)
 def test_invalid_values_are_refused_with_a_message(page, server, testid, value, message):
     open_page(page, server)
     url = page.url
@@ -227,8 +266,12 @@ def test_invalid_values_are_refused_with_a_message(page, server, testid, value, 
 
 
 def test_the_url_holds_the_settings(page, server):
-    open_page(page, server, "?scheme=random_normal&scheme_value=10&seeds=3&hidden=8,8,8"
-                            "&dataset=circles&activation=tanh")
+    open_page(
+        page,
+        server,
+        "?scheme=random_normal&scheme_value=10&seeds=3&hidden=8,8,8"
+        "&dataset=circles&activation=tanh",
+    )
     expect(page.get_by_test_id("scheme")).to_have_value("random_normal")
     expect(page.get_by_test_id("scheme-value")).to_have_value("10")
     expect(page.get_by_test_id("hidden")).to_have_value("8,8,8")

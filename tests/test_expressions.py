@@ -20,8 +20,7 @@ def test_bound_calls_give_the_evaluated_bits_and_allocate_nothing_per_run():
     z, y = rng.normal(scale=5, size=(2, 3, 50)), (rng.random((2, 3, 50)) > 0.5) * 1.0
     graph = expressions.trace(softplus_and_slope, 2, n_outputs=2)
     values_out, grad_out = np.empty_like(z), np.empty_like(z)
-    ops, results, hoisted = expressions.bind(graph, [z, y], out=[values_out, grad_out],
-                                             hoist=(1,))
+    ops, results, hoisted = expressions.bind(graph, [z, y], out=[values_out, grad_out], hoist=(1,))
     assert results[0] is values_out and results[1] is grad_out
     assert len(hoisted) == 2  # s = 1 - 2 y: a multiply and a subtract that read only y
     for op in hoisted + ops:
@@ -59,7 +58,8 @@ def test_where_selects_and_erf_is_exact():
     x = np.linspace(-4, 4, 101)
     out = np.empty_like(x)
     ops, _, _ = expressions.bind(
-        expressions.trace(lambda z, math: math.where(z > 0.0, math.erf(z), -z), 1), [x], out=out)
+        expressions.trace(lambda z, math: math.where(z > 0.0, math.erf(z), -z), 1), [x], out=out
+    )
     for op in ops:
         op()
     expected = np.where(x > 0, [math.erf(v) for v in x], -x)
@@ -69,14 +69,34 @@ def test_where_selects_and_erf_is_exact():
 
 def test_every_operator_traces_to_the_numpy_it_stands_for():
     def every_operator(z, y, math):
-        return ((z > y) * 1.0 + (z >= y) * 2.0 + (z < y) * 4.0 + (z <= y) * 8.0
-                + 1.0 / (2.0 + z * z) + (3.0 - z) - (-y) + 2.0 * y + y / 4.0 + (z + 1.0))
+        return (
+            (z > y) * 1.0
+            + (z >= y) * 2.0
+            + (z < y) * 4.0
+            + (z <= y) * 8.0
+            + 1.0 / (2.0 + z * z)
+            + (3.0 - z)
+            - (-y)
+            + 2.0 * y
+            + y / 4.0
+            + (z + 1.0)
+        )
 
     rng = np.random.default_rng(5)
     z, y = rng.normal(size=(3, 8)), rng.normal(size=(3, 8))
     y[0, :4] = z[0, :4]  # ties, where > and >= part
-    expected = ((z > y) * 1.0 + (z >= y) * 2.0 + (z < y) * 4.0 + (z <= y) * 8.0
-                + 1.0 / (2.0 + z * z) + (3.0 - z) + y + 2.0 * y + y / 4.0 + (z + 1.0))
+    expected = (
+        (z > y) * 1.0
+        + (z >= y) * 2.0
+        + (z < y) * 4.0
+        + (z <= y) * 8.0
+        + 1.0 / (2.0 + z * z)
+        + (3.0 - z)
+        + y
+        + 2.0 * y
+        + y / 4.0
+        + (z + 1.0)
+    )
     out = np.empty_like(z)
     ops, _, _ = expressions.bind(expressions.trace(every_operator, 2), [z, y], out=out)
     for op in ops:
@@ -86,8 +106,10 @@ def test_every_operator_traces_to_the_numpy_it_stands_for():
 
 
 def test_each_math_function_is_the_numpy_function_of_its_name():
-    names = sorted(set(expressions.MATH_FUNCTIONS) - {"where", "erf", "column_max", "column_sum",
-                                                      "maximum", "minimum", "logaddexp"})
+    names = sorted(
+        set(expressions.MATH_FUNCTIONS)
+        - {"where", "erf", "column_max", "column_sum", "maximum", "minimum", "logaddexp"}
+    )
     x = np.linspace(0.1, 3.0, 7)
     for name in names:
         traced = expressions.trace(lambda z, math, name=name: getattr(math, name)(z), 1)

@@ -21,9 +21,12 @@ from initlab.blocks.datasets import moons
 from initlab.estimator import Classifier
 from initlab.tools.ensemble import Ensemble
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 # The most a load of a ~10 kB file may allocate, whatever its contents claim.
 LOAD_MEMORY = 8 * 2**20
 
@@ -70,23 +73,29 @@ def _load_bytes(tmp_path, data):
             assert layer.weights.shape == (layer.units, layer.fan_in)
             assert layer.bias.shape == (layer.units, 1)
             assert layer.weights.dtype == model.dtype
-        assert model.predict(X[:, :3] if model.layers[0].fan_in == 2 else
-                             np.zeros((model.layers[0].fan_in, 3))).shape[-1] == 3
+        assert (
+            model.predict(
+                X[:, :3] if model.layers[0].fan_in == 2 else np.zeros((model.layers[0].fan_in, 3))
+            ).shape[-1]
+            == 3
+        )
     return model
 
 
 # --- mutated files -------------------------------------------------------------------------------
 
+
 @FUZZ
 @given(cut=st.integers(min_value=0, max_value=10**6))
 def test_a_truncated_file(model_file, tmp_path, cut):
     data = model_file[0]
-    _load_bytes(tmp_path, data[:cut % len(data)])
+    _load_bytes(tmp_path, data[: cut % len(data)])
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 7)), min_size=1,
-                      max_size=8))
+@given(
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 7)), min_size=1, max_size=8)
+)
 def test_a_file_with_flipped_bits(model_file, tmp_path, flips):
     data = bytearray(model_file[0])
     for position, bit in flips:
@@ -95,12 +104,26 @@ def test_a_file_with_flipped_bits(model_file, tmp_path, flips):
 
 
 ARRAYS = st.one_of(
-    st.tuples(st.sampled_from(["<f8", "<f4", ">f8", "<c16", "<i8", "|b1", "<U3"]),
-              st.lists(st.integers(0, 5), max_size=3)),
+    st.tuples(
+        st.sampled_from(["<f8", "<f4", ">f8", "<c16", "<i8", "|b1", "<U3"]),
+        st.lists(st.integers(0, 5), max_size=3),
+    ),
 )
-MEMBER_NAMES = st.sampled_from(["0.weights.npy", "0.bias.npy", "1.weights.npy", "1.bias.npy",
-                                "optimizer.0.npy", "optimizer.1.npy", "optimizer.2.npy",
-                                "2.weights.npy", "config.npy", "junk.npy", "0.weights"])
+MEMBER_NAMES = st.sampled_from(
+    [
+        "0.weights.npy",
+        "0.bias.npy",
+        "1.weights.npy",
+        "1.bias.npy",
+        "optimizer.0.npy",
+        "optimizer.1.npy",
+        "optimizer.2.npy",
+        "2.weights.npy",
+        "config.npy",
+        "junk.npy",
+        "0.weights",
+    ]
+)
 
 
 def _array(spec):
@@ -109,8 +132,10 @@ def _array(spec):
 
 
 @FUZZ
-@given(removed=st.lists(MEMBER_NAMES, max_size=2),
-       added=st.lists(st.tuples(MEMBER_NAMES, ARRAYS), max_size=3))
+@given(
+    removed=st.lists(MEMBER_NAMES, max_size=2),
+    added=st.lists(st.tuples(MEMBER_NAMES, ARRAYS), max_size=3),
+)
 def test_members_removed_added_or_resized(model_file, tmp_path, removed, added):
     members = dict(model_file[1])
     for name in removed:
@@ -124,20 +149,28 @@ def test_members_removed_added_or_resized(model_file, tmp_path, removed, added):
 @given(header=st.binary(max_size=200), declared=st.integers(0, 2**64))
 def test_a_member_with_a_hostile_header(model_file, tmp_path, header, declared):
     members = dict(model_file[1])
-    members["0.weights.npy"] = (b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
-                                + header)
-    members["1.weights.npy"] = (b"\x93NUMPY\x01\x00" + b"v\x00{'descr': '<f8', 'fortran_order':"
-                                + f" False, 'shape': ({declared},), }}".encode().ljust(81)
-                                + b"\n" + bytes(8))
+    members["0.weights.npy"] = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    members["1.weights.npy"] = (
+        b"\x93NUMPY\x01\x00"
+        + b"v\x00{'descr': '<f8', 'fortran_order':"
+        + f" False, 'shape': ({declared},), }}".encode().ljust(81)
+        + b"\n"
+        + bytes(8)
+    )
     _load_bytes(tmp_path, _zip(members))
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=8)
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 def _paths(value, prefix=()):
@@ -173,8 +206,13 @@ def test_config_keys_changed_or_removed(model_file, tmp_path, data):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), JSON.map(json.dumps),
-                      st.integers(1, 5000).map(lambda depth: "[" * depth + "]" * depth)))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        JSON.map(json.dumps),
+        st.integers(1, 5000).map(lambda depth: "[" * depth + "]" * depth),
+    )
+)
 def test_a_config_that_is_any_text(model_file, tmp_path, text):
     members = {**model_file[1], "config.npy": npy_bytes(np.array(text))}
     _load_bytes(tmp_path, _zip(members))
@@ -182,10 +220,16 @@ def test_a_config_that_is_any_text(model_file, tmp_path, text):
 
 # --- the API's arguments --------------------------------------------------------------------------
 
+
 def _anything():
     return st.one_of(
-        st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([10**13, 10**20, -10**20]),
-        st.floats(), st.text(max_size=4), st.sampled_from([np.nan, 1j, [], (), {}, "no", print]),
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 3),
+        st.sampled_from([10**13, 10**20, -(10**20)]),
+        st.floats(),
+        st.text(max_size=4),
+        st.sampled_from([np.nan, 1j, [], (), {}, "no", print]),
     )
 
 
@@ -209,8 +253,20 @@ def _data_variant(array, kind):
     return array[..., :5]  # "fewer samples"
 
 
-KINDS = st.sampled_from(["as is", "as is", "complex", "bool", "str", "object", "int", "nan",
-                         "transposed", "fewer samples"])
+KINDS = st.sampled_from(
+    [
+        "as is",
+        "as is",
+        "complex",
+        "bool",
+        "str",
+        "object",
+        "int",
+        "nan",
+        "transposed",
+        "fewer samples",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +278,13 @@ def trained():
 
 
 FIT_ARGUMENTS = {
-    "epochs": st.integers(1, 4), "learning_rate": st.none() | st.floats(1e-4, 1.0),
-    "batch_size": st.none() | st.integers(1, 30), "log_every": st.integers(1, 3),
-    "shuffle": st.booleans(), "print_log": st.just(False), "jit_compile": st.just(False),
+    "epochs": st.integers(1, 4),
+    "learning_rate": st.none() | st.floats(1e-4, 1.0),
+    "batch_size": st.none() | st.integers(1, 30),
+    "log_every": st.integers(1, 3),
+    "shuffle": st.booleans(),
+    "print_log": st.just(False),
+    "jit_compile": st.just(False),
     "callbacks": st.just(()),
 }
 
@@ -232,8 +292,10 @@ FIT_ARGUMENTS = {
 def _arguments(data, valid):
     """Valid arguments, with none, one or two of them (drawn) replaced by anything at all."""
     spoiled = data.draw(st.sets(st.sampled_from(sorted(valid)), max_size=2))
-    arguments = {name: data.draw(_anything() if name in spoiled else strategy)
-                 for name, strategy in valid.items()}
+    arguments = {
+        name: data.draw(_anything() if name in spoiled else strategy)
+        for name, strategy in valid.items()
+    }
     if arguments.get("jit_compile") is True:
         arguments["jit_compile"] = "True"  # a real compile takes seconds; tested elsewhere
     return arguments
@@ -258,20 +320,26 @@ def test_fit_with_any_arguments(trained, data, kinds):
 
 
 @FUZZ
-@given(loss=st.one_of(st.sampled_from(["mse", "crossentropy", "categorical_crossentropy"]),
-                      _anything()),
-       optimizer=st.one_of(st.sampled_from(["sgd", "adam", "rmsprop", {"name": "adam"},
-                                            {"name": "sgd", "learning_rate": -1}]),
-                           _anything()),
-       method=st.one_of(st.sampled_from(["lsuv", "he_normal", "banana", "orthogonal"]),
-                        _anything()),
-       tol=st.one_of(st.just(0.1), _anything()))
+@given(
+    loss=st.one_of(
+        st.sampled_from(["mse", "crossentropy", "categorical_crossentropy"]), _anything()
+    ),
+    optimizer=st.one_of(
+        st.sampled_from(
+            ["sgd", "adam", "rmsprop", {"name": "adam"}, {"name": "sgd", "learning_rate": -1}]
+        ),
+        _anything(),
+    ),
+    method=st.one_of(st.sampled_from(["lsuv", "he_normal", "banana", "orthogonal"]), _anything()),
+    tol=st.one_of(st.just(0.1), _anything()),
+)
 def test_compile_and_initialize_with_any_arguments(loss, optimizer, method, tol):
     model = post_model(seed=1)
     model.fit(X, Y, epochs=1)
-    for call in (lambda: model.compile(loss=loss, optimizer=optimizer),
-                 lambda: model.initialize(X, method=method, **({"tol": tol}
-                                                              if method == "lsuv" else {}))):
+    for call in (
+        lambda: model.compile(loss=loss, optimizer=optimizer),
+        lambda: model.initialize(X, method=method, **({"tol": tol} if method == "lsuv" else {})),
+    ):
         before = object_state(model)
         try:
             call()
@@ -280,17 +348,22 @@ def test_compile_and_initialize_with_any_arguments(loss, optimizer, method, tol)
 
 
 @FUZZ
-@given(hidden=st.one_of(st.integers(-1, 4), st.lists(st.integers(-1, 4), max_size=2),
-                        _anything()),
-       epochs=st.one_of(st.integers(1, 3), _anything()),
-       labels=st.sampled_from(["ints", "strings", "nan", "none", "one class", "floats"]),
-       kind=KINDS)
+@given(
+    hidden=st.one_of(st.integers(-1, 4), st.lists(st.integers(-1, 4), max_size=2), _anything()),
+    epochs=st.one_of(st.integers(1, 3), _anything()),
+    labels=st.sampled_from(["ints", "strings", "nan", "none", "one class", "floats"]),
+    kind=KINDS,
+)
 def test_classifier_fit_with_any_arguments(hidden, epochs, labels, kind):
     clf = Classifier(hidden_layer_sizes=(3,), epochs=2, random_state=0).fit(X.T, Y[0])
-    y = {"ints": Y[0].astype(int), "strings": np.where(Y[0] > 0, "b", "a"),
-         "nan": np.where(np.arange(Y.shape[1]) == 2, np.nan, Y[0]),
-         "none": np.where(np.arange(Y.shape[1]) == 2, None, Y[0].astype(object)),
-         "one class": np.zeros(Y.shape[1]), "floats": Y[0] * 0.5}[labels]
+    y = {
+        "ints": Y[0].astype(int),
+        "strings": np.where(Y[0] > 0, "b", "a"),
+        "nan": np.where(np.arange(Y.shape[1]) == 2, np.nan, Y[0]),
+        "none": np.where(np.arange(Y.shape[1]) == 2, None, Y[0].astype(object)),
+        "one class": np.zeros(Y.shape[1]),
+        "floats": Y[0] * 0.5,
+    }[labels]
     learned = object_state({k: v for k, v in vars(clf).items() if k.endswith("_")})
     try:
         clf.set_params(hidden_layer_sizes=hidden, epochs=epochs)
@@ -305,10 +378,16 @@ def test_classifier_fit_with_any_arguments(hidden, epochs, labels, kind):
 @FUZZ
 @given(data=st.data(), kind=KINDS)
 def test_ensemble_fit_with_any_arguments(data, kind):
-    arguments = _arguments(data, {"epochs": st.integers(1, 3),
-                                  "learning_rate": st.floats(1e-3, 0.5),
-                                  "batch_size": st.none() | st.integers(1, 30),
-                                  "callbacks": st.just(()), "jit_compile": st.just(False)})
+    arguments = _arguments(
+        data,
+        {
+            "epochs": st.integers(1, 3),
+            "learning_rate": st.floats(1e-3, 0.5),
+            "batch_size": st.none() | st.integers(1, 30),
+            "callbacks": st.just(()),
+            "jit_compile": st.just(False),
+        },
+    )
     ensemble = Ensemble([post_model(seed=k) for k in range(3)])
     ensemble.fit(X, Y, epochs=1, learning_rate=0.1)
     before = object_state(ensemble)
@@ -321,16 +400,22 @@ def test_ensemble_fit_with_any_arguments(data, kind):
 
 
 @FUZZ
-@given(dtype=st.one_of(st.sampled_from(["float32", "float64", np.float32, "banana", "int8",
-                                        complex]), _anything()),
-       seed=_anything(),
-       scale=st.one_of(st.floats(0, 1e40), _anything()))
+@given(
+    dtype=st.one_of(
+        st.sampled_from(["float32", "float64", np.float32, "banana", "int8", complex]), _anything()
+    ),
+    seed=_anything(),
+    scale=st.one_of(st.floats(0, 1e40), _anything()),
+)
 def test_a_model_built_from_any_arguments(dtype, seed, scale):
     from initlab import Initializer
 
     try:
-        model = NeuralNetwork([Dense(3, "tanh", initializer=Initializer(scale=scale)),
-                               Dense(1, "sigmoid")], seed=seed, dtype=dtype)
+        model = NeuralNetwork(
+            [Dense(3, "tanh", initializer=Initializer(scale=scale)), Dense(1, "sigmoid")],
+            seed=seed,
+            dtype=dtype,
+        )
         model.compile(loss="crossentropy")
     except ValueError:
         return

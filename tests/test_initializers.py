@@ -52,22 +52,37 @@ STATISTICS = [
     ("trunc_normal_", {"std": 0.02}, 0.0, 0.02, None),
     ("glorot_normal", {}, 0.0, math.sqrt(1 / FAN_AVG), 2 * math.sqrt(1 / FAN_AVG) / C),
     ("glorot_uniform", {}, 0.0, math.sqrt(1 / FAN_AVG), math.sqrt(3 / FAN_AVG)),
-    ("xavier_uniform_", {"gain": 0.5}, 0.0, 0.5 * math.sqrt(1 / FAN_AVG),
-     0.5 * math.sqrt(3 / FAN_AVG)),
+    (
+        "xavier_uniform_",
+        {"gain": 0.5},
+        0.0,
+        0.5 * math.sqrt(1 / FAN_AVG),
+        0.5 * math.sqrt(3 / FAN_AVG),
+    ),
     ("xavier_normal_", {"gain": 2.0}, 0.0, 2 * math.sqrt(1 / FAN_AVG), None),
     ("xavier", {}, 0.0, math.sqrt(1 / FAN_IN), None),
     ("he", {}, 0.0, math.sqrt(2 / FAN_IN), None),
     ("he_normal", {}, 0.0, math.sqrt(2 / FAN_IN), 2 * math.sqrt(2 / FAN_IN) / C),
     ("kaiming_normal", {}, 0.0, math.sqrt(2 / FAN_IN), None),
-    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}, 0.0,
-     math.sqrt(2 / FAN_OUT), None),
+    (
+        "kaiming_normal_",
+        {"mode": "fan_out", "nonlinearity": "relu"},
+        0.0,
+        math.sqrt(2 / FAN_OUT),
+        None,
+    ),
     ("kaiming_normal", {"a": 0.2}, 0.0, math.sqrt(2 / 1.04 / FAN_IN), None),
     ("kaiming_normal", {"nonlinearity": "tanh"}, 0.0, 5 / 3 / math.sqrt(FAN_IN), None),
     ("kaiming_normal", {"nonlinearity": "selu"}, 0.0, 0.75 / math.sqrt(FAN_IN), None),
     ("kaiming_uniform", {}, 0.0, math.sqrt(2 / FAN_IN), math.sqrt(6 / FAN_IN)),
     ("he_uniform", {}, 0.0, math.sqrt(2 / FAN_IN), math.sqrt(6 / FAN_IN)),
-    ("kaiming_uniform_", {"a": math.sqrt(5)}, 0.0, 1 / math.sqrt(3 * FAN_IN),
-     1 / math.sqrt(FAN_IN)),
+    (
+        "kaiming_uniform_",
+        {"a": math.sqrt(5)},
+        0.0,
+        1 / math.sqrt(3 * FAN_IN),
+        1 / math.sqrt(FAN_IN),
+    ),
     ("lecun_normal", {}, 0.0, math.sqrt(1 / FAN_IN), 2 * math.sqrt(1 / FAN_IN) / C),
     ("lecun_uniform", {}, 0.0, math.sqrt(1 / FAN_IN), math.sqrt(3 / FAN_IN)),
     ("pytorch_linear", {}, 0.0, 1 / math.sqrt(3 * FAN_IN), 1 / math.sqrt(FAN_IN)),
@@ -80,17 +95,33 @@ for _mode, _n in (("fan_in", FAN_IN), ("fan_out", FAN_OUT), ("fan_avg", FAN_AVG)
     _std = math.sqrt(2 / _n)
     STATISTICS += [
         ("variance_scaling", {"scale": 2.0, "mode": _mode}, 0.0, _std, 2 * _std / C),
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "normal"}, 0.0, _std,
-         2 * _std / C),
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "untruncated_normal"},
-         0.0, _std, None),
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "uniform"}, 0.0, _std,
-         math.sqrt(3) * _std),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "normal"},
+            0.0,
+            _std,
+            2 * _std / C,
+        ),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "untruncated_normal"},
+            0.0,
+            _std,
+            None,
+        ),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "uniform"},
+            0.0,
+            _std,
+            math.sqrt(3) * _std,
+        ),
     ]
 
 
-@pytest.mark.parametrize("name, params, mean, std, bound", STATISTICS,
-                         ids=[f"{row[0]}-{row[1]}" for row in STATISTICS])
+@pytest.mark.parametrize(
+    "name, params, mean, std, bound", STATISTICS, ids=[f"{row[0]}-{row[1]}" for row in STATISTICS]
+)
 def test_a_large_draw_has_the_formulas_mean_std_and_bounds(name, params, mean, std, bound):
     weights, bias = draw(name, **params)
     assert weights.shape == SHAPE and bias.shape == (SHAPE[0], 1)
@@ -117,8 +148,9 @@ def test_truncation_correction_is_the_std_of_a_normal_cut_at_two_sigma():
     # Var of N(0, 1) truncated to [-2, 2] = 1 - 2 * 2 phi(2) / (2 Phi(2) - 1).
     phi = math.exp(-2) / math.sqrt(2 * math.pi)
     mass = math.erf(2 / math.sqrt(2))
-    assert math.sqrt(1 - 4 * phi / mass) == pytest.approx(initializers.TRUNCATED_NORMAL_STD,
-                                                          rel=1e-15)
+    assert math.sqrt(1 - 4 * phi / mass) == pytest.approx(
+        initializers.TRUNCATED_NORMAL_STD, rel=1e-15
+    )
 
 
 def test_fans_are_read_from_the_units_by_fan_in_layout():
@@ -184,19 +216,31 @@ def test_calculate_gain_follows_pytorchs_table():
 
 TORCH_CASES = [
     ("kaiming_normal_", {}, "kaiming_normal_", {}),
-    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}, "kaiming_normal_",
-     {"mode": "fan_out", "nonlinearity": "relu"}),
+    (
+        "kaiming_normal_",
+        {"mode": "fan_out", "nonlinearity": "relu"},
+        "kaiming_normal_",
+        {"mode": "fan_out", "nonlinearity": "relu"},
+    ),
     ("kaiming_uniform_", {"a": math.sqrt(5)}, "kaiming_uniform_", {"a": math.sqrt(5)}),
-    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "tanh"}, "kaiming_uniform_",
-     {"mode": "fan_out", "nonlinearity": "tanh"}),
+    (
+        "kaiming_uniform_",
+        {"mode": "fan_out", "nonlinearity": "tanh"},
+        "kaiming_uniform_",
+        {"mode": "fan_out", "nonlinearity": "tanh"},
+    ),
     ("xavier_normal_", {"gain": 1.5}, "xavier_normal_", {"gain": 1.5}),
     ("xavier_uniform_", {"gain": 0.5}, "xavier_uniform_", {"gain": 0.5}),
     ("normal_", {"mean": 0.3, "std": 2.0}, "normal_", {"mean": 0.3, "std": 2.0}),
     ("uniform_", {"a": -1.0, "b": 3.0}, "uniform_", {"a": -1.0, "b": 3.0}),
     ("trunc_normal_", {}, "trunc_normal_", {}),
     ("trunc_normal_", {"std": 0.02}, "trunc_normal_", {"std": 0.02}),
-    ("trunc_normal_", {"mean": 1.0, "std": 1.0, "a": 0.0, "b": 3.0}, "trunc_normal_",
-     {"mean": 1.0, "std": 1.0, "a": 0.0, "b": 3.0}),
+    (
+        "trunc_normal_",
+        {"mean": 1.0, "std": 1.0, "a": 0.0, "b": 3.0},
+        "trunc_normal_",
+        {"mean": 1.0, "std": 1.0, "a": 0.0, "b": 3.0},
+    ),
     # A window in the tail, where few normal draws land.
     ("trunc_normal_", {"a": 3.0, "b": 3.5}, "trunc_normal_", {"a": 3.0, "b": 3.5}),
     ("trunc_normal_", {"a": -1.5, "b": 0.5}, "trunc_normal_", {"a": -1.5, "b": 0.5}),
@@ -205,8 +249,11 @@ TORCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, params, torch_name, torch_params", TORCH_CASES,
-                         ids=[f"{row[0]}-{row[1]}" for row in TORCH_CASES])
+@pytest.mark.parametrize(
+    "name, params, torch_name, torch_params",
+    TORCH_CASES,
+    ids=[f"{row[0]}-{row[1]}" for row in TORCH_CASES],
+)
 def test_draws_match_torch_nn_init_in_distribution(name, params, torch_name, torch_params):
     torch = pytest.importorskip("torch")
     ours, _ = draw(name, **params)
@@ -214,30 +261,37 @@ def test_draws_match_torch_nn_init_in_distribution(name, params, torch_name, tor
     with warnings.catch_warnings():
         # trunc_normal_ warns that a window in the tail "may be incorrect"; the quantiles agree.
         warnings.simplefilter("ignore", UserWarning)
-        theirs = getattr(torch.nn.init, torch_name)(torch.empty(SHAPE, dtype=torch.float64),
-                                                    **torch_params).numpy()
+        theirs = getattr(torch.nn.init, torch_name)(
+            torch.empty(SHAPE, dtype=torch.float64), **torch_params
+        ).numpy()
     std = theirs.std()
     assert ours.std() == pytest.approx(std, rel=0.02)
     assert abs(ours.mean() - theirs.mean()) < 6 * std / math.sqrt(ours.size)
     quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
-    np.testing.assert_allclose(np.quantile(ours, quantiles), np.quantile(theirs, quantiles),
-                               atol=0.06 * std)
+    np.testing.assert_allclose(
+        np.quantile(ours, quantiles), np.quantile(theirs, quantiles), atol=0.06 * std
+    )
     # Extremes: loose, as a normal's vary from draw to draw; bounded draws are checked below.
-    np.testing.assert_allclose([ours.min(), ours.max()], [theirs.min(), theirs.max()],
-                               atol=0.6 * std)
+    np.testing.assert_allclose(
+        [ours.min(), ours.max()], [theirs.min(), theirs.max()], atol=0.6 * std
+    )
 
 
-@pytest.mark.parametrize("name, params, torch_name, torch_params", [
-    ("kaiming_uniform_", {"a": math.sqrt(5)}, "kaiming_uniform_", {"a": math.sqrt(5)}),
-    ("xavier_uniform_", {"gain": 0.5}, "xavier_uniform_", {"gain": 0.5}),
-    ("trunc_normal_", {}, "trunc_normal_", {}),
-])
+@pytest.mark.parametrize(
+    "name, params, torch_name, torch_params",
+    [
+        ("kaiming_uniform_", {"a": math.sqrt(5)}, "kaiming_uniform_", {"a": math.sqrt(5)}),
+        ("xavier_uniform_", {"gain": 0.5}, "xavier_uniform_", {"gain": 0.5}),
+        ("trunc_normal_", {}, "trunc_normal_", {}),
+    ],
+)
 def test_bounded_draws_share_torchs_bounds(name, params, torch_name, torch_params):
     torch = pytest.importorskip("torch")
     ours, _ = draw(name, **params)
     torch.manual_seed(0)
-    theirs = getattr(torch.nn.init, torch_name)(torch.empty(SHAPE, dtype=torch.float64),
-                                                **torch_params).numpy()
+    theirs = getattr(torch.nn.init, torch_name)(
+        torch.empty(SHAPE, dtype=torch.float64), **torch_params
+    ).numpy()
     np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(), rtol=0.003)
 
 
@@ -259,11 +313,13 @@ def test_orthogonal_and_sparse_match_torchs_structure():
     torch.manual_seed(0)
     theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=2.0).numpy()
     ours, _ = draw("orthogonal_", shape=shape, gain=2.0)
-    np.testing.assert_allclose(np.linalg.svd(ours, compute_uv=False),
-                               np.linalg.svd(theirs, compute_uv=False), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.svd(ours, compute_uv=False), np.linalg.svd(theirs, compute_uv=False), rtol=1e-12
+    )
     torch.manual_seed(0)
-    theirs = torch.nn.init.sparse_(torch.empty(shape, dtype=torch.float64), sparsity=0.3,
-                                   std=0.05).numpy()
+    theirs = torch.nn.init.sparse_(
+        torch.empty(shape, dtype=torch.float64), sparsity=0.3, std=0.05
+    ).numpy()
     ours, _ = draw("sparse_", shape=shape, sparsity=0.3, std=0.05)
     np.testing.assert_array_equal((ours == 0).sum(axis=0), (theirs == 0).sum(axis=0))
     assert ours[ours != 0].std() == pytest.approx(theirs[theirs != 0].std(), rel=0.05)
@@ -288,16 +344,19 @@ def test_calculate_gain_equals_torchs():
     assert {"linear", "conv2d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"} <= names
     for nonlinearity in sorted(names):
         assert calculate_gain(nonlinearity) == pytest.approx(
-            torch.nn.init.calculate_gain(nonlinearity), rel=1e-15)
+            torch.nn.init.calculate_gain(nonlinearity), rel=1e-15
+        )
     for unknown in ("gelu", "softmax", "swish"):  # PyTorch has no gain for them, nor has initlab
         with pytest.raises(ValueError, match="nonlinearity"):
             calculate_gain(unknown)
     for slope in (0.0, 0.2, math.sqrt(5), 3):
         assert calculate_gain("leaky_relu", slope) == pytest.approx(
-            torch.nn.init.calculate_gain("leaky_relu", slope), rel=1e-15)
+            torch.nn.init.calculate_gain("leaky_relu", slope), rel=1e-15
+        )
 
 
 # --- names -------------------------------------------------------------------------------------
+
 
 def test_every_library_name_in_the_table_resolves_to_its_scheme():
     for scheme in INITIALIZERS.values():
@@ -305,29 +364,46 @@ def test_every_library_name_in_the_table_resolves_to_its_scheme():
             assert Initializer(name).method == scheme.name, name
 
 
-@pytest.mark.parametrize("keras_class, scheme", [
-    ("HeNormal", "he_normal"), ("HeUniform", "kaiming_uniform"), ("GlorotNormal", "glorot_normal"),
-    ("GlorotUniform", "glorot_uniform"), ("LecunNormal", "lecun_normal"),
-    ("LecunUniform", "lecun_uniform"), ("VarianceScaling", "variance_scaling"),
-    ("RandomNormal", "random_normal"), ("RandomUniform", "random_uniform"),
-    ("TruncatedNormal", "truncated_normal"), ("Orthogonal", "orthogonal"),
-    ("OrthogonalInitializer", "orthogonal"), ("Identity", "identity"),
-    ("IdentityInitializer", "identity"), ("Zeros", "zeros"), ("Ones", "ones"),
-    ("Constant", "constant"),
-])
+@pytest.mark.parametrize(
+    "keras_class, scheme",
+    [
+        ("HeNormal", "he_normal"),
+        ("HeUniform", "kaiming_uniform"),
+        ("GlorotNormal", "glorot_normal"),
+        ("GlorotUniform", "glorot_uniform"),
+        ("LecunNormal", "lecun_normal"),
+        ("LecunUniform", "lecun_uniform"),
+        ("VarianceScaling", "variance_scaling"),
+        ("RandomNormal", "random_normal"),
+        ("RandomUniform", "random_uniform"),
+        ("TruncatedNormal", "truncated_normal"),
+        ("Orthogonal", "orthogonal"),
+        ("OrthogonalInitializer", "orthogonal"),
+        ("Identity", "identity"),
+        ("IdentityInitializer", "identity"),
+        ("Zeros", "zeros"),
+        ("Ones", "ones"),
+        ("Constant", "constant"),
+    ],
+)
 def test_keras_class_names_resolve(keras_class, scheme):
     assert Initializer(keras_class).method == scheme
 
 
 def test_keras_and_pytorch_defaults_are_kept_where_the_names_differ():
     assert Initializer("random_uniform").params == {"minval": -0.05, "maxval": 0.05}  # Keras
-    assert Initializer("uniform_").params == {"minval": 0.0, "maxval": 1.0}           # PyTorch
-    assert Initializer("truncated_normal").params["stddev"] == 0.05                    # Keras
-    assert Initializer("trunc_normal_").params == {"mean": 0.0, "stddev": 1.0, "low": -2.0,
-                                                   "high": 2.0}                         # PyTorch
+    assert Initializer("uniform_").params == {"minval": 0.0, "maxval": 1.0}  # PyTorch
+    assert Initializer("truncated_normal").params["stddev"] == 0.05  # Keras
+    assert Initializer("trunc_normal_").params == {
+        "mean": 0.0,
+        "stddev": 1.0,
+        "low": -2.0,
+        "high": 2.0,
+    }  # PyTorch
     # Keras reads distribution="normal" as its truncated normal.
     assert Initializer("variance_scaling", distribution="normal").params["distribution"] == (
-        "truncated_normal")
+        "truncated_normal"
+    )
     # The post's random_normal keeps randn * scale (Keras's default stddev is 0.05).
     assert Initializer().params == {"mean": 0.0, "stddev": 1.0, "scale": 1.0}
 
@@ -403,10 +479,14 @@ BAD_PARAMETERS = [
 ]
 
 
-@pytest.mark.parametrize("name, params, argument, echoed", BAD_PARAMETERS,
-                         ids=[f"{row[0]}-{row[1]}" for row in BAD_PARAMETERS])
-def test_bad_parameters_raise_at_construction_naming_and_echoing_them(name, params, argument,
-                                                                      echoed):
+@pytest.mark.parametrize(
+    "name, params, argument, echoed",
+    BAD_PARAMETERS,
+    ids=[f"{row[0]}-{row[1]}" for row in BAD_PARAMETERS],
+)
+def test_bad_parameters_raise_at_construction_naming_and_echoing_them(
+    name, params, argument, echoed
+):
     with pytest.raises(ValueError) as error:
         Initializer(name, **params)
     assert argument in str(error.value) and echoed in str(error.value)
@@ -419,6 +499,7 @@ def test_the_posts_neutral_scale_is_accepted_by_every_scheme():
 
 
 # --- seeding -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
 def test_same_seed_same_bits_and_global_state_untouched(name):
@@ -466,6 +547,7 @@ def test_an_initializer_with_its_own_seed_gives_two_layers_different_draws_repro
 
 # --- configs, save and load --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
 def test_config_round_trips_through_json(name):
     init = Initializer(name, seed=11)
@@ -478,19 +560,35 @@ def test_config_round_trips_through_json(name):
 
 def test_config_keeps_non_default_parameters():
     init = Initializer("kaiming_normal_", a=0.1, mode="fan_out", nonlinearity="leaky_relu", seed=2)
-    assert init.get_config() == {"method": "kaiming_normal", "a": 0.1, "mode": "fan_out",
-                                 "nonlinearity": "leaky_relu", "seed": 2}
+    assert init.get_config() == {
+        "method": "kaiming_normal",
+        "a": 0.1,
+        "mode": "fan_out",
+        "nonlinearity": "leaky_relu",
+        "seed": 2,
+    }
     assert repr(init) == ("Initializer(method='kaiming_normal', a=0.1, mode='fan_out', seed=2)")
 
 
 def test_initializers_round_trip_through_save_and_load(tmp_path):
     X, Y = moons(40, noise=0.2, seed=0)
     model = NeuralNetwork(seed=4)
-    model.add(Dense(6, activation="relu",
-                    initializer=Initializer("kaiming_normal", mode="fan_out", seed=3),
-                    bias_initializer=Initializer("constant", value=0.1)))
-    model.add(Dense(5, activation="tanh", initializer="glorot_normal",
-                    bias_initializer=lambda shape: np.full(shape, 0.5)))
+    model.add(
+        Dense(
+            6,
+            activation="relu",
+            initializer=Initializer("kaiming_normal", mode="fan_out", seed=3),
+            bias_initializer=Initializer("constant", value=0.1),
+        )
+    )
+    model.add(
+        Dense(
+            5,
+            activation="tanh",
+            initializer="glorot_normal",
+            bias_initializer=lambda shape: np.full(shape, 0.5),
+        )
+    )
     model.add(Dense(1, activation="sigmoid", initializer=Initializer(scale=10)))
     model.compile(loss="crossentropy")
     model.fit(X, Y, epochs=5)
@@ -498,17 +596,23 @@ def test_initializers_round_trip_through_save_and_load(tmp_path):
     loaded = NeuralNetwork.load(tmp_path / "model.npz")
     for original, copy in zip(model.layers, loaded.layers):
         assert copy.initializer.get_config() == original.initializer.get_config()
-    assert loaded.layers[0].bias_initializer.get_config() == {"method": "constant", "value": 0.1,
-                                                              "seed": None}
+    assert loaded.layers[0].bias_initializer.get_config() == {
+        "method": "constant",
+        "value": 0.1,
+        "seed": None,
+    }
     assert loaded.layers[1].bias_initializer is None  # a function cannot be rebuilt from its name
     assert loaded.layers[2].initializer.scale == 10
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     # The rebuilt initializers draw what the originals draw.
-    np.testing.assert_array_equal(loaded.layers[1].initializer((5, 6), np.random.default_rng(0))[0],
-                                  model.layers[1].initializer((5, 6), np.random.default_rng(0))[0])
+    np.testing.assert_array_equal(
+        loaded.layers[1].initializer((5, 6), np.random.default_rng(0))[0],
+        model.layers[1].initializer((5, 6), np.random.default_rng(0))[0],
+    )
 
 
 # --- the post's patches, functions, and the bias ---------------------------------------------
+
 
 def test_patching_he_changes_what_he_draws(monkeypatch):
     def he(self):
@@ -536,9 +640,12 @@ def test_patching_random_normal_reads_shape_and_scale(monkeypatch):
 
 
 def test_a_new_patched_method_is_a_scheme_with_the_posts_scale(monkeypatch):
-    monkeypatch.setattr(Initializer, "halves", lambda self: (np.full(self.shape, self.scale / 2),
-                                                             np.zeros((self.shape[0], 1))),
-                        raising=False)
+    monkeypatch.setattr(
+        Initializer,
+        "halves",
+        lambda self: (np.full(self.shape, self.scale / 2), np.zeros((self.shape[0], 1))),
+        raising=False,
+    )
     assert Initializer("halves", scale=3)((2, 2))[0][0, 0] == 1.5
     with pytest.raises(ValueError, match="-3"):
         Initializer("halves", scale=-3)
@@ -576,11 +683,12 @@ def _built_layer(**dense):
 def test_bias_initializer_is_chosen_separately_and_defaults_to_zeros():
     assert not _built_layer(initializer="he_normal").bias.any()
     np.testing.assert_array_equal(_built_layer(bias_initializer="ones").bias, np.ones((4, 1)))
-    bias = _built_layer(bias_initializer=Initializer("random_uniform", minval=0.1,
-                                                     maxval=0.2)).bias
+    bias = _built_layer(bias_initializer=Initializer("random_uniform", minval=0.1, maxval=0.2)).bias
     assert bias.min() >= 0.1 and bias.max() < 0.2
     assert _built_layer(initializer="pytorch_linear").bias.any()
     assert not _built_layer(initializer="pytorch_linear", bias_initializer="zeros").bias.any()
     # The weights are the same draw with or without a separate bias initializer.
-    np.testing.assert_array_equal(_built_layer(initializer="he").weights,
-                                  _built_layer(initializer="he", bias_initializer="ones").weights)
+    np.testing.assert_array_equal(
+        _built_layer(initializer="he").weights,
+        _built_layer(initializer="he", bias_initializer="ones").weights,
+    )

@@ -36,8 +36,10 @@ def test_library_columns_show_names_notes_and_dashes():
     assert rows["kaiming_uniform"][2:] == ("he_uniform (at the defaults)", "kaiming_uniform_")
     assert rows["lecun_normal"][3] == "—"
     markdown = inits.markdown_table()
-    assert "| `glorot_uniform` | U(±gain · √(6 / (fan_in + fan_out))) | `glorot_uniform` | " \
-           "`xavier_uniform_` |" in markdown
+    assert (
+        "| `glorot_uniform` | U(±gain · √(6 / (fan_in + fan_out))) | `glorot_uniform` | "
+        "`xavier_uniform_` |" in markdown
+    )
     assert r"\|Var(z) − 1\|" in markdown  # a literal | is escaped inside a Markdown cell
 
 
@@ -45,8 +47,16 @@ def test_cli_prints_the_table(capsys):
     assert cli.main(["inits"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["Scheme", "Formula", "(W", "is", "(units,", "fan_in))", "Keras",
-                                "PyTorch"]
+    assert lines[0].split() == [
+        "Scheme",
+        "Formula",
+        "(W",
+        "is",
+        "(units,",
+        "fan_in))",
+        "Keras",
+        "PyTorch",
+    ]
     starts = [line.split()[0] for line in lines[2:] if line and not line.startswith(" ")]
     for name in [*initializers.INITIALIZERS, "lsuv"]:
         assert name in starts

@@ -50,8 +50,12 @@ def tanh_sigmoid_model(seed=0):
 
 
 TWO_OUTPUTS = np.vstack([Y, 1 - Y])
-CASES = {"post": (post_model, Y), "two outputs": (two_output_model, TWO_OUTPUTS),
-         "mse": (mse_model, Y), "tanh and sigmoid": (tanh_sigmoid_model, Y)}
+CASES = {
+    "post": (post_model, Y),
+    "two outputs": (two_output_model, TWO_OUTPUTS),
+    "mse": (mse_model, Y),
+    "tanh and sigmoid": (tanh_sigmoid_model, Y),
+}
 
 
 # --- the vectorised exp, expm1, logaddexp, log1p and tanh ---------------------------------------
@@ -66,8 +70,11 @@ def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     grid = np.concatenate([np.linspace(lowest, highest, 4001), tiny, -tiny]).astype(dtype)
     for t in grid:
         # expm1 above 0 and tanh compose two roundings: 4 ulps.
-        for ours, theirs, ulps in ((module.exp_any, np.exp, 2), (module.expm1_any, np.expm1, 4),
-                                   (module.tanh, np.tanh, 4)):
+        for ours, theirs, ulps in (
+            (module.exp_any, np.exp, 2),
+            (module.expm1_any, np.expm1, 4),
+            (module.tanh, np.tanh, 4),
+        ):
             expected = theirs(t)
             if np.isfinite(expected):
                 assert abs(ours(t) - expected) <= ulps * eps * abs(expected), (ours, t)
@@ -83,8 +90,9 @@ def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     assert module.exp_any(cast(np.inf)) == np.inf and module.expm1_any(cast(np.inf)) == np.inf
     for function in (module.exp_any, module.expm1_any, module.log1p_unit, module.tanh):
         assert np.isnan(function(cast(np.nan)))
-    assert np.isnan(module.logaddexp(cast(np.nan), cast(0))) and \
-        np.isnan(module.logaddexp(cast(0), cast(np.nan)))
+    assert np.isnan(module.logaddexp(cast(np.nan), cast(0))) and np.isnan(
+        module.logaddexp(cast(0), cast(np.nan))
+    )
 
 
 # --- one model -----------------------------------------------------------------------------------
@@ -136,8 +144,9 @@ def test_ensemble_equals_its_models_trained_alone(shared_data):
     models = [post_model(seed=seed) for seed in range(5)]
     data_x = X if shared_data else np.stack([X + 0.1 * k for k in range(5)])
     data_y = Y if shared_data else np.stack([Y] * 5)
-    history = Ensemble(models).fit(data_x, data_y, epochs=80, learning_rate=0.05,
-                                   jit_compile=True)["loss"]
+    history = Ensemble(models).fit(data_x, data_y, epochs=80, learning_rate=0.05, jit_compile=True)[
+        "loss"
+    ]
     for k in range(5):
         alone = post_model(seed=k)
         x = data_x if shared_data else data_x[k]
@@ -163,8 +172,7 @@ def test_ensemble_with_callbacks_sees_every_model_every_epoch():
             seen.append(costs.copy())
 
     models = [post_model(seed=seed) for seed in range(3)]
-    history = Ensemble(models).fit(X, Y, epochs=15, callbacks=[Record()],
-                                   jit_compile=True)["loss"]
+    history = Ensemble(models).fit(X, Y, epochs=15, callbacks=[Record()], jit_compile=True)["loss"]
     np.testing.assert_array_equal(np.array(seen), history)
     expected = post_model(seed=2).fit(X, Y, epochs=15)["loss"]
     np.testing.assert_allclose(history[:, 2], expected, rtol=1e-12)
@@ -189,20 +197,24 @@ def _with(activation=None, loss="crossentropy", units=12, output="sigmoid", outp
     return model
 
 
-@pytest.mark.parametrize("model, reason", [
-    (_with(activation="softmax"), r"layer 1's activation Softmax\(\) has no elementwise"),
-    (_with(output="softmax", loss="categorical_crossentropy", outputs=2),
-     r"layer 2's activation Softmax\(\) has no elementwise definition"),
-    (_with(activation=_Branching()), r"layer 1's activation _Branching\(\) has no elementwise"),
-    (_with(units=100), "layer 1 has 100 units"),
-    (_with(units=64), "the model has 257 weights and biases"),
-])
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (_with(activation="softmax"), r"layer 1's activation Softmax\(\) has no elementwise"),
+        (
+            _with(output="softmax", loss="categorical_crossentropy", outputs=2),
+            r"layer 2's activation Softmax\(\) has no elementwise definition",
+        ),
+        (_with(activation=_Branching()), r"layer 1's activation _Branching\(\) has no elementwise"),
+        (_with(units=100), "layer 1 has 100 units"),
+        (_with(units=64), "the model has 257 weights and biases"),
+    ],
+)
 def test_an_uncovered_model_raises_before_anything_changes(model, reason):
     model.build(2)
     before = model.parameters.copy()
     with pytest.raises(ValueError, match=f"jit_compile=True: {reason}.*fit without jit_compile"):
-        model.fit(X, Y if model.layers[-1].units == 1 else TWO_OUTPUTS, epochs=3,
-                  jit_compile=True)
+        model.fit(X, Y if model.layers[-1].units == 1 else TWO_OUTPUTS, epochs=3, jit_compile=True)
     np.testing.assert_array_equal(model.parameters, before)
     assert model.history is None
 
@@ -289,8 +301,10 @@ def test_an_error_in_one_group_stops_the_others(monkeypatch):
         step = real(layers, loss, x, y, largest)
         calls.append(len(calls))
         if len(calls) == 2:
+
             def broken():
                 raise RuntimeError("the second group fails")
+
             return broken
         return step
 
@@ -298,5 +312,6 @@ def test_an_error_in_one_group_stops_the_others(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(RuntimeError, match="the second group fails"):
         Ensemble([post_model(seed=seed) for seed in range(4)]).fit(
-            X, Y, epochs=10**7, jit_compile=True)
+            X, Y, epochs=10**7, jit_compile=True
+        )
     assert time.perf_counter() - start < 5

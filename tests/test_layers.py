@@ -36,10 +36,12 @@ def test_backward_matches_central_differences(activation):
     layer.forward(x)
     grad_x = layer.backward(upstream.copy()).copy()
     grads = {name: g.copy() for name, g in layer.grads.items()}
-    np.testing.assert_allclose(grads["weights"], numerical_gradient(loss, layer.weights), rtol=1e-6,
-                               atol=1e-9)
-    np.testing.assert_allclose(grads["bias"], numerical_gradient(loss, layer.bias), rtol=1e-6,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        grads["weights"], numerical_gradient(loss, layer.weights), rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        grads["bias"], numerical_gradient(loss, layer.bias), rtol=1e-6, atol=1e-9
+    )
     np.testing.assert_allclose(grad_x, numerical_gradient(loss, x), rtol=1e-6, atol=1e-9)
 
 
@@ -84,8 +86,9 @@ def test_setting_weights_copies_into_place_and_checks_shape():
 def test_leading_axis_trains_stacked_models_like_separate_ones():
     layers = [_built("relu", seed=s) for s in range(3)]
     stacked = _built("relu")
-    stacked.params = {name: np.stack([layer.params[name] for layer in layers])
-                      for name in ("weights", "bias")}
+    stacked.params = {
+        name: np.stack([layer.params[name] for layer in layers]) for name in ("weights", "bias")
+    }
     stacked.grads = {name: np.zeros_like(value) for name, value in stacked.params.items()}
     x = np.random.default_rng(1).normal(size=(3, 6))
     upstream = np.random.default_rng(2).normal(size=(3, 4, 6))

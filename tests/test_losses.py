@@ -159,8 +159,13 @@ def test_unknown_loss_lists_the_valid_ones():
 
 
 # Every path the training loop binds: (loss, from_logits). The plain paths get probabilities.
-STEP_PATHS = [("categorical_crossentropy", True), ("categorical_crossentropy", False),
-              ("crossentropy", True), ("crossentropy", False), ("mse", False)]
+STEP_PATHS = [
+    ("categorical_crossentropy", True),
+    ("categorical_crossentropy", False),
+    ("crossentropy", True),
+    ("crossentropy", False),
+    ("mse", False),
+]
 # (models' leading axes, targets' leading axes, targets transposed as the minibatch loop lays
 # them out): one model, full batch and minibatch; stacked models with their own targets, and
 # sharing one set of targets.
@@ -187,8 +192,11 @@ def _bound_step(name, from_logits, lead, target_lead, transposed, n=4, m=50):
     n = 1 if name == "crossentropy" else n
     output = np.ones(lead + (n + 1, m))[..., :-1, :]
     target_shape = target_lead + (n, m)
-    y = (np.swapaxes(np.empty(target_shape[:-2] + (m, n)), -1, -2) if transposed
-         else np.empty(target_shape))
+    y = (
+        np.swapaxes(np.empty(target_shape[:-2] + (m, n)), -1, -2)
+        if transposed
+        else np.empty(target_shape)
+    )
     grad = np.empty(output.shape)
     step, load = loss.training_step(y, output, grad, from_logits=from_logits)
     return loss, output, y, grad, step, load
@@ -209,8 +217,9 @@ def _fill(loss, from_logits, output, z):
 @pytest.mark.parametrize(("name", "from_logits"), STEP_PATHS)
 def test_bound_step_equals_the_reference_path(name, from_logits, layout):
     lead, target_lead, transposed = LAYOUTS[layout]
-    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
-                                                    transposed)
+    loss, output, y, grad, step, load = _bound_step(
+        name, from_logits, lead, target_lead, transposed
+    )
     rng = np.random.default_rng(4)
     for _ in range(2):  # a second batch of targets and outputs goes through load() again
         y[...] = _targets(name, y.shape, rng)
@@ -227,8 +236,9 @@ def test_bound_step_equals_the_reference_path(name, from_logits, layout):
 @pytest.mark.parametrize(("name", "from_logits"), STEP_PATHS)
 def test_bound_step_is_exact_and_finite_at_logits_of_1000(name, from_logits, layout):
     lead, target_lead, transposed = LAYOUTS[layout]
-    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
-                                                    transposed, m=8)
+    loss, output, y, grad, step, load = _bound_step(
+        name, from_logits, lead, target_lead, transposed, m=8
+    )
     rng = np.random.default_rng(5)
     z = rng.choice([-1000.0, 0.0, 1000.0], size=output.shape)
     y[...] = _targets(name, y.shape, rng)
@@ -259,8 +269,9 @@ def test_softmax_step_costs_a_wrong_logit_of_1000_exactly():
 def test_bound_step_allocates_no_array(name, from_logits, layout):
     tracemalloc = pytest.importorskip("tracemalloc")
     lead, target_lead, transposed = LAYOUTS[layout]
-    loss, output, y, grad, step, load = _bound_step(name, from_logits, lead, target_lead,
-                                                    transposed, n=10, m=256)
+    loss, output, y, grad, step, load = _bound_step(
+        name, from_logits, lead, target_lead, transposed, n=10, m=256
+    )
     rng = np.random.default_rng(6)
     y[...] = _targets(name, y.shape, rng)
     _fill(loss, from_logits, output, rng.normal(size=output.shape))

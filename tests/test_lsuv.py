@@ -16,8 +16,13 @@ def preactivation_variances(model, X):
     return [float(np.var(layer.cache[1])) for layer in model.layers]
 
 
-def deep_model(seed=0, widths=(32, 32, 32), activations=("relu", "tanh", "leaky_relu"),
-               output=(1, "sigmoid"), **dense):
+def deep_model(
+    seed=0,
+    widths=(32, 32, 32),
+    activations=("relu", "tanh", "leaky_relu"),
+    output=(1, "sigmoid"),
+    **dense,
+):
     model = NeuralNetwork(seed=seed)
     for units, activation in zip(widths, activations):
         model.add(Dense(units, activation=activation, **dense))
@@ -90,8 +95,9 @@ def test_lsuv_warns_and_reports_when_unit_variance_is_out_of_reach():
     assert any("layer 1" in str(warning.message) for warning in caught)
     assert all(warning.filename == __file__ for warning in caught)  # points at the caller
     assert report[0]["iterations"] == 5 and report[0]["variance"] > 1.1
-    np.testing.assert_allclose([e["variance"] for e in report], preactivation_variances(model, X),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        [e["variance"] for e in report], preactivation_variances(model, X), rtol=1e-12
+    )
 
 
 def test_lsuv_is_reproducible_and_seeded_by_the_model():
@@ -111,11 +117,14 @@ def test_lsuv_keeps_the_layers_initializers():
     assert [layer.initializer.method for layer in model.layers[:-1]] == ["he_normal"] * 3
 
 
-@pytest.mark.parametrize("method, params", [
-    ("glorot_uniform", {}),
-    ("kaiming_normal", {"mode": "fan_out", "nonlinearity": "relu"}),
-    ("orthogonal", {"gain": 2.0}),
-])
+@pytest.mark.parametrize(
+    "method, params",
+    [
+        ("glorot_uniform", {}),
+        ("kaiming_normal", {"mode": "fan_out", "nonlinearity": "relu"}),
+        ("orthogonal", {"gain": 2.0}),
+    ],
+)
 def test_a_scheme_name_redraws_every_layer_as_building_with_it_would(method, params):
     X, _ = moons(100, noise=0.2, seed=0)
     redrawn = deep_model(seed=5)
@@ -126,11 +135,14 @@ def test_a_scheme_name_redraws_every_layer_as_building_with_it_would(method, par
     built.build(2)
     for a, b in zip(weights_of(redrawn), weights_of(built)):
         np.testing.assert_array_equal(a, b)
-    assert all(layer.initializer.get_config() == Initializer(method, **params).get_config()
-               for layer in redrawn.layers)
+    assert all(
+        layer.initializer.get_config() == Initializer(method, **params).get_config()
+        for layer in redrawn.layers
+    )
     assert [entry["iterations"] for entry in report] == [0] * 4
-    np.testing.assert_allclose([e["variance"] for e in report], preactivation_variances(redrawn, X),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        [e["variance"] for e in report], preactivation_variances(redrawn, X), rtol=1e-12
+    )
 
 
 def test_initialize_builds_an_unbuilt_model_and_resets_the_optimizer():
@@ -156,19 +168,22 @@ def test_a_model_trains_and_saves_after_lsuv(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
-@pytest.mark.parametrize("X, method, options, message", [
-    (None, "lsuv", {"tol": 0}, "tol"),
-    (None, "lsuv", {"tol": -1.0}, "tol"),
-    (None, "lsuv", {"tol": float("nan")}, "tol"),
-    (None, "lsuv", {"max_iter": 0}, "max_iter"),
-    (None, "lsuv", {"max_iter": 2.5}, "max_iter"),
-    (None, "lsuv", {"tolerance": 0.1}, "tolerance"),
-    (None, "he_normall", {}, "he_normall"),
-    (None, "he_normal", {"mode": "fan_out"}, "mode"),
-    (None, 3, {}, "method"),
-    (np.zeros((2, 50)), "lsuv", {}, "variance 0.0"),
-    (np.ones((3, 50)), "lsuv", {}, "3"),
-])
+@pytest.mark.parametrize(
+    "X, method, options, message",
+    [
+        (None, "lsuv", {"tol": 0}, "tol"),
+        (None, "lsuv", {"tol": -1.0}, "tol"),
+        (None, "lsuv", {"tol": float("nan")}, "tol"),
+        (None, "lsuv", {"max_iter": 0}, "max_iter"),
+        (None, "lsuv", {"max_iter": 2.5}, "max_iter"),
+        (None, "lsuv", {"tolerance": 0.1}, "tolerance"),
+        (None, "he_normall", {}, "he_normall"),
+        (None, "he_normal", {"mode": "fan_out"}, "mode"),
+        (None, 3, {}, "method"),
+        (np.zeros((2, 50)), "lsuv", {}, "variance 0.0"),
+        (np.ones((3, 50)), "lsuv", {}, "3"),
+    ],
+)
 def test_bad_input_raises_and_leaves_the_model_unchanged(X, method, options, message):
     data, _ = moons(50, noise=0.2, seed=0)
     X = data if X is None else X

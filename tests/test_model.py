@@ -82,8 +82,13 @@ def test_training_matches_pytorch_epoch_by_epoch():
     X, Y = moons(80, noise=0.2, seed=1)
     model = post_model(seed=4)
     model.build(2)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 12), torch.nn.ReLU(), torch.nn.Linear(12, 6),
-                              torch.nn.ReLU(), torch.nn.Linear(6, 1)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 12),
+        torch.nn.ReLU(),
+        torch.nn.Linear(12, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 1),
+    ).double()
     with torch.no_grad():
         for layer, linear in zip(model.layers, net[::2]):
             linear.weight.copy_(torch.tensor(layer.weights))
@@ -100,8 +105,9 @@ def test_training_matches_pytorch_epoch_by_epoch():
     history = model.fit(X, Y, epochs=200, learning_rate=0.5)
     np.testing.assert_allclose(history["loss"], torch_costs, rtol=1e-9)
     for layer, linear in zip(model.layers, net[::2]):
-        np.testing.assert_allclose(layer.weights, linear.weight.detach().numpy(), rtol=1e-8,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            layer.weights, linear.weight.detach().numpy(), rtol=1e-8, atol=1e-12
+        )
 
 
 def test_cost_and_gradients_stay_finite_at_scale_1000():
@@ -132,7 +138,11 @@ def test_post_api_costs_log_and_learning_rate(capsys):
     history = model.fit(X, Y, epochs=25, learning_rate=0.05, print_log=True, log_every=10)
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in printed] == [
-        "Epochs: 0", "Epochs: 10", "Epochs: 20", "Epochs: 24"]
+        "Epochs: 0",
+        "Epochs: 10",
+        "Epochs: 20",
+        "Epochs: 24",
+    ]
     assert len(model.costs) == 4
     np.testing.assert_array_equal(model.costs, history["loss"][[0, 10, 20, 24]])
     assert printed[1] == f"Epochs: 10 - Cost: {history['loss'][10]}"
@@ -235,7 +245,8 @@ def test_a_second_fit_continues_the_minibatch_order_instead_of_replaying_it(tmp_
     # A saved model carries its place in the shuffle stream too.
     resumed = NeuralNetwork.load(tmp_path / "half.npz")
     np.testing.assert_array_equal(
-        resumed.fit(X, Y, epochs=10, learning_rate=0.1, batch_size=8)["loss"], second["loss"])
+        resumed.fit(X, Y, epochs=10, learning_rate=0.1, batch_size=8)["loss"], second["loss"]
+    )
 
 
 def test_minibatches_cover_every_sample_and_full_batch_size_equals_full_batch():
@@ -295,11 +306,13 @@ def test_summary_counts_parameters():
     assert "Total params: 121" in text  # 2*12+12 + 12*6+6 + 6*1+1
     assert "relu" in text and "sigmoid" in text
     # Numbered from 1, as the diagnostics and model.initialize's report number layers.
-    assert ["Dense 1", "Dense 2", "Dense 3"] == [line.split("  ")[0] for line in text.splitlines()
-                                                 if line.startswith("Dense")]
+    assert ["Dense 1", "Dense 2", "Dense 3"] == [
+        line.split("  ")[0] for line in text.splitlines() if line.startswith("Dense")
+    ]
 
 
 # --- persistence -------------------------------------------------------------------------------
+
 
 def test_save_then_load_gives_bit_identical_predictions(tmp_path):
     X, Y = moons(50, noise=0.2, seed=0)
@@ -312,8 +325,10 @@ def test_save_then_load_gives_bit_identical_predictions(tmp_path):
     assert loaded.evaluate(X, Y) == model.evaluate(X, Y)
     assert [type(layer.initializer).__name__ for layer in loaded.layers] == ["Initializer"] * 3
     # A loaded model trains on exactly as the original does.
-    np.testing.assert_array_equal(loaded.fit(X, Y, epochs=10, learning_rate=0.1)["loss"],
-                                  model.fit(X, Y, epochs=10, learning_rate=0.1)["loss"])
+    np.testing.assert_array_equal(
+        loaded.fit(X, Y, epochs=10, learning_rate=0.1)["loss"],
+        model.fit(X, Y, epochs=10, learning_rate=0.1)["loss"],
+    )
 
 
 def _saved_model(tmp_path):
@@ -347,10 +362,13 @@ def test_save_before_training_is_refused(tmp_path):
         post_model().save(tmp_path / "m.npz")
 
 
-@pytest.mark.parametrize("content", [
-    b"this is not a model",
-    b"",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is not a model",
+        b"",
+    ],
+)
 def test_load_rejects_files_that_are_not_models(tmp_path, content):
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
@@ -422,16 +440,19 @@ def test_load_rejects_a_version_it_does_not_know(tmp_path, version):
     config = _config(members)
     config["version"] = version
     _write_members(path, members, config)
-    with pytest.raises(ValueError, match=f"file format version {version!r}; this initlab reads "
-                                         f"version 1"):
+    with pytest.raises(
+        ValueError, match=f"file format version {version!r}; this initlab reads version 1"
+    ):
         NeuralNetwork.load(path)
 
 
 # --- persistence of the optimizer's state ------------------------------------------------------
 
-OPTIMIZERS = {"sgd": {"name": "sgd", "learning_rate": 0.1},
-              "momentum": {"name": "momentum", "learning_rate": 0.05, "momentum": 0.9},
-              "adam": {"name": "adam", "learning_rate": 0.01}}
+OPTIMIZERS = {
+    "sgd": {"name": "sgd", "learning_rate": 0.1},
+    "momentum": {"name": "momentum", "learning_rate": 0.05, "momentum": 0.9},
+    "adam": {"name": "adam", "learning_rate": 0.01},
+}
 
 
 def _compiled(optimizer, seed=4, dtype="float64"):
@@ -456,11 +477,13 @@ def test_save_load_resumes_training_bit_for_bit(tmp_path, optimizer, batch_size)
     np.testing.assert_array_equal(second["loss"], once.history["loss"][30:])
     for a, b in zip(_params(resumed), _params(once)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(resumed.optimizer.moments(resumed.parameters),
-                    once.optimizer.moments(once.parameters)):
+    for a, b in zip(
+        resumed.optimizer.moments(resumed.parameters), once.optimizer.moments(once.parameters)
+    ):
         np.testing.assert_array_equal(a, b)
-    assert getattr(resumed.optimizer, "iterations", None) == getattr(once.optimizer,
-                                                                     "iterations", None)
+    assert getattr(resumed.optimizer, "iterations", None) == getattr(
+        once.optimizer, "iterations", None
+    )
 
 
 def test_float32_optimizer_state_round_trips_in_float32(tmp_path):
@@ -472,8 +495,9 @@ def test_float32_optimizer_state_round_trips_in_float32(tmp_path):
     half.save(tmp_path / "half.npz")
     resumed = NeuralNetwork.load(tmp_path / "half.npz")
     assert all(m.dtype == np.float32 for m in resumed.optimizer.moments(resumed.parameters))
-    np.testing.assert_array_equal(resumed.fit(X, Y, epochs=10, batch_size=16)["loss"],
-                                  once.history["loss"][10:])
+    np.testing.assert_array_equal(
+        resumed.fit(X, Y, epochs=10, batch_size=16)["loss"], once.history["loss"][10:]
+    )
 
 
 def test_the_file_holds_the_state_a_never_trained_model_has_none(tmp_path):
@@ -518,8 +542,10 @@ def test_a_file_of_the_previous_format_loads_with_fresh_state(tmp_path, optimize
     assert getattr(from_old.optimizer, "iterations", 0) == 0
     fresh = NeuralNetwork.load(tmp_path / "new.npz")
     fresh.optimizer.reset()
-    np.testing.assert_array_equal(from_old.fit(X, Y, epochs=5, batch_size=8)["loss"],
-                                  fresh.fit(X, Y, epochs=5, batch_size=8)["loss"])
+    np.testing.assert_array_equal(
+        from_old.fit(X, Y, epochs=5, batch_size=8)["loss"],
+        fresh.fit(X, Y, epochs=5, batch_size=8)["loss"],
+    )
 
 
 def _corrupt(members, config, name):
@@ -551,23 +577,31 @@ def _corrupt(members, config, name):
     return members, config
 
 
-@pytest.mark.parametrize("corruption, message", [
-    ("wrong shape", r"'optimizer\.1' has shape \(120,\) and dtype float64; expected shape "
-                    r"\(121,\) and dtype float64"),
-    ("wrong dtype", r"'optimizer\.1' has shape \(121,\) and dtype float32"),
-    ("2-D", r"'optimizer\.1' has shape \(1, 121\)"),
-    ("missing array", r"state arrays \['optimizer\.0'\]; expected \['optimizer\.0', "
-                      r"'optimizer\.1'\]"),
-    ("extra array", r"state arrays \['optimizer\.0', 'optimizer\.1', 'optimizer\.2'\]"),
-    ("moments count", "adam carries 2"),
-    ("step count", "step count must be an integer >= 0, got -1"),
-    ("boolean step count", "step count must be an integer >= 0, got True"),
-    ("no step count", "step count must be an integer >= 0, got None"),
-    ("state without config", r"state arrays \['optimizer\.0', 'optimizer\.1'\]; expected \[\]"),
-    ("not a dict", r"optimizer_state must be null or"),
-])
-def test_corrupt_optimizer_state_is_rejected_and_the_file_left_as_is(tmp_path, corruption,
-                                                                       message):
+@pytest.mark.parametrize(
+    "corruption, message",
+    [
+        (
+            "wrong shape",
+            r"'optimizer\.1' has shape \(120,\) and dtype float64; expected shape "
+            r"\(121,\) and dtype float64",
+        ),
+        ("wrong dtype", r"'optimizer\.1' has shape \(121,\) and dtype float32"),
+        ("2-D", r"'optimizer\.1' has shape \(1, 121\)"),
+        (
+            "missing array",
+            r"state arrays \['optimizer\.0'\]; expected \['optimizer\.0', "
+            r"'optimizer\.1'\]",
+        ),
+        ("extra array", r"state arrays \['optimizer\.0', 'optimizer\.1', 'optimizer\.2'\]"),
+        ("moments count", "adam carries 2"),
+        ("step count", "step count must be an integer >= 0, got -1"),
+        ("boolean step count", "step count must be an integer >= 0, got True"),
+        ("no step count", "step count must be an integer >= 0, got None"),
+        ("state without config", r"state arrays \['optimizer\.0', 'optimizer\.1'\]; expected \[\]"),
+        ("not a dict", r"optimizer_state must be null or"),
+    ],
+)
+def test_corrupt_optimizer_state_is_rejected_and_the_file_left_as_is(tmp_path, corruption, message):
     X, Y = moons(20, noise=0.2, seed=0)
     model = _compiled("adam")
     model.fit(X, Y, epochs=3)
@@ -598,6 +632,7 @@ def test_momentum_state_carries_no_step_count(tmp_path):
 
 # --- bad input ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def trained():
     X, Y = moons(40, noise=0.2, seed=0)
@@ -606,19 +641,22 @@ def trained():
     return model, X, Y
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda X, Y: (X[0], Y), r"X must be a 2-D array .*shape \(40,\)"),
-    (lambda X, Y: (X, Y[0]), r"Y must be a 2-D array .*shape \(40,\)"),
-    (lambda X, Y: (X, Y[:, :30]), r"X has 40, Y has shape \(1, 30\)"),
-    (lambda X, Y: (np.where(X > 1, np.nan, X), Y), "X contains nan or inf"),
-    (lambda X, Y: (np.where(X > 1, np.inf, X), Y), "X contains nan or inf"),
-    (lambda X, Y: (X, Y * 2), r"labels 0 or 1 .*\[2\.0\]"),
-    (lambda X, Y: (X.T, Y), r"X must have 2 features .*shape \(40, 2\).*X\.T"),
-    (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)\.$"),
-    (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
-    (lambda X, Y: (X, np.vstack([Y, Y, Y * 7])), r"Y must have 1 rows.*\(3, 40\)"),
-    (lambda X, Y: ([["a", "b"]], Y), r"X must hold real numbers .*dtype <U1 \(strings\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda X, Y: (X[0], Y), r"X must be a 2-D array .*shape \(40,\)"),
+        (lambda X, Y: (X, Y[0]), r"Y must be a 2-D array .*shape \(40,\)"),
+        (lambda X, Y: (X, Y[:, :30]), r"X has 40, Y has shape \(1, 30\)"),
+        (lambda X, Y: (np.where(X > 1, np.nan, X), Y), "X contains nan or inf"),
+        (lambda X, Y: (np.where(X > 1, np.inf, X), Y), "X contains nan or inf"),
+        (lambda X, Y: (X, Y * 2), r"labels 0 or 1 .*\[2\.0\]"),
+        (lambda X, Y: (X.T, Y), r"X must have 2 features .*shape \(40, 2\).*X\.T"),
+        (lambda X, Y: (np.vstack([X, X[:1]]), Y), r"X must have 2 features .*\(3, 40\)\.$"),
+        (lambda X, Y: (X, np.vstack([Y, Y])), r"Y must have 1 rows"),
+        (lambda X, Y: (X, np.vstack([Y, Y, Y * 7])), r"Y must have 1 rows.*\(3, 40\)"),
+        (lambda X, Y: ([["a", "b"]], Y), r"X must hold real numbers .*dtype <U1 \(strings\)"),
+    ],
+)
 def test_bad_data_is_reported_and_the_model_is_unchanged(trained, change, message):
     model, X, Y = trained
     before = _params(model)
@@ -630,14 +668,17 @@ def test_bad_data_is_reported_and_the_model_is_unchanged(trained, change, messag
     assert model.costs == costs
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
-    ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
-    ({"learning_rate": 0}, "learning_rate must be a finite number > 0, got 0"),
-    ({"learning_rate": -1.0}, r"learning_rate must be a finite number > 0, got -1\.0"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-    ({"log_every": 0}, "log_every must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
+        ({"learning_rate": 0}, "learning_rate must be a finite number > 0, got 0"),
+        ({"learning_rate": -1.0}, r"learning_rate must be a finite number > 0, got -1\.0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"log_every": 0}, "log_every must be an integer >= 1, got 0"),
+    ],
+)
 def test_bad_training_arguments_are_reported_and_the_model_is_unchanged(trained, kwargs, message):
     model, X, Y = trained
     before = _params(model)
@@ -685,11 +726,17 @@ def test_bad_seed_is_rejected(seed):
 
 
 @pytest.mark.parametrize("batch_size", [None, 16])
-@pytest.mark.parametrize("loss, output, n_outputs", [("crossentropy", "sigmoid", 1),
-                                                     ("categorical_crossentropy", "softmax", 2),
-                                                     ("mse", "sigmoid", 1)])
-def test_a_healthy_large_scale_fit_never_raises_on_harmless_underflow(loss, output, n_outputs,
-                                                                      batch_size):
+@pytest.mark.parametrize(
+    "loss, output, n_outputs",
+    [
+        ("crossentropy", "sigmoid", 1),
+        ("categorical_crossentropy", "softmax", 2),
+        ("mse", "sigmoid", 1),
+    ],
+)
+def test_a_healthy_large_scale_fit_never_raises_on_harmless_underflow(
+    loss, output, n_outputs, batch_size
+):
     # Weights of scale 1e3 saturate every sigmoid: exp underflows to 0, the right answer.
     X, Y = moons(64, noise=0.2, seed=0)
     model = NeuralNetwork(seed=0)
@@ -707,6 +754,7 @@ def test_a_healthy_large_scale_fit_never_raises_on_harmless_underflow(loss, outp
 
 # --- all or nothing: a call that fails leaves the model bit for bit as it was -------------------
 
+
 def _trained_adam_model():
     X, Y = moons(40, noise=0.2, seed=0)
     model = post_model(seed=0)
@@ -715,30 +763,43 @@ def _trained_adam_model():
     return model, X, Y
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, X, Y: m.fit(X, Y, epochs=10**12, learning_rate=0.5),
-     r"fit with epochs=1000000000000 would need about 8 TB of memory, more than the .* "
-     r"available; use fewer epochs"),
-    (lambda m, X, Y: m.fit(X, Y, epochs=10**20),
-     r"fit with epochs=100000000000000000000 would need about 800 EB"),
-    (lambda m, X, Y: m.fit(X, Y, shuffle="no"), "shuffle must be True or False, got 'no'"),
-    (lambda m, X, Y: m.fit(X, Y, print_log=1), r"print_log must be True or False, got 1"),
-    (lambda m, X, Y: m.fit(X, Y, jit_compile="no"), "jit_compile must be True or False"),
-    (lambda m, X, Y: m.fit(X, Y, callbacks=5), r"callbacks must be an object with a method "
-                                               r"on_train_begin.*got 5 of type int"),
-    (lambda m, X, Y: m.fit(X, Y, callbacks=[print]), r"callbacks\[0\] must be an object"),
-    (lambda m, X, Y: m.fit(X + 0j, Y), r"X must hold real numbers .*complex128 \(complex\)"),
-    (lambda m, X, Y: m.fit(X > 0, Y), r"X must hold real numbers .*dtype bool \(boolean\)"),
-    (lambda m, X, Y: m.fit(X.astype(object), Y), r"X must hold .*dtype object \(objects\)"),
-    (lambda m, X, Y: m.fit(X.astype(str), Y), r"X must hold .*\(strings\)"),
-    (lambda m, X, Y: m.fit(X, Y.astype(bool)), r"Y must hold .*\(boolean\)"),
-    (lambda m, X, Y: m.compile(loss="mse", optimizer="rmsprop"), "optimizer 'rmsprop' is not"),
-    (lambda m, X, Y: m.compile(loss="banana", optimizer="sgd"), "loss 'banana' is not known"),
-    (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
-    (lambda m, X, Y: m.initialize(X, method=5), "method must be 'lsuv' or a scheme name, got 5"),
-    (lambda m, X, Y: m.initialize(X, method="lsuv", tol=-1), "tol must be a finite number > 0"),
-    (lambda m, X, Y: m.initialize(X + 1j), "X must hold real numbers"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda m, X, Y: m.fit(X, Y, epochs=10**12, learning_rate=0.5),
+            r"fit with epochs=1000000000000 would need about 8 TB of memory, more than the .* "
+            r"available; use fewer epochs",
+        ),
+        (
+            lambda m, X, Y: m.fit(X, Y, epochs=10**20),
+            r"fit with epochs=100000000000000000000 would need about 800 EB",
+        ),
+        (lambda m, X, Y: m.fit(X, Y, shuffle="no"), "shuffle must be True or False, got 'no'"),
+        (lambda m, X, Y: m.fit(X, Y, print_log=1), r"print_log must be True or False, got 1"),
+        (lambda m, X, Y: m.fit(X, Y, jit_compile="no"), "jit_compile must be True or False"),
+        (
+            lambda m, X, Y: m.fit(X, Y, callbacks=5),
+            r"callbacks must be an object with a method "
+            r"on_train_begin.*got 5 of type int",
+        ),
+        (lambda m, X, Y: m.fit(X, Y, callbacks=[print]), r"callbacks\[0\] must be an object"),
+        (lambda m, X, Y: m.fit(X + 0j, Y), r"X must hold real numbers .*complex128 \(complex\)"),
+        (lambda m, X, Y: m.fit(X > 0, Y), r"X must hold real numbers .*dtype bool \(boolean\)"),
+        (lambda m, X, Y: m.fit(X.astype(object), Y), r"X must hold .*dtype object \(objects\)"),
+        (lambda m, X, Y: m.fit(X.astype(str), Y), r"X must hold .*\(strings\)"),
+        (lambda m, X, Y: m.fit(X, Y.astype(bool)), r"Y must hold .*\(boolean\)"),
+        (lambda m, X, Y: m.compile(loss="mse", optimizer="rmsprop"), "optimizer 'rmsprop' is not"),
+        (lambda m, X, Y: m.compile(loss="banana", optimizer="sgd"), "loss 'banana' is not known"),
+        (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
+        (
+            lambda m, X, Y: m.initialize(X, method=5),
+            "method must be 'lsuv' or a scheme name, got 5",
+        ),
+        (lambda m, X, Y: m.initialize(X, method="lsuv", tol=-1), "tol must be a finite number > 0"),
+        (lambda m, X, Y: m.initialize(X + 1j), "X must hold real numbers"),
+    ],
+)
 def test_a_failed_call_leaves_a_trained_model_bit_for_bit_as_it_was(call, message):
     model, X, Y = _trained_adam_model()
     before = object_state(model)
@@ -747,11 +808,14 @@ def test_a_failed_call_leaves_a_trained_model_bit_for_bit_as_it_was(call, messag
     assert object_state(model) == before
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, X, Y: m.fit(X, Y, epochs=10**12), "use fewer epochs"),
-    (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
-    (lambda m, X, Y: m.initialize(X, method="lsuv", tol=0), "tol must be"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, X, Y: m.fit(X, Y, epochs=10**12), "use fewer epochs"),
+        (lambda m, X, Y: m.initialize(X, method="banana"), "method 'banana' is not known"),
+        (lambda m, X, Y: m.initialize(X, method="lsuv", tol=0), "tol must be"),
+    ],
+)
 def test_a_failed_call_leaves_an_unbuilt_model_unbuilt(call, message):
     X, Y = moons(40, noise=0.2, seed=0)
     model = post_model(seed=0)
@@ -768,9 +832,14 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
     model.add(Dense(1, "sigmoid", initializer=Initializer(scale=1e39)))
     model.compile(loss="crossentropy")
     before = object_state(model)
-    with np.errstate(all="raise"), pytest.raises(
-            ValueError, match=r"layer 1's initializer .*scale=1e\+39.* drew weights that are not "
-                              r"finite in float32 \(whose largest number is 3.4e\+38\)"):
+    with (
+        np.errstate(all="raise"),
+        pytest.raises(
+            ValueError,
+            match=r"layer 1's initializer .*scale=1e\+39.* drew weights that are not "
+            r"finite in float32 \(whose largest number is 3.4e\+38\)",
+        ),
+    ):
         model.fit(X, Y, epochs=2)
     assert object_state(model) == before and not model.built
     # The same scale is representable in float64: it builds, and every weight is finite.
@@ -780,8 +849,9 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
 
 @pytest.mark.parametrize("dtype", ["banana", None, "int32", complex, 5])
 def test_a_dtype_that_is_no_float_is_named(dtype):
-    with pytest.raises(ValueError, match=f"dtype must be 'float32' or 'float64', got "
-                                         f"{re.escape(repr(dtype))}"):
+    with pytest.raises(
+        ValueError, match=f"dtype must be 'float32' or 'float64', got {re.escape(repr(dtype))}"
+    ):
         NeuralNetwork(dtype=dtype)
 
 

@@ -15,10 +15,16 @@ def _gradient_sequence(steps=25, size=7, seed=0):
     "name, config, torch_factory",
     [
         ("sgd", {"learning_rate": 0.1}, lambda t, p: t.optim.SGD(p, lr=0.1)),
-        ("momentum", {"learning_rate": 0.05, "momentum": 0.8},
-         lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.8)),
-        ("adam", {"learning_rate": 0.01, "beta_1": 0.85, "beta_2": 0.99, "epsilon": 1e-7},
-         lambda t, p: t.optim.Adam(p, lr=0.01, betas=(0.85, 0.99), eps=1e-7)),
+        (
+            "momentum",
+            {"learning_rate": 0.05, "momentum": 0.8},
+            lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.8),
+        ),
+        (
+            "adam",
+            {"learning_rate": 0.01, "beta_1": 0.85, "beta_2": 0.99, "epsilon": 1e-7},
+            lambda t, p: t.optim.Adam(p, lr=0.01, betas=(0.85, 0.99), eps=1e-7),
+        ),
     ],
 )
 def test_steps_match_pytorch(name, config, torch_factory):
@@ -58,13 +64,18 @@ def test_bad_learning_rate_is_named_and_echoed(rate):
     assert repr(rate) in str(error.value)
 
 
-@pytest.mark.parametrize("config", [{"name": "momentum", "momentum": 1.0},
-                                    {"name": "adam", "beta_1": -0.1},
-                                    {"name": "adam", "beta_2": 1.5},
-                                    {"name": "adam", "epsilon": 0},
-                                    {"name": "adam", "beta_1": "0.9"},
-                                    {"name": "momentum", "momentum": True},
-                                    {"name": "adam", "epsilon": "1e-8"}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"name": "momentum", "momentum": 1.0},
+        {"name": "adam", "beta_1": -0.1},
+        {"name": "adam", "beta_2": 1.5},
+        {"name": "adam", "epsilon": 0},
+        {"name": "adam", "beta_1": "0.9"},
+        {"name": "momentum", "momentum": True},
+        {"name": "adam", "epsilon": "1e-8"},
+    ],
+)
 def test_bad_hyperparameters_are_rejected(config):
     key = next(k for k in config if k != "name")
     with pytest.raises(ValueError, match=key):

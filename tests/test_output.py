@@ -63,8 +63,9 @@ def test_a_path_that_cannot_be_a_directory_is_rejected_without_creating_anything
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root can write into read-only directories")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root can write into read-only directories"
+)
 def test_a_read_only_parent_is_rejected(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -76,8 +77,10 @@ def test_a_read_only_parent_is_rejected(tmp_path):
         locked.chmod(0o700)
 
 
-ROWS = [{"scheme": "he", "ratio": 0.912345, "dead": None},
-        {"scheme": "random_normal:10", "ratio": float("inf"), "dead": 0.25}]
+ROWS = [
+    {"scheme": "he", "ratio": 0.912345, "dead": None},
+    {"scheme": "random_normal:10", "ratio": float("inf"), "dead": 0.25},
+]
 COLUMNS = [("scheme", "Scheme", "s"), ("ratio", "Ratio", ".3g"), ("dead", "Dead", ".0%")]
 
 
@@ -93,7 +96,10 @@ def test_markdown_formats_each_column_and_leaves_none_blank():
 def test_the_three_files_hold_the_same_rows(tmp_path):
     md, csv_path, json_path = write_table(ROWS, str(tmp_path), "summary", COLUMNS)
     assert [os.path.basename(p) for p in (md, csv_path, json_path)] == [
-        "summary.md", "summary.csv", "summary.json"]
+        "summary.md",
+        "summary.csv",
+        "summary.json",
+    ]
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0] == {"scheme": "he", "ratio": "0.912345", "dead": ""}
@@ -101,8 +107,10 @@ def test_the_three_files_hold_the_same_rows(tmp_path):
     with open(json_path) as handle:
         data = json.load(handle)
     # JSON has no inf: non-finite numbers become null.
-    assert data == [{"scheme": "he", "ratio": 0.912345, "dead": None},
-                    {"scheme": "random_normal:10", "ratio": None, "dead": 0.25}]
+    assert data == [
+        {"scheme": "he", "ratio": 0.912345, "dead": None},
+        {"scheme": "random_normal:10", "ratio": None, "dead": 0.25},
+    ]
 
 
 def test_staged_replaces_the_set_as_a_whole_or_not_at_all(tmp_path):

@@ -88,7 +88,10 @@ def test_boundary_figure_has_one_panel_per_scheme_naming_its_run_and_a_legend(re
         np.testing.assert_array_equal(collection.get_offsets(), X[:, Y[0] == label].T)
     (legend,) = figure.legends
     assert [t.get_text() for t in legend.get_texts()] == [
-        "training samples, class 0", "training samples, class 1", "predicted class 0",
-        "predicted class 1"]
+        "training samples, class 0",
+        "training samples, class 1",
+        "predicted class 0",
+        "predicted class 1",
+    ]
     # Four schemes wrap into two rows of three columns, and a strip for the legend.
     assert _png(figure).shape[:2] == (890, 1500)

@@ -23,10 +23,10 @@ def post_data():
 
 def get_model(initializer):
     model = NeuralNetwork()  # noqa: F405
-    model.add(Dense(units=12, activation='relu', initializer=initializer))  # noqa: F405
-    model.add(Dense(units=6, activation='relu', initializer=initializer))  # noqa: F405
-    model.add(Dense(units=1, activation='sigmoid'))  # noqa: F405
-    model.compile(loss='crossentropy')
+    model.add(Dense(units=12, activation="relu", initializer=initializer))  # noqa: F405
+    model.add(Dense(units=6, activation="relu", initializer=initializer))  # noqa: F405
+    model.add(Dense(units=1, activation="sigmoid"))  # noqa: F405
+    model.compile(loss="crossentropy")
     return model
 
 
@@ -37,7 +37,7 @@ def random_normal(self):
 
 
 def he(self):
-    scale = np.sqrt(2/self.shape[1])
+    scale = np.sqrt(2 / self.shape[1])
     weights = np.random.randn(*self.shape) * scale
     bias = np.zeros((self.shape[0], 1)) * scale
     return weights, bias

@@ -31,8 +31,10 @@ def test_every_run_gets_different_data_and_weights():
     assert len(set(seeds)) == len(seeds)
 
 
-@pytest.mark.parametrize("seed, n_seeds, name", [(-1, 2, "seed"), (0, 0, "n_seeds"),
-                                                 (0, 1.5, "n_seeds"), (True, 2, "seed")])
+@pytest.mark.parametrize(
+    "seed, n_seeds, name",
+    [(-1, 2, "seed"), (0, 0, "n_seeds"), (0, 1.5, "n_seeds"), (True, 2, "seed")],
+)
 def test_seed_plan_rejects_bad_arguments(seed, n_seeds, name):
     with pytest.raises(ValueError, match=name):
         post.seed_plan(seed, n_seeds)
@@ -60,15 +62,20 @@ def _layer_draws(seed, n_layers=3):
     """The standard normals each layer's Generator yields first, as NeuralNetwork derives them."""
     children = np.random.SeedSequence(seed).spawn(n_layers + 1)[1:]
     shapes = [(12, 2), (6, 12), (1, 6)]
-    return [np.random.default_rng(child).standard_normal(shape)
-            for child, shape in zip(children, shapes, strict=True)]
+    return [
+        np.random.default_rng(child).standard_normal(shape)
+        for child, shape in zip(children, shapes, strict=True)
+    ]
 
 
-@pytest.mark.parametrize("scheme, hidden_scale", [
-    ("he", lambda fan_in: np.sqrt(2.0 / fan_in)),       # the post's randn * sqrt(2 / fan_in)
-    ("random_normal_x10", lambda fan_in: 10.0),
-    ("zeros", lambda fan_in: 0.0),
-])
+@pytest.mark.parametrize(
+    "scheme, hidden_scale",
+    [
+        ("he", lambda fan_in: np.sqrt(2.0 / fan_in)),  # the post's randn * sqrt(2 / fan_in)
+        ("random_normal_x10", lambda fan_in: 10.0),
+        ("zeros", lambda fan_in: 0.0),
+    ],
+)
 def test_schemes_draw_the_posts_formulas_and_the_output_layer_is_randn_x1(scheme, hidden_scale):
     model = post.post_model(post.POST_SCHEMES[scheme].initializer(), seed=11)
     model.build(2)
@@ -89,8 +96,11 @@ def test_resolve_schemes_starts_with_the_posts_three_and_adds_each_extra_once():
 def test_extra_schemes_are_written_as_the_other_study_commands_write_them():
     schemes = post.resolve_schemes(["random_normal:0.5,lsuv", "HeNormal"])
     assert [s.name for s in schemes][3:] == ["random_normal:0.5", "lsuv", "HeNormal"]
-    assert [s.label for s in schemes][3:] == ["Random normal x 0.5", "LSUV",
-                                              "He normal (truncated)"]
+    assert [s.label for s in schemes][3:] == [
+        "Random normal x 0.5",
+        "LSUV",
+        "He normal (truncated)",
+    ]
     # random_normal:0.5 scales the post's randn x 10 draw by 0.5 / 10 in the hidden layers.
     a = post.post_model(schemes[3].initializer(), seed=9)
     b = post.post_model(post.POST_SCHEMES["random_normal_x10"].initializer(), seed=9)
@@ -152,9 +162,15 @@ def test_run_study_is_bit_identical_for_the_same_seed(small_study):
 
 def test_epoch_below_is_the_first_epoch_under_the_threshold():
     result = post.StudyResult(
-        settings={}, schemes=[], runs=[],
+        settings={},
+        schemes=[],
+        runs=[],
         costs=np.array([[[0.9, 0.4, 0.29, 0.31, 0.1], [0.7, 0.6, 0.5, 0.4, 0.3]]]),
-        train_accuracy=np.zeros((1, 2)), test_accuracy=np.zeros((1, 2)), data=[], models=[])
+        train_accuracy=np.zeros((1, 2)),
+        test_accuracy=np.zeros((1, 2)),
+        data=[],
+        models=[],
+    )
     np.testing.assert_array_equal(result.epoch_below(0.3), [[2, -1]])
     np.testing.assert_array_equal(result.final_cost, [[0.1, 0.3]])
 
@@ -186,8 +202,9 @@ def test_lsuv_is_drawn_on_each_runs_training_set():
     by_hand = post.post_model(None, seed=run.weights_seed)
     by_hand.initialize(X_train, method="lsuv")
     # The cost at epoch 0 is that of the initial weights, before any update.
-    assert result.costs[3, 1, 0] == pytest.approx(by_hand.evaluate(X_train, Y_train)["loss"],
-                                                  rel=1e-12)
+    assert result.costs[3, 1, 0] == pytest.approx(
+        by_hand.evaluate(X_train, Y_train)["loss"], rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("n_seeds, epochs", [(6, 50), (2, 3000), (20, 500)])
@@ -219,4 +236,7 @@ def test_the_posts_names_and_their_other_spellings_are_accepted_and_run_once():
     for extra in (["random_normal_x10"], ["random_normal:10"], ["zeros he"], ["he,zeros"]):
         assert [s.name for s in post.resolve_schemes(extra)] == list(post.POST_SCHEMES)
     assert [s.label for s in post.resolve_schemes()] == [
-        "Zeros", "Large random values (randn x 10)", "He"]
+        "Zeros",
+        "Large random values (randn x 10)",
+        "He",
+    ]

@@ -35,8 +35,9 @@ def test_ci_runs_the_readme_test_command_exactly():
 # --- every Python block runs as pasted and prints what the README shows ----------------------
 
 # A ```python block, optionally followed by "It prints:" and the ```text block of its output.
-PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```\n(?:\nIt prints:\n\n```text\n(.*?)\n```\n)?",
-                          re.DOTALL)
+PYTHON_BLOCK = re.compile(
+    r"```python\n(.*?)\n```\n(?:\nIt prints:\n\n```text\n(.*?)\n```\n)?", re.DOTALL
+)
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 # A compiled kernel's first fit compiles it: tens of seconds on a busy 2-core machine.
 BLOCK_TIMEOUT = 300
@@ -44,8 +45,10 @@ BLOCK_TIMEOUT = 300
 
 def _python_blocks():
     text = (ROOT / "README.md").read_text()
-    return [(text.count("\n", 0, match.start()) + 1, match.group(1), match.group(2))
-            for match in PYTHON_BLOCK.finditer(text)]
+    return [
+        (text.count("\n", 0, match.start()) + 1, match.group(1), match.group(2))
+        for match in PYTHON_BLOCK.finditer(text)
+    ]
 
 
 def _same_output(printed, shown):
@@ -68,31 +71,53 @@ def test_the_readme_shows_python_examples_with_their_output():
     assert len(blocks) >= 8
     assert sum(output is not None for _, _, output in blocks) >= 8
     sources = "\n".join(code for _, code, _ in blocks)
-    for needed in ("Ensemble(", ".save(", "NeuralNetwork.load(", "jit_compile=True", "Classifier(",
-                   "Regressor(", "def scaled_orthogonal(shape, rng)"):
+    for needed in (
+        "Ensemble(",
+        ".save(",
+        "NeuralNetwork.load(",
+        "jit_compile=True",
+        "Classifier(",
+        "Regressor(",
+        "def scaled_orthogonal(shape, rng)",
+    ):
         assert needed in sources
 
 
 def test_output_comparison_tells_numbers_apart():
-    assert _same_output("{'accuracy': 98.0, 'loss': 0.12138447699002654}\n",
-                        "{'accuracy': 98.0, 'loss': 0.121384476990026}")
+    assert _same_output(
+        "{'accuracy': 98.0, 'loss': 0.12138447699002654}\n",
+        "{'accuracy': 98.0, 'loss': 0.121384476990026}",
+    )
     assert not _same_output("{'accuracy': 97.0}", "{'accuracy': 98.0}")
     assert not _same_output("loss 0.5", "cost 0.5")
     assert not _same_output("1\n2", "1")
 
 
-@pytest.mark.parametrize("line, code, shown", _python_blocks(),
-                         ids=[f"README line {line}" for line, _, _ in _python_blocks()])
+@pytest.mark.parametrize(
+    "line, code, shown",
+    _python_blocks(),
+    ids=[f"README line {line}" for line, _, _ in _python_blocks()],
+)
 def test_readme_python_block_runs_as_pasted(line, code, shown, tmp_path):
     # A fresh interpreter in an empty directory: nothing but the block and the package under test.
     # The inherited PYTHONPATH may be relative (PYTHONPATH=src): made absolute, as the tests see it.
     package_root = str(pathlib.Path(initlab.__file__).resolve().parents[1])
-    inherited = [os.path.abspath(entry) for entry in
-                 os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    inherited = [
+        os.path.abspath(entry)
+        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if entry
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, *inherited]))
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT,
+    )
     assert result.returncode == 0, f"README line {line} failed:\n{result.stderr}"
     if shown is not None:
         assert _same_output(result.stdout, shown), (
-            f"README line {line} printed\n{result.stdout}\nbut the README shows\n{shown}")
+            f"README line {line} printed\n{result.stdout}\nbut the README shows\n{shown}"
+        )

@@ -130,8 +130,21 @@ def test_a_registered_activation_is_a_choice_of_the_study_commands(registered, t
     from initlab.cli import main
 
     out = tmp_path / "diag"
-    main(["diagnose", "--depth", "3", "--width", "8", "--activation", "bent_identity",
-          "--schemes", "glorot_uniform", "--out", str(out)])
+    main(
+        [
+            "diagnose",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--activation",
+            "bent_identity",
+            "--schemes",
+            "glorot_uniform",
+            "--out",
+            str(out),
+        ]
+    )
     rows = json.loads((out / "layers.json").read_text())
     hidden = [row for row in rows if row.get("activation") == "bent_identity"]
     assert len(hidden) == 3

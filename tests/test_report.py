@@ -48,7 +48,12 @@ def test_summarize_rejects_empty_input():
 
 def test_summarize_epochs_counts_only_runs_that_reached_the_threshold():
     assert report.summarize_epochs([100, -1, 300]) == {
-        "reached": 2, "n": 3, "mean": 200.0, "min": 100, "max": 300}
+        "reached": 2,
+        "n": 3,
+        "mean": 200.0,
+        "min": 100,
+        "max": 300,
+    }
     assert report.summarize_epochs([-1, -1])["mean"] is None
 
 
@@ -56,16 +61,26 @@ def test_summarize_epochs_counts_only_runs_that_reached_the_threshold():
 def result():
     """A hand-made study: 3 schemes x 3 runs x 4 epochs, with known numbers."""
     schemes = list(POST_SCHEMES.values())
-    costs = np.array([
-        [[0.6931] * 4] * 3,
-        [[9.0, 2.0, 0.5, 0.4], [8.0, 0.2, 0.25, 0.1], [7.0, 1.0, 0.29, 0.2]],
-        [[0.7, 0.5, 0.2, 0.1], [0.7, 0.4, 0.31, 0.3], [0.7, 0.6, 0.29, 0.15]],
-    ])
+    costs = np.array(
+        [
+            [[0.6931] * 4] * 3,
+            [[9.0, 2.0, 0.5, 0.4], [8.0, 0.2, 0.25, 0.1], [7.0, 1.0, 0.29, 0.2]],
+            [[0.7, 0.5, 0.2, 0.1], [0.7, 0.4, 0.31, 0.3], [0.7, 0.6, 0.29, 0.15]],
+        ]
+    )
     train = np.array([[50.0, 50.0, 50.0], [80.0, 95.0, 90.0], [96.0, 97.0, 95.5]])
     test = np.array([[50.0, 50.0, 50.0], [78.0, 93.0, 88.0], [94.0, 99.0, 95.0]])
     runs = [RunSeeds(k, 10 + k, 20 + k, 30 + k) for k in range(3)]
-    settings = {"seed": 4, "seeds": 3, "epochs": 4, "learning_rate": 0.01, "data": "d",
-                "model": "m", "optimizer": "o", "schemes": [s.name for s in schemes]}
+    settings = {
+        "seed": 4,
+        "seeds": 3,
+        "epochs": 4,
+        "learning_rate": 0.01,
+        "data": "d",
+        "model": "m",
+        "optimizer": "o",
+        "schemes": [s.name for s in schemes],
+    }
     return StudyResult(settings, schemes, runs, costs, train, test, data=[], models=[])
 
 
@@ -86,7 +101,6 @@ def test_json_holds_the_runs_numbers_and_their_summaries(result):
     assert [r["epoch_cost_below"] for r in runs] == [None, 1, 2]
     assert [r["weights_seed"] for r in runs] == [30, 31, 32]
     assert [r["train_accuracy"] for r in runs] == [80.0, 95.0, 90.0]
-
 
 
 def test_accuracy_intervals_are_clipped_to_what_is_possible(result):
@@ -121,8 +135,9 @@ def test_csv_rows_agree_with_the_summaries(result):
 def test_markdown_table_prints_the_summaries(result):
     text = report.to_markdown(result)
     summary = report.summarize(result.test_accuracy[1], bounds=report.ACCURACY_BOUNDS)
-    expected = (f"{summary['mean']:.1f} [{summary['ci_low']:.1f}, {summary['ci_high']:.1f}] "
-                f"(78.0–93.0)")
+    expected = (
+        f"{summary['mean']:.1f} [{summary['ci_low']:.1f}, {summary['ci_high']:.1f}] (78.0–93.0)"
+    )
     assert expected in text
     assert "| Zeros | 50.0 [50.0, 50.0] (50.0–50.0) |" in text
     assert "never" in text and "85 / 82" in text and "Student t" in text

@@ -18,8 +18,7 @@ from initlab.studies import reproduce  # noqa: E402
 
 EPOCHS = 60
 ARGS = ["reproduce", "--seeds", "2", "--epochs", str(EPOCHS), "--seed", "5", "--no-progress"]
-FIGURE_SIZES = {"dataset.png": (450, 600), "costs.png": (500, 800),
-                "boundaries.png": (470, 1500)}
+FIGURE_SIZES = {"dataset.png": (450, 600), "costs.png": (500, 800), "boundaries.png": (470, 1500)}
 
 
 @pytest.fixture(scope="module")
@@ -110,17 +109,22 @@ def test_the_same_seed_writes_the_same_results(short_run, tmp_path):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if training starts."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("training started although the arguments were bad")
+
     monkeypatch.setattr(reproduce, "run_study", forbidden)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
-    (["--epochs", "-3"], "--epochs must be an integer >= 1, got -3"),
-    (["--schemes", "he", "nonsense"], "scheme 'nonsense' is not known"),
-    (["--schemes", "he", "lsvu"], "scheme 'lsvu' is not known (did you mean 'lsuv'?)"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["--epochs", "-3"], "--epochs must be an integer >= 1, got -3"),
+        (["--schemes", "he", "nonsense"], "scheme 'nonsense' is not known"),
+        (["--schemes", "he", "lsvu"], "scheme 'lsvu' is not known (did you mean 'lsuv'?)"),
+    ],
+)
 def test_bad_arguments_fail_clearly_before_training(no_training, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert cli.main(["reproduce", "--out", str(out)] + extra) == 2
@@ -175,8 +179,19 @@ def test_jit_without_numba_fails_before_anything_is_written(tmp_path, monkeypatc
 
 def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsys):
     # random_normal_x10 is the name reproduce prints and writes: it is the post's scheme, once.
-    args = ["reproduce", "--seeds", "1", "--epochs", "2", "--quiet", "--out", str(tmp_path),
-            "--schemes", "random_normal_x10", "he,random_normal:10"]
+    args = [
+        "reproduce",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+        "--schemes",
+        "random_normal_x10",
+        "he,random_normal:10",
+    ]
     assert cli.main(args) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""

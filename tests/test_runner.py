@@ -36,7 +36,8 @@ def table(out):
     connection = sqlite3.connect(os.path.join(out, "sweep.db"))
     rows = connection.execute(
         "SELECT r.key, train_accuracy, test_accuracy, final_loss, model_scheme, seed, costs "
-        "FROM runs r JOIN costs c ON r.key = c.key ORDER BY r.key").fetchall()
+        "FROM runs r JOIN costs c ON r.key = c.key ORDER BY r.key"
+    ).fetchall()
     connection.close()
     return rows
 
@@ -69,9 +70,12 @@ def test_a_grown_spec_trains_only_its_new_runs(tmp_path):
     assert run_sweep(spec(seeds=2), out, backend="serial", progress=False).trained == 4
     before = table(out)
     # One more seed, one more scheme and a new axis whose first value was the fixed one.
-    grown = parse_spec(BASE.replace("learning_rate = 0.1\n", "").format(
-        seeds=3, schemes=["he", "zeros", "lecun_normal"])
-        + "'train.learning_rate' = [0.1, 0.3]\n")
+    grown = parse_spec(
+        BASE.replace("learning_rate = 0.1\n", "").format(
+            seeds=3, schemes=["he", "zeros", "lecun_normal"]
+        )
+        + "'train.learning_rate' = [0.1, 0.3]\n"
+    )
     status = run_sweep(grown, out, backend="serial", progress=False)
     assert (status.total, status.stored_before, status.trained) == (18, 4, 14)
     assert set(before) <= set(table(out))
@@ -80,11 +84,15 @@ def test_a_grown_spec_trains_only_its_new_runs(tmp_path):
 def test_a_changed_spec_is_refused_unless_forced(tmp_path):
     out = tmp_path / "grid"
     run_sweep(spec(seeds=2), out, backend="serial", progress=False)
-    changed = parse_spec(BASE.replace("epochs = 30", "epochs = 31").format(
-        seeds=2, schemes=["he", "zeros"]))
-    with pytest.raises(ValueError, match=r"holds 4 runs that this spec does not contain: its "
-                                         r"settings changed \(train.epochs: 30 -> 31\)\. "
-                                         r"Pass --force"):
+    changed = parse_spec(
+        BASE.replace("epochs = 30", "epochs = 31").format(seeds=2, schemes=["he", "zeros"])
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"holds 4 runs that this spec does not contain: its "
+        r"settings changed \(train.epochs: 30 -> 31\)\. "
+        r"Pass --force",
+    ):
         run_sweep(changed, out, backend="serial", progress=False)
     assert len(table(out)) == 4  # refused before anything changed
     status = run_sweep(changed, out, backend="serial", progress=False, force=True)

@@ -19,8 +19,19 @@ from initlab import Dense, ModelFileError, NeuralNetwork
 from initlab.blocks.datasets import moons
 from initlab.engine import saving
 
-CONFIG_KEYS = {"format", "version", "seed", "seed_entropy", "dtype", "layers", "loss",
-               "optimizer", "learning_rate", "shuffle_state", "optimizer_state"}
+CONFIG_KEYS = {
+    "format",
+    "version",
+    "seed",
+    "seed_entropy",
+    "dtype",
+    "layers",
+    "loss",
+    "optimizer",
+    "learning_rate",
+    "shuffle_state",
+    "optimizer_state",
+}
 
 
 @pytest.fixture
@@ -38,9 +49,17 @@ def saved(tmp_path):
 
 def test_the_file_is_what_the_readme_documents(saved):
     model, path, members, config = saved
-    assert set(members) == {"config.npy", "0.weights.npy", "0.bias.npy", "1.weights.npy",
-                            "1.bias.npy", "2.weights.npy", "2.bias.npy", "optimizer.0.npy",
-                            "optimizer.1.npy"}
+    assert set(members) == {
+        "config.npy",
+        "0.weights.npy",
+        "0.bias.npy",
+        "1.weights.npy",
+        "1.bias.npy",
+        "2.weights.npy",
+        "2.bias.npy",
+        "optimizer.0.npy",
+        "optimizer.1.npy",
+    }
     assert set(config) == CONFIG_KEYS
     assert (config["format"], config["version"]) == ("initlab.NeuralNetwork", 1)
     with zipfile.ZipFile(path) as archive:
@@ -56,8 +75,9 @@ def test_a_fortran_ordered_member_loads_as_the_same_array(saved, tmp_path):
     model, _, members, config = saved
     members["1.weights.npy"] = npy_bytes(np.asfortranarray(model.layers[1].weights))
     write_members(tmp_path / "f.npz", members)
-    np.testing.assert_array_equal(NeuralNetwork.load(tmp_path / "f.npz").layers[1].weights,
-                                  model.layers[1].weights)
+    np.testing.assert_array_equal(
+        NeuralNetwork.load(tmp_path / "f.npz").layers[1].weights, model.layers[1].weights
+    )
 
 
 def _header_claiming(shape):
@@ -143,16 +163,18 @@ SPOILS = {
     "a missing layer array": r"lacks the members \['1\.bias\.npy'\]",
     "an extra member": r"holds members a model file does not: \['junk\.npy'\]",
     "a header claiming 10**12 elements": r"member '0\.weights\.npy' is \d+ bytes, but its header "
-                                         r"describes 8000000000\d+",
+    r"describes 8000000000\d+",
     "a 2-8-4-1 file under a 2-12-6-1 config": r"member '0\.weights' has shape \(8, 2\) and dtype "
-                                              r"float64; expected shape \(12, 2\)",
+    r"float64; expected shape \(12, 2\)",
     "stacked (ensemble) weights": r"member '0\.weights' has shape \(3, 12, 2\)",
     "complex weights": "member '0.weights' has shape .* and dtype complex128",
     "big-endian weights": r"dtype >f8; expected shape \(12, 2\) and dtype float64",
     "a broken fan_in chain": r"layers\[1\]\.input_dim is 11, but the layer below has 12 units",
     "an unknown activation": r"layers\[1\]\.activation: activation 'banana' is not known",
-    "an activation with a stray parameter": (r"layers\[1\]\.activation: .* does not fit ReLU: "
-                                             r".*takes no arguments"),
+    "an activation with a stray parameter": (
+        r"layers\[1\]\.activation: .* does not fit ReLU: "
+        r".*takes no arguments"
+    ),
     "an optimizer with a stray parameter": "optimizer: .*rho",
     "a shuffle state of another generator": "shuffle_state must be null or a PCG64 state",
     "a config that is a number array": "its config.npy is a .* array of float64, not a text",
@@ -172,11 +194,14 @@ def test_a_spoiled_file_is_refused_naming_the_file_and_the_fault(saved, tmp_path
     assert path.read_bytes() == before  # reading never writes
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "truncated"),
-    (b"PK\x05\x06" + bytes(18), "no initlab config inside|no config.npy"),
-    (npy_bytes(np.ones(3)), "not an initlab model file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "truncated"),
+        (b"PK\x05\x06" + bytes(18), "no initlab config inside|no config.npy"),
+        (npy_bytes(np.ones(3)), "not an initlab model file"),
+    ],
+)
 def test_files_that_are_no_zip_or_no_model_are_refused(tmp_path, content, message):
     path = tmp_path / "x.npz"
     path.write_bytes(content)
@@ -199,7 +224,7 @@ def test_a_huge_zip_directory_is_refused_before_it_is_read(saved):
     _, path, _, _ = saved
     data = bytearray(path.read_bytes())
     end = data.rfind(b"PK\x05\x06")
-    data[end + 12:end + 16] = struct.pack("<I", 2**31)
+    data[end + 12 : end + 16] = struct.pack("<I", 2**31)
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="zip directory of 2147483648 bytes"):
         NeuralNetwork.load(path)
@@ -225,16 +250,20 @@ def test_an_unused_large_member_is_refused_without_being_decompressed(saved, tmp
 def test_a_member_claiming_more_than_the_machine_has_is_refused(saved, tmp_path, monkeypatch):
     _, path, _, _ = saved
     monkeypatch.setattr(saving.checks, "available_memory", lambda: 1000)
-    with pytest.raises(ModelFileError,
-                       match="loading it would need about 8.71 kB of memory, more than the 1 kB"):
+    with pytest.raises(
+        ModelFileError, match="loading it would need about 8.71 kB of memory, more than the 1 kB"
+    ):
         NeuralNetwork.load(path)
 
 
-@pytest.mark.parametrize("path, message", [
-    ("missing.npz", "cannot be read: No such file"),
-    (".", "is not a regular file"),
-    ("fifo", "is not a regular file"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("missing.npz", "cannot be read: No such file"),
+        (".", "is not a regular file"),
+        ("fifo", "is not a regular file"),
+    ],
+)
 def test_a_path_that_is_no_file_is_a_model_file_error(tmp_path, path, message):
     os.mkfifo(tmp_path / "fifo")  # opening it to read would wait for a writer forever
     with pytest.raises(ModelFileError, match=message):
@@ -247,6 +276,7 @@ def test_a_path_that_is_not_a_path_is_a_value_error():
 
 
 # --- writing ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def model():
@@ -306,8 +336,9 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(model, tmp_
     live.write_bytes(b"")
     model.save(path)
     assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", other.name, live.name])
-    np.testing.assert_array_equal(NeuralNetwork.load(path).layers[0].weights,
-                                  model.layers[0].weights)
+    np.testing.assert_array_equal(
+        NeuralNetwork.load(path).layers[0].weights, model.layers[0].weights
+    )
 
 
 @pytest.mark.parametrize("code_point", [b"\xff\xff\xff\xff", b"\x00\xd8\x00\x00"])
@@ -316,7 +347,7 @@ def test_a_config_with_characters_beyond_unicode_is_refused(saved, tmp_path, cod
     text = np.array(json.dumps(config))
     data = bytearray(npy_bytes(text))
     position = len(data) - 4 * (len(str(text)) - str(text).index('"seed"') - 2)
-    data[position:position + 4] = code_point  # inside the key "seed"
+    data[position : position + 4] = code_point  # inside the key "seed"
     write_members(tmp_path / "bad.npz", {**members, "config.npy": bytes(data)})
     with pytest.raises(ModelFileError, match="not valid Unicode text"):
         NeuralNetwork.load(tmp_path / "bad.npz")

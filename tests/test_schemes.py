@@ -19,8 +19,9 @@ from initlab.studies.schemes import (
 
 def test_name_and_value_are_parsed_and_the_text_is_the_label():
     assert parse_scheme("he") == Scheme(label="he", name="he")
-    assert parse_scheme(" random_normal:0.01 ") == Scheme("random_normal:0.01", "random_normal",
-                                                          0.01, "scale")
+    assert parse_scheme(" random_normal:0.01 ") == Scheme(
+        "random_normal:0.01", "random_normal", 0.01, "scale"
+    )
     assert parse_scheme("Random_Normal:1e1").value == 10.0
     assert parse_scheme("orthogonal:2").parameter == "gain"
 
@@ -39,23 +40,27 @@ def test_orthogonal_value_is_its_gain():
 
 
 def test_random_normal_value_is_the_standard_deviation():
-    weights, _ = parse_scheme("random_normal:0.01").initializer()((400, 500),
-                                                                   rng=np.random.default_rng(0))
+    weights, _ = parse_scheme("random_normal:0.01").initializer()(
+        (400, 500), rng=np.random.default_rng(0)
+    )
     assert weights.std() == pytest.approx(0.01, rel=0.01)
     assert abs(weights.mean()) < 1e-4
 
 
-@pytest.mark.parametrize("text, match", [
-    ("no_such_scheme", "not known; expected one of"),
-    ("glorot_unifrom", r"not known \(did you mean 'glorot_uniform'"),
-    ("he_normal:2", "neither a scale nor a gain"),
-    ("lsuv:2", "takes no value"),
-    ("glorot_uniform:inf", "finite"),
-    ("random_normal:abc", "must be a number"),
-    ("random_normal:-1", ">= 0"),
-    ("random_normal:nan", "finite"),
-    ("", "a scheme must be a name"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("no_such_scheme", "not known; expected one of"),
+        ("glorot_unifrom", r"not known \(did you mean 'glorot_uniform'"),
+        ("he_normal:2", "neither a scale nor a gain"),
+        ("lsuv:2", "takes no value"),
+        ("glorot_uniform:inf", "finite"),
+        ("random_normal:abc", "must be a number"),
+        ("random_normal:-1", ">= 0"),
+        ("random_normal:nan", "finite"),
+        ("", "a scheme must be a name"),
+    ],
+)
 def test_bad_schemes_raise_naming_the_scheme(text, match):
     with pytest.raises(ValueError, match=match):
         parse_scheme(text)
@@ -70,7 +75,10 @@ def test_unknown_scheme_error_lists_the_available_names():
 
 def test_lists_keep_order_and_refuse_repeats_and_emptiness():
     assert [s.label for s in parse_schemes("he,random_normal:10, zeros")] == [
-        "he", "random_normal:10", "zeros"]
+        "he",
+        "random_normal:10",
+        "zeros",
+    ]
     with pytest.raises(ValueError, match="more than once"):
         parse_schemes("he,he")
     with pytest.raises(ValueError, match="at least one"):
@@ -84,8 +92,15 @@ def test_default_schemes_all_parse_and_cover_vanishing_and_exploding():
 
 
 def test_deep_mlp_draws_every_layer_with_the_scheme():
-    model = deep_mlp(parse_scheme("random_normal:0.5"), depth=4, width=30, n_inputs=20,
-                     n_outputs=3, activation="tanh", seed=1)
+    model = deep_mlp(
+        parse_scheme("random_normal:0.5"),
+        depth=4,
+        width=30,
+        n_inputs=20,
+        n_outputs=3,
+        activation="tanh",
+        seed=1,
+    )
     assert [layer.units for layer in model.layers] == [30, 30, 30, 30, 3]
     assert [layer.activation.name for layer in model.layers] == ["tanh"] * 4 + ["softmax"]
     assert model.built and model.loss.name == "categorical_crossentropy"
@@ -134,8 +149,12 @@ def test_every_scheme_has_readable_words_and_its_values_read_as_multipliers():
 
 
 def test_a_list_is_written_with_spaces_commas_or_both():
-    for written in ("he random_normal:0.01", "he,random_normal:0.01", ["he", "random_normal:0.01"],
-                    ["he,", " random_normal:0.01"]):
+    for written in (
+        "he random_normal:0.01",
+        "he,random_normal:0.01",
+        ["he", "random_normal:0.01"],
+        ["he,", " random_normal:0.01"],
+    ):
         assert [s.label for s in parse_schemes(written)] == ["he", "random_normal:0.01"]
 
 

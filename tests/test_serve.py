@@ -34,63 +34,84 @@ LN2 = math.log(2)
 
 # --- settings ----------------------------------------------------------------------------------
 
+
 def test_defaults_are_the_posts_experiment():
     settings = parse_settings({})
     assert settings == Settings()
     assert (settings.dataset, settings.train_size, settings.test_size, settings.noise) == (
-        "moons", 400, 100, 0.2)
+        "moons",
+        400,
+        100,
+        0.2,
+    )
     assert settings.hidden == (12, 6) and settings.activation == "relu"
     assert settings.scheme_label == "he" and settings.output_scheme == "random_normal"
     assert (settings.learning_rate, settings.optimizer, settings.batch_size) == (0.01, "sgd", None)
 
 
 def test_values_written_as_text_as_a_url_holds_them():
-    settings = parse_settings({"seeds": "4", "learning_rate": "0.5", "hidden": "8, 8,4",
-                               "scheme": "random_normal", "scheme_value": "10",
-                               "batch_size": "", "layer_schemes": ""})
+    settings = parse_settings(
+        {
+            "seeds": "4",
+            "learning_rate": "0.5",
+            "hidden": "8, 8,4",
+            "scheme": "random_normal",
+            "scheme_value": "10",
+            "batch_size": "",
+            "layer_schemes": "",
+        }
+    )
     assert settings.seeds == 4 and settings.learning_rate == 0.5 and settings.hidden == (8, 8, 4)
     assert settings.scheme_label == "random_normal:10" and settings.batch_size is None
     assert parse_settings(settings.as_dict()) == settings  # the URL round trip
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"seeds": 33}, "seeds must be an integer from 1 to 32, got 33"),
-    ({"seeds": 0}, "seeds must be an integer from 1 to 32, got 0"),
-    ({"seeds": 2.0}, r"seeds must be an integer from 1 to 32, got 2.0"),
-    ({"seeds": True}, "seeds must be an integer from 1 to 32, got True"),
-    ({"seeds": "many"}, "seeds must be an integer from 1 to 32, got 'many'"),
-    ({"hidden": "12,257"}, r"hidden must be 1 to 8 layer sizes from 1 to 256.*got '12,257'"),
-    ({"hidden": "4," * 8 + "4"}, "hidden must be 1 to 8 layer sizes"),
-    ({"hidden": ""}, "hidden must be 1 to 8 layer sizes"),
-    ({"hidden": {"a": 1}}, "hidden must be 1 to 8 layer sizes"),
-    ({"train_size": 5001}, "train_size must be an integer from 10 to 5000, got 5001"),
-    ({"test_size": 9}, "test_size must be an integer from 10 to 5000, got 9"),
-    ({"learning_rate": 0}, r"learning_rate must be a number > 0.0 and <= 10.0, got 0"),
-    ({"learning_rate": "nan"}, r"learning_rate must be a number > 0.0 and <= 10.0, got nan"),
-    ({"learning_rate": None}, r"learning_rate must be a number > 0.0 and <= 10.0, got None"),
-    ({"noise": -0.1}, r"noise must be a number from 0.0 to 2.0, got -0.1"),
-    ({"dataset": "mnist"}, r"dataset must be one of \['moons', 'circles', 'spirals', 'xor', "),
-    ({"activation": "softmax"}, r"activation must be one of \["),
-    ({"optimizer": "lbfgs"}, r"optimizer must be one of \['adam', 'momentum', 'sgd'\]"),
-    ({"scheme": "he_uniformish"}, r"scheme must be one of \[.*'zeros'\], got 'he_uniformish'"),
-    ({"scheme": "lsuv", "scheme_value": 2}, "scheme_value: scheme 'lsuv:2' takes no value"),
-    ({"scheme": "zeros", "scheme_value": 2}, "scheme_value: scheme 'zeros:2'"),
-    ({"scheme_value": 1e9}, r"scheme_value must be a number from 0.0 to 1000.0"),
-    ({"layer_schemes": "he"}, r"layer_schemes must list one scheme per hidden layer \(2\)"),
-    ({"layer_schemes": "he,lsuv"}, r"layer_schemes\[1\]: lsuv initialises the whole model"),
-    ({"layer_schemes": "he,nope"}, r"layer_schemes\[1\]: scheme 'nope' is not known"),
-    ({"output_scheme": "he:-1"}, r"output_scheme: scheme 'he:-1': the value after ':'"),
-    ({"batch_size": 401}, r"batch_size must be empty for the full batch or an integer from 1 "
-                          r"to train_size \(400\), got 401"),
-    ({"epochs_per_second": 0}, "epochs_per_second must be an integer from 1 to 100000"),
-    ({"max_epochs": 10**7}, "max_epochs must be an integer from 1 to 1000000"),
-    ({"data_seed": -1}, "data_seed must be an integer from 0 to 4294967295"),
-    ({"epochs": 10}, r"settings has unknown fields \['epochs'\]"),
-    ({"seeds": 32, "train_size": 5000, "hidden": "256,256"}, r"seeds x train_size x hidden "
-     r"units must be at most 16777216 \(memory and time grow with it\), got 32 x 5000 x 512 = "
-     r"81920000"),
-    ("seeds=3", "settings must be an object of field: value, got 'seeds=3'"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"seeds": 33}, "seeds must be an integer from 1 to 32, got 33"),
+        ({"seeds": 0}, "seeds must be an integer from 1 to 32, got 0"),
+        ({"seeds": 2.0}, r"seeds must be an integer from 1 to 32, got 2.0"),
+        ({"seeds": True}, "seeds must be an integer from 1 to 32, got True"),
+        ({"seeds": "many"}, "seeds must be an integer from 1 to 32, got 'many'"),
+        ({"hidden": "12,257"}, r"hidden must be 1 to 8 layer sizes from 1 to 256.*got '12,257'"),
+        ({"hidden": "4," * 8 + "4"}, "hidden must be 1 to 8 layer sizes"),
+        ({"hidden": ""}, "hidden must be 1 to 8 layer sizes"),
+        ({"hidden": {"a": 1}}, "hidden must be 1 to 8 layer sizes"),
+        ({"train_size": 5001}, "train_size must be an integer from 10 to 5000, got 5001"),
+        ({"test_size": 9}, "test_size must be an integer from 10 to 5000, got 9"),
+        ({"learning_rate": 0}, r"learning_rate must be a number > 0.0 and <= 10.0, got 0"),
+        ({"learning_rate": "nan"}, r"learning_rate must be a number > 0.0 and <= 10.0, got nan"),
+        ({"learning_rate": None}, r"learning_rate must be a number > 0.0 and <= 10.0, got None"),
+        ({"noise": -0.1}, r"noise must be a number from 0.0 to 2.0, got -0.1"),
+        ({"dataset": "mnist"}, r"dataset must be one of \['moons', 'circles', 'spirals', 'xor', "),
+        ({"activation": "softmax"}, r"activation must be one of \["),
+        ({"optimizer": "lbfgs"}, r"optimizer must be one of \['adam', 'momentum', 'sgd'\]"),
+        ({"scheme": "he_uniformish"}, r"scheme must be one of \[.*'zeros'\], got 'he_uniformish'"),
+        ({"scheme": "lsuv", "scheme_value": 2}, "scheme_value: scheme 'lsuv:2' takes no value"),
+        ({"scheme": "zeros", "scheme_value": 2}, "scheme_value: scheme 'zeros:2'"),
+        ({"scheme_value": 1e9}, r"scheme_value must be a number from 0.0 to 1000.0"),
+        ({"layer_schemes": "he"}, r"layer_schemes must list one scheme per hidden layer \(2\)"),
+        ({"layer_schemes": "he,lsuv"}, r"layer_schemes\[1\]: lsuv initialises the whole model"),
+        ({"layer_schemes": "he,nope"}, r"layer_schemes\[1\]: scheme 'nope' is not known"),
+        ({"output_scheme": "he:-1"}, r"output_scheme: scheme 'he:-1': the value after ':'"),
+        (
+            {"batch_size": 401},
+            r"batch_size must be empty for the full batch or an integer from 1 "
+            r"to train_size \(400\), got 401",
+        ),
+        ({"epochs_per_second": 0}, "epochs_per_second must be an integer from 1 to 100000"),
+        ({"max_epochs": 10**7}, "max_epochs must be an integer from 1 to 1000000"),
+        ({"data_seed": -1}, "data_seed must be an integer from 0 to 4294967295"),
+        ({"epochs": 10}, r"settings has unknown fields \['epochs'\]"),
+        (
+            {"seeds": 32, "train_size": 5000, "hidden": "256,256"},
+            r"seeds x train_size x hidden units must be at most 16777216 "
+            r"\(memory and time grow with it\), got 32 x 5000 x 512 = 81920000",
+        ),
+        ("seeds=3", "settings must be an object of field: value, got 'seeds=3'"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_field(values, message):
     with pytest.raises(ValueError, match=message):
         parse_settings(values)
@@ -114,6 +135,7 @@ def test_absent_fields_keep_the_base():
 
 # --- the numbers of a session ------------------------------------------------------------------
 
+
 def test_zeros_keep_the_cost_at_ln2_and_the_accuracy_at_half():
     # Zero hidden weights give zero activations, so the output is sigmoid(b) = 0.5 for every
     # point, and no gradient reaches any weight (balanced classes: the bias gradient is 0 too).
@@ -129,9 +151,17 @@ def test_zeros_keep_the_cost_at_ln2_and_the_accuracy_at_half():
 
 
 def test_the_streamed_numbers_are_those_of_each_seed_trained_alone():
-    settings = parse_settings({"seeds": 3, "hidden": "5,4", "activation": "tanh",
-                               "scheme": "glorot_uniform", "learning_rate": 0.1,
-                               "optimizer": "momentum", "batch_size": 64})
+    settings = parse_settings(
+        {
+            "seeds": 3,
+            "hidden": "5,4",
+            "activation": "tanh",
+            "scheme": "glorot_uniform",
+            "learning_rate": 0.1,
+            "optimizer": "momentum",
+            "batch_size": 64,
+        }
+    )
     session = Session(settings)
     assert session.train(30) == 30 and session.train(20) == 20
     frame = session.frame()
@@ -141,8 +171,7 @@ def test_the_streamed_numbers_are_those_of_each_seed_trained_alone():
         model.add(Dense(5, "tanh", initializer="glorot_uniform"))
         model.add(Dense(4, "tanh", initializer="glorot_uniform"))
         model.add(Dense(1, "sigmoid"))
-        model.compile(loss="crossentropy",
-                      optimizer={"name": "momentum", "learning_rate": 0.1})
+        model.compile(loss="crossentropy", optimizer={"name": "momentum", "learning_rate": 0.1})
         model.fit(session.X_train, session.Y_train, epochs=50, batch_size=64)
         scores = model.evaluate(session.X_test, session.Y_test)
         losses.append(model.evaluate(session.X_train, session.Y_train)["loss"])
@@ -150,7 +179,8 @@ def test_the_streamed_numbers_are_those_of_each_seed_trained_alone():
     np.testing.assert_allclose(frame["per_seed"]["train_loss"], losses, rtol=1e-9)
     np.testing.assert_allclose(frame["per_seed"]["test_accuracy"], accuracies)
     assert frame["point"]["train_loss"] == pytest.approx(
-        [min(losses), float(np.median(losses)), max(losses)], rel=1e-9)
+        [min(losses), float(np.median(losses)), max(losses)], rel=1e-9
+    )
     # The shown seed is the median one, and its boundary is its prediction on the grid.
     shown = frame["shown_seed"]
     assert losses[shown - 1] == pytest.approx(float(np.median(losses)), rel=1e-9)
@@ -201,14 +231,19 @@ def test_the_data_set_and_seeds_are_reproducible():
     a = Session(parse_settings({"dataset": "spirals", "seeds": 2, "data_seed": 7}))
     b = Session(parse_settings({"dataset": "spirals", "seeds": 2, "data_seed": 7}))
     np.testing.assert_array_equal(a.X_train, b.X_train)
-    np.testing.assert_array_equal(a.models[1].layers[0].params["weights"],
-                                  b.models[1].layers[0].params["weights"])
+    np.testing.assert_array_equal(
+        a.models[1].layers[0].params["weights"], b.models[1].layers[0].params["weights"]
+    )
     assert not np.array_equal(a.X_train[:, :100], a.X_test[:, :100])  # two streams
 
 
 def test_histogram_of_equal_and_non_finite_values():
-    assert histogram(np.zeros(10), bins=4) == {"low": -0.5, "high": 0.5,
-                                               "counts": [0, 0, 10, 0], "non_finite": 0}
+    assert histogram(np.zeros(10), bins=4) == {
+        "low": -0.5,
+        "high": 0.5,
+        "counts": [0, 0, 10, 0],
+        "non_finite": 0,
+    }
     result = histogram([1.0, np.inf, np.nan, 3.0], bins=2)
     assert result == {"low": 1.0, "high": 3.0, "counts": [1, 1], "non_finite": 2}
     assert histogram([np.nan])["counts"] == []
@@ -223,13 +258,19 @@ def test_theory_predicts_chi1_and_the_phase_of_the_drawn_layers():
     assert theory["weight_variance"] == pytest.approx(2, rel=0.1)
     assert theory["bias_variance"] == 0
     assert theory["chi1"] == pytest.approx(theory["weight_variance"] / 2, rel=1e-9)
-    expected = ("order" if theory["chi1"] < 1 - 1e-3 else "chaos" if theory["chi1"] > 1 + 1e-3
-                else "critical")
+    expected = (
+        "order"
+        if theory["chi1"] < 1 - 1e-3
+        else "chaos"
+        if theory["chi1"] > 1 + 1e-3
+        else "critical"
+    )
     assert theory["phase"] == expected
     assert session.start()["theory"] == theory
 
 
 # --- the server --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def server():
@@ -237,8 +278,9 @@ def server():
     app = create_app()
     listener = _listen("127.0.0.1", 0)
     port = listener.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                             ws_max_size=64 * 1024))
+    instance = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", ws_max_size=64 * 1024)
+    )
     thread = threading.Thread(target=instance.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -334,15 +376,18 @@ def test_a_changed_scheme_starts_over_and_zeros_stay_at_ln2(page):
     page.until("frame", where=lambda m: not m["playing"])
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("not json", "a message must be JSON"),
-    ("[1, 2]", "a message must be an object whose type is one of"),
-    ('{"type": "shutdown"}', "a message must be an object whose type is one of"),
-    ({"type": "settings", "settings": {"seeds": 64}}, "seeds must be an integer from 1 to 32"),
-    ({"type": "settings", "settings": {"hidden": "300"}}, "hidden must be 1 to 8 layer sizes"),
-    ({"type": "settings", "settings": None}, "settings must be an object"),
-    ({"type": "play"}, "no experiment yet"),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("not json", "a message must be JSON"),
+        ("[1, 2]", "a message must be an object whose type is one of"),
+        ('{"type": "shutdown"}', "a message must be an object whose type is one of"),
+        ({"type": "settings", "settings": {"seeds": 64}}, "seeds must be an integer from 1 to 32"),
+        ({"type": "settings", "settings": {"hidden": "300"}}, "hidden must be 1 to 8 layer sizes"),
+        ({"type": "settings", "settings": None}, "settings must be an object"),
+        ({"type": "play"}, "no experiment yet"),
+    ],
+)
 def test_bad_messages_get_a_message_and_the_server_goes_on(page, message, expected):
     page.send(message)
     error = page.receive()
@@ -360,8 +405,10 @@ def test_a_failure_inside_the_server_is_a_message_and_the_tab_goes_on(page, monk
     monkeypatch.setattr(app_module, "Session", broken)
     page.send({"type": "settings", "settings": {"seeds": 2}})
     error = page.receive()
-    assert error == {"type": "error",
-                     "message": "the server failed on settings: ZeroDivisionError: a bug"}
+    assert error == {
+        "type": "error",
+        "message": "the server failed on settings: ZeroDivisionError: a bug",
+    }
     monkeypatch.undo()
     _, frame = page.start(seeds=2)
     assert frame["epoch"] == 0
@@ -393,7 +440,7 @@ def test_a_tab_that_goes_away_stops_its_training(server):
     client.start(seeds=4)
     client.send({"type": "play"})
     client.until("frame", where=lambda m: m["playing"])
-    tab, = [tab for tab in app.state.tabs if tab.playing]
+    (tab,) = [tab for tab in app.state.tabs if tab.playing]
     task = tab.task
     client.close()
     deadline = time.monotonic() + 10
@@ -418,8 +465,11 @@ def test_tabs_beyond_the_limit_are_told_so(server, monkeypatch):
     try:
         third = sync_client.connect(f"ws://{server[1]}/ws").__enter__()
         error = json.loads(third.recv(timeout=10))
-        assert error == {"type": "error", "message": "2 tabs are open on this server, its "
-                         "limit: close one, then reload this page"}
+        assert error == {
+            "type": "error",
+            "message": "2 tabs are open on this server, its "
+            "limit: close one, then reload this page",
+        }
         third.close()
     finally:
         first.close()
@@ -438,12 +488,17 @@ def test_http_serves_the_page_and_its_assets_only(server):
     address = server[1]
     with urllib.request.urlopen(f"http://{address}/") as response:
         body = response.read().decode()
-        assert "data-testid=\"boundary\"" in body
+        assert 'data-testid="boundary"' in body
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     with urllib.request.urlopen(f"http://{address}/static/vendor/uPlot.iife.min.js") as response:
         assert response.status == 200
-    for path in ("/static/../settings.py", "/static/%2e%2e/settings.py", "/settings.py",
-                 "/static/vendor/../../app.py", "/etc/passwd"):
+    for path in (
+        "/static/../settings.py",
+        "/static/%2e%2e/settings.py",
+        "/settings.py",
+        "/static/vendor/../../app.py",
+        "/etc/passwd",
+    ):
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(f"http://{address}{path}")
         assert error.value.code == 404, path
@@ -477,6 +532,7 @@ def test_play_keeps_to_the_asked_rate_and_reports_its_speed(page):
 
 # --- the command -------------------------------------------------------------------------------
 
+
 def test_it_says_who_can_reach_it():
     assert "127.0.0.1 only" in _audience("127.0.0.1")
     assert "localhost only" in _audience("localhost")
@@ -502,10 +558,10 @@ def test_bad_port_is_refused_before_anything_starts(capsys):
 def test_importing_initlab_does_not_import_the_web_stack():
     import subprocess
 
-    code = ("import sys, initlab, initlab.cli; initlab.cli.build_parser(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('starlette', 'uvicorn', 'websockets')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys, initlab, initlab.cli; initlab.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('starlette', 'uvicorn', 'websockets')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-

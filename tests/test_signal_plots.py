@@ -21,9 +21,22 @@ def _data():
 
 def _models(activation="relu"):
     X, Y = _data()
-    return {label: deep_mlp(parse_scheme(label), depth=6, width=10, n_inputs=6, n_outputs=3,
-                            activation=activation, seed=0)
-            for label in ("he", "random_normal:0.01", "random_normal:1000")}, X, Y
+    return (
+        {
+            label: deep_mlp(
+                parse_scheme(label),
+                depth=6,
+                width=10,
+                n_inputs=6,
+                n_outputs=3,
+                activation=activation,
+                seed=0,
+            )
+            for label in ("he", "random_normal:0.01", "random_normal:1000")
+        },
+        X,
+        Y,
+    )
 
 
 def _is_png(path):
@@ -45,8 +58,15 @@ def test_std_and_histogram_figures_are_written(tmp_path, activation):
         signals = {label: layer_signals(m, X, Y)[:-1] for label, m in models.items()}
     # random_normal:1000 over 6 relu layers overflows nothing, but 0.01 nearly vanishes: both
     # must plot, as must a scheme whose every signal is exactly zero.
-    zeros = deep_mlp(parse_scheme("zeros"), depth=6, width=10, n_inputs=6, n_outputs=3,
-                     activation=activation, seed=0)
+    zeros = deep_mlp(
+        parse_scheme("zeros"),
+        depth=6,
+        width=10,
+        n_inputs=6,
+        n_outputs=3,
+        activation=activation,
+        seed=0,
+    )
     records["zeros"] = measure(zeros, X, Y)[:-1]
     signals["zeros"] = layer_signals(zeros, X, Y)[:-1]
     std_path, hist_path = tmp_path / "std.png", tmp_path / "hist.png"
@@ -69,11 +89,19 @@ def test_training_figure_is_written(tmp_path):
 
 
 def test_deep_figure_is_written_with_non_finite_ratios(tmp_path):
-    rows = [{"activation": a, "depth": d, "scheme": s, "test_accuracy": acc,
-             "forward_variance_per_layer": r, "backward_variance_per_layer": None}
-            for a in ("relu", "tanh") for d, acc, r in ((1, 90.0, None), (5, 90.0, 1.1),
-                                                        (10, 80.0, float("inf")))
-            for s in ("he", "x")]
+    rows = [
+        {
+            "activation": a,
+            "depth": d,
+            "scheme": s,
+            "test_accuracy": acc,
+            "forward_variance_per_layer": r,
+            "backward_variance_per_layer": None,
+        }
+        for a in ("relu", "tanh")
+        for d, acc, r in ((1, 90.0, None), (5, 90.0, 1.1), (10, 80.0, float("inf")))
+        for s in ("he", "x")
+    ]
     path = tmp_path / "deep.png"
     signal_plots.plot_deep(rows, str(path))
     assert _is_png(path)
@@ -94,6 +122,7 @@ def test_large_initializer_values_do_not_break_the_histograms(tmp_path):
 
 # --- the data each figure draws ----------------------------------------------------------------
 
+
 def _records_and_signals(activation="relu"):
     models, X, Y = _models(activation)
     with np.errstate(all="ignore"):
@@ -110,8 +139,9 @@ def test_std_figure_draws_each_schemes_std_per_layer_on_plain_log_ticks(tmp_path
         for line, (label, scheme_records) in zip(ax.get_lines(), records.items(), strict=True):
             assert line.get_label() == label
             np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, 4, 5, 6])
-            np.testing.assert_array_equal(line.get_ydata(),
-                                          [getattr(r, field) for r in scheme_records])
+            np.testing.assert_array_equal(
+                line.get_ydata(), [getattr(r, field) for r in scheme_records]
+            )
         assert ax.yaxis.get_major_formatter()(0.9, 0) == "0.9"
 
 
@@ -132,8 +162,10 @@ def test_histograms_draw_log10_magnitudes_of_each_shown_layer(tmp_path):
         expected, _ = np.histogram(np.log10(np.abs(values[values != 0])), bins=edges)
         np.testing.assert_allclose(heights, expected / values.size)
     # Layer 1's activations of N(0, 0.01²) weights sit near 10^-2, the last layer's decades below.
-    first, last = (np.average((s.get_data()[1][:-1] + s.get_data()[1][1:]) / 2,
-                              weights=s.get_data()[0]) for s in (steps[0], steps[-1]))
+    first, last = (
+        np.average((s.get_data()[1][:-1] + s.get_data()[1][1:]) / 2, weights=s.get_data()[0])
+        for s in (steps[0], steps[-1])
+    )
     assert -3 < first < -1 and last < first - 5
 
 
@@ -162,17 +194,30 @@ def test_training_figure_puts_many_schemes_in_a_grid(tmp_path):
 
 
 def test_deep_figure_draws_accuracy_with_chance_and_tells_schemes_apart(tmp_path):
-    rows = [{"activation": "relu", "depth": d, "scheme": s, "test_accuracy": acc,
-             "forward_variance_per_layer": f, "backward_variance_per_layer": 0.9}
-            for s, accs, f in (("he", (90.0, 80.0), 0.95), ("lsuv", (90.0, 80.0), 0.95),
-                               ("random_normal:10", (9.0, 9.5), 3000.0))
-            for d, acc in zip((5, 20), accs, strict=True)]
+    rows = [
+        {
+            "activation": "relu",
+            "depth": d,
+            "scheme": s,
+            "test_accuracy": acc,
+            "forward_variance_per_layer": f,
+            "backward_variance_per_layer": 0.9,
+        }
+        for s, accs, f in (
+            ("he", (90.0, 80.0), 0.95),
+            ("lsuv", (90.0, 80.0), 0.95),
+            ("random_normal:10", (9.0, 9.5), 3000.0),
+        )
+        for d, acc in zip((5, 20), accs, strict=True)
+    ]
     figure = signal_plots.plot_deep(rows, str(tmp_path / "deep.png"), chance=10)
     accuracy = figure.axes[0]
-    lines = [line for line in accuracy.get_lines() if line.get_label() in ("he", "lsuv",
-                                                                          "random_normal:10")]
-    assert [list(line.get_ydata()) for line in lines] == [[90.0, 80.0], [90.0, 80.0],
-                                                          [9.0, 9.5]]
+    lines = [
+        line
+        for line in accuracy.get_lines()
+        if line.get_label() in ("he", "lsuv", "random_normal:10")
+    ]
+    assert [list(line.get_ydata()) for line in lines] == [[90.0, 80.0], [90.0, 80.0], [9.0, 9.5]]
     # he and lsuv coincide: their markers and line styles still differ.
     assert lines[0].get_marker() != lines[1].get_marker()
     assert lines[0].get_linestyle() != lines[1].get_linestyle()
@@ -184,5 +229,9 @@ def test_deep_figure_draws_accuracy_with_chance_and_tells_schemes_apart(tmp_path
     labels = {forward.yaxis.get_major_formatter()(value, 0) for value in (0.1, 1, 1000)}
     assert labels == {"0.1", "1", "1e+03"}
     (legend,) = figure.legends
-    assert [t.get_text() for t in legend.get_texts()] == ["he", "lsuv", "random_normal:10",
-                                                          "chance (10%)"]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "he",
+        "lsuv",
+        "random_normal:10",
+        "chance (10%)",
+    ]

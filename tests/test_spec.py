@@ -26,18 +26,20 @@ seeds = 10
 
 
 def test_the_issues_example_gives_its_grid():
-    spec = parse_spec(ISSUE_SPEC.replace('hidden = [12, 6]\n', ''))
+    spec = parse_spec(ISSUE_SPEC.replace("hidden = [12, 6]\n", ""))
     assert list(spec.axes) == ["model.scheme", "model.hidden"]
-    assert spec.axes == {"model.scheme": ["zeros", "random_normal:10", "he"],
-                         "model.hidden": [[12, 6], [64, 64, 64]]}
+    assert spec.axes == {
+        "model.scheme": ["zeros", "random_normal:10", "he"],
+        "model.hidden": [[12, 6], [64, 64, 64]],
+    }
     assert spec.seeds == 10 and spec.seed == 0
     runs = plan_runs(spec)
     assert len(runs) == 3 * 2 * 10
     assert len({run.key for run in runs}) == len(runs)
     # The first axis varies slowest, then the next, then the run index.
-    assert [(r.settings["model.scheme"], r.settings["model.hidden"], r.index)
-            for r in runs[9:12]] == [("zeros", [12, 6], 9), ("zeros", [64, 64, 64], 0),
-                                     ("zeros", [64, 64, 64], 1)]
+    assert [
+        (r.settings["model.scheme"], r.settings["model.hidden"], r.index) for r in runs[9:12]
+    ] == [("zeros", [12, 6], 9), ("zeros", [64, 64, 64], 0), ("zeros", [64, 64, 64], 1)]
 
 
 def test_defaults_fill_every_setting():
@@ -49,8 +51,12 @@ def test_defaults_fill_every_setting():
 
 def test_run_seeds_follow_reproduce_and_do_not_depend_on_the_grid():
     small = plan_runs(parse_spec("[sweep]\nseed = 7\nseeds = 2\nscheme = ['he']"))
-    large = plan_runs(parse_spec("[sweep]\nseed = 7\nseeds = 5\nscheme = ['zeros', 'he']\n"
-                                 "'train.learning_rate' = [0.01, 0.1]"))
+    large = plan_runs(
+        parse_spec(
+            "[sweep]\nseed = 7\nseeds = 5\nscheme = ['zeros', 'he']\n"
+            "'train.learning_rate' = [0.01, 0.1]"
+        )
+    )
     # SeedSequence(seed).spawn(N)[k]: children 0, 1, 2 -> train data, test data, weights.
     child = np.random.SeedSequence(7).spawn(5)[1].spawn(3)
     assert small[1].train_data_seed == int(child[0].generate_state(1, np.uint32)[0])
@@ -68,46 +74,58 @@ def test_numbers_are_normalised_so_keys_are_stable():
     assert plan_runs(parse_spec("[train]\nepochs = 10"))[0].key != one[0].key
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[dat]\nname = 'moons'", "unknown section [dat]"),
-    ("[data]\nsize = 3", "unknown key 'data.size'"),
-    ("[data]\nname = 'mnist'", "data.name must be one of ['moons', 'circles', 'spirals', "
-                               "'xor', 'gaussians', 'digits'], got 'mnist'"),
-    ("[data]\ntrain = 1", "data.train must be an integer >= 2, got 1"),
-    ("[data]\ntrain = 'many'", "data.train must be an integer >= 2, got 'many' (a str)"),
-    ("[data]\nnoise = -0.1", "data.noise must be a finite number >= 0, got -0.1"),
-    ("[data]\nname = 'digits'\ntrain = 2000", "data.train must be at most 1348 for digits"),
-    ("[model]\nhidden = []", "model.hidden must be a non-empty list"),
-    ("[model]\nhidden = [12, 0]", "model.hidden[1] must be an integer >= 1, got 0"),
-    ("[model]\nactivation = 'swishy'", "model.activation must be one of"),
-    ("[model]\nactivation = 'softmax'", "got 'softmax'"),
-    ("[model]\nscheme = 'hee'", "model.scheme 'hee' is not a known scheme"),
-    ("[model]\nscheme = 'zeros:2'", "zeros has neither a scale nor a gain"),
-    ("[model]\nscheme = 'he:x'", "the value after ':' must be a finite number >= 0, got 'x'"),
-    ("[train]\nepochs = 0", "train.epochs must be an integer >= 1, got 0"),
-    ("[train]\nepochs = 10.0", "train.epochs must be an integer >= 1, got 10.0 (a float"),
-    ("[train]\nepochs = true", "train.epochs must be an integer >= 1, got True (a bool)"),
-    ("[train]\nlearning_rate = 0", "train.learning_rate must be a finite number > 0, got 0"),
-    ("[train]\noptimizer = 'lbfgs'", "train.optimizer must be one of"),
-    ("[train]\nbatch_size = 500", "train.batch_size must be at most data.train (400), got 500"),
-    ("[sweep]\nseeds = 0", "sweep.seeds must be an integer >= 1, got 0"),
-    ("[sweep]\nseed = -1", "sweep.seed must be an integer >= 0, got -1"),
-    ("[sweep]\nscheme = []", "axis sweep.scheme must be a non-empty list of values, got []"),
-    ("[sweep]\nscheme = ['he', 'bogus']", "sweep.scheme[1] 'bogus' is not a known scheme"),
-    ("[sweep]\nscheme = ['he', 'he']", "axis sweep.scheme lists 'he' more than once"),
-    ("[sweep]\n'train.epochs' = []", "axis sweep.'train.epochs' must be a non-empty list"),
-    ("[sweep]\n'train.epochs' = 5", "axis sweep.'train.epochs' must be a non-empty list of "
-                                    "values, got 5"),
-    ("[sweep]\n'train.epochs' = [5, -5]", "sweep.'train.epochs'[1] must be an integer >= 1, "
-                                          "got -5"),
-    ("[sweep]\n'train.momentum' = [0.9]", "unknown key sweep.'train.momentum'"),
-    ("[sweep]\nrepeats = 3", "unknown key sweep.'repeats'"),
-    ("[train]\nepochs = 5\n[sweep]\n'train.epochs' = [5, 6]",
-     "'train.epochs' is both fixed (5) and an axis in [sweep]"),
-    ("[sweep]\n'model.hidden' = [[3], 4]", "sweep.'model.hidden'[1] must be a non-empty list"),
-    ("data = 3", "data must be a [data] section, got 3"),
-    ("[data\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[dat]\nname = 'moons'", "unknown section [dat]"),
+        ("[data]\nsize = 3", "unknown key 'data.size'"),
+        (
+            "[data]\nname = 'mnist'",
+            "data.name must be one of ['moons', 'circles', 'spirals', "
+            "'xor', 'gaussians', 'digits'], got 'mnist'",
+        ),
+        ("[data]\ntrain = 1", "data.train must be an integer >= 2, got 1"),
+        ("[data]\ntrain = 'many'", "data.train must be an integer >= 2, got 'many' (a str)"),
+        ("[data]\nnoise = -0.1", "data.noise must be a finite number >= 0, got -0.1"),
+        ("[data]\nname = 'digits'\ntrain = 2000", "data.train must be at most 1348 for digits"),
+        ("[model]\nhidden = []", "model.hidden must be a non-empty list"),
+        ("[model]\nhidden = [12, 0]", "model.hidden[1] must be an integer >= 1, got 0"),
+        ("[model]\nactivation = 'swishy'", "model.activation must be one of"),
+        ("[model]\nactivation = 'softmax'", "got 'softmax'"),
+        ("[model]\nscheme = 'hee'", "model.scheme 'hee' is not a known scheme"),
+        ("[model]\nscheme = 'zeros:2'", "zeros has neither a scale nor a gain"),
+        ("[model]\nscheme = 'he:x'", "the value after ':' must be a finite number >= 0, got 'x'"),
+        ("[train]\nepochs = 0", "train.epochs must be an integer >= 1, got 0"),
+        ("[train]\nepochs = 10.0", "train.epochs must be an integer >= 1, got 10.0 (a float"),
+        ("[train]\nepochs = true", "train.epochs must be an integer >= 1, got True (a bool)"),
+        ("[train]\nlearning_rate = 0", "train.learning_rate must be a finite number > 0, got 0"),
+        ("[train]\noptimizer = 'lbfgs'", "train.optimizer must be one of"),
+        ("[train]\nbatch_size = 500", "train.batch_size must be at most data.train (400), got 500"),
+        ("[sweep]\nseeds = 0", "sweep.seeds must be an integer >= 1, got 0"),
+        ("[sweep]\nseed = -1", "sweep.seed must be an integer >= 0, got -1"),
+        ("[sweep]\nscheme = []", "axis sweep.scheme must be a non-empty list of values, got []"),
+        ("[sweep]\nscheme = ['he', 'bogus']", "sweep.scheme[1] 'bogus' is not a known scheme"),
+        ("[sweep]\nscheme = ['he', 'he']", "axis sweep.scheme lists 'he' more than once"),
+        ("[sweep]\n'train.epochs' = []", "axis sweep.'train.epochs' must be a non-empty list"),
+        (
+            "[sweep]\n'train.epochs' = 5",
+            "axis sweep.'train.epochs' must be a non-empty list of values, got 5",
+        ),
+        (
+            "[sweep]\n'train.epochs' = [5, -5]",
+            "sweep.'train.epochs'[1] must be an integer >= 1, got -5",
+        ),
+        ("[sweep]\n'train.momentum' = [0.9]", "unknown key sweep.'train.momentum'"),
+        ("[sweep]\nrepeats = 3", "unknown key sweep.'repeats'"),
+        (
+            "[train]\nepochs = 5\n[sweep]\n'train.epochs' = [5, 6]",
+            "'train.epochs' is both fixed (5) and an axis in [sweep]",
+        ),
+        ("[sweep]\n'model.hidden' = [[3], 4]", "sweep.'model.hidden'[1] must be a non-empty list"),
+        ("data = 3", "data must be a [data] section, got 3"),
+        ("[data\n", "not valid TOML"),
+    ],
+)
 def test_every_bad_value_is_one_error_naming_the_key(text, message):
     with pytest.raises(ValueError) as caught:
         parse_spec(text)

@@ -17,8 +17,12 @@ def fake_result(run, costs):
 
 @pytest.fixture
 def runs():
-    return plan_runs(parse_spec("[sweep]\nseeds = 2\nscheme = ['he', 'random_normal:0.5']\n"
-                                "'model.hidden' = [[4], [3, 2]]"))
+    return plan_runs(
+        parse_spec(
+            "[sweep]\nseeds = 2\nscheme = ['he', 'random_normal:0.5']\n"
+            "'model.hidden' = [[4], [3, 2]]"
+        )
+    )
 
 
 def test_a_run_and_its_costs_round_trip_exactly(tmp_path, runs):
@@ -59,17 +63,35 @@ def test_the_schema_and_wal_mode_on_disk(tmp_path, runs):
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
     assert tuple(columns) == COLUMNS
-    assert {"data_name", "model_hidden", "model_scheme", "train_epochs", "seed",
-            "train_accuracy", "test_accuracy", "final_loss", "seconds", "initlab", "python",
-            "numpy", "blas", "cpu"} <= set(columns)
+    assert {
+        "data_name",
+        "model_hidden",
+        "model_scheme",
+        "train_epochs",
+        "seed",
+        "train_accuracy",
+        "test_accuracy",
+        "final_loss",
+        "seconds",
+        "initlab",
+        "python",
+        "numpy",
+        "blas",
+        "cpu",
+    } <= set(columns)
     assert connection.execute("SELECT model_hidden FROM runs ORDER BY rowid").fetchall() == [
-        ("[4]",), ("[4]",), ("[3, 2]",)]
+        ("[4]",),
+        ("[4]",),
+        ("[3, 2]",),
+    ]
     # A reopened store sees what was committed.
     reopened = Store(path)
     assert reopened.keys() == {run.key for run in runs[:3]}
     assert reopened.get_meta("spec") == "{}" and reopened.get_meta("other") is None
     assert [row["key"] for row in reopened.rows([runs[2].key, runs[5].key, runs[0].key])] == [
-        runs[2].key, runs[0].key]
+        runs[2].key,
+        runs[0].key,
+    ]
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
@@ -81,8 +103,14 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
 
 def test_records_keep_a_studys_rows_exactly_and_once(tmp_path):
     store = Store(tmp_path / "sweep.db")
-    record = {"depth": 5, "scheme": "he", "ratio": 1 / 3, "loss": float("nan"),
-              "big": float("inf"), "tiny": np.nextafter(0.0, 1.0)}
+    record = {
+        "depth": 5,
+        "scheme": "he",
+        "ratio": 1 / 3,
+        "loss": float("nan"),
+        "big": float("inf"),
+        "tiny": np.nextafter(0.0, 1.0),
+    }
     assert store.add_record("a", record)
     assert not store.add_record("a", {"depth": 6})
     (found,) = store.records().values()

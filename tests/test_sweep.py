@@ -31,11 +31,15 @@ seeds = 4
 def rows(out):
     """Every stored run's settings, numbers and costs (not its seconds and date), by key."""
     connection = sqlite3.connect(os.path.join(out, "sweep.db"))
-    columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")
-               if row[1] not in ("seconds", "finished")]
+    columns = [
+        row[1]
+        for row in connection.execute("PRAGMA table_info(runs)")
+        if row[1] not in ("seconds", "finished")
+    ]
     found = connection.execute(
         f"SELECT {', '.join('r.' + c for c in columns)}, c.epochs, c.costs FROM runs r "
-        f"JOIN costs c ON r.key = c.key ORDER BY r.key").fetchall()
+        f"JOIN costs c ON r.key = c.key ORDER BY r.key"
+    ).fetchall()
     connection.close()
     return found
 
@@ -55,9 +59,21 @@ def count(out):
 
 def start(spec_path, out, *options):
     return subprocess.Popen(
-        [sys.executable, "-m", "initlab.cli", "sweep", str(spec_path), "--out", str(out),
-         "--no-progress", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "initlab.cli",
+            "sweep",
+            str(spec_path),
+            "--out",
+            str(out),
+            "--no-progress",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_until(process, condition, timeout=120):
@@ -74,8 +90,12 @@ def killed_twice_and_resumed(tmp_path, spec_text, runs):
     spec_path = tmp_path / "grid.toml"
     spec_path.write_text(spec_text)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert cli.main(["sweep", str(spec_path), "--out", str(whole), "--backend", "serial",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            ["sweep", str(spec_path), "--out", str(whole), "--backend", "serial", "--no-progress"]
+        )
+        == 0
+    )
     assert count(whole) == runs
 
     # Groups of 2 to 5 runs (--workers 3), one process: killed once 2 runs are stored ...
@@ -89,17 +109,38 @@ def killed_twice_and_resumed(tmp_path, spec_text, runs):
     # ... and again in the middle of a group, once it has checkpointed past where it started.
     process = start(spec_path, cut, *options)
     checkpoints = cut / "checkpoints"
-    wait_until(process, lambda: count(cut) > kept and any(
-        name.endswith(".npz") for name in (os.listdir(checkpoints) if checkpoints.exists()
-                                           else ())))
+    wait_until(
+        process,
+        lambda: (
+            count(cut) > kept
+            and any(
+                name.endswith(".npz")
+                for name in (os.listdir(checkpoints) if checkpoints.exists() else ())
+            )
+        ),
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert kept < count(cut) < runs
     assert any(name.endswith(".npz") for name in os.listdir(checkpoints))
 
-    finished = subprocess.run([sys.executable, "-m", "initlab.cli", "sweep", str(spec_path),
-                               "--out", str(cut), "--backend", "serial", "--no-progress"],
-                              capture_output=True, text=True, timeout=1800)
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initlab.cli",
+            "sweep",
+            str(spec_path),
+            "--out",
+            str(cut),
+            "--backend",
+            "serial",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert finished.returncode == 0, finished.stderr
     assert f"were stored already, {runs} in all" in finished.stdout
     assert os.listdir(checkpoints) == []
@@ -115,12 +156,28 @@ def test_killed_twice_and_resumed_it_stores_the_bits_of_an_uninterrupted_sweep(t
 def test_the_issues_sweep_killed_twice_and_on_a_local_cluster_stores_the_same_rows(tmp_path):
     """3 schemes x 10 seeds x 15000 epochs of the post's model, as the issue asks."""
     pytest.importorskip("distributed")
-    spec = ("[train]\nepochs = 15000\n[sweep]\nscheme = ['zeros', 'random_normal:10', 'he']\n"
-            "seeds = 10\n")
+    spec = (
+        "[train]\nepochs = 15000\n[sweep]\nscheme = ['zeros', 'random_normal:10', 'he']\n"
+        "seeds = 10\n"
+    )
     whole, cut = killed_twice_and_resumed(tmp_path, spec, runs=30)
     assert cut == whole
-    assert cli.main(["sweep", str(tmp_path / "grid.toml"), "--out", str(tmp_path / "dask"),
-                     "--backend", "dask", "--workers", "2", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                str(tmp_path / "grid.toml"),
+                "--out",
+                str(tmp_path / "dask"),
+                "--backend",
+                "dask",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert rows(tmp_path / "dask") == whole
 
 
@@ -129,8 +186,22 @@ def test_the_same_sweep_on_a_two_worker_local_cluster_stores_the_same_rows(tmp_p
     spec_path = tmp_path / "grid.toml"
     spec_path.write_text(SPEC)
     for backend in ("serial", "dask"):
-        assert cli.main(["sweep", str(spec_path), "--out", str(tmp_path / backend),
-                         "--backend", backend, "--workers", "2", "--no-progress"]) == 0
+        assert (
+            cli.main(
+                [
+                    "sweep",
+                    str(spec_path),
+                    "--out",
+                    str(tmp_path / backend),
+                    "--backend",
+                    backend,
+                    "--workers",
+                    "2",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     assert rows(tmp_path / "dask") == rows(tmp_path / "serial")
 
 
@@ -147,32 +218,51 @@ def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path):
     kept = count(out)
     assert stderr.strip().splitlines()[-1] == (
         f"initlab sweep: interrupted; {kept} of 12 runs are kept in "
-        f"{os.path.join(out, 'sweep.db')}. Resume with: initlab sweep {spec_path} --out {out}")
+        f"{os.path.join(out, 'sweep.db')}. Resume with: initlab sweep {spec_path} --out {out}"
+    )
 
 
 def test_report_and_argument_errors(tmp_path, capsys):
     spec_path = tmp_path / "grid.toml"
     spec_path.write_text(SPEC.replace("epochs = 400", "epochs = 20"))
     out = tmp_path / "out"
-    assert cli.main(["sweep", str(spec_path), "--out", str(out), "--backend", "serial",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            ["sweep", str(spec_path), "--out", str(out), "--backend", "serial", "--no-progress"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "12 runs trained" in printed and "| he | 4 |" in printed
     for name in ("summary.md", "summary.csv", "summary.json", "costs.png", "accuracy.png"):
         os.remove(out / name)
     assert cli.main(["sweep", "--report", str(out)]) == 0
     assert {"summary.md", "summary.csv", "summary.json", "costs.png", "accuracy.png"} <= set(
-        os.listdir(out))
+        os.listdir(out)
+    )
     capsys.readouterr()
     for argv, message in [
         (["sweep", "--out", str(out)], "give a SPEC file and --out DIR"),
         (["sweep", str(spec_path), "--report", str(out)], "--report DIR takes no SPEC"),
         (["sweep", "--report", str(tmp_path)], "holds no sweep (sweep.db is missing)"),
         (["sweep", str(tmp_path / "none.toml"), "--out", str(out)], "cannot be read"),
-        (["sweep", str(spec_path), "--out", str(out), "--backend", "local", "--scheduler",
-          "tcp://127.0.0.1:1"], "needs --backend dask"),
-        (["sweep", str(spec_path), "--out", str(out), "--checkpoint-seconds", "-1"],
-         "--checkpoint-seconds must be >= 0, got -1.0"),
+        (
+            [
+                "sweep",
+                str(spec_path),
+                "--out",
+                str(out),
+                "--backend",
+                "local",
+                "--scheduler",
+                "tcp://127.0.0.1:1",
+            ],
+            "needs --backend dask",
+        ),
+        (
+            ["sweep", str(spec_path), "--out", str(out), "--checkpoint-seconds", "-1"],
+            "--checkpoint-seconds must be >= 0, got -1.0",
+        ),
     ]:
         assert cli.main(argv) == 2
         assert message in capsys.readouterr().err

@@ -50,8 +50,14 @@ def test_summary_gives_mean_t_interval_and_range_per_configuration(two_axes):
     spec, out = two_axes
     paths = sweep_report.write_report(out)
     names = [path.rsplit("/", 1)[1] for path in paths]
-    assert names == ["summary.md", "summary.csv", "summary.json", "costs.png", "heatmap.png",
-                     "spec.json"]
+    assert names == [
+        "summary.md",
+        "summary.csv",
+        "summary.json",
+        "costs.png",
+        "heatmap.png",
+        "spec.json",
+    ]
     summary = json.loads((out / "summary.json").read_text())
     expected = stored(out, spec)
     assert len(summary) == 6
@@ -61,12 +67,14 @@ def test_summary_gives_mean_t_interval_and_range_per_configuration(two_axes):
         assert row["seeds"] == 3
         for measure, short in sweep_report.MEASURES:
             values = np.array([run[measure] for run in runs])
-            low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(),
-                                         scale=stats.sem(values))
+            low, high = stats.t.interval(
+                0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values)
+            )
             assert row[f"{short}_mean"] == pytest.approx(values.mean(), rel=1e-12)
             if values.std() > 0:
                 assert (row[f"{short}_ci_low"], row[f"{short}_ci_high"]) == pytest.approx(
-                    (low, high), rel=1e-9)
+                    (low, high), rel=1e-9
+                )
             assert (row[f"{short}_min"], row[f"{short}_max"]) == (values.min(), values.max())
     markdown = (out / "summary.md").read_text()
     assert markdown.startswith("| model.scheme | model.hidden | seeds | train accuracy % |")
@@ -78,10 +86,16 @@ def test_the_heat_map_draws_each_configurations_mean_test_accuracy(two_axes):
     rows = sweep_report.summary_rows(spec, [(s, r) for s, r, _ in stored(out, spec)])
     figure = sweep_report.heatmap_figure(spec, rows)
     drawn = figure.axes[0].images[0].get_array()
-    expected = np.array([[np.mean([run["test_accuracy"] for run in runs])
-                          for settings, runs, _ in stored(out, spec)
-                          if settings["model.scheme"] == scheme]
-                         for scheme in spec.axes["model.scheme"]])
+    expected = np.array(
+        [
+            [
+                np.mean([run["test_accuracy"] for run in runs])
+                for settings, runs, _ in stored(out, spec)
+                if settings["model.scheme"] == scheme
+            ]
+            for scheme in spec.axes["model.scheme"]
+        ]
+    )
     np.testing.assert_allclose(drawn, expected, rtol=1e-12)
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["4", "3x3", "5"]
 
@@ -113,13 +127,17 @@ def test_one_axis_draws_accuracy_with_intervals_and_a_partial_store_reports_its_
     rows = sweep_report.summary_rows(spec, [(s, r) for s, r, _ in groups])
     figure = sweep_report.accuracy_figure(spec, rows)
     test_line = figure.axes[0].get_lines()[0]
-    np.testing.assert_allclose(test_line.get_ydata(), [
-        np.mean([run["test_accuracy"] for run in runs]) for _, runs, _ in groups])
+    np.testing.assert_allclose(
+        test_line.get_ydata(),
+        [np.mean([run["test_accuracy"] for run in runs]) for _, runs, _ in groups],
+    )
 
 
 def test_three_axes_give_a_heat_map_per_value_of_the_third(tmp_path):
-    spec = parse_spec(SPEC.replace("seeds = 3", "seeds = 1").replace("learning_rate = 0.2\n", "")
-                      + "'model.hidden' = [[4], [5]]\n'train.learning_rate' = [0.1, 0.2]\n")
+    spec = parse_spec(
+        SPEC.replace("seeds = 3", "seeds = 1").replace("learning_rate = 0.2\n", "")
+        + "'model.hidden' = [[4], [5]]\n'train.learning_rate' = [0.1, 0.2]\n"
+    )
     run_sweep(spec, tmp_path, backend="serial", progress=False)
     names = [path.rsplit("/", 1)[1] for path in sweep_report.write_report(tmp_path)]
     assert [n for n in names if n.startswith("heatmap")] == ["heatmap-1.png", "heatmap-2.png"]

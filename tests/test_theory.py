@@ -53,10 +53,16 @@ BIASES = np.array([0.0, 0.05, 0.7])
 
 
 # --- quadrature -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, moment", [
-    ("half_normal", lambda k: 2 ** (k / 2) * math.gamma((k + 1) / 2) / (2 * math.sqrt(math.pi))),
-    ("radial", lambda k: 2 ** (k / 2) * math.gamma(k / 2 + 1)),
-])
+@pytest.mark.parametrize(
+    "name, moment",
+    [
+        (
+            "half_normal",
+            lambda k: 2 ** (k / 2) * math.gamma((k + 1) / 2) / (2 * math.sqrt(math.pi)),
+        ),
+        ("radial", lambda k: 2 ** (k / 2) * math.gamma(k / 2 + 1)),
+    ],
+)
 def test_gauss_rules_integrate_polynomials_exactly(name, moment):
     nodes, weights = theory._gauss_rule(name, 40)
     assert np.all(nodes > 0)
@@ -66,8 +72,9 @@ def test_gauss_rules_integrate_polynomials_exactly(name, moment):
 
 def test_half_range_rule_is_exact_across_a_kink_where_gauss_hermite_is_not():
     # E|z| = √(2/π): the kink at 0 costs plain Gauss–Hermite 2e-3 at 128 nodes.
-    assert theory.gaussian_expectation(np.abs, 1.0) == pytest.approx(math.sqrt(2 / math.pi),
-                                                                     abs=1e-14)
+    assert theory.gaussian_expectation(np.abs, 1.0) == pytest.approx(
+        math.sqrt(2 / math.pi), abs=1e-14
+    )
     nodes, weights = np.polynomial.hermite_e.hermegauss(128)
     plain = weights @ np.abs(nodes) / math.sqrt(2 * math.pi)
     assert abs(plain - math.sqrt(2 / math.pi)) > 1e-4
@@ -92,29 +99,30 @@ def test_bivariate_expectation_matches_a_two_dimensional_scipy_integral_for_tanh
 def test_relu_q_map_chi1_and_fixed_point_are_the_closed_forms():
     wv, bv = np.meshgrid(WEIGHTS, BIASES)
     for q in (0.01, 1.0, 37.0):
-        np.testing.assert_allclose(theory.q_map("relu", wv, bv, q), wv * q / 2 + bv,
-                                   rtol=1e-12)
+        np.testing.assert_allclose(theory.q_map("relu", wv, bv, q), wv * q / 2 + bv, rtol=1e-12)
     np.testing.assert_allclose(theory.chi1("relu", wv, bv), wv / 2, rtol=1e-12)
-    np.testing.assert_allclose(theory.fixed_point("relu", wv[1:], bv[1:]),
-                               bv[1:] / (1 - wv[1:] / 2), rtol=1e-9)
-    assert theory.fixed_point("relu", 1.0, 0.0) == 0.0           # shrinks to 0 without bias
-    assert theory.fixed_point("relu", 2.5, 0.1) == np.inf        # grows without bound
-    assert theory.fixed_point("relu", 2.0, 0.0, q0=3.0) == 3.0   # every q is fixed
+    np.testing.assert_allclose(
+        theory.fixed_point("relu", wv[1:], bv[1:]), bv[1:] / (1 - wv[1:] / 2), rtol=1e-9
+    )
+    assert theory.fixed_point("relu", 1.0, 0.0) == 0.0  # shrinks to 0 without bias
+    assert theory.fixed_point("relu", 2.5, 0.1) == np.inf  # grows without bound
+    assert theory.fixed_point("relu", 2.0, 0.0, q0=3.0) == 3.0  # every q is fixed
 
 
 def test_relu_correlation_map_is_the_arc_cosine_kernel():
     c = np.linspace(-1, 1, 21)
     for wv, bv, q in [(2.0, 0.0, 1.0), (1.5, 0.3, 2.7), (0.8, 0.05, 0.01)]:
         expected = (wv * arc_cosine(q, c) + bv) / (wv * q / 2 + bv)
-        np.testing.assert_allclose(theory.correlation_map("relu", wv, bv, c, q=q), expected,
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            theory.correlation_map("relu", wv, bv, c, q=q), expected, rtol=0, atol=1e-12
+        )
 
 
 def test_relu_depth_scales():
     xi_q, xi_c = theory.depth_scales("relu", WEIGHTS, 0.2)
     expected = -1 / np.log(WEIGHTS / 2)
     np.testing.assert_allclose(xi_q, expected, rtol=1e-9)
-    np.testing.assert_allclose(xi_c, expected, rtol=1e-9)   # ordered: c* = 1, χ_c = χ1
+    np.testing.assert_allclose(xi_c, expected, rtol=1e-9)  # ordered: c* = 1, χ_c = χ1
     assert theory.critical_weight_variance("relu", [0.0, 0.3]) == pytest.approx([2, 2], rel=1e-9)
 
 
@@ -123,37 +131,44 @@ def test_erf_closed_forms():
     erf = Erf()
     for q in (0.05, 1.0, 6.0):
         assert theory.q_map(erf, 1.0, 0.0, q) == pytest.approx(
-            2 / np.pi * math.asin(2 * q / (1 + 2 * q)), abs=1e-12)
+            2 / np.pi * math.asin(2 * q / (1 + 2 * q)), abs=1e-12
+        )
     for c in (-0.9, 0.0, 0.5, 0.999):
         q = 1.3
         kernel = 2 / np.pi * math.asin(2 * q * c / (1 + 2 * q))
         assert theory.correlation_map(erf, 2.0, 0.1, c, q=q) == pytest.approx(
             (2.0 * kernel + 0.1) / (2.0 * 2 / np.pi * math.asin(2 * q / (1 + 2 * q)) + 0.1),
-            abs=1e-12)
+            abs=1e-12,
+        )
     q_star = theory.fixed_point(erf, 2.0, 0.1)
-    assert q_star == pytest.approx(2 * 2 / np.pi * math.asin(2 * q_star / (1 + 2 * q_star)) + 0.1,
-                                   rel=1e-12)
+    assert q_star == pytest.approx(
+        2 * 2 / np.pi * math.asin(2 * q_star / (1 + 2 * q_star)) + 0.1, rel=1e-12
+    )
     assert theory.chi1(erf, 2.0, 0.1) == pytest.approx(
-        2.0 * 4 / np.pi / math.sqrt(1 + 4 * q_star), rel=1e-12)
+        2.0 * 4 / np.pi / math.sqrt(1 + 4 * q_star), rel=1e-12
+    )
     # At σ_b² = 0 erf is critical where σ_w² erf'(0)² = 1: σ_w² = π/4.
     assert theory.critical_weight_variance(erf, 0.0) == pytest.approx(np.pi / 4, rel=1e-5)
 
 
 def test_sign_correlation_map_is_the_arcsine_kernel():
     c = np.linspace(-1, 1, 41)
-    np.testing.assert_allclose(theory.correlation_map(Sign(), 1.0, 0.0, c, q=1.0),
-                               2 / np.pi * np.arcsin(c), atol=1e-12)
+    np.testing.assert_allclose(
+        theory.correlation_map(Sign(), 1.0, 0.0, c, q=1.0), 2 / np.pi * np.arcsin(c), atol=1e-12
+    )
 
 
 def test_linear_and_leaky_relu():
     assert theory.chi1("linear", 0.7, 0.2) == pytest.approx(0.7, rel=1e-12)
     assert theory.correlation_map("linear", 0.7, 0.2, 0.3, q=2.0) == pytest.approx(
-        (0.7 * 2 * 0.3 + 0.2) / (0.7 * 2 + 0.2), rel=1e-12)
+        (0.7 * 2 * 0.3 + 0.2) / (0.7 * 2 + 0.2), rel=1e-12
+    )
     # leaky_relu(α): E[φ²] = q (1 + α²) / 2, E[φ'²] = (1 + α²) / 2.
     alpha = 0.01
     assert theory.q_map("leaky_relu", 1.0, 0.0, 2.0) == pytest.approx(1 + alpha**2, rel=1e-12)
     assert theory.critical_weight_variance("leaky_relu", 0.1) == pytest.approx(
-        2 / (1 + alpha**2), rel=1e-9)
+        2 / (1 + alpha**2), rel=1e-9
+    )
 
 
 # --- tanh: the published phase boundary ---------------------------------------------------------
@@ -193,15 +208,15 @@ def test_tanh_phases_and_depth_scales_agree_with_iterating_the_maps():
 
 # --- γ and the variance-preserving gain --------------------------------------------------------
 def test_gamma_and_gain_against_closed_forms_and_pytorch():
-    assert theory.gamma("relu") == pytest.approx(1 / math.sqrt(0.5 - 1 / (2 * math.pi)),
-                                                 rel=1e-12)
+    assert theory.gamma("relu") == pytest.approx(1 / math.sqrt(0.5 - 1 / (2 * math.pi)), rel=1e-12)
     assert theory.gamma("linear") == pytest.approx(1.0, rel=1e-12)
     rows = {row["activation"]: row for row in theory.gain_table()}
     assert "softmax" not in rows
     assert rows["relu"]["exact_gain"] == pytest.approx(math.sqrt(2), rel=1e-12)
     assert rows["relu"]["pytorch_gain"] == calculate_gain("relu")
     assert rows["leaky_relu"]["exact_gain"] == pytest.approx(
-        calculate_gain("leaky_relu", 0.01), rel=1e-12)
+        calculate_gain("leaky_relu", 0.01), rel=1e-12
+    )
     # Where PyTorch's table is not the exact gain: tanh (5/3 against 1.5925) and sigmoid (1).
     assert rows["tanh"]["exact_gain"] == pytest.approx(1.59254, abs=1e-5)
     assert rows["tanh"]["relative_difference"] == pytest.approx(0.0465, abs=1e-4)
@@ -234,8 +249,7 @@ def test_propagate_starts_from_the_input_layer():
     assert q[0] == pytest.approx(1.5 * 2 + 0.1)
     assert c[0] == pytest.approx((1.5 * 2 * 0.25 + 0.1) / 3.1)
     assert q[1] == pytest.approx(theory.q_map("tanh", 1.5, 0.1, q[0]), rel=1e-14)
-    assert c[1] == pytest.approx(theory.correlation_map("tanh", 1.5, 0.1, c[0], q=q[0]),
-                                 rel=1e-14)
+    assert c[1] == pytest.approx(theory.correlation_map("tanh", 1.5, 0.1, c[0], q=q[0]), rel=1e-14)
 
 
 def test_input_pairs_have_the_exact_length_and_correlation():
@@ -258,38 +272,44 @@ def test_measured_variance_of_wide_deep_networks_follows_the_theory():
     anywhere between about 0.5 and 1.5 times the theory, though the theory is its expectation.
     """
     depth, seeds = 30, range(4)
-    points = {"tanh": [(1.76, 0.05), (3.0, 0.1), (2.5, 0.0)],
-              "relu": [(1.5, 0.5), (1.0, 0.5), (0.5, 1.0)]}
+    points = {
+        "tanh": [(1.76, 0.05), (3.0, 0.1), (2.5, 0.0)],
+        "relu": [(1.5, 0.5), (1.0, 0.5), (0.5, 1.0)],
+    }
     for activation, grid in points.items():
         for wv, bv in grid:
-            q, c = theory.measure_propagation(activation, wv, bv, depth, width=512, seeds=seeds,
-                                              pairs=16)
+            q, c = theory.measure_propagation(
+                activation, wv, bv, depth, width=512, seeds=seeds, pairs=16
+            )
             q_theory, c_theory = theory.propagate(activation, wv, bv, depth, q0=1.0, c0=0.5)
-            ratio = q / q_theory                                   # (seeds, depth)
+            ratio = q / q_theory  # (seeds, depth)
             assert abs(ratio.mean() - 1) < 0.05, (activation, wv, bv, ratio.mean())
             spread = math.sqrt(np.mean(ratio.var(axis=0, ddof=1)))
             allowed = 0.05 + 4 * spread / math.sqrt(len(seeds))
             assert np.all(np.abs(ratio.mean(axis=0) - 1) < allowed), (allowed, ratio.mean(axis=0))
             assert np.all(np.abs(c.mean(axis=0) - c_theory) < 0.05)
-            assert abs(ratio[:, 0].mean() - 1) < 0.02   # the first layer: only the input's draw
+            assert abs(ratio[:, 0].mean() - 1) < 0.02  # the first layer: only the input's draw
 
 
 def test_jacobian_of_a_deep_linear_gaussian_network_reaches_the_fuss_catalan_edge():
     width, depth = 1000, 4
-    model = NeuralNetwork(seed=3, layers=[
-        Dense(width, initializer=Initializer("random_normal", stddev=1 / math.sqrt(width)))
-        for _ in range(depth)])
+    model = NeuralNetwork(
+        seed=3,
+        layers=[
+            Dense(width, initializer=Initializer("random_normal", stddev=1 / math.sqrt(width)))
+            for _ in range(depth)
+        ],
+    )
     model.build(width)
     singular = theory.jacobian_singular_values(model, np.ones(width))
-    edge = (depth + 1) ** (depth + 1) / depth**depth                  # 3125 / 256 = 12.2
+    edge = (depth + 1) ** (depth + 1) / depth**depth  # 3125 / 256 = 12.2
     assert singular[0] ** 2 == pytest.approx(edge, rel=0.05)
-    assert np.mean(singular**2) == pytest.approx(1.0, rel=0.03)       # E tr(JJᵀ)/N = σ_w^{2L}
+    assert np.mean(singular**2) == pytest.approx(1.0, rel=0.03)  # E tr(JJᵀ)/N = σ_w^{2L}
 
 
 def test_jacobian_of_an_orthogonal_linear_network_is_an_isometry():
     # Exact at any width (a product of orthogonal matrices); 300 keeps the QR draws quick.
-    model = NeuralNetwork(seed=0, layers=[Dense(300, initializer="orthogonal")
-                                          for _ in range(4)])
+    model = NeuralNetwork(seed=0, layers=[Dense(300, initializer="orthogonal") for _ in range(4)])
     model.build(300)
     singular = theory.jacobian_singular_values(model, np.ones(300))
     np.testing.assert_allclose(singular, 1.0, atol=1e-9)
@@ -305,8 +325,12 @@ def test_jacobian_mean_squared_singular_value_follows_the_product_of_chi():
         values.append(np.mean(theory.jacobian_singular_values(model, x) ** 2))
     q, _ = theory.propagate("tanh", wv, bv, depth)
     _, _, derivative = theory._phi_and_derivative("tanh")
-    predicted = np.prod([wv * theory.gaussian_expectation(lambda u: derivative(u) ** 2, ql)
-                         for ql in q[:-1]]) * wv
+    predicted = (
+        np.prod(
+            [wv * theory.gaussian_expectation(lambda u: derivative(u) ** 2, ql) for ql in q[:-1]]
+        )
+        * wv
+    )
     # Over 12 seeds the mean is 0.851 +- 0.025 against 0.823; 3 seeds vary by about 6%.
     assert np.mean(values) == pytest.approx(predicted, rel=0.12)
 
@@ -320,8 +344,14 @@ def test_the_readme_example_runs_as_pasted():
     root = pathlib.Path(__file__).resolve().parents[1]
     section = (root / "README.md").read_text().split("## Signal propagation theory", 1)[1]
     code = re.search(r"```python\n(.+?)\n```", section, re.S).group(1)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(root / "src")}, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root / "src")},
+        timeout=300,
+        check=True,
+    )
     assert result.stdout.startswith("[1.         1.76095464]")
     assert "'activation': 'tanh'" in result.stdout
 
@@ -331,15 +361,17 @@ def test_predict_signals_follows_relus_closed_form_layer_by_layer():
     X = np.random.default_rng(0).normal(size=(5, 7))
     rows = theory.predict_signals(model, X)
     layers = model.layers
-    wv = [layer.params["weights"].shape[1] * np.mean(layer.params["weights"] ** 2)
-          for layer in layers]
+    wv = [
+        layer.params["weights"].shape[1] * np.mean(layer.params["weights"] ** 2) for layer in layers
+    ]
     bv = [np.mean(layer.params["bias"] ** 2) for layer in layers]
     q = wv[0] * np.mean(X * X, axis=0) + bv[0]
     for index, row in enumerate(rows):
         if index:
-            q = wv[index] * q / 2 + bv[index]       # relu: E[relu(√q z)²] = q / 2
+            q = wv[index] * q / 2 + bv[index]  # relu: E[relu(√q z)²] = q / 2
         assert row["q"] == pytest.approx(np.mean(q), rel=1e-12)
         # std of relu(√q z) pooled over inputs: E = √q/√(2π), E² = q/2.
         mean = np.mean(np.sqrt(q) / math.sqrt(2 * math.pi))
-        assert row["activation_std"] == pytest.approx(math.sqrt(np.mean(q) / 2 - mean**2),
-                                                      rel=1e-12)
+        assert row["activation_std"] == pytest.approx(
+            math.sqrt(np.mean(q) / 2 - mean**2), rel=1e-12
+        )

@@ -13,9 +13,25 @@ from initlab.cli import main  # noqa: E402
 from initlab.studies import theory as study  # noqa: E402
 from initlab.tools import theory  # noqa: E402
 
-TINY = ["theory", "--activation", "tanh", "--bias-variance", "0.05", "--depth", "4",
-        "--width", "32", "--seeds", "2", "--pairs", "4", "--resolution", "6",
-        "--max-bias-variance", "0.2"]
+TINY = [
+    "theory",
+    "--activation",
+    "tanh",
+    "--bias-variance",
+    "0.05",
+    "--depth",
+    "4",
+    "--width",
+    "32",
+    "--seeds",
+    "2",
+    "--pairs",
+    "4",
+    "--resolution",
+    "6",
+    "--max-bias-variance",
+    "0.2",
+]
 
 
 def _load(path):
@@ -44,7 +60,8 @@ def test_edge_and_phase_tables_hold_the_theory(tiny_run):
     assert edge[0.05]["critical_weight_variance"] == pytest.approx(1.76, abs=0.01)
     assert edge[0.0]["critical_weight_variance"] == pytest.approx(1.0, abs=1e-6)
     assert edge[0.05]["critical_weight_std"] ** 2 == pytest.approx(
-        edge[0.05]["critical_weight_variance"])
+        edge[0.05]["critical_weight_variance"]
+    )
 
     phase = _load(tiny_run / "phase.json")
     assert len(phase) == 6 * 4
@@ -55,8 +72,7 @@ def test_edge_and_phase_tables_hold_the_theory(tiny_run):
         assert row["q_star"] == pytest.approx(theory.fixed_point("tanh", wv, bv), rel=1e-12)
         assert row["chi1"] == pytest.approx(theory.chi1("tanh", wv, bv), rel=1e-12)
         if row["xi_c"] is not None:
-            assert row["xi_c"] == pytest.approx(theory.depth_scales("tanh", wv, bv)[1],
-                                                rel=1e-9)
+            assert row["xi_c"] == pytest.approx(theory.depth_scales("tanh", wv, bv)[1], rel=1e-9)
 
 
 def test_schemes_are_placed_where_their_weight_variance_puts_them(tiny_run):
@@ -78,14 +94,15 @@ def test_propagation_table_holds_the_theory_and_the_measurement(tiny_run):
         chosen = [row for row in rows if row["weight_variance"] == wv]
         assert [row["layer"] for row in chosen] == [1, 2, 3, 4]
         q, c = theory.propagate("tanh", wv, bv, 4, q0=1.0, c0=0.5)
-        measured_q, measured_c = theory.measure_propagation("tanh", wv, bv, 4, 32, seeds=[0, 1],
-                                                            pairs=4, c0=0.5)
+        measured_q, measured_c = theory.measure_propagation(
+            "tanh", wv, bv, 4, 32, seeds=[0, 1], pairs=4, c0=0.5
+        )
         np.testing.assert_allclose([row["q_theory"] for row in chosen], q, rtol=1e-14)
         np.testing.assert_allclose([row["c_theory"] for row in chosen], c, rtol=1e-14)
-        np.testing.assert_allclose([row["q_measured"] for row in chosen], measured_q.mean(0),
-                                   rtol=1e-14)
-        np.testing.assert_allclose([row["c_max"] for row in chosen], measured_c.max(0),
-                                   rtol=1e-14)
+        np.testing.assert_allclose(
+            [row["q_measured"] for row in chosen], measured_q.mean(0), rtol=1e-14
+        )
+        np.testing.assert_allclose([row["c_max"] for row in chosen], measured_c.max(0), rtol=1e-14)
 
 
 def test_gains_table_sets_the_exact_gain_beside_pytorchs(tiny_run):
@@ -102,16 +119,20 @@ def test_refuses_to_overwrite_without_force(tiny_run, capsys):
     assert (tiny_run / "edge.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--activation", "softmax", "--activation 'softmax' is not known"),
-    ("--bias-variance", "0.1,-1", "--bias-variance must be a finite number >= 0, got -1.0"),
-    ("--bias-variance", "0.1,0.1", "lists a value more than once"),
-    ("--input-correlation", "2", "--input-correlation must be in [-1, 1]"),
-    ("--seeds", "0", "--seeds must be an integer >= 1, got 0"),
-    ("--resolution", "2", "--resolution must be an integer >= 4"),
-])
-def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, capsys, option, value,
-                                                              message):
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--activation", "softmax", "--activation 'softmax' is not known"),
+        ("--bias-variance", "0.1,-1", "--bias-variance must be a finite number >= 0, got -1.0"),
+        ("--bias-variance", "0.1,0.1", "lists a value more than once"),
+        ("--input-correlation", "2", "--input-correlation must be in [-1, 1]"),
+        ("--seeds", "0", "--seeds must be an integer >= 1, got 0"),
+        ("--resolution", "2", "--resolution must be an integer >= 4"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(
+    tmp_path, capsys, option, value, message
+):
     out = tmp_path / "out"
     assert main(TINY + [option, value, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err

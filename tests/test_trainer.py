@@ -33,10 +33,13 @@ def runs():
 
 
 def same(results, others):
-    return all(a.key == b.key and a.costs.tobytes() == b.costs.tobytes()
-               and (a.train_accuracy, a.test_accuracy, a.final_loss)
-               == (b.train_accuracy, b.test_accuracy, b.final_loss)
-               for a, b in zip(results, others, strict=True))
+    return all(
+        a.key == b.key
+        and a.costs.tobytes() == b.costs.tobytes()
+        and (a.train_accuracy, a.test_accuracy, a.final_loss)
+        == (b.train_accuracy, b.test_accuracy, b.final_loss)
+        for a, b in zip(results, others, strict=True)
+    )
 
 
 def test_a_run_gets_the_same_bits_in_any_group(runs):
@@ -44,10 +47,12 @@ def test_a_run_gets_the_same_bits_in_any_group(runs):
     alone = [train_group([run])[0] for run in runs]
     shuffled = train_group(runs[::-1])[::-1]
     assert same(together, alone) and same(together, shuffled)
-    assert all(result.costs.shape == (40,) and result.costs.dtype == np.float64
-               for result in together)
+    assert all(
+        result.costs.shape == (40,) and result.costs.dtype == np.float64 for result in together
+    )
     assert together[-1].test_accuracy == 50.0 or together[-1].final_loss == pytest.approx(
-        np.log(2))  # zeros learns nothing: every output is 1/2
+        np.log(2)
+    )  # zeros learns nothing: every output is 1/2
 
 
 def test_a_run_matches_the_model_trained_alone_by_fit(runs):

@@ -37,10 +37,13 @@ def textbook_fit(X, Y, weights, epochs, learning_rate):
         dz3 = (p - Y) / m
         dz2 = (params[2][0].T @ dz3) * (z2 > 0)
         dz1 = (params[1][0].T @ dz2) * (z1 > 0)
-        grads = [(dz @ a.T, dz.sum(axis=1, keepdims=True))
-                 for dz, a in ((dz1, a0), (dz2, a1), (dz3, a2))]
-        params = [(w - learning_rate * dw, b - learning_rate * db)
-                  for (w, b), (dw, db) in zip(params, grads, strict=True)]
+        grads = [
+            (dz @ a.T, dz.sum(axis=1, keepdims=True)) for dz, a in ((dz1, a0), (dz2, a1), (dz3, a2))
+        ]
+        params = [
+            (w - learning_rate * dw, b - learning_rate * db)
+            for (w, b), (dw, db) in zip(params, grads, strict=True)
+        ]
     return np.array(history), params
 
 
@@ -70,7 +73,7 @@ def plain_fit(model, X, Y, epochs, batch_size=None):
         order = rng.permutation(m)
         total = 0.0
         for start in range(0, m, batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             total += plain_step(model, X[:, index], Y[:, index]) * len(index)
         history.append(total / m)
     return np.array(history)
@@ -105,7 +108,8 @@ def case_data(targets):
     if targets == "classes":
         Xc, labels = datasets.moons(150, noise=0.3, seed=2)
         return Xc, np.vstack([labels, 1 - labels, (Xc[0:1] > 0.5).astype(float)]) / np.vstack(
-            [labels, 1 - labels, (Xc[0:1] > 0.5).astype(float)]).sum(axis=0)
+            [labels, 1 - labels, (Xc[0:1] > 0.5).astype(float)]
+        ).sum(axis=0)
     if targets == "regression":
         Xr = np.random.default_rng(4).normal(size=(3, 90))
         return Xr, np.vstack([np.sin(Xr[0]) + Xr[1] ** 2, Xr[2] - Xr[0]])
@@ -143,11 +147,17 @@ def test_gradients_of_a_fast_step_match_pytorch(hidden, output, loss, optimizer,
     weights = [(layer.weights.copy(), layer.bias.copy()) for layer in model.layers]
     model.fit(Xc, Yc, epochs=1)  # the gradients stay in model.gradients after the update
 
-    params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
-              for w, b in weights]
-    hidden_f = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-                "linear": lambda t: t,
-                "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}[hidden]
+    params = [
+        (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for w, b in weights
+    ]
+    hidden_f = {
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "linear": lambda t: t,
+        "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01),
+    }[hidden]
     a = torch.tensor(Xc)
     for w, b in params[:-1]:
         a = hidden_f(w @ a + b)
@@ -209,8 +219,9 @@ def test_a_layer_without_a_fast_path_trains_in_the_same_loop():
 
     fast, generic, plain = make(Dense), make(PlainDense), make(Dense)
     history = fast.fit(X, Y, epochs=25, batch_size=64)["loss"]
-    np.testing.assert_allclose(generic.fit(X, Y, epochs=25, batch_size=64)["loss"], history,
-                               rtol=1e-11)
+    np.testing.assert_allclose(
+        generic.fit(X, Y, epochs=25, batch_size=64)["loss"], history, rtol=1e-11
+    )
     np.testing.assert_allclose(plain_fit(plain, X, Y, 25, 64), history, rtol=1e-11)
     np.testing.assert_allclose(fast.parameters, plain.parameters, rtol=1e-9, atol=1e-13)
     assert history[-1] < history[0]
@@ -235,8 +246,16 @@ def test_an_epoch_allocates_no_arrays():
     model = post_model()
     model.fit(X, Y, epochs=1)
     Xc, Yc = model.check_data(X, Y)
-    loop = training.TrainingLoop(model.layers, model.loss, model.optimizer, model.parameters,
-                                 model.gradients, Xc, Yc, rngs=[model.shuffle_generator()])
+    loop = training.TrainingLoop(
+        model.layers,
+        model.loss,
+        model.optimizer,
+        model.parameters,
+        model.gradients,
+        Xc,
+        Yc,
+        rngs=[model.shuffle_generator()],
+    )
     growth, peak = traced_bytes(loop.run_epoch, 400)
     # One leaked array a epoch would keep at least 400 x 1.6 KB; NumPy's own small caches move
     # by a few bytes.
@@ -307,8 +326,7 @@ def test_bound_activation_steps_match_forward_and_backward(name):
         op()
     expected_a = activation.forward(z)
     np.testing.assert_allclose(a, expected_a, rtol=1e-15)
-    np.testing.assert_allclose(grad, activation.backward(z, expected_a, grad_a.copy()),
-                               rtol=1e-15)
+    np.testing.assert_allclose(grad, activation.backward(z, expected_a, grad_a.copy()), rtol=1e-15)
 
 
 def test_dense_packs_weights_and_bias_as_one_block_that_stays_in_sync():
@@ -349,8 +367,12 @@ def test_a_rolled_back_repack_leaves_no_stale_kernel():
     # fast path uses is derived from those views, so it follows them.
     model, plain = post_model(seed=6), post_model(seed=6)
     model.build(2)
-    saved = ([dict(layer.params) for layer in model.layers],
-             [dict(layer.grads) for layer in model.layers], model.parameters, model.gradients)
+    saved = (
+        [dict(layer.params) for layer in model.layers],
+        [dict(layer.grads) for layer in model.layers],
+        model.parameters,
+        model.gradients,
+    )
     pack_parameters(model.layers)  # new vectors ...
     for layer, params, grads in zip(model.layers, saved[0], saved[1], strict=True):
         layer.params, layer.grads = params, grads  # ... rolled back

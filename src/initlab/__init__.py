@@ -14,5 +14,12 @@ from initlab.tools import lsuv  # noqa: F401 - registers model.initialize(X, met
 from initlab.tools.ensemble import Ensemble
 from initlab.version import __version__
 
-__all__ = ["NeuralNetwork", "Dense", "Layer", "Initializer", "Ensemble", "ModelFileError",
-           "__version__"]
+__all__ = [
+    "NeuralNetwork",
+    "Dense",
+    "Layer",
+    "Initializer",
+    "Ensemble",
+    "ModelFileError",
+    "__version__",
+]

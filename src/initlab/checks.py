@@ -32,8 +32,8 @@ import numpy as np
 def integer(name, value, minimum=None, *, optional=False):
     """value as an int, if it is an integer (not a bool) >= minimum; None too when optional.
 
-        >>> integer("seed", None, minimum=0, optional=True) is None
-        True
+    >>> integer("seed", None, minimum=0, optional=True) is None
+    True
     """
     if optional and value is None:
         return None
@@ -48,11 +48,14 @@ def integer(name, value, minimum=None, *, optional=False):
 def number(name, value, minimum=None, *, strict=False):
     """value as a float, if it is a finite real number >= minimum (> minimum when strict).
 
-        >>> number("noise", 0, minimum=0)
-        0.0
+    >>> number("noise", 0, minimum=0)
+    0.0
     """
-    if _is_real(value) and _is_finite(value) and (
-            minimum is None or value > minimum or (value == minimum and not strict)):
+    if (
+        _is_real(value)
+        and _is_finite(value)
+        and (minimum is None or value > minimum or (value == minimum and not strict))
+    ):
         return float(value)
     bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
     raise ValueError(f"{name} must be a finite number{bound}, got {_describe(value)}")
@@ -61,8 +64,8 @@ def number(name, value, minimum=None, *, strict=False):
 def positive(name, value):
     """value as a float, if it is a finite number > 0 (a rate, a tolerance, a standard deviation).
 
-        >>> positive("epsilon", 1e-8)
-        1e-08
+    >>> positive("epsilon", 1e-8)
+    1e-08
     """
     return number(name, value, minimum=0, strict=True)
 
@@ -134,22 +137,33 @@ _REAL_KINDS = "iuf"
 def real_array(name, value, dtype):
     """value as an ndarray of `dtype`, if it holds real numbers: not complex, bool, str or object.
 
-        >>> real_array("X", [[1, 2]], np.float64)
-        array([[1., 2.]])
+    >>> real_array("X", [[1, 2]], np.float64)
+    array([[1., 2.]])
     """
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (TypeError, ValueError, OverflowError) as error:
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__} "
-                         f"({error})") from None
+        raise ValueError(
+            f"{name} must be a numeric array, got {type(value).__name__} ({error})"
+        ) from None
     if array.dtype.kind not in _REAL_KINDS:
-        raise ValueError(f"{name} must hold real numbers (integers or floats), got an array of "
-                         f"dtype {array.dtype} ({_KIND_NAMES.get(array.dtype.kind, 'other')})")
+        raise ValueError(
+            f"{name} must hold real numbers (integers or floats), got an array of "
+            f"dtype {array.dtype} ({_KIND_NAMES.get(array.dtype.kind, 'other')})"
+        )
     return array.astype(dtype, copy=False)
 
 
-_KIND_NAMES = {"c": "complex", "b": "boolean", "U": "strings", "S": "bytes", "O": "objects",
-               "V": "structured", "M": "datetimes", "m": "timedeltas"}
+_KIND_NAMES = {
+    "c": "complex",
+    "b": "boolean",
+    "U": "strings",
+    "S": "bytes",
+    "O": "objects",
+    "V": "structured",
+    "M": "datetimes",
+    "m": "timedeltas",
+}
 
 CALLBACK_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
 
@@ -169,8 +183,10 @@ def callbacks(value):
         hooks = [getattr(item, hook, None) for hook in CALLBACK_HOOKS]
         if not any(hooks) or not all(hook is None or callable(hook) for hook in hooks):
             where = f"callbacks[{index}]" if isinstance(value, (list, tuple)) else "callbacks"
-            raise ValueError(f"{where} must be an object with a method {', '.join(CALLBACK_HOOKS)}"
-                             f" (any of them), got {item!r} of type {type(item).__name__}")
+            raise ValueError(
+                f"{where} must be an object with a method {', '.join(CALLBACK_HOOKS)}"
+                f" (any of them), got {item!r} of type {type(item).__name__}"
+            )
     return items
 
 
@@ -205,15 +221,17 @@ def memory(what, nbytes, change):
     if available is None and nbytes > sys.maxsize:  # beyond any address space
         available = sys.maxsize
     if available is not None and nbytes > available:
-        raise ValueError(f"{what} would need about {format_bytes(nbytes)} of memory, more than "
-                         f"the {format_bytes(available)} this machine has available; {change}")
+        raise ValueError(
+            f"{what} would need about {format_bytes(nbytes)} of memory, more than "
+            f"the {format_bytes(available)} this machine has available; {change}"
+        )
 
 
 def format_bytes(nbytes):
     """A byte count for people: '1.5 GB' (powers of 1000, as free and df -H print them).
 
-        >>> format_bytes(1_500_000_000)
-        '1.5 GB'
+    >>> format_bytes(1_500_000_000)
+    '1.5 GB'
     """
     value = float(nbytes)
     for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB"):

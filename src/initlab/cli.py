@@ -12,16 +12,22 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "reproduce": ("initlab.studies.reproduce",
-                  "the post's study over many seeds: figures, table and histories"),
+    "reproduce": (
+        "initlab.studies.reproduce",
+        "the post's study over many seeds: figures, table and histories",
+    ),
     "diagnose": ("initlab.studies.diagnose", "per-layer signals of deep MLPs: why a scheme fails"),
     "deep": ("initlab.studies.deep", "MLPs of depth 5 to 50 on digits: accuracy and signal scale"),
     "inits": ("initlab.studies.inits", "list every initialisation scheme and its library names"),
     "serve": ("initlab.serve.command", "the explorer: train and watch in the browser (local page)"),
-    "theory": ("initlab.studies.theory",
-               "mean-field signal propagation: phase diagram, theory over measured networks"),
-    "sweep": ("initlab.studies.sweep", "a grid of training runs from a TOML spec, resumable, "
-                                       "on local cores or Dask"),
+    "theory": (
+        "initlab.studies.theory",
+        "mean-field signal propagation: phase diagram, theory over measured networks",
+    ),
+    "sweep": (
+        "initlab.studies.sweep",
+        "a grid of training runs from a TOML spec, resumable, on local cores or Dask",
+    ),
 }
 
 
@@ -80,8 +86,11 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except MemoryError:
-        return fail(EXIT_MEMORY, "out of memory; ask for less (fewer seeds, epochs, a smaller "
-                                 "width or depth), or free memory")
+        return fail(
+            EXIT_MEMORY,
+            "out of memory; ask for less (fewer seeds, epochs, a smaller "
+            "width or depth), or free memory",
+        )
     except KeyboardInterrupt:
         return fail(EXIT_INTERRUPTED, "interrupted")
     except OSError as error:

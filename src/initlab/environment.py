@@ -43,9 +43,13 @@ def summary():
     found = describe()
     library = found["blas"]
     words = [library.get(key) for key in ("name", "version", "architecture")]
-    return {"initlab": found["initlab"], "python": found["python"], "numpy": found["numpy"],
-            "blas": " ".join(str(word) for word in words if word) or "unknown",
-            "cpu": found["cpu"]["model"] or found["cpu"]["machine"] or "unknown"}
+    return {
+        "initlab": found["initlab"],
+        "python": found["python"],
+        "numpy": found["numpy"],
+        "blas": " ".join(str(word) for word in words if word) or "unknown",
+        "cpu": found["cpu"]["model"] or found["cpu"]["machine"] or "unknown",
+    }
 
 
 def blas():
@@ -60,9 +64,12 @@ def blas():
         ours = [lib for lib in loaded if "numpy" in str(lib.get("filepath", ""))] or loaded
         if ours:
             library = ours[0]
-            return {"name": library.get("internal_api"), "version": library.get("version"),
-                    "threads": library.get("num_threads"),
-                    "architecture": library.get("architecture")}
+            return {
+                "name": library.get("internal_api"),
+                "version": library.get("version"),
+                "threads": library.get("num_threads"),
+                "architecture": library.get("architecture"),
+            }
     try:
         build = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     except (TypeError, KeyError):  # NumPy < 1.25 only prints its configuration
@@ -85,5 +92,9 @@ def cpu():
         cores = len(os.sched_getaffinity(0))
     else:  # pragma: no cover - macOS and Windows
         cores = os.cpu_count()
-    return {"model": model, "machine": platform.machine(), "cores": cores,
-            "python_implementation": sys.implementation.name}
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "cores": cores,
+        "python_implementation": sys.implementation.name,
+    }

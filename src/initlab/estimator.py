@@ -30,9 +30,18 @@ from initlab.engine.model import NeuralNetwork
 class _Network(BaseEstimator):
     """What Classifier and Regressor share: the parameters, the hidden stack, fit and forward."""
 
-    def __init__(self, hidden_layer_sizes=(12, 6), activation="relu", initializer="he",
-                 optimizer="sgd", learning_rate=0.01, epochs=1000, batch_size=None,
-                 random_state=None, dtype="float64"):
+    def __init__(
+        self,
+        hidden_layer_sizes=(12, 6),
+        activation="relu",
+        initializer="he",
+        optimizer="sgd",
+        learning_rate=0.01,
+        epochs=1000,
+        batch_size=None,
+        random_state=None,
+        dtype="float64",
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.initializer = initializer
@@ -68,16 +77,22 @@ class _Network(BaseEstimator):
         model = NeuralNetwork(seed=self.random_state, dtype=self.dtype)
         for k, hidden_units in enumerate(self._hidden_sizes()):
             try:
-                layer = Dense(hidden_units, activation=self.activation,
-                              initializer=self.initializer)
+                layer = Dense(
+                    hidden_units, activation=self.activation, initializer=self.initializer
+                )
             except ValueError as error:
                 raise ValueError(f"hidden_layer_sizes[{k}]: {error}") from None
             model.add(layer)
         model.add(Dense(units, activation=output_activation, initializer=self.initializer))
         model.compile(loss=loss, optimizer=self.optimizer)
         # The core's layout, (features, samples), from here on.
-        model.fit(X.T, targets.T, epochs=self.epochs, learning_rate=self.learning_rate,
-                  batch_size=self.batch_size)
+        model.fit(
+            X.T,
+            targets.T,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+        )
         self.model_ = model
         self.loss_curve_ = model.history["loss"]
         return self
@@ -124,14 +139,17 @@ class Classifier(ClassifierMixin, _Network):
             check_classification_targets(y)  # "Unknown label type: continuous" for real targets
             self.classes_, indices = np.unique(y, return_inverse=True)
             if len(self.classes_) < 2:
-                raise ValueError(f"Classifier needs samples of at least 2 classes, got 1 class: "
-                                 f"{self.classes_.tolist()}")
+                raise ValueError(
+                    f"Classifier needs samples of at least 2 classes, got 1 class: "
+                    f"{self.classes_.tolist()}"
+                )
             targets = indices.reshape(-1, 1).astype(float)
             if len(self.classes_) == 2:
                 return self._train(X, targets, 1, "sigmoid", "crossentropy")
             # Categorical cross-entropy one-hot encodes a single row of class indices itself.
-            return self._train(X, targets, len(self.classes_), "softmax",
-                               "categorical_crossentropy")
+            return self._train(
+                X, targets, len(self.classes_), "softmax", "categorical_crossentropy"
+            )
 
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns in the order of classes_."""
@@ -158,8 +176,7 @@ class Regressor(RegressorMixin, _Network):
         """Train on X (n_samples, n_features) and targets y (n_samples,) or (n_samples, k)."""
         with self._all_or_nothing():
             X = _real_features(X)
-            X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True,
-                                 multi_output=True)
+            X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
             self._single_output = y.ndim == 1
             targets = y.reshape(-1, 1) if self._single_output else y
             return self._train(X, targets.astype(float), targets.shape[1], "linear", "mse")
@@ -198,5 +215,6 @@ def _check_labels(y):
         return
     if missing.any():
         first = int(np.argmax(missing.ravel()))
-        raise ValueError(f"y must hold a label for every sample; y[{first}] is "
-                         f"{y.ravel()[first]!r}")
+        raise ValueError(
+            f"y must hold a label for every sample; y[{first}] is {y.ravel()[first]!r}"
+        )

@@ -53,18 +53,23 @@ class Registry(dict):
     def register(self, *names):
         """Class decorator: file the class under `names`; the first becomes its `name`, unless
         the class already has one of its own."""
+
         def decorate(cls):
             if not (isinstance(cls, type) and issubclass(cls, self.base)):
-                raise ValueError(f"only subclasses of {self.base.__name__} can be registered as "
-                                 f"{self.kind}s, got {cls!r}")
+                raise ValueError(
+                    f"only subclasses of {self.base.__name__} can be registered as "
+                    f"{self.kind}s, got {cls!r}"
+                )
             if not names or not all(isinstance(name, str) and name for name in names):
-                raise ValueError(f"register a {self.kind} under one or more non-empty names, "
-                                 f"got {names!r}")
+                raise ValueError(
+                    f"register a {self.kind} under one or more non-empty names, got {names!r}"
+                )
             if "name" not in vars(cls):  # a second registration adds an alias, not a name
                 cls.name = names[0]
             for name in names:
                 self[name.lower()] = cls
             return cls
+
         return decorate
 
     def lookup(self, name, argument=None):
@@ -75,8 +80,7 @@ class Registry(dict):
         argument = argument or self.kind
         close = difflib.get_close_matches(key, list(self), n=3) if isinstance(key, str) else []
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"{argument} {name!r} is not known; expected one of "
-                         f"{sorted(self)}{hint}")
+        raise ValueError(f"{argument} {name!r} is not known; expected one of {sorted(self)}{hint}")
 
     def get(self, identifier, argument=None):
         """An instance from a name, a config dict, an instance (returned as is) or None."""
@@ -91,8 +95,9 @@ class Registry(dict):
             try:
                 return cls(**config)
             except TypeError as error:
-                raise ValueError(f"{argument} config {identifier!r} does not fit "
-                                 f"{cls.__name__}: {error}") from None
+                raise ValueError(
+                    f"{argument} config {identifier!r} does not fit {cls.__name__}: {error}"
+                ) from None
         if isinstance(identifier, str):
             return self.lookup(identifier, argument)()
         raise ValueError(

@@ -107,13 +107,17 @@ class Activation(Block):
         """Bind forward (z -> a) and backward (grad holds dL/da, then dL/dz, in place) to fixed
         buffers. Returns (forward_ops, backward_ops): functions of no arguments, run in order."""
         if not self.follows_definition:
-            return ([functools.partial(self.forward, z, out=a)],
-                    [functools.partial(self.backward, z, a, grad, out=grad)])
+            return (
+                [functools.partial(self.forward, z, out=a)],
+                [functools.partial(self.backward, z, a, grad, out=grad)],
+            )
         constant_shape = z.shape[-2:]  # one block of constants serves every stacked model
-        forward, _, _ = expressions.bind(self.forward_graph(), [z], out=a,
-                                         constant_shape=constant_shape)
-        backward, _, _ = expressions.bind(self.backward_graph(), [z, a, grad], out=grad,
-                                          constant_shape=constant_shape)
+        forward, _, _ = expressions.bind(
+            self.forward_graph(), [z], out=a, constant_shape=constant_shape
+        )
+        backward, _, _ = expressions.bind(
+            self.backward_graph(), [z, a, grad], out=grad, constant_shape=constant_shape
+        )
         return forward, backward
 
     def forward_graph(self):
@@ -319,8 +323,9 @@ class SELU(Activation):
     initializer = "lecun_normal"
 
     def function(self, z, math):
-        return math.where(z > 0.0, self.SCALE * z,
-                          (self.SCALE * self.ALPHA) * math.expm1(math.minimum(z, 0.0)))
+        return math.where(
+            z > 0.0, self.SCALE * z, (self.SCALE * self.ALPHA) * math.expm1(math.minimum(z, 0.0))
+        )
 
     def derivative(self, z, a, math):
         return math.where(z > 0.0, self.SCALE, a + self.SCALE * self.ALPHA)

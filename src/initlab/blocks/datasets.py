@@ -34,10 +34,12 @@ def moons(n_samples=400, noise=0.2, seed=None):
     n_in = n_samples - n_out
     outer = np.linspace(0, np.pi, n_out)
     inner = np.linspace(0, np.pi, n_in)
-    points = np.vstack([
-        np.column_stack([np.cos(outer), np.sin(outer)]),
-        np.column_stack([1 - np.cos(inner), 1 - np.sin(inner) - 0.5]),
-    ])
+    points = np.vstack(
+        [
+            np.column_stack([np.cos(outer), np.sin(outer)]),
+            np.column_stack([1 - np.cos(inner), 1 - np.sin(inner) - 0.5]),
+        ]
+    )
     labels = np.concatenate([np.zeros(n_out), np.ones(n_in)])
     return _finish(points, labels, noise, rng)
 
@@ -51,10 +53,12 @@ def circles(n_samples=400, noise=0.1, factor=0.5, seed=None):
     n_in = n_samples - n_out
     outer = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
     inner = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
-    points = np.vstack([
-        np.column_stack([np.cos(outer), np.sin(outer)]),
-        factor * np.column_stack([np.cos(inner), np.sin(inner)]),
-    ])
+    points = np.vstack(
+        [
+            np.column_stack([np.cos(outer), np.sin(outer)]),
+            factor * np.column_stack([np.cos(inner), np.sin(inner)]),
+        ]
+    )
     labels = np.concatenate([np.zeros(n_out), np.ones(n_in)])
     return _finish(points, labels, noise, rng)
 

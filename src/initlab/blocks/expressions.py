@@ -68,15 +68,32 @@ def column_sum(x, out=None):
 COLUMN_FUNCTIONS = {"column_max": column_max, "column_sum": column_sum}
 # The functions a definition may call, by the names the compiled kernel knows them by too.
 MATH_FUNCTIONS = {
-    "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt,
-    "tanh": np.tanh, "erf": erf, "abs": np.abs, "ceil": np.ceil, "maximum": np.maximum,
-    "minimum": np.minimum, "logaddexp": np.logaddexp, "where": _where, **COLUMN_FUNCTIONS,
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "log": np.log,
+    "log1p": np.log1p,
+    "sqrt": np.sqrt,
+    "tanh": np.tanh,
+    "erf": erf,
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "logaddexp": np.logaddexp,
+    "where": _where,
+    **COLUMN_FUNCTIONS,
 }
 # What Python's operators on a Node record, and the ufunc each stands for.
 OPERATORS = {
-    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
-    "negative": np.negative, "greater": np.greater, "greater_equal": np.greater_equal,
-    "less": np.less, "less_equal": np.less_equal,
+    "add": np.add,
+    "subtract": np.subtract,
+    "multiply": np.multiply,
+    "divide": np.divide,
+    "negative": np.negative,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
 }
 UFUNCS = {**MATH_FUNCTIONS, **OPERATORS}
 BOOLEAN = {"greater", "greater_equal", "less", "less_equal"}
@@ -98,23 +115,50 @@ class Node:
     def _rcall(self, op, other):
         return Node(op, (_node(other), self))
 
-    def __add__(self, other): return self._call("add", other)
-    def __radd__(self, other): return self._rcall("add", other)
-    def __sub__(self, other): return self._call("subtract", other)
-    def __rsub__(self, other): return self._rcall("subtract", other)
-    def __mul__(self, other): return self._call("multiply", other)
-    def __rmul__(self, other): return self._rcall("multiply", other)
-    def __truediv__(self, other): return self._call("divide", other)
-    def __rtruediv__(self, other): return self._rcall("divide", other)
-    def __neg__(self): return self._call("negative")
-    def __gt__(self, other): return self._call("greater", other)
-    def __ge__(self, other): return self._call("greater_equal", other)
-    def __lt__(self, other): return self._call("less", other)
-    def __le__(self, other): return self._call("less_equal", other)
+    def __add__(self, other):
+        return self._call("add", other)
+
+    def __radd__(self, other):
+        return self._rcall("add", other)
+
+    def __sub__(self, other):
+        return self._call("subtract", other)
+
+    def __rsub__(self, other):
+        return self._rcall("subtract", other)
+
+    def __mul__(self, other):
+        return self._call("multiply", other)
+
+    def __rmul__(self, other):
+        return self._rcall("multiply", other)
+
+    def __truediv__(self, other):
+        return self._call("divide", other)
+
+    def __rtruediv__(self, other):
+        return self._rcall("divide", other)
+
+    def __neg__(self):
+        return self._call("negative")
+
+    def __gt__(self, other):
+        return self._call("greater", other)
+
+    def __ge__(self, other):
+        return self._call("greater_equal", other)
+
+    def __lt__(self, other):
+        return self._call("less", other)
+
+    def __le__(self, other):
+        return self._call("less_equal", other)
 
     def __bool__(self):
-        raise TypeError("a traced value has no truth value: an activation or loss definition "
-                        "must select with math.where(condition, x, y), not `if`")
+        raise TypeError(
+            "a traced value has no truth value: an activation or loss definition "
+            "must select with math.where(condition, x, y), not `if`"
+        )
 
     @property
     def is_constant(self):
@@ -133,14 +177,17 @@ def _node(value):
     if isinstance(value, Node):
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"a definition may combine traced values with numbers only, got "
-                        f"{value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"a definition may combine traced values with numbers only, got "
+            f"{value!r} of type {type(value).__name__}"
+        )
     return Node("constant", value=float(value))
 
 
 def _traced_function(name):
     def call(*args):
         return Node(name, tuple(map(_node, args)))
+
     call.__name__ = name
     return call
 
@@ -166,6 +213,7 @@ class Graph:
                 visit(arg)
             if node.op in UFUNCS:
                 self.calls.append(node)
+
         for output in outputs:
             visit(output)
         self.elementwise = not any(node.is_column for node in self.calls)
@@ -185,8 +233,10 @@ def _bound_column(op, x, out):
     if op == "column_sum":
         return [bound_product(np.ones((x.shape[-2], x.shape[-2]), x.dtype), x, out)]
     column = np.empty(x.shape[:-2] + (1,) + x.shape[-1:], x.dtype)
-    return [functools.partial(np.maximum.reduce, x, -2, None, column, True),
-            functools.partial(np.copyto, out, column)]
+    return [
+        functools.partial(np.maximum.reduce, x, -2, None, column, True),
+        functools.partial(np.copyto, out, column),
+    ]
 
 
 def trace(function, n_inputs, n_outputs=1):
@@ -259,8 +309,11 @@ def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
             return constants[key]
         return buffers[id(node)]
 
-    final = {id(node): target for node, target in zip(graph.outputs, outs, strict=True)
-             if target is not None and node.op in UFUNCS}
+    final = {
+        id(node): target
+        for node, target in zip(graph.outputs, outs, strict=True)
+        if target is not None and node.op in UFUNCS
+    }
     for node in graph.calls:
         args = [buffer_of(arg) for arg in node.args]
         shape = np.broadcast_shapes(*[np.shape(arg) for arg in args])
@@ -273,7 +326,8 @@ def bind(graph, arrays, out=None, constant_shape=None, hoist=()):
         else:
             calls = [functools.partial(UFUNCS[node.op], *args, out=target)]
         only_hoisted = hoisted_inputs and not graph.depends_on(
-            node, [i for i in graph.inputs if all(i is not h for h in hoisted_inputs)])
+            node, [i for i in graph.inputs if all(i is not h for h in hoisted_inputs)]
+        )
         (hoisted if only_hoisted else ops).extend(calls)
     ops = [ignoring_underflow(op) for op in ops]
     hoisted = [ignoring_underflow(op) for op in hoisted]

@@ -60,16 +60,25 @@ FORMULA_NOTATION = (
 
 # PyTorch's calculate_gain also names its linear layer types, whose gain is 1; every other name is
 # an activation, whose gain is the activation's own fact (activations.py).
-LINEAR_NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                         "conv_transpose2d", "conv_transpose3d")
+LINEAR_NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
 
 
 def nonlinearities():
     """The names calculate_gain takes: the linear layer types, and every registered activation
     that has a gain."""
     return LINEAR_NONLINEARITIES + tuple(
-        name for name, cls in activations.ACTIVATIONS.items()
-        if name not in LINEAR_NONLINEARITIES and _gain_of(cls, None) is not None)
+        name
+        for name, cls in activations.ACTIVATIONS.items()
+        if name not in LINEAR_NONLINEARITIES and _gain_of(cls, None) is not None
+    )
 
 
 def _gain_of(cls, param):
@@ -125,6 +134,7 @@ def _one_of(*options):
         if not isinstance(value, str) or value.lower() not in options:
             raise ValueError(f"{label} must be one of {list(options)}, got {value!r}")
         return value.lower()
+
     return check
 
 
@@ -145,16 +155,16 @@ class Scheme(NamedTuple):
     name: str
     summary: str
     formula: str
-    params: dict                # parameter -> Param(default, check)
-    keras: tuple = ()           # Keras names that resolve here and behave the same
-    pytorch: tuple = ()         # PyTorch names likewise
-    keras_note: str = ""        # how it differs, or the equivalent call when there is no name
+    params: dict  # parameter -> Param(default, check)
+    keras: tuple = ()  # Keras names that resolve here and behave the same
+    pytorch: tuple = ()  # PyTorch names likewise
+    keras_note: str = ""  # how it differs, or the equivalent call when there is no name
     pytorch_note: str = ""
-    aliases: tuple = ()         # further names that resolve here
+    aliases: tuple = ()  # further names that resolve here
     # PyTorch spellings whose argument names or defaults differ from initlab's:
     # name -> ({their argument: initlab's}, {initlab parameter: their default})
     translations: dict = {}
-    check: Callable = None      # cross-parameter check(name, params) -> params
+    check: Callable = None  # cross-parameter check(name, params) -> params
 
     def validate(self, params):
         unknown = sorted(set(params) - set(self.params))
@@ -170,21 +180,27 @@ class Scheme(NamedTuple):
         return self.check(self.name, values) if self.check else values
 
 
-INITIALIZERS = {}   # scheme name -> Scheme, in the order the schemes are defined below
-ALIASES = {}        # every accepted name (snake_case, lower case) -> scheme name
+INITIALIZERS = {}  # scheme name -> Scheme, in the order the schemes are defined below
+ALIASES = {}  # every accepted name (snake_case, lower case) -> scheme name
 
 
 def _scheme(formula, params=None, **metadata):
     """Register the decorated method as a scheme; its name is the method's name."""
+
     def register(method):
         name = method.__name__
         summary = (method.__doc__ or "").strip().split("\n")[0]
         INITIALIZERS[name] = Scheme(name, summary, formula, params or {}, **metadata)
-        for alias in (name, *metadata.get("keras", ()), *metadata.get("pytorch", ()),
-                      *metadata.get("aliases", ())):
+        for alias in (
+            name,
+            *metadata.get("keras", ()),
+            *metadata.get("pytorch", ()),
+            *metadata.get("aliases", ()),
+        ):
             if ALIASES.setdefault(alias, name) != name:
                 raise RuntimeError(f"{alias!r} names both {ALIASES[alias]} and {name}")
         return method
+
     return register
 
 
@@ -231,8 +247,11 @@ _KAIMING_MODES = _one_of("fan_in", "fan_out")  # PyTorch has no fan_avg for Kaim
 _DISTRIBUTIONS = _one_of("truncated_normal", "untruncated_normal", "uniform", "normal")
 _GAIN = {"gain": Param(1.0, checks.number)}
 _NON_NEGATIVE_GAIN = {"gain": Param(1.0, _non_negative)}
-_KAIMING = {"a": Param(0.0, checks.number), "mode": Param("fan_in", _KAIMING_MODES),
-            "nonlinearity": Param("leaky_relu", _nonlinearity)}
+_KAIMING = {
+    "a": Param(0.0, checks.number),
+    "mode": Param("fan_in", _KAIMING_MODES),
+    "nonlinearity": Param("leaky_relu", _nonlinearity),
+}
 
 # Attributes of Initializer that are not schemes, so no name may resolve to them.
 _NOT_SCHEMES = {"get_config", "from_config"}
@@ -335,18 +354,31 @@ class Initializer:
         """All ones (symmetric, like zeros)."""
         return np.ones(self.shape), self._zero_bias()
 
-    @_scheme("W = value", {"value": Param(0.0, checks.number)}, keras=("constant",),
-             pytorch=("constant_",), translations={"constant_": ({"val": "value"}, {})})
+    @_scheme(
+        "W = value",
+        {"value": Param(0.0, checks.number)},
+        keras=("constant",),
+        pytorch=("constant_",),
+        translations={"constant_": ({"val": "value"}, {})},
+    )
     def constant(self):
         """Every weight equal to `value` (PyTorch's constant_(val))."""
         return np.full(self.shape, self.params["value"]), self._zero_bias()
 
     # --- plain distributions ----------------------------------------------------------------------
-    @_scheme("scale · N(mean, stddev²), default N(0, 1)",
-             {"mean": Param(0.0, checks.number), "stddev": Param(1.0, _non_negative),
-              "scale": Param(1.0, _non_negative)},
-             keras=("random_normal",), keras_note="stddev 0.05 there", pytorch=("normal_",),
-             aliases=("normal",), translations={"normal_": ({"std": "stddev"}, {})})
+    @_scheme(
+        "scale · N(mean, stddev²), default N(0, 1)",
+        {
+            "mean": Param(0.0, checks.number),
+            "stddev": Param(1.0, _non_negative),
+            "scale": Param(1.0, _non_negative),
+        },
+        keras=("random_normal",),
+        keras_note="stddev 0.05 there",
+        pytorch=("normal_",),
+        aliases=("normal",),
+        translations={"normal_": ({"std": "stddev"}, {})},
+    )
     def random_normal(self):
         """The post's scheme, W = randn(units, fan_in) * scale, generalised to N(mean, stddev²).
 
@@ -357,26 +389,40 @@ class Initializer:
         normal = self.rng.standard_normal(self.shape)
         return p["scale"] * (p["mean"] + p["stddev"] * normal), self._zero_bias()
 
-    @_scheme("U(minval, maxval), default ±0.05",
-             {"minval": Param(-0.05, checks.number), "maxval": Param(0.05, checks.number)},
-             keras=("random_uniform",), pytorch=("uniform_",), pytorch_note="default U(0, 1)",
-             aliases=("uniform",),
-             translations={"uniform_": ({"a": "minval", "b": "maxval"},
-                                        {"minval": 0.0, "maxval": 1.0})},
-             check=_check_uniform_range)
+    @_scheme(
+        "U(minval, maxval), default ±0.05",
+        {"minval": Param(-0.05, checks.number), "maxval": Param(0.05, checks.number)},
+        keras=("random_uniform",),
+        pytorch=("uniform_",),
+        pytorch_note="default U(0, 1)",
+        aliases=("uniform",),
+        translations={"uniform_": ({"a": "minval", "b": "maxval"}, {"minval": 0.0, "maxval": 1.0})},
+        check=_check_uniform_range,
+    )
     def random_uniform(self):
         """Uniform on [minval, maxval) (Keras's RandomUniform; PyTorch's uniform_(a, b))."""
         p = self.params
         return self.rng.uniform(p["minval"], p["maxval"], self.shape), self._zero_bias()
 
-    @_scheme("N(mean, stddev²) cut at mean ± 2·stddev",
-             {"mean": Param(0.0, checks.number), "stddev": Param(0.05, checks.positive),
-              "low": Param(None, _optional_real), "high": Param(None, _optional_real)},
-             keras=("truncated_normal",), pytorch=("trunc_normal_",),
-             pytorch_note="a, b absolute",
-             translations={"trunc_normal_": ({"std": "stddev", "a": "low", "b": "high"},
-                                             {"stddev": 1.0, "low": -2.0, "high": 2.0})},
-             check=_check_truncation)
+    @_scheme(
+        "N(mean, stddev²) cut at mean ± 2·stddev",
+        {
+            "mean": Param(0.0, checks.number),
+            "stddev": Param(0.05, checks.positive),
+            "low": Param(None, _optional_real),
+            "high": Param(None, _optional_real),
+        },
+        keras=("truncated_normal",),
+        pytorch=("trunc_normal_",),
+        pytorch_note="a, b absolute",
+        translations={
+            "trunc_normal_": (
+                {"std": "stddev", "a": "low", "b": "high"},
+                {"stddev": 1.0, "low": -2.0, "high": 2.0},
+            )
+        },
+        check=_check_truncation,
+    )
     def truncated_normal(self):
         """A normal whose draws outside [low, high] are redrawn (Keras: [mean ∓ 2 stddev]).
 
@@ -384,15 +430,22 @@ class Initializer:
         a=-2, b=2 and a small std (0.02, say) it truncates nothing.
         """
         p = self.params
-        weights = _truncated_normal(self.rng, self.shape, p["mean"], p["stddev"], p["low"],
-                                    p["high"])
+        weights = _truncated_normal(
+            self.rng, self.shape, p["mean"], p["stddev"], p["low"], p["high"]
+        )
         return weights, self._zero_bias()
 
     # --- variance scaling and its presets ---------------------------------------------------------
-    @_scheme("σ² = scale/n_mode: TN(σ), N(0, σ²) or U(±√3σ)",
-             {"scale": Param(1.0, checks.positive), "mode": Param("fan_in", _MODES),
-              "distribution": Param("truncated_normal", _DISTRIBUTIONS)},
-             keras=("variance_scaling",), check=_check_distribution)
+    @_scheme(
+        "σ² = scale/n_mode: TN(σ), N(0, σ²) or U(±√3σ)",
+        {
+            "scale": Param(1.0, checks.positive),
+            "mode": Param("fan_in", _MODES),
+            "distribution": Param("truncated_normal", _DISTRIBUTIONS),
+        },
+        keras=("variance_scaling",),
+        check=_check_distribution,
+    )
     def variance_scaling(self):
         """Keras's VarianceScaling: Var(W) = scale / n, n the fan that `mode` names.
 
@@ -402,8 +455,11 @@ class Initializer:
         weights = self._variance_scaling(p["scale"], p["mode"], p["distribution"])
         return weights, self._zero_bias()
 
-    @_scheme("TN(√(2 / (fan_in + fan_out)))", keras=("glorot_normal",),
-             pytorch_note="xavier_normal_ is untruncated")
+    @_scheme(
+        "TN(√(2 / (fan_in + fan_out)))",
+        keras=("glorot_normal",),
+        pytorch_note="xavier_normal_ is untruncated",
+    )
     def glorot_normal(self):
         """Keras's Glorot normal: variance_scaling(1, fan_avg, truncated_normal).
 
@@ -412,8 +468,13 @@ class Initializer:
         """
         return self._variance_scaling(1.0, "fan_avg", "truncated_normal"), self._zero_bias()
 
-    @_scheme("U(±gain · √(6 / (fan_in + fan_out)))", _NON_NEGATIVE_GAIN,
-             keras=("glorot_uniform",), pytorch=("xavier_uniform_",), aliases=("xavier_uniform",))
+    @_scheme(
+        "U(±gain · √(6 / (fan_in + fan_out)))",
+        _NON_NEGATIVE_GAIN,
+        keras=("glorot_uniform",),
+        pytorch=("xavier_uniform_",),
+        aliases=("xavier_uniform",),
+    )
     def glorot_uniform(self):
         """Glorot (Xavier) uniform: variance_scaling(gain², fan_avg, uniform); Keras's default.
 
@@ -422,9 +483,12 @@ class Initializer:
         gain = self.params["gain"]
         return self._variance_scaling(gain**2, "fan_avg", "uniform"), self._zero_bias()
 
-    @_scheme("N(0, gain² · 2 / (fan_in + fan_out))", _NON_NEGATIVE_GAIN,
-             keras_note="≡ glorot_normal, untruncated",
-             pytorch=("xavier_normal_",))
+    @_scheme(
+        "N(0, gain² · 2 / (fan_in + fan_out))",
+        _NON_NEGATIVE_GAIN,
+        keras_note="≡ glorot_normal, untruncated",
+        pytorch=("xavier_normal_",),
+    )
     def xavier_normal(self):
         """PyTorch's Xavier normal: variance_scaling(gain², fan_avg, untruncated_normal).
 
@@ -433,22 +497,27 @@ class Initializer:
         gain = self.params["gain"]
         return self._variance_scaling(gain**2, "fan_avg", "untruncated_normal"), self._zero_bias()
 
-    @_scheme("N(0, 1 / fan_in), the post's",
-             keras_note="≡ lecun_normal, untruncated",
-             pytorch_note="≡ kaiming_normal_, 'linear'")
+    @_scheme(
+        "N(0, 1 / fan_in), the post's",
+        keras_note="≡ lecun_normal, untruncated",
+        pytorch_note="≡ kaiming_normal_, 'linear'",
+    )
     def xavier(self):
         """The post's "xavier": W = randn(units, fan_in) * sqrt(1 / fan_in) (LeCun's variance)."""
         return self._variance_scaling(1.0, "fan_in", "untruncated_normal"), self._zero_bias()
 
-    @_scheme("N(0, 2 / fan_in), the post's",
-             keras_note="≡ he_normal, untruncated",
-             pytorch_note="≡ kaiming_normal_()")
+    @_scheme(
+        "N(0, 2 / fan_in), the post's",
+        keras_note="≡ he_normal, untruncated",
+        pytorch_note="≡ kaiming_normal_()",
+    )
     def he(self):
         """The post's He: W = randn(units, fan_in) * sqrt(2 / fan_in) (He et al., 2015)."""
         return self._variance_scaling(2.0, "fan_in", "untruncated_normal"), self._zero_bias()
 
-    @_scheme("TN(√(2 / fan_in))", keras=("he_normal",),
-             pytorch_note="kaiming_normal_ is untruncated")
+    @_scheme(
+        "TN(√(2 / fan_in))", keras=("he_normal",), pytorch_note="kaiming_normal_ is untruncated"
+    )
     def he_normal(self):
         """Keras's He normal, truncated: variance_scaling(2, fan_in, truncated_normal).
 
@@ -456,9 +525,13 @@ class Initializer:
         """
         return self._variance_scaling(2.0, "fan_in", "truncated_normal"), self._zero_bias()
 
-    @_scheme("N(0, gain(nonlinearity, a)² / n_mode)", _KAIMING,
-             keras_note="he_normal is truncated", pytorch=("kaiming_normal_",),
-             check=_check_gain_arguments)
+    @_scheme(
+        "N(0, gain(nonlinearity, a)² / n_mode)",
+        _KAIMING,
+        keras_note="he_normal is truncated",
+        pytorch=("kaiming_normal_",),
+        check=_check_gain_arguments,
+    )
     def kaiming_normal(self):
         """PyTorch's Kaiming normal, untruncated: variance_scaling(gain², mode, untruncated_normal).
 
@@ -467,9 +540,14 @@ class Initializer:
         """
         return self._kaiming("untruncated_normal")
 
-    @_scheme("U(±gain(nonlinearity, a) · √(3 / n_mode))", _KAIMING,
-             keras=("he_uniform",), keras_note="at the defaults", pytorch=("kaiming_uniform_",),
-             check=_check_gain_arguments)
+    @_scheme(
+        "U(±gain(nonlinearity, a) · √(3 / n_mode))",
+        _KAIMING,
+        keras=("he_uniform",),
+        keras_note="at the defaults",
+        pytorch=("kaiming_uniform_",),
+        check=_check_gain_arguments,
+    )
     def kaiming_uniform(self):
         """He (Kaiming) uniform: variance_scaling(gain², mode, uniform); by default U(±√(6/fan_in)).
 
@@ -494,9 +572,13 @@ class Initializer:
         return self._variance_scaling(1.0, "fan_in", "uniform"), self._zero_bias()
 
     # --- structured matrices ----------------------------------------------------------------------
-    @_scheme("gain · Q sign(diag R), where Q R ~ N(0, 1)", _GAIN,
-             keras=("orthogonal",), pytorch=("orthogonal_",),
-             aliases=("orthogonal_initializer",))
+    @_scheme(
+        "gain · Q sign(diag R), where Q R ~ N(0, 1)",
+        _GAIN,
+        keras=("orthogonal",),
+        pytorch=("orthogonal_",),
+        aliases=("orthogonal_initializer",),
+    )
     def orthogonal(self):
         """A (semi-)orthogonal matrix times gain: W Wᵀ = gain² I on the smaller side.
 
@@ -513,16 +595,24 @@ class Initializer:
         weights = q if units >= fan_in else q.T
         return self.params["gain"] * weights, self._zero_bias()
 
-    @_scheme("gain · I", _GAIN,
-             keras=("identity",), pytorch=("eye_",), pytorch_note="gain 1 only",
-             aliases=("eye", "identity_initializer"))
+    @_scheme(
+        "gain · I",
+        _GAIN,
+        keras=("identity",),
+        pytorch=("eye_",),
+        pytorch_note="gain 1 only",
+        aliases=("eye", "identity_initializer"),
+    )
     def identity(self):
         """The identity matrix times gain; rectangular shapes keep as many inputs as they can."""
         return self.params["gain"] * np.eye(*self.shape), self._zero_bias()
 
-    @_scheme("N(0, std²); ⌈sparsity·units⌉ zeros/column",
-             {"sparsity": Param(0.1, checks.fraction), "std": Param(0.01, _non_negative)},
-             pytorch=("sparse_",), pytorch_note="sparsity required")
+    @_scheme(
+        "N(0, std²); ⌈sparsity·units⌉ zeros/column",
+        {"sparsity": Param(0.1, checks.fraction), "std": Param(0.01, _non_negative)},
+        pytorch=("sparse_",),
+        pytorch_note="sparsity required",
+    )
     def sparse(self):
         """PyTorch's sparse_: each input's column keeps only a fraction 1 - sparsity of its weights.
 
@@ -537,8 +627,7 @@ class Initializer:
         weights[rows, np.arange(fan_in)] = 0.0
         return weights, self._zero_bias()
 
-    @_scheme("W, b ~ U(±1/√fan_in) (kaiming_uniform, a=√5)",
-             pytorch_note="nn.Linear's default")
+    @_scheme("W, b ~ U(±1/√fan_in) (kaiming_uniform, a=√5)", pytorch_note="nn.Linear's default")
     def pytorch_linear(self):
         """PyTorch's nn.Linear default: kaiming_uniform(a=sqrt(5)) weights and a uniform bias.
 
@@ -682,7 +771,7 @@ def _truncated_normal(rng, shape, mean, stddev, low, high):
             proposals = rng.standard_normal(need)
             keep = (proposals >= low) & (proposals <= high)
         accepted = proposals[keep]
-        values[filled:filled + accepted.size] = accepted
+        values[filled : filled + accepted.size] = accepted
         filled += accepted.size
     return mean + stddev * values.reshape(shape)
 
@@ -691,7 +780,7 @@ def _truncation_proposal(low, high):
     """(use a uniform proposal?, its acceptance rate) for the standard normal cut to [low, high]."""
     mass = _normal_mass(low, high)
     nearest = min(max(0.0, low), high)
-    peak = math.exp(-nearest**2 / 2) / math.sqrt(2 * math.pi)
+    peak = math.exp(-(nearest**2) / 2) / math.sqrt(2 * math.pi)
     if mass <= 0 or peak <= 0:  # beyond ~38 standard deviations both underflow
         return False, 0.0
     uniform_rate = mass / ((high - low) * peak)
@@ -713,8 +802,10 @@ def _check_shape(shape):
         units, fan_in = shape
     except (TypeError, ValueError):
         raise ValueError(f"shape must be a pair (units, fan_in), got {shape!r}") from None
-    return (checks.integer("shape's units", units, minimum=1),
-            checks.integer("shape's fan_in", fan_in, minimum=1))
+    return (
+        checks.integer("shape's units", units, minimum=1),
+        checks.integer("shape's fan_in", fan_in, minimum=1),
+    )
 
 
 def get(identifier):

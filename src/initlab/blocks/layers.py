@@ -30,7 +30,6 @@ them from `forward` and `backward`, so any layer trains in the same loop; Dense 
 (bias folded into the product, no allocation).
 """
 
-
 import numpy as np
 
 from initlab import checks
@@ -98,9 +97,9 @@ class Layer:
         offset = 0
         for name, value in list(self.params.items()):
             size = value.size
-            params[offset:offset + size] = value.ravel()
-            self.params[name] = params[offset:offset + size].reshape(value.shape)
-            self.grads[name] = grads[offset:offset + size].reshape(value.shape)
+            params[offset : offset + size] = value.ravel()
+            self.params[name] = params[offset : offset + size].reshape(value.shape)
+            self.grads[name] = grads[offset : offset + size].reshape(value.shape)
             offset += size
 
     def training_steps(self, x, grad_x=None):
@@ -161,14 +160,16 @@ class Dense(Layer):
     (3, 5)
     """
 
-    def __init__(self, units, activation="linear", initializer=None, input_dim=None,
-                 bias_initializer=None):
+    def __init__(
+        self, units, activation="linear", initializer=None, input_dim=None, bias_initializer=None
+    ):
         super().__init__()
         self.units = checks.integer("units", units, minimum=1)
         self.activation = activations.get(activation)
         self.initializer = initializers.get(initializer)
-        self.bias_initializer = (None if bias_initializer is None
-                                 else initializers.get(bias_initializer))
+        self.bias_initializer = (
+            None if bias_initializer is None else initializers.get(bias_initializer)
+        )
         self.fan_in = checks.integer("input_dim", input_dim, minimum=1, optional=True)
 
     # The post reads and writes layer.weights and layer.bias.
@@ -203,8 +204,10 @@ class Dense(Layer):
                     f"{np.shape(value)}; expected {expected[name]}"
                 )
         self.fan_in = fan_in
-        self.params = {"weights": np.array(weights, dtype=dtype),
-                       "bias": np.array(bias, dtype=dtype)}
+        self.params = {
+            "weights": np.array(weights, dtype=dtype),
+            "bias": np.array(bias, dtype=dtype),
+        }
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
     def preactivation(self, x, out=None):
@@ -231,15 +234,17 @@ class Dense(Layer):
             grad_z = grad_output  # the loss already gave dL/dz
         else:
             grad_z = self.activation.backward(
-                z, a, grad_output, out=self._buffer("grad_z", z.shape, z.dtype))
+                z, a, grad_output, out=self._buffer("grad_z", z.shape, z.dtype)
+            )
         np.matmul(grad_z, np.swapaxes(x, -1, -2), out=self.grads["weights"])
         np.sum(grad_z, axis=-1, keepdims=True, out=self.grads["bias"])
         if not need_input_grad:
             return None
         weights = self.params["weights"]
         shape = grad_z.shape[:-2] + (self.fan_in, grad_z.shape[-1])
-        return np.matmul(np.swapaxes(weights, -1, -2), grad_z,
-                         out=self._buffer("grad_x", shape, grad_z.dtype))
+        return np.matmul(
+            np.swapaxes(weights, -1, -2), grad_z, out=self._buffer("grad_x", shape, grad_z.dtype)
+        )
 
     # --- the training loop's fast path ----------------------------------------------------------
     def pack(self, params, grads):
@@ -277,9 +282,11 @@ class Dense(Layer):
         """
         kernel, grad_kernel = self.kernel, self.grad_kernel
         if kernel is None or grad_kernel is None:
-            raise ValueError("Dense.training_steps needs weights and bias packed side by side; "
-                             "build the model (or call "
-                             "initlab.engine.parameters.pack_parameters) first")
+            raise ValueError(
+                "Dense.training_steps needs weights and bias packed side by side; "
+                "build the model (or call "
+                "initlab.engine.parameters.pack_parameters) first"
+            )
         dtype, m = kernel.dtype, x.shape[-1]
         lead = np.broadcast_shapes(kernel.shape[:-2], x.shape[:-2])
         out = np.ones(lead + (self.units + 1, m), dtype)
@@ -292,12 +299,12 @@ class Dense(Layer):
         input_grad_product = None
         if grad_x is not None:
             input_grad_product = bound_product(
-                np.swapaxes(kernel[..., :-1], -1, -2), grad_out, grad_x)
+                np.swapaxes(kernel[..., :-1], -1, -2), grad_out, grad_x
+            )
         forward, backward = [product], [kernel_grad_product]
         if not self.emits_logits:  # else the loss applies f itself, from z
             # dL/da is not needed once dL/dz is known, so dz overwrites it in grad_out.
-            activation_forward, activation_backward = self.activation.training_steps(
-                z, a, grad_out)
+            activation_forward, activation_backward = self.activation.training_steps(z, a, grad_out)
             forward += activation_forward
             backward = activation_backward + backward
         if input_grad_product is not None:
@@ -311,13 +318,16 @@ class Dense(Layer):
             "activation": self.activation.get_config(),
             "initializer": self.initializer.get_config(),
             "input_dim": self.fan_in,
-            "bias_initializer": (None if self.bias_initializer is None
-                                 else self.bias_initializer.get_config()),
+            "bias_initializer": (
+                None if self.bias_initializer is None else self.bias_initializer.get_config()
+            ),
         }
 
     def __repr__(self):
-        return (f"Dense(units={self.units}, activation={self.activation.name!r}, "
-                f"initializer={self.initializer!r})")
+        return (
+            f"Dense(units={self.units}, activation={self.activation.name!r}, "
+            f"initializer={self.initializer!r})"
+        )
 
 
 def _side_by_side(weights, bias):
@@ -329,12 +339,17 @@ def _side_by_side(weights, bias):
     if weights is None or bias is None or weights.base is None or weights.base is not bias.base:
         return None
     k, itemsize = weights.shape[-1], weights.itemsize
-    if (weights.strides[-1] != itemsize or weights.strides[-2] != (k + 1) * itemsize
-            or bias.strides[:-1] != weights.strides[:-1] or bias.shape[:-1] != weights.shape[:-1]
-            or bias.ctypes.data != weights.ctypes.data + k * itemsize):
+    if (
+        weights.strides[-1] != itemsize
+        or weights.strides[-2] != (k + 1) * itemsize
+        or bias.strides[:-1] != weights.strides[:-1]
+        or bias.shape[:-1] != weights.shape[:-1]
+        or bias.ctypes.data != weights.ctypes.data + k * itemsize
+    ):
         return None
     return np.lib.stride_tricks.as_strided(
-        weights, shape=weights.shape[:-1] + (k + 1,), strides=weights.strides)
+        weights, shape=weights.shape[:-1] + (k + 1,), strides=weights.strides
+    )
 
 
 LAYERS = Registry("layer", Layer)

@@ -102,11 +102,18 @@ class Loss(Block):
         targets, copy_targets = _full_targets(y_true, shape)
         scale = 1.0 / self.count(y_true)
         ops, (values, _), hoisted = expressions.bind(
-            expressions.trace(definition, 2, n_outputs=2), [output, targets],
-            out=[None, grad_output], constant_shape=shape, hoist=(1,))
+            expressions.trace(definition, 2, n_outputs=2),
+            [output, targets],
+            out=[None, grad_output],
+            constant_shape=shape,
+            hoist=(1,),
+        )
         ops = list(copy_output) + ops
-        ops.append(functools.partial(np.multiply, grad_output,
-                                     _constant(scale, grad_output.dtype), grad_output))
+        ops.append(
+            functools.partial(
+                np.multiply, grad_output, _constant(scale, grad_output.dtype), grad_output
+            )
+        )
 
         def load():
             copy_targets()
@@ -137,8 +144,9 @@ def _bound_cost(values, scale):
     The cost returned is a new scalar or array every step: callers keep it.
     """
     if values.ndim == 2 and values.flags.c_contiguous:  # reshape(-1) is then a view
-        return functools.partial(_dot, values.reshape(-1),
-                                 np.full(values.size, scale, values.dtype))
+        return functools.partial(
+            _dot, values.reshape(-1), np.full(values.size, scale, values.dtype)
+        )
     return functools.partial(_scaled_sum, values, _SUM_AXES, scale)
 
 
@@ -179,6 +187,7 @@ def _constant(value, dtype):
 
 def _run_all(ops, cost):
     """step() -> cost, after running the bound calls `ops` in order."""
+
     def step():
         for op in ops:
             op()
@@ -228,8 +237,7 @@ class BinaryCrossentropy(Loss):
 
     def definition(self, p, y, math, eps=1e-15):
         p = math.minimum(math.maximum(p, eps), 1.0 - eps)
-        return (-(y * math.log(p) + (1.0 - y) * math.log1p(-p)),
-                (p - y) / (p * (1.0 - p)))
+        return (-(y * math.log(p) + (1.0 - y) * math.log1p(-p)), (p - y) / (p * (1.0 - p)))
 
     def prepare_targets(self, y, n_outputs):
         bad = (y != 0) & (y != 1)
@@ -305,6 +313,8 @@ class MeanSquaredError(Loss):
 
     def training_step(self, y_true, output, grad_output, from_logits):
         if from_logits:
-            raise ValueError(f"loss {self.name!r} has no fused path with an output activation: "
-                             f"from_logits must be False, got {from_logits!r}")
+            raise ValueError(
+                f"loss {self.name!r} has no fused path with an output activation: "
+                f"from_logits must be False, got {from_logits!r}"
+            )
         return super().training_step(y_true, output, grad_output, from_logits)

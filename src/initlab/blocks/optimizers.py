@@ -58,7 +58,7 @@ class Optimizer(Block):
         """
         if self._state is None or self._state[0].shape != params.shape:
             self._state = self._init_state(params)
-        return self._state[:self.n_moments]
+        return self._state[: self.n_moments]
 
     def has_state(self, params):
         """Whether steps on the flat vector `params` have left state to carry on from (what a
@@ -70,10 +70,8 @@ class Optimizer(Block):
         self._state = None
 
 
-
 class SGD(Optimizer):
     """Plain gradient descent, as in the post: params -= learning_rate * grads."""
-
 
     def _step(self, params, grads, scratch):
         np.multiply(grads, self.learning_rate, out=scratch)
@@ -114,7 +112,6 @@ class Momentum(Optimizer):
         params -= scratch
 
 
-
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction, as PyTorch and Keras compute it.
 
@@ -139,8 +136,15 @@ class Adam(Optimizer):
     def _step(self, params, grads, m, v, scratch):
         self.iterations += 1
         t = self.iterations
-        self._update(params, grads, m, v, scratch, self.learning_rate / (1 - self.beta_1**t),
-                     1 - self.beta_2**t)
+        self._update(
+            params,
+            grads,
+            m,
+            v,
+            scratch,
+            self.learning_rate / (1 - self.beta_1**t),
+            1 - self.beta_2**t,
+        )
 
     def _update(self, params, grads, m, v, scratch, step_size, bias_2):
         """The step with its bias corrections given: step_size = lr / (1 - b1^t) and
@@ -158,7 +162,6 @@ class Adam(Optimizer):
         np.divide(m, scratch, out=scratch)
         scratch *= step_size
         params -= scratch
-
 
 
 OPTIMIZERS = Registry("optimizer", Optimizer, default="sgd")

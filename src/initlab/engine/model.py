@@ -32,16 +32,17 @@ DATA_DEPENDENT = {}
 
 def register_data_dependent(name):
     """Decorator: make `function(model, X, **options)` available as model.initialize(X, name)."""
+
     def decorate(function):
         DATA_DEPENDENT[name.lower()] = function
         return function
+
     return decorate
 
 
 def layer_report(number, layer, variance, iterations):
     """One layer's entry in model.initialize's report; layers are numbered from 1."""
-    return {"layer": number, "units": layer.units, "variance": variance,
-            "iterations": iterations}
+    return {"layer": number, "units": layer.units, "variance": variance, "iterations": iterations}
 
 
 class NeuralNetwork:
@@ -126,9 +127,18 @@ class NeuralNetwork:
             yield
             return
         # The layers, and the initializers they call (which note each call's shape and rng).
-        touched = [obj for layer in self.layers for obj in (layer, *(
-            value for value in vars(layer).values()
-            if isinstance(value, initializers.Initializer)))]
+        touched = [
+            obj
+            for layer in self.layers
+            for obj in (
+                layer,
+                *(
+                    value
+                    for value in vars(layer).values()
+                    if isinstance(value, initializers.Initializer)
+                ),
+            )
+        ]
         saved = [(obj, dict(vars(obj))) for obj in touched]
         try:
             yield
@@ -181,8 +191,12 @@ class NeuralNetwork:
                 report = run(self, X, **options)
             else:
                 self.redraw(scheme)
-                report = [layer_report(number, layer, variance, 0) for number, (layer, variance)
-                          in enumerate(zip(self.layers, self.preactivation_variances(X)), 1)]
+                report = [
+                    layer_report(number, layer, variance, 0)
+                    for number, (layer, variance) in enumerate(
+                        zip(self.layers, self.preactivation_variances(X)), 1
+                    )
+                ]
         except BaseException:
             for layer, layer_initializer, params, grads in saved:
                 layer.initializer, layer.params, layer.grads = layer_initializer, params, grads
@@ -231,8 +245,19 @@ class NeuralNetwork:
         return self._shuffle_generator
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, X, Y, epochs=1000, learning_rate=None, print_log=False, batch_size=None,
-            log_every=1000, shuffle=True, callbacks=(), jit_compile=False):
+    def fit(
+        self,
+        X,
+        Y,
+        epochs=1000,
+        learning_rate=None,
+        print_log=False,
+        batch_size=None,
+        log_every=1000,
+        shuffle=True,
+        callbacks=(),
+        jit_compile=False,
+    ):
         """Train, continuing from the current weights; return the per-epoch history.
 
         learning_rate : float or None
@@ -256,8 +281,8 @@ class NeuralNetwork:
         print_log, shuffle = checks.flag("print_log", print_log), checks.flag("shuffle", shuffle)
         callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = check_fit_arguments(
-            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every,
-            layers=self.layers)
+            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every, layers=self.layers
+        )
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
         # Everything is checked: from here on the model changes.
         if not self.built:
@@ -265,20 +290,27 @@ class NeuralNetwork:
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
-        self.history = {"loss": self._train(X, Y, epochs, batch_size, log_every, shuffle,
-                                            callbacks, print_log, jit_compile)}
+        self.history = {
+            "loss": self._train(
+                X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile
+            )
+        }
         return self.history
 
-    def _train(self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log,
-               jit_compile=False):
+    def _train(
+        self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile=False
+    ):
         """fit's epochs on checked data (training.run_epochs); returns the history."""
+
         def make_run_epoch():  # after on_train_begin, which may change the weights
-            return self.training_loop(X, Y, batch_size, shuffle, [self.shuffle_generator()],
-                                       jit_compile).run_epoch
+            return self.training_loop(
+                X, Y, batch_size, shuffle, [self.shuffle_generator()], jit_compile
+            ).run_epoch
 
         self.costs = []
-        return training.run_epochs(make_run_epoch, epochs, log_every, self, self.costs,
-                                   callbacks, print_log)
+        return training.run_epochs(
+            make_run_epoch, epochs, log_every, self, self.costs, callbacks, print_log
+        )
 
     def training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
         """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one
@@ -287,8 +319,19 @@ class NeuralNetwork:
             # A layer's arrays were rebound (layer.params[name] = array): pack them again, or
             # the optimizer's update of the flat vector would never reach them.
             self.parameters, self.gradients = pack_parameters(self.layers)
-        return training.TrainingLoop(self.layers, self.loss, self.optimizer, self.parameters,
-                                     self.gradients, X, Y, batch_size, shuffle, rngs, jit_compile)
+        return training.TrainingLoop(
+            self.layers,
+            self.loss,
+            self.optimizer,
+            self.parameters,
+            self.gradients,
+            X,
+            Y,
+            batch_size,
+            shuffle,
+            rngs,
+            jit_compile,
+        )
 
     def loss_and_gradient(self, Y, output):
         if self.layers[-1].emits_logits:
@@ -371,16 +414,23 @@ class NeuralNetwork:
         for number, layer in enumerate(self.layers, start=1):
             init = layer.initializer
             init = "—" if init is None else getattr(init, "method", type(init).__name__)
-            rows.append((f"{type(layer).__name__} {number}", f"({layer.units}, m)",
-                         layer.activation.name, str(init),
-                         str(layer.count_params()) if layer.built else "unbuilt"))
+            rows.append(
+                (
+                    f"{type(layer).__name__} {number}",
+                    f"({layer.units}, m)",
+                    layer.activation.name,
+                    str(init),
+                    str(layer.count_params()) if layer.built else "unbuilt",
+                )
+            )
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
         rule = "-" * len(lines[0])
         total = sum(layer.count_params() for layer in self.layers)
         loss = self.loss.name if self.loss else "not compiled"
-        text = "\n".join([rule, lines[0], rule, *lines[1:], rule,
-                          f"Total params: {total}    Loss: {loss}"])
+        text = "\n".join(
+            [rule, lines[0], rule, *lines[1:], rule, f"Total params: {total}    Loss: {loss}"]
+        )
         print(text)
         return text
 
@@ -400,8 +450,11 @@ class NeuralNetwork:
             "optimizer": self.optimizer.get_config() if self.optimizer else None,
             "learning_rate": self.learning_rate,
             # Plain integers, so a loaded model goes on shuffling where the saved one would have.
-            "shuffle_state": (self._shuffle_generator.bit_generator.state
-                              if self._shuffle_generator is not None else None),
+            "shuffle_state": (
+                self._shuffle_generator.bit_generator.state
+                if self._shuffle_generator is not None
+                else None
+            ),
         }
 
     def save(self, path):
@@ -483,10 +536,14 @@ def check_feature_count(X, expected, built):
     if expected is None or X.shape[-2] == expected:
         return
     # Suggest the transpose only where it would fit: a sample-major X has the features last.
-    hint = (" Data are laid out as (n_features, m): did you mean X.T?"
-            if X.shape[-1] == expected else "")
-    raise ValueError(f"X must have {expected} features (rows), as {built} built with; got shape "
-                     f"{X.shape}.{hint}")
+    hint = (
+        " Data are laid out as (n_features, m): did you mean X.T?"
+        if X.shape[-1] == expected
+        else ""
+    )
+    raise ValueError(
+        f"X must have {expected} features (rows), as {built} built with; got shape {X.shape}.{hint}"
+    )
 
 
 def check_jit_compile(jit_compile, model, n_features):
@@ -500,8 +557,9 @@ def check_jit_compile(jit_compile, model, n_features):
     return bool(jit_compile)
 
 
-def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log_every,
-                        layers=None, n_models=1):
+def check_fit_arguments(
+    check_data, X, Y, epochs, learning_rate, batch_size, log_every, layers=None, n_models=1
+):
     """fit's checks, shared by NeuralNetwork and Ensemble; returns the cleaned values.
 
     batch_size comes back capped at the number of samples (None stays None: full batch). With
@@ -516,13 +574,22 @@ def check_fit_arguments(check_data, X, Y, epochs, learning_rate, batch_size, log
         batch_size = min(checks.integer("batch_size", batch_size, minimum=1), X.shape[-1])
     if layers is not None:
         history, buffers = training_bytes(
-            _widths(layers, X.shape[-2]), X.shape[-2], X.shape[-1], batch_size, epochs,
-            n_models, X.dtype.itemsize, data_copies=X.shape[0] if X.ndim == 3 else 1)
-        checks.memory(f"fit with epochs={epochs}" + (f" and batch_size={batch_size}"
-                                                      if batch_size else ""),
-                      history + buffers,
-                      "use fewer epochs (the cost of every epoch is kept)" if history > buffers
-                      else "use a smaller batch_size, fewer samples or smaller layers")
+            _widths(layers, X.shape[-2]),
+            X.shape[-2],
+            X.shape[-1],
+            batch_size,
+            epochs,
+            n_models,
+            X.dtype.itemsize,
+            data_copies=X.shape[0] if X.ndim == 3 else 1,
+        )
+        checks.memory(
+            f"fit with epochs={epochs}" + (f" and batch_size={batch_size}" if batch_size else ""),
+            history + buffers,
+            "use fewer epochs (the cost of every epoch is kept)"
+            if history > buffers
+            else "use a smaller batch_size, fewer samples or smaller layers",
+        )
     return X, Y, epochs, learning_rate, batch_size, log_every
 
 
@@ -537,8 +604,7 @@ def _widths(layers, n_features):
     return widths
 
 
-def training_bytes(units, n_features, m, batch_size, epochs, n_models=1, itemsize=8,
-                   data_copies=1):
+def training_bytes(units, n_features, m, batch_size, epochs, n_models=1, itemsize=8, data_copies=1):
     """(history, buffers): about the bytes a fit keeps for every epoch's cost, and what its
     training loop allocates, for `n_models` stacked models of layers with `units`: parameters,
     gradients and optimizer state (five flat vectors), every layer's batch buffers, and
@@ -575,4 +641,5 @@ def _check_representable(index, layer, dtype):
             raise ValueError(
                 f"layer {index}'s initializer {getattr(layer, 'initializer', None)!r} drew "
                 f"{name} that are not finite in {dtype.name} (whose largest number is "
-                f"{largest:.3g}): use a smaller scale, or dtype='float64'")
+                f"{largest:.3g}): use a smaller scale, or dtype='float64'"
+            )

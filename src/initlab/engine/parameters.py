@@ -18,6 +18,6 @@ def pack_parameters(layers):
     params, grads = np.empty(sum(sizes), dtype), np.zeros(sum(sizes), dtype)
     offset = 0
     for layer, size in zip(layers, sizes, strict=True):
-        layer.pack(params[offset:offset + size], grads[offset:offset + size])
+        layer.pack(params[offset : offset + size], grads[offset : offset + size])
         offset += size
     return params, grads

@@ -73,13 +73,17 @@ class ModelFileError(ValueError):
 
 # --- writing --------------------------------------------------------------------------------------
 
+
 def save(model, path):
     """Write `model` (built) to `path` atomically; see the module docstring for the format."""
     if not model.built:
         raise ValueError("the model has no weights yet; fit (or predict) once before saving")
     path = _fspath(path)
-    arrays = {f"{i}.{name}": value for i, layer in enumerate(model.layers)
-              for name, value in layer.params.items()}
+    arrays = {
+        f"{i}.{name}": value
+        for i, layer in enumerate(model.layers)
+        for name, value in layer.params.items()
+    }
     config = model.get_config()
     config["optimizer_state"], state_arrays = _optimizer_state(model)
     arrays.update(state_arrays)
@@ -192,11 +196,14 @@ def _optimizer_state(model):
         return None, {}
     if iterations is not None:
         iterations = int(iterations)  # for JSON, whatever integer type set it
-    return ({"moments": len(moments), "iterations": iterations},
-            {f"optimizer.{k}": moment for k, moment in enumerate(moments)})
+    return (
+        {"moments": len(moments), "iterations": iterations},
+        {f"optimizer.{k}": moment for k, moment in enumerate(moments)},
+    )
 
 
 # --- reading --------------------------------------------------------------------------------------
+
 
 def load(path, cls):
     """Read a model file into a new `cls` (NeuralNetwork); ModelFileError on any problem."""
@@ -212,8 +219,9 @@ def load(path, cls):
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error) as error:
-        raise ModelFileError(path, f"is not an initlab model file, or it is truncated or damaged "
-                                   f"({error})") from None
+        raise ModelFileError(
+            path, f"is not an initlab model file, or it is truncated or damaged ({error})"
+        ) from None
     except (NotImplementedError, RuntimeError) as error:  # an unknown compression, encryption
         raise ModelFileError(path, f"is not an initlab model file: {error}") from None
     except MemoryError:
@@ -237,12 +245,16 @@ def _check_directory_size(handle, path):
     data = handle.read(tail)
     position = data.rfind(b"PK\x05\x06")
     if position < 0 or len(data) - position < 22:
-        raise ModelFileError(path, "is not an initlab model file, or it is truncated (no zip "
-                                   "directory at its end)")
-    directory_bytes = struct.unpack("<I", data[position + 12:position + 16])[0]
+        raise ModelFileError(
+            path, "is not an initlab model file, or it is truncated (no zip directory at its end)"
+        )
+    directory_bytes = struct.unpack("<I", data[position + 12 : position + 16])[0]
     if directory_bytes > MAX_DIRECTORY_BYTES:
-        raise ModelFileError(path, f"has a zip directory of {directory_bytes} bytes; a model "
-                                   f"file's is at most {MAX_DIRECTORY_BYTES}")
+        raise ModelFileError(
+            path,
+            f"has a zip directory of {directory_bytes} bytes; a model "
+            f"file's is at most {MAX_DIRECTORY_BYTES}",
+        )
     handle.seek(0)
 
 
@@ -272,33 +284,42 @@ def _read_config(archive, path):
     info = archive.getinfo("config.npy")
     shape, fortran, dtype, offset = _read_header(archive, "config.npy", path)
     if dtype.kind != "U" or shape != ():
-        raise ModelFileError(path, f"is not an initlab model file (its config.npy is a {shape} "
-                                   f"array of {dtype}, not a text)")
+        raise ModelFileError(
+            path,
+            f"is not an initlab model file (its config.npy is a {shape} "
+            f"array of {dtype}, not a text)",
+        )
     if dtype.itemsize > 4 * MAX_CONFIG_BYTES or info.file_size > offset + 4 * MAX_CONFIG_BYTES:
-        raise ModelFileError(path, f"has a config of {dtype.itemsize // 4} characters; the limit "
-                                   f"is {MAX_CONFIG_BYTES}")
+        raise ModelFileError(
+            path,
+            f"has a config of {dtype.itemsize // 4} characters; the limit is {MAX_CONFIG_BYTES}",
+        )
     array = _read_data(archive, "config.npy", (shape, fortran, dtype, offset), path)
     # NumPy turns any 4 bytes into a "character", even beyond Unicode or a lone surrogate.
     codes = np.frombuffer(array.tobytes(), dtype="<u4" if dtype.byteorder != ">" else ">u4")
     if np.any((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes < 0xE000))):
-        raise ModelFileError(path, "is not an initlab model file (its config is not valid "
-                                   "Unicode text)")
+        raise ModelFileError(
+            path, "is not an initlab model file (its config is not valid Unicode text)"
+        )
     text = str(array[()])
     try:
-        config = json.loads(text, parse_constant=_refuse_constant,
-                            object_pairs_hook=_unique_keys)
+        config = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ModelFileError(path, "holds a config nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, a duplicate key, an integer of 5000 digits
-        raise ModelFileError(path, f"is not an initlab model file (its config is not valid "
-                                   f"JSON: {error})") from None
+        raise ModelFileError(
+            path, f"is not an initlab model file (its config is not valid JSON: {error})"
+        ) from None
     if not isinstance(config, dict) or config.get("format") != FILE_FORMAT:
         raise ModelFileError(path, "is not an initlab model file (no initlab config inside)")
     # 1 only: not True or 1.0, which compare equal to it.
     if type(config.get("version")) is not int or config["version"] != FILE_VERSION:
-        raise ModelFileError(path, f"was written by file format version "
-                                   f"{config.get('version')!r}; this initlab reads version "
-                                   f"{FILE_VERSION}")
+        raise ModelFileError(
+            path,
+            f"was written by file format version "
+            f"{config.get('version')!r}; this initlab reads version "
+            f"{FILE_VERSION}",
+        )
     return config
 
 
@@ -329,17 +350,24 @@ def _read_header(archive, name, path):
             # NumPy's header parser meets the file's bytes first, and what it raises on garbage
             # is not one type (ValueError, SyntaxError, tokenize's TokenError, EOFError...);
             # the header is a few hundred bytes, so anything it raises means "not a header".
-            raise ModelFileError(path, f"member {name!r} is not a valid .npy array "
-                                       f"({type(error).__name__}: {error})") from None
+            raise ModelFileError(
+                path, f"member {name!r} is not a valid .npy array ({type(error).__name__}: {error})"
+            ) from None
         offset = stream.tell()
     if dtype.hasobject:
-        raise ModelFileError(path, f"is not an initlab model file: member {name!r} holds Python "
-                                   f"objects, which are never read (reading them would run code "
-                                   f"from the file)")
+        raise ModelFileError(
+            path,
+            f"is not an initlab model file: member {name!r} holds Python "
+            f"objects, which are never read (reading them would run code "
+            f"from the file)",
+        )
     nbytes = math.prod(shape) * dtype.itemsize
     if info.file_size != offset + nbytes:
-        raise ModelFileError(path, f"member {name!r} is {info.file_size} bytes, but its header "
-                                   f"describes {offset + nbytes}: truncated or damaged")
+        raise ModelFileError(
+            path,
+            f"member {name!r} is {info.file_size} bytes, but its header "
+            f"describes {offset + nbytes}: truncated or damaged",
+        )
     return shape, fortran, dtype, offset
 
 
@@ -376,9 +404,12 @@ def _check_header(name, header, shape, dtype, path):
     # Little-endian as numpy.save writes it on every common machine; complex, integer and
     # stacked (ensemble) arrays fail here, before a byte of their data is read.
     if stored_shape != shape or stored_dtype != dtype.newbyteorder("<"):
-        raise ModelFileError(path, f"member {name[:-4]!r} has shape {stored_shape} and dtype "
-                                   f"{stored_dtype}; expected shape {shape} and dtype {dtype}, "
-                                   f"as its config implies")
+        raise ModelFileError(
+            path,
+            f"member {name[:-4]!r} has shape {stored_shape} and dtype "
+            f"{stored_dtype}; expected shape {shape} and dtype {dtype}, "
+            f"as its config implies",
+        )
 
 
 # --- the config's schema ------------------------------------------------------------------------
@@ -386,6 +417,7 @@ def _check_header(name, header, shape, dtype, path):
 # has a dozen keys, the core depends on NumPy alone, and the checks that matter most (the fan_in
 # chain, shapes that follow from units, an optimizer's own parameters) are relations a generic
 # schema does not express. Each check returns the clean value or raises ValueError naming the key.
+
 
 class _Plan:
     """What a checked config asks for: everything `_build` needs, and the members it implies."""
@@ -404,22 +436,39 @@ def _validate_config(config, path):
 
 
 def _plan(config):
-    keys = {"format", "version", "seed", "seed_entropy", "dtype", "layers", "loss", "optimizer",
-            "learning_rate", "shuffle_state"}
+    keys = {
+        "format",
+        "version",
+        "seed",
+        "seed_entropy",
+        "dtype",
+        "layers",
+        "loss",
+        "optimizer",
+        "learning_rate",
+        "shuffle_state",
+    }
     _exact_keys("the config", config, keys, optional={"optimizer_state"})
     dtype = np.dtype(_one_of("dtype", config["dtype"], ("float32", "float64")))
     seed = config["seed"]
     if seed is not None:
         seed = _big_integer("seed", seed)
     seed_entropy = config["seed_entropy"]
-    if not (isinstance(seed_entropy, str) and seed_entropy.isdecimal()
-            and len(seed_entropy) <= MAX_SEED_DIGITS and seed_entropy.isascii()):
-        raise ValueError(f"seed_entropy must be a string of at most {MAX_SEED_DIGITS} decimal "
-                         f"digits, got {_short(seed_entropy)}")
+    if not (
+        isinstance(seed_entropy, str)
+        and seed_entropy.isdecimal()
+        and len(seed_entropy) <= MAX_SEED_DIGITS
+        and seed_entropy.isascii()
+    ):
+        raise ValueError(
+            f"seed_entropy must be a string of at most {MAX_SEED_DIGITS} decimal "
+            f"digits, got {_short(seed_entropy)}"
+        )
     layer_list = config["layers"]
     if not isinstance(layer_list, list) or not 1 <= len(layer_list) <= MAX_LAYERS:
-        raise ValueError(f"layers must be a list of 1 to {MAX_LAYERS} layer configs, got "
-                         f"{_short(layer_list)}")
+        raise ValueError(
+            f"layers must be a list of 1 to {MAX_LAYERS} layer configs, got {_short(layer_list)}"
+        )
     layers, members = [], {}
     fan_in = None
     for i, layer_config in enumerate(layer_list):
@@ -428,18 +477,30 @@ def _plan(config):
         members.update({f"{i}.{name}.npy": shape for name, shape in shapes.items()})
         fan_in = layer.units
     loss = None if config["loss"] is None else _built("loss", config["loss"], losses.get)
-    optimizer = (None if config["optimizer"] is None
-                 else _built("optimizer", config["optimizer"], optimizers.get))
+    optimizer = (
+        None
+        if config["optimizer"] is None
+        else _built("optimizer", config["optimizer"], optimizers.get)
+    )
     learning_rate = config["learning_rate"]
     if learning_rate is not None:
         learning_rate = checks.positive("learning_rate", learning_rate)
     n_params = sum(math.prod(shape) for shape in members.values())
     moments, iterations = _optimizer_state_plan(config.get("optimizer_state"), optimizer)
     members.update({f"optimizer.{k}.npy": (n_params,) for k in range(moments)})
-    return _Plan(dtype=dtype, seed=seed, seed_entropy=int(seed_entropy), layers=layers,
-                 loss=loss, optimizer=optimizer, learning_rate=learning_rate,
-                 shuffle_state=_shuffle_state(config["shuffle_state"]), moments=moments,
-                 iterations=iterations, members=members)
+    return _Plan(
+        dtype=dtype,
+        seed=seed,
+        seed_entropy=int(seed_entropy),
+        layers=layers,
+        loss=loss,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        shuffle_state=_shuffle_state(config["shuffle_state"]),
+        moments=moments,
+        iterations=iterations,
+        members=members,
+    )
 
 
 def _layer(where, config, fan_in):
@@ -448,20 +509,29 @@ def _layer(where, config, fan_in):
         raise ValueError(f"{where} must be a layer config (an object), got {_short(config)}")
     # Dense is the only layer whose parameter shapes this format defines.
     _one_of(f"{where}.class", config.get("class"), ["Dense"])
-    _exact_keys(where, config, {"class", "units", "activation", "initializer", "input_dim",
-                                "bias_initializer"})
+    _exact_keys(
+        where,
+        config,
+        {"class", "units", "activation", "initializer", "input_dim", "bias_initializer"},
+    )
     units = _bounded_integer(f"{where}.units", config["units"])
     input_dim = _bounded_integer(f"{where}.input_dim", config["input_dim"])
     if fan_in is not None and input_dim != fan_in:
-        raise ValueError(f"{where}.input_dim is {input_dim}, but the layer below has {fan_in} "
-                         f"units")
+        raise ValueError(
+            f"{where}.input_dim is {input_dim}, but the layer below has {fan_in} units"
+        )
     activation = _built(f"{where}.activation", config["activation"], activations.get)
     initializer = _initializer(f"{where}.initializer", config["initializer"])
     bias_initializer = config["bias_initializer"]
     if bias_initializer is not None:
         bias_initializer = _initializer(f"{where}.bias_initializer", bias_initializer)
-    layer = layers_module.Dense(units, activation=activation, initializer=initializer,
-                                input_dim=input_dim, bias_initializer=bias_initializer)
+    layer = layers_module.Dense(
+        units,
+        activation=activation,
+        initializer=initializer,
+        input_dim=input_dim,
+        bias_initializer=bias_initializer,
+    )
     return layer, {"weights": (units, input_dim), "bias": (units, 1)}
 
 
@@ -477,9 +547,11 @@ def _initializer(where, config):
 def _built(where, config, get):
     """The object `get` makes from a flat config object; the constructor checks the values."""
     if not isinstance(config, dict) or not all(
-            value is None or isinstance(value, (str, int, float)) for value in config.values()):
-        raise ValueError(f"{where} must be an object of names to numbers, strings or null, got "
-                         f"{_short(config)}")
+        value is None or isinstance(value, (str, int, float)) for value in config.values()
+    ):
+        raise ValueError(
+            f"{where} must be an object of names to numbers, strings or null, got {_short(config)}"
+        )
     try:
         return get(dict(config))
     except (ValueError, TypeError) as error:
@@ -491,21 +563,24 @@ def _optimizer_state_plan(state, optimizer):
     if state is None:
         return 0, None
     if not isinstance(state, dict):
-        raise ValueError(f"optimizer_state must be null or {{'moments': n, 'iterations': t}}, "
-                         f"got {_short(state)}")
+        raise ValueError(
+            f"optimizer_state must be null or {{'moments': n, 'iterations': t}}, "
+            f"got {_short(state)}"
+        )
     _exact_keys("optimizer_state", state, {"moments"}, optional={"iterations"})
     if optimizer is None:
         raise ValueError("the file holds optimizer state but no optimizer")
     moments, iterations = state["moments"], state.get("iterations")
     if type(moments) is not int or moments != optimizer.n_moments:
-        raise ValueError(f"its optimizer state has {moments!r} moments; {optimizer.name} "
-                         f"carries {optimizer.n_moments}")
+        raise ValueError(
+            f"its optimizer state has {moments!r} moments; {optimizer.name} "
+            f"carries {optimizer.n_moments}"
+        )
     if not hasattr(optimizer, "iterations"):
         if iterations is not None:
             raise ValueError(f"{optimizer.name} keeps no step count, got {iterations!r}")
     elif type(iterations) is not int or not 0 <= iterations < 2**63:
-        raise ValueError(f"the optimizer's step count must be an integer >= 0, got "
-                         f"{iterations!r}")
+        raise ValueError(f"the optimizer's step count must be an integer >= 0, got {iterations!r}")
     return moments, iterations
 
 
@@ -521,12 +596,16 @@ def _shuffle_state(state):
     if not isinstance(inner, dict):
         raise ValueError(f"shuffle_state.state must be an object, got {_short(inner)}")
     _exact_keys("shuffle_state.state", inner, {"state", "inc"})
-    for key, value, bits in (("state", inner["state"], 128), ("inc", inner["inc"], 128),
-                             ("has_uint32", state["has_uint32"], 1),
-                             ("uinteger", state["uinteger"], 32)):
+    for key, value, bits in (
+        ("state", inner["state"], 128),
+        ("inc", inner["inc"], 128),
+        ("has_uint32", state["has_uint32"], 1),
+        ("uinteger", state["uinteger"], 32),
+    ):
         if type(value) is not int or not 0 <= value < 2**bits:
-            raise ValueError(f"shuffle_state's {key} must be an integer in [0, 2**{bits}), got "
-                             f"{_short(value)}")
+            raise ValueError(
+                f"shuffle_state's {key} must be an integer in [0, 2**{bits}), got {_short(value)}"
+            )
     np.random.PCG64().state = state  # raises ValueError if numpy refuses it
     return state
 
@@ -565,6 +644,7 @@ def _short(value):
 
 # --- building -----------------------------------------------------------------------------------
 
+
 def _build(cls, plan, arrays, path):
     """The model a checked plan and its checked arrays describe (nothing can fail here but
     memory)."""
@@ -572,8 +652,9 @@ def _build(cls, plan, arrays, path):
     model = cls(seed=plan.seed, dtype=plan.dtype.name)
     model.seed_entropy = plan.seed_entropy
     for i, layer in enumerate(plan.layers):
-        layer.params = {name: arrays[f"{i}.{name}.npy"].astype(plan.dtype)
-                        for name in ("weights", "bias")}
+        layer.params = {
+            name: arrays[f"{i}.{name}.npy"].astype(plan.dtype) for name in ("weights", "bias")
+        }
         layer.grads = {name: np.zeros_like(value) for name, value in layer.params.items()}
         model.add(layer)
     if plan.loss is not None:

@@ -27,8 +27,9 @@ one data set per model; with one shuffling Generator per model, each model draws
 import numpy as np
 
 
-def run_epochs(make_run_epoch, epochs, log_every, owner, costs, callbacks=(), print_log=False,
-               cost_shape=()):
+def run_epochs(
+    make_run_epoch, epochs, log_every, owner, costs, callbacks=(), print_log=False, cost_shape=()
+):
     """The epoch loop of fit; returns the history: every epoch's cost.
 
     make_run_epoch() -> run_epoch() -> cost; it is called once the callbacks' on_train_begin
@@ -67,8 +68,9 @@ def _callback_hooks(callbacks):
         callbacks = (callbacks,)
     hooks = ([], [], [])
     for callback in callbacks:
-        for hook_list, name in zip(hooks, ("on_train_begin", "on_epoch_end", "on_train_end"),
-                                   strict=True):
+        for hook_list, name in zip(
+            hooks, ("on_train_begin", "on_epoch_end", "on_train_end"), strict=True
+        ):
             hook = getattr(callback, name, None)
             if hook is not None:
                 hook_list.append(hook)
@@ -77,8 +79,9 @@ def _callback_hooks(callbacks):
 
 def is_packed(layers, params, grads):
     """Whether every layer's parameters and gradients are views of the flat vectors."""
-    return all(value.base is params for layer in layers for value in layer.params.values()) and \
-        all(value.base is grads for layer in layers for value in layer.grads.values())
+    return all(value.base is params for layer in layers for value in layer.params.values()) and all(
+        value.base is grads for layer in layers for value in layer.grads.values()
+    )
 
 
 class TrainingLoop:
@@ -97,8 +100,20 @@ class TrainingLoop:
         for a model it does not cover.
     """
 
-    def __init__(self, layers, loss, optimizer, params, grads, X, Y, batch_size=None,
-                 shuffle=True, rngs=(), jit_compile=False):
+    def __init__(
+        self,
+        layers,
+        loss,
+        optimizer,
+        params,
+        grads,
+        X,
+        Y,
+        batch_size=None,
+        shuffle=True,
+        rngs=(),
+        jit_compile=False,
+    ):
         self.m = X.shape[-1]
         self.X, self.Y = X, Y
         self.rngs = list(rngs)
@@ -115,13 +130,18 @@ class TrainingLoop:
         self.batch_size = batch_size
         self._in_order = np.arange(self.m)  # the order when shuffle is off, made once per fit
         per_model_orders = shuffle and len(self.rngs) > 1
-        lead = np.broadcast_shapes(self.X.shape[:-2], (len(self.rngs),) if per_model_orders
-                                   else ())
+        lead = np.broadcast_shapes(self.X.shape[:-2], (len(self.rngs),) if per_model_orders else ())
         # At most two batch shapes: full batches, and the remainder at the end of the epoch.
         sizes = {batch_size, self.m % batch_size} - {0}
         self._steps = {
-            size: bind(lead, self.X.shape[-2], lead + self.Y.shape[-2:-1] + (size,), size,
-                       sample_major=True, largest=batch_size)
+            size: bind(
+                lead,
+                self.X.shape[-2],
+                lead + self.Y.shape[-2:-1] + (size,),
+                size,
+                sample_major=True,
+                largest=batch_size,
+            )
             for size in sizes
         }
         # Samples are gathered from sample-major copies of the data (each sample's numbers side
@@ -129,10 +149,14 @@ class TrainingLoop:
         # (for 784 x 10,000 inputs, 30 µs instead of 160 to 360 µs a batch).
         samples_x = np.ascontiguousarray(np.swapaxes(X, -1, -2))
         samples_y = np.ascontiguousarray(np.swapaxes(Y, -1, -2))
-        self._gather_x = {size: _Gather(samples_x, np.swapaxes(step.x[..., :-1, :], -1, -2))
-                          for size, step in self._steps.items()}
-        self._gather_y = {size: _Gather(samples_y, np.swapaxes(step.y, -1, -2))
-                          for size, step in self._steps.items()}
+        self._gather_x = {
+            size: _Gather(samples_x, np.swapaxes(step.x[..., :-1, :], -1, -2))
+            for size, step in self._steps.items()
+        }
+        self._gather_y = {
+            size: _Gather(samples_y, np.swapaxes(step.y, -1, -2))
+            for size, step in self._steps.items()
+        }
         self.run_epoch = self._minibatch_epoch
 
     def _order(self):
@@ -146,7 +170,7 @@ class TrainingLoop:
         order = self._order()
         total = 0.0
         for start in range(0, self.m, self.batch_size):
-            index = order[..., start:start + self.batch_size]
+            index = order[..., start : start + self.batch_size]
             size = index.shape[-1]
             step = self._steps[size]
             self._gather_x[size](index)
@@ -195,7 +219,8 @@ class _StepBinder:
             backward_ops[:0] = backward  # the backward pass runs the layers in reverse
             inputs, grad_inputs = out, grad_out
         loss_step, load_targets = self.loss.training_step(
-            y, inputs[..., :-1, :], grad_inputs, from_logits=self.layers[-1].emits_logits)
+            y, inputs[..., :-1, :], grad_inputs, from_logits=self.layers[-1].emits_logits
+        )
         return _Step(x, y, forward_ops, loss_step, backward_ops, update, load_targets)
 
 

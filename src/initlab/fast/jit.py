@@ -59,8 +59,10 @@ ACCUMULATORS = 24
 FASTMATH = {"reassoc", "contract"}
 
 
-NEEDS_NUMBA = ("jit_compile=True needs Numba, which is not installed: pip install numba "
-               "(in a clone of initlab: pip install -e '.[fast]')")
+NEEDS_NUMBA = (
+    "jit_compile=True needs Numba, which is not installed: pip install numba "
+    "(in a clone of initlab: pip install -e '.[fast]')"
+)
 
 
 class Unsupported(ValueError):
@@ -83,39 +85,58 @@ def check_supported(layers, loss, n_features=None):
 
     n_features : the input size, for a model not built yet (else its first layer's fan_in).
     """
+
     def refuse(reason):
-        raise Unsupported(f"jit_compile=True: {reason}; fit without jit_compile to train this "
-                          f"model with NumPy")
+        raise Unsupported(
+            f"jit_compile=True: {reason}; fit without jit_compile to train this model with NumPy"
+        )
 
     if numba is None:
         raise Unsupported(NEEDS_NUMBA)
-    if not isinstance(loss, losses.Loss) or not _traceable(loss.logit_definition, 2, 2) and \
-            not _traceable(loss.definition, 2, 2):
-        refuse(f"the loss {loss!r} has no elementwise definition; the compiled kernel trains "
-               f"losses defined elementwise (crossentropy after a sigmoid output, mse)")
+    if (
+        not isinstance(loss, losses.Loss)
+        or not _traceable(loss.logit_definition, 2, 2)
+        and not _traceable(loss.definition, 2, 2)
+    ):
+        refuse(
+            f"the loss {loss!r} has no elementwise definition; the compiled kernel trains "
+            f"losses defined elementwise (crossentropy after a sigmoid output, mse)"
+        )
     weights, fan_in = 0, n_features
     for i, layer in enumerate(layers, start=1):  # layers are numbered from 1 everywhere
         if type(layer) is not Dense:
-            refuse(f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
-                   f"Dense layers")
-        if not layer.activation.follows_definition or \
-                not _traceable(layer.activation.function, 1) or \
-                not _traceable(layer.activation.derivative, 2):
-            refuse(f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
-                   f"the compiled kernel can write (softmax is not elementwise)")
+            refuse(
+                f"layer {i} is a {type(layer).__name__}; the compiled kernel trains stacks of "
+                f"Dense layers"
+            )
+        if (
+            not layer.activation.follows_definition
+            or not _traceable(layer.activation.function, 1)
+            or not _traceable(layer.activation.derivative, 2)
+        ):
+            refuse(
+                f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
+                f"the compiled kernel can write (softmax is not elementwise)"
+            )
         if layer.units > MAX_UNITS:
-            refuse(f"layer {i} has {layer.units} units; the compiled kernel is for layers of at "
-                   f"most {MAX_UNITS}, as wider ones are worth their BLAS calls")
+            refuse(
+                f"layer {i} has {layer.units} units; the compiled kernel is for layers of at "
+                f"most {MAX_UNITS}, as wider ones are worth their BLAS calls"
+            )
         fan_in = layer.fan_in or fan_in
         weights += layer.units * ((fan_in or 0) + 1)
         fan_in = layer.units
     fused = layers[-1].activation.name == loss.output_activation
     if not _traceable(loss.logit_definition if fused else loss.definition, 2, 2):
-        refuse(f"{loss.name} after a {layers[-1].activation.name} output has no elementwise "
-               f"definition the compiled kernel can write")
+        refuse(
+            f"{loss.name} after a {layers[-1].activation.name} output has no elementwise "
+            f"definition the compiled kernel can write"
+        )
     if weights > MAX_WEIGHTS:
-        refuse(f"the model has {weights} weights and biases; the compiled kernel is for small "
-               f"networks (at most {MAX_WEIGHTS}), whose time goes to NumPy's cost per call")
+        refuse(
+            f"the model has {weights} weights and biases; the compiled kernel is for small "
+            f"networks (at most {MAX_WEIGHTS}), whose time goes to NumPy's cost per call"
+        )
 
 
 def _traceable(function, n_inputs, n_outputs=1):
@@ -137,8 +158,10 @@ def training_step(layers, loss, x, y, largest=None):
     """
     check_supported(layers, loss)
     if not all(layer.kernel is not None and layer.grad_kernel is not None for layer in layers):
-        raise Unsupported("the compiled kernel needs every layer's weights and bias packed side "
-                          "by side (as NeuralNetwork.build packs them)")
+        raise Unsupported(
+            "the compiled kernel needs every layer's weights and bias packed side "
+            "by side (as NeuralNetwork.build packs them)"
+        )
     kernels = [_stacked(layer.kernel) for layer in layers]
     grads = [_stacked(layer.grad_kernel) for layer in layers]
     n_models = max([kernel.shape[0] for kernel in kernels] + [x.shape[0] if x.ndim == 3 else 1])
@@ -178,7 +201,8 @@ class _Spec:
         self.backward_graphs = [layer.activation.backward_graph() for layer in layers]
         self.logits = layers[-1].emits_logits
         self.loss_graph = expressions.trace(
-            loss.logit_definition if self.logits else loss.definition, 2, n_outputs=2)
+            loss.logit_definition if self.logits else loss.definition, 2, n_outputs=2
+        )
         self.dtype = np.dtype(dtype)
         self.capacity = capacity
         self.x_stacked, self.y_stacked = x_stacked, y_stacked
@@ -233,6 +257,7 @@ def _source(spec):
     # Pass 1: one sample per lane.
     emit(2, "for n in range(m):")
     inputs = [x_at(i) for i in range(sizes[0][1])]
+
     def write(graph, inputs, prefix):
         """Emit a traced definition as scalar statements; return its outputs' expressions."""
         lines, results = _scalar_code(graph, inputs, prefix)
@@ -265,8 +290,11 @@ def _source(spec):
         if spec.logits:
             emit(3, f"d{last}_{j} = e{j}")
         else:
-            (d,) = write(spec.backward_graphs[last], [f"z{last}_{j}", f"a{last}_{j}", f"e{j}"],
-                         f"b{last}_{j}_")
+            (d,) = write(
+                spec.backward_graphs[last],
+                [f"z{last}_{j}", f"a{last}_{j}", f"e{j}"],
+                f"b{last}_{j}_",
+            )
             emit(3, f"d{last}_{j} = {d}")
         emit(3, f"{scratch(delta_row[last] + j)} = d{last}_{j}")
     for layer in range(L - 1, 0, -1):
@@ -274,9 +302,11 @@ def _source(spec):
         for i in range(fan_in):
             grad = " + ".join(f"w{layer}_{j}_{i} * d{layer}_{j}" for j in range(units))
             emit(3, f"u{layer - 1}_{i} = {grad}")
-            (d,) = write(spec.backward_graphs[layer - 1],
-                         [f"z{layer - 1}_{i}", f"a{layer - 1}_{i}", f"u{layer - 1}_{i}"],
-                         f"b{layer - 1}_{i}_")
+            (d,) = write(
+                spec.backward_graphs[layer - 1],
+                [f"z{layer - 1}_{i}", f"a{layer - 1}_{i}", f"u{layer - 1}_{i}"],
+                f"b{layer - 1}_{i}_",
+            )
             below = f"d{layer - 1}_{i}"
             emit(3, f"{below} = {d}")
             emit(3, f"{scratch(delta_row[layer - 1] + i)} = d{layer - 1}_{i}")
@@ -328,17 +358,27 @@ def _scalar_code(graph, inputs, prefix):
 
 
 _SCALAR = {
-    "add": "({} + {})".format, "subtract": "({} - {})".format,
-    "multiply": "({} * {})".format, "divide": "({} / {})".format, "negative": "(-{})".format,
-    "greater": "({} > {})".format, "greater_equal": "({} >= {})".format,
-    "less": "({} < {})".format, "less_equal": "({} <= {})".format,
+    "add": "({} + {})".format,
+    "subtract": "({} - {})".format,
+    "multiply": "({} * {})".format,
+    "divide": "({} / {})".format,
+    "negative": "(-{})".format,
+    "greater": "({} > {})".format,
+    "greater_equal": "({} >= {})".format,
+    "less": "({} < {})".format,
+    "less_equal": "({} <= {})".format,
     "where": lambda c, x, y: f"({x} if {c} else {y})",
     "maximum": lambda a, b: f"({a} if ({a} >= {b} or {a} != {a}) else {b})",
     "minimum": lambda a, b: f"({a} if ({a} <= {b} or {a} != {a}) else {b})",
-    "abs": "abs({})".format, "ceil": "T(np.ceil({}))".format, "exp": "exp_any({})".format,
-    "expm1": "expm1_any({})".format, "log": "T(np.log({}))".format,
-    "log1p": "T(np.log1p({}))".format, "sqrt": "T(np.sqrt({}))".format,
-    "tanh": "tanh({})".format, "erf": "T(math.erf({}))".format,
+    "abs": "abs({})".format,
+    "ceil": "T(np.ceil({}))".format,
+    "exp": "exp_any({})".format,
+    "expm1": "expm1_any({})".format,
+    "log": "T(np.log({}))".format,
+    "log1p": "T(np.log1p({}))".format,
+    "sqrt": "T(np.sqrt({}))".format,
+    "tanh": "tanh({})".format,
+    "erf": "T(math.erf({}))".format,
     "logaddexp": "logaddexp({}, {})".format,
 }
 
@@ -427,8 +467,10 @@ def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
     exp_coefficients = [1.0 / math.factorial(i) for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
-        "lowest": repr(lowest), "highest": repr(highest),
-        "ln2_hi": repr(ln2_hi), "ln2_lo": repr(ln2_lo),
+        "lowest": repr(lowest),
+        "highest": repr(highest),
+        "ln2_hi": repr(ln2_hi),
+        "ln2_lo": repr(ln2_lo),
         "exp_coefficients": [repr(c) for c in exp_coefficients],
         "exp_horner": "\n".join(f"    q = q * r + T({c!r})" for c in exp_coefficients[1:]),
         "log_coefficients": [repr(c) for c in log_coefficients],
@@ -439,24 +481,28 @@ def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
 # Degrees: the first omitted Taylor term of exp at |r| = ln2/2 and of log1p at s = 1/3 is below
 # half an ulp of the dtype. ln2_hi has few enough bits that k * ln2_hi is exact for every k used.
 _MATH = {
-    "float64": _math_constants(13, 18, -708.0, 709.782712893384, 6.93147180369123816490e-01,
-                               1.90821492927058770002e-10),
-    "float32": _math_constants(8, 8, -87.0, 88.72283, 0.693145751953125,
-                               1.428606765330187045e-06),
+    "float64": _math_constants(
+        13, 18, -708.0, 709.782712893384, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+    ),
+    "float32": _math_constants(8, 8, -87.0, 88.72283, 0.693145751953125, 1.428606765330187045e-06),
 }
 
 
 def _pow2(float_type, llvm_float, bits, bias, mantissa):
     """An intrinsic: 2.0 ** k for an integral float k in the normal range, made from the float's
     bits (the biased exponent k + bias, shifted above the mantissa), which vectorizes."""
+
     @intrinsic
     def pow2(typingctx, k):
         def codegen(context, builder, signature, args):
             integer = builder.fptosi(args[0], ir.IntType(bits))
             biased = builder.add(integer, ir.Constant(ir.IntType(bits), bias))
-            return builder.bitcast(builder.shl(biased, ir.Constant(ir.IntType(bits), mantissa)),
-                                   llvm_float)
+            return builder.bitcast(
+                builder.shl(biased, ir.Constant(ir.IntType(bits), mantissa)), llvm_float
+            )
+
         return float_type(float_type), codegen
+
     return pow2
 
 
@@ -481,8 +527,7 @@ def _compile(spec):
 def math_functions(dtype):
     """The generated exp_any, expm1_any, logaddexp, log1p_unit and tanh for a dtype, in a dict
     (for the tests, which check them against NumPy)."""
-    return _namespace(_PRELUDE.format(dtype=np.dtype(dtype).name,
-                                      **_MATH[np.dtype(dtype).name]))
+    return _namespace(_PRELUDE.format(dtype=np.dtype(dtype).name, **_MATH[np.dtype(dtype).name]))
 
 
 def _namespace(source):

@@ -51,16 +51,16 @@ from initlab.studies.schemes import available_schemes
 
 STATIC = Path(__file__).parent / "static"
 TARGET_FPS = 20
-MIN_FPS = 12              # play never trains so long per frame that fewer frames come
-MIN_TRAINING = 0.01       # seconds of training a frame may always take
-CATCH_UP = 0.25           # seconds of owed epochs that play may catch up after slow frames
-MAX_MESSAGE = 64 * 1024   # bytes: a settings message is well under 1 KB
-MAX_TABS = 8              # tabs served at once, each with its own experiment
+MIN_FPS = 12  # play never trains so long per frame that fewer frames come
+MIN_TRAINING = 0.01  # seconds of training a frame may always take
+CATCH_UP = 0.25  # seconds of owed epochs that play may catch up after slow frames
+MAX_MESSAGE = 64 * 1024  # bytes: a settings message is well under 1 KB
+MAX_TABS = 8  # tabs served at once, each with its own experiment
 COMMANDS = ("settings", "play", "pause", "step", "reset")
 # The page's policy: its own script, style and websocket only; images from canvases (data: URLs).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                               "connect-src 'self'; object-src 'none'; base-uri 'none'",
+    "connect-src 'self'; object-src 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
@@ -76,15 +76,15 @@ class Tab:
     """One browser tab: its session, the task that plays it, and the measured speed."""
 
     def __init__(self, send):
-        self._send_json = send      # async callable taking a JSON-ready dict
+        self._send_json = send  # async callable taking a JSON-ready dict
         self.session = None
         self.settings = None
         self.task = None
         self.lock = asyncio.Lock()  # one computation on the session at a time
         self.stopping = asyncio.Event()  # set to end play after the current frame
-        self.frame_times = []       # (time, epoch) of the frames of the last second
+        self.frame_times = []  # (time, epoch) of the frames of the last second
         self.seconds_per_epoch = None  # the last slice's training time per epoch
-        self.seconds_per_frame = 0.0   # and its measuring time (Session.frame)
+        self.seconds_per_frame = 0.0  # and its measuring time (Session.frame)
 
     @property
     def playing(self):
@@ -103,8 +103,9 @@ class Tab:
             raise
         except Exception as error:  # a bug must reach the page as words, not end the tab
             log.exception("message %r failed", message["type"])
-            await self.error(f"the server failed on {message['type']}: "
-                             f"{type(error).__name__}: {error}")
+            await self.error(
+                f"the server failed on {message['type']}: {type(error).__name__}: {error}"
+            )
 
     async def _dispatch(self, kind, message):
         if kind == "settings":
@@ -113,8 +114,10 @@ class Tab:
             await self.error("no experiment yet: the settings were refused; correct them first")
         elif kind == "play":
             if self.session.finished:
-                await self.error(f"training reached max_epochs ({self.settings.max_epochs}): "
-                                 f"reset, or raise max epochs, to train again")
+                await self.error(
+                    f"training reached max_epochs ({self.settings.max_epochs}): "
+                    f"reset, or raise max epochs, to train again"
+                )
             self.play()
         elif kind == "pause":
             if self.playing:
@@ -189,8 +192,9 @@ class Tab:
                 else:
                     # At least as long as the measuring, so that slow frames (many seeds on
                     # a busy machine) still leave half the time to training.
-                    budget = max(MIN_TRAINING, self.seconds_per_frame,
-                                 1 / MIN_FPS - self.seconds_per_frame)
+                    budget = max(
+                        MIN_TRAINING, self.seconds_per_frame, 1 / MIN_FPS - self.seconds_per_frame
+                    )
                     epochs = min(epochs, max(1, int(budget / self.seconds_per_epoch)))
                 if epochs >= 1:
                     owed -= epochs
@@ -245,8 +249,9 @@ class Tab:
         self.frame_times = [(t, e) for t, e in self.frame_times if now - t <= 1.0]
         self.frame_times.append((now, frame["epoch"]))
         playing = self.playing if playing is None else playing
-        await self.send({"type": "frame", **frame, "playing": playing,
-                         "speed": _speed(self.frame_times)})
+        await self.send(
+            {"type": "frame", **frame, "playing": playing, "speed": _speed(self.frame_times)}
+        )
 
     async def error(self, message):
         await self.send({"type": "error", "message": message})
@@ -275,7 +280,7 @@ def _decode(text):
     try:
         message = json.loads(text)
     except ValueError:
-        raise ValueError("a message must be JSON, e.g. {\"type\": \"play\"}") from None
+        raise ValueError('a message must be JSON, e.g. {"type": "play"}') from None
     if not isinstance(message, dict) or message.get("type") not in COMMANDS:
         raise ValueError(f"a message must be an object whose type is one of {list(COMMANDS)}")
     return message
@@ -283,9 +288,15 @@ def _decode(text):
 
 def options():
     """The first message to a page: the settings' names, defaults and choices."""
-    return {"type": "options", "fields": list(FIELDS), "defaults": Settings().as_dict(),
-            "activations": list(HIDDEN_ACTIVATIONS), "schemes": available_schemes(),
-            "optimizers": list(OPTIMIZERS), "datasets": list(DATASETS)}
+    return {
+        "type": "options",
+        "fields": list(FIELDS),
+        "defaults": Settings().as_dict(),
+        "activations": list(HIDDEN_ACTIVATIONS),
+        "schemes": available_schemes(),
+        "optimizers": list(OPTIMIZERS),
+        "datasets": list(DATASETS),
+    }
 
 
 async def page(request):
@@ -301,8 +312,13 @@ async def explorer_socket(websocket):
     tabs = websocket.app.state.tabs
     if len(tabs) >= MAX_TABS:
         # Each tab holds its own models (up to about 1 GB): their number is bounded too.
-        await websocket.send_json({"type": "error", "message": f"{MAX_TABS} tabs are open on "
-                                   f"this server, its limit: close one, then reload this page"})
+        await websocket.send_json(
+            {
+                "type": "error",
+                "message": f"{MAX_TABS} tabs are open on "
+                f"this server, its limit: close one, then reload this page",
+            }
+        )
         await websocket.close(code=1013)
         return
     await websocket.send_json(options())
@@ -334,10 +350,12 @@ def _same_origin(websocket):
 
 def create_app():
     """The Starlette application; app.state.tabs holds the open tabs."""
-    app = Starlette(routes=[
-        Route("/", page),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
-        WebSocketRoute("/ws", explorer_socket),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+            WebSocketRoute("/ws", explorer_socket),
+        ]
+    )
     app.state.tabs = set()
     return app

@@ -20,11 +20,15 @@ DEFAULT_PORT = 8765
 
 
 def add_arguments(parser):
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="the address to listen on (default 127.0.0.1: this computer only; "
-                             "0.0.0.0 lets other computers reach it)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="the port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="the address to listen on (default 127.0.0.1: this computer only; "
+        "0.0.0.0 lets other computers reach it)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="the port (default 8765; 0 picks a free one)"
+    )
     parser.add_argument("--open", action="store_true", help="open the page in the web browser")
 
 
@@ -38,14 +42,18 @@ def run(args):
 
         from initlab.serve.app import create_app
     except ImportError as error:
-        print(f"initlab serve: error: the explorer needs its web stack ({error.name} is missing): "
-              f"pip install 'initlab[explore]'", file=sys.stderr)
+        print(
+            f"initlab serve: error: the explorer needs its web stack ({error.name} is missing): "
+            f"pip install 'initlab[explore]'",
+            file=sys.stderr,
+        )
         return 2
     listener = _listen(host, port)  # bound here, so a busy port fails before anything starts
     port = listener.getsockname()[1]
     url = f"http://{_url_host(host)}:{port}/"
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(), log_level="warning", ws_max_size=64 * 1024, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), log_level="warning", ws_max_size=64 * 1024, lifespan="off")
+    )
     print(f"initlab explorer: {url}", flush=True)
     print(_audience(host) + " Ctrl-C stops it.", flush=True)
     if args.open:
@@ -63,8 +71,10 @@ def _listen(host, port):
         listener.bind((host, port))
     except OSError as error:
         reason = error.strerror or error
-        raise ValueError(f"cannot listen on --host {host!r} --port {port}: {reason}; choose "
-                         f"another port (0 picks a free one)") from None
+        raise ValueError(
+            f"cannot listen on --host {host!r} --port {port}: {reason}; choose "
+            f"another port (0 picks a free one)"
+        ) from None
     listener.listen(64)
     return listener
 
@@ -83,8 +93,7 @@ def _audience(host):
         loopback = host == "localhost"
     if loopback:
         return f"Listening on {host} only: this computer can open it, no other."
-    return (f"Listening on {host}: any computer that can reach this one can open it and train "
-            f"here.")
+    return f"Listening on {host}: any computer that can reach this one can open it and train here."
 
 
 def _open_when_started(server, url):

@@ -32,10 +32,10 @@ from initlab.studies.schemes import parse_scheme
 from initlab.tools import diagnostics, theory
 from initlab.tools.ensemble import Ensemble
 
-GRID = 64            # the decision boundary's grid: GRID x GRID probabilities
-BINS = 24            # histogram bins per layer and signal
-MARGIN = 0.5         # the boundary's view extends the data's range by this on each side
-CRITICAL = 1e-3      # |chi1 - 1| within this is the edge of chaos
+GRID = 64  # the decision boundary's grid: GRID x GRID probabilities
+BINS = 24  # histogram bins per layer and signal
+MARGIN = 0.5  # the boundary's view extends the data's range by this on each side
+CRITICAL = 1e-3  # |chi1 - 1| within this is the edge of chaos
 
 
 class Session:
@@ -55,8 +55,9 @@ class Session:
         self.epoch = 0
         self.X_train, self.Y_train = _dataset(settings, settings.train_size, stream=0)
         self.X_test, self.Y_test = _dataset(settings, settings.test_size, stream=1)
-        self.models = [_build_model(settings, seed, self.X_train)
-                       for seed in range(1, settings.seeds + 1)]
+        self.models = [
+            _build_model(settings, seed, self.X_train) for seed in range(1, settings.seeds + 1)
+        ]
         self.ensemble = Ensemble(self.models)
         self.grid, self.extent = _grid(self.X_train, self.X_test)
         self.theory = theory_prediction(settings, self.models[0])
@@ -74,9 +75,14 @@ class Session:
         # Stopping at any epoch and going on gives the same numbers as one long fit: the models
         # keep their weights, optimizer state and minibatch order between fits.
         with np.errstate(over="ignore", invalid="ignore"):
-            self.ensemble.fit(self.X_train, self.Y_train, epochs=epochs,
-                              learning_rate=s.learning_rate, batch_size=s.batch_size,
-                              log_every=epochs)
+            self.ensemble.fit(
+                self.X_train,
+                self.Y_train,
+                epochs=epochs,
+                learning_rate=s.learning_rate,
+                batch_size=s.batch_size,
+                log_every=epochs,
+            )
         self.epoch += epochs
         return epochs
 
@@ -117,7 +123,8 @@ class Session:
             "test_accuracy": point["test_accuracy"][1],
             "point": point,
             "per_seed": {
-                "train_loss": _floats(train["loss"]), "test_loss": _floats(test["loss"]),
+                "train_loss": _floats(train["loss"]),
+                "test_loss": _floats(test["loss"]),
                 "train_accuracy": _floats(train["accuracy"]),
                 "test_accuracy": _floats(test["accuracy"]),
             },
@@ -131,17 +138,20 @@ class Session:
         with np.errstate(over="ignore", invalid="ignore"):
             signals = diagnostics.layer_signals(model, self.X_train, self.Y_train)
         records = diagnostics.summarise(model, signals)
-        return [{
-            "layer": record.layer,
-            "units": record.units,
-            "activation": record.activation,
-            "activation_std": _float(record.activation_std),
-            "gradient_std": _float(record.preactivation_grad_std),
-            "dead_fraction": record.dead_fraction,
-            "saturated_fraction": record.saturated_fraction,
-            "activation_histogram": histogram(signal["activation"]),
-            "gradient_histogram": histogram(signal["preactivation_grad"]),
-        } for record, signal in zip(records, signals, strict=True)]
+        return [
+            {
+                "layer": record.layer,
+                "units": record.units,
+                "activation": record.activation,
+                "activation_std": _float(record.activation_std),
+                "gradient_std": _float(record.preactivation_grad_std),
+                "dead_fraction": record.dead_fraction,
+                "saturated_fraction": record.saturated_fraction,
+                "activation_histogram": histogram(signal["activation"]),
+                "gradient_histogram": histogram(signal["preactivation_grad"]),
+            }
+            for record, signal in zip(records, signals, strict=True)
+        ]
 
 
 def histogram(values, bins=BINS):
@@ -155,8 +165,12 @@ def histogram(values, bins=BINS):
     if finite.size == 0:
         return {"low": 0.0, "high": 0.0, "counts": [], "non_finite": int(values.size)}
     counts, edges = np.histogram(finite, bins=bins)
-    return {"low": float(edges[0]), "high": float(edges[-1]), "counts": counts.tolist(),
-            "non_finite": int(values.size - finite.size)}
+    return {
+        "low": float(edges[0]),
+        "high": float(edges[-1]),
+        "counts": counts.tolist(),
+        "non_finite": int(values.size - finite.size),
+    }
 
 
 def theory_prediction(settings, model):
@@ -172,16 +186,22 @@ def theory_prediction(settings, model):
     hidden = model.layers[:-1]
     weights = [layer.params["weights"] for layer in hidden]
     # Pooled over the layers' weights, so a wide layer's estimate counts more than a narrow one's.
-    weight_variance = float(sum(w.var() * w.shape[1] * w.size for w in weights)
-                            / sum(w.size for w in weights))
+    weight_variance = float(
+        sum(w.var() * w.shape[1] * w.size for w in weights) / sum(w.size for w in weights)
+    )
     bias_variance = float(np.mean([layer.params["bias"].var() for layer in hidden]))
     chi1 = float(theory.chi1(settings.activation, weight_variance, bias_variance))
     phase = "order" if chi1 < 1 - CRITICAL else "chaos" if chi1 > 1 + CRITICAL else "critical"
-    return {"chi1": chi1, "phase": phase, "weight_variance": weight_variance,
-            "bias_variance": bias_variance}
+    return {
+        "chi1": chi1,
+        "phase": phase,
+        "weight_variance": weight_variance,
+        "bias_variance": bias_variance,
+    }
 
 
 # --- building ----------------------------------------------------------------------------------
+
 
 def _dataset(settings, n_samples, stream):
     """The training (stream 0) or test (stream 1) set, each from its own child of data_seed."""
@@ -195,12 +215,20 @@ def _build_model(settings, seed, X_train):
     output_scheme, then LSUV over every layer if the scheme is data-dependent."""
     model = NeuralNetwork(seed=seed)
     for units, scheme in zip(settings.hidden, settings.hidden_schemes(), strict=True):
-        model.add(Dense(units=units, activation=settings.activation,
-                        initializer=scheme.initializer()))
-    model.add(Dense(units=1, activation="sigmoid",
-                    initializer=parse_scheme(settings.output_scheme).initializer()))
-    model.compile(loss="crossentropy",
-                  optimizer={"name": settings.optimizer, "learning_rate": settings.learning_rate})
+        model.add(
+            Dense(units=units, activation=settings.activation, initializer=scheme.initializer())
+        )
+    model.add(
+        Dense(
+            units=1,
+            activation="sigmoid",
+            initializer=parse_scheme(settings.output_scheme).initializer(),
+        )
+    )
+    model.compile(
+        loss="crossentropy",
+        optimizer={"name": settings.optimizer, "learning_rate": settings.learning_rate},
+    )
     model.build(X_train.shape[0])
     if settings.data_dependent:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -217,12 +245,12 @@ def _grid(*point_sets):
     xs = np.linspace(low[0], high[0], GRID)
     ys = np.linspace(high[1], low[1], GRID)  # the canvas's first row is the top
     gx, gy = np.meshgrid(xs, ys)
-    extent = {"x0": float(low[0]), "x1": float(high[0]), "y0": float(low[1]),
-              "y1": float(high[1])}
+    extent = {"x0": float(low[0]), "x1": float(high[0]), "y0": float(low[1]), "y1": float(high[1])}
     return np.vstack([gx.ravel(), gy.ravel()]), extent
 
 
 # --- summaries ---------------------------------------------------------------------------------
+
 
 def _median_index(values):
     """The index of the lower median of values (nan sorts last), so a single seed is itself."""
@@ -257,5 +285,8 @@ def _quantised(probabilities):
 
 
 def _points(X, Y):
-    return {"x": np.round(X[0], 4).tolist(), "y": np.round(X[1], 4).tolist(),
-            "label": Y[0].astype(int).tolist()}
+    return {
+        "x": np.round(X[0], 4).tolist(),
+        "y": np.round(X[1], 4).tolist(),
+        "label": Y[0].astype(int).tolist(),
+    }

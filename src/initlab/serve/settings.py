@@ -137,8 +137,9 @@ def parse_settings(values, base=None):
         learning_rate=_rate(merged["learning_rate"]),
         optimizer=_choice("optimizer", merged["optimizer"], OPTIMIZERS),
         batch_size=_batch_size(merged["batch_size"], train_size),
-        epochs_per_second=_integer("epochs_per_second", merged["epochs_per_second"], 1,
-                                   MAX_EPOCHS_PER_SECOND),
+        epochs_per_second=_integer(
+            "epochs_per_second", merged["epochs_per_second"], 1, MAX_EPOCHS_PER_SECOND
+        ),
         max_epochs=_integer("max_epochs", merged["max_epochs"], 1, MAX_EPOCHS),
         seeds=_integer("seeds", merged["seeds"], 1, MAX_SEEDS),
     )
@@ -148,7 +149,8 @@ def parse_settings(values, base=None):
         raise ValueError(
             f"seeds x train_size x hidden units must be at most {MAX_WORK} (memory and time grow "
             f"with it), got {settings.seeds} x {settings.train_size} x {sum(settings.hidden)} = "
-            f"{work}: use fewer seeds, points or units")
+            f"{work}: use fewer seeds, points or units"
+        )
     return settings
 
 
@@ -209,8 +211,7 @@ def _choice(name, value, options):
 
 def _hidden(value):
     """Hidden layer sizes from "12,6" or [12, 6]: 1 to MAX_LAYERS sizes of 1 to MAX_UNITS."""
-    expected = (f"1 to {MAX_LAYERS} layer sizes from 1 to {MAX_UNITS}, comma-separated "
-                f"(e.g. '12,6')")
+    expected = f"1 to {MAX_LAYERS} layer sizes from 1 to {MAX_UNITS}, comma-separated (e.g. '12,6')"
     if isinstance(value, str):
         parts = [part.strip() for part in value.split(",")] if value.strip() else []
     elif isinstance(value, (list, tuple)):
@@ -241,22 +242,28 @@ def _scheme(name, value):
 def _plain_scheme(name, text):
     """One scheme text, `name` or `name:value`, that is not data-dependent."""
     if not isinstance(text, str) or len(text) > 100:
-        raise ValueError(f"{name} must be a scheme such as 'he' or 'random_normal:0.01', got "
-                         f"{_show(text)}")
+        raise ValueError(
+            f"{name} must be a scheme such as 'he' or 'random_normal:0.01', got {_show(text)}"
+        )
     try:
         scheme = parse_scheme(text)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
     if scheme.name in DATA_DEPENDENT:
-        raise ValueError(f"{name}: {scheme.name} initialises the whole model from the data; "
-                         f"choose it as the scheme, not for one layer")
+        raise ValueError(
+            f"{name}: {scheme.name} initialises the whole model from the data; "
+            f"choose it as the scheme, not for one layer"
+        )
     return scheme.label
 
 
 def _layer_schemes(value, n_layers):
     """One scheme per hidden layer from "he,orthogonal:2" or a list; empty for none."""
-    if value is None or (isinstance(value, str) and not value.strip()) or (
-            isinstance(value, (list, tuple)) and not value):
+    if (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, (list, tuple)) and not value)
+    ):
         return ()
     if isinstance(value, str):
         texts = [part.strip() for part in value.split(",")]
@@ -265,8 +272,10 @@ def _layer_schemes(value, n_layers):
     else:
         texts = None
     if texts is None or len(texts) != n_layers:
-        raise ValueError(f"layer_schemes must list one scheme per hidden layer ({n_layers}), "
-                         f"comma-separated, or be empty; got {_show(value)}")
+        raise ValueError(
+            f"layer_schemes must list one scheme per hidden layer ({n_layers}), "
+            f"comma-separated, or be empty; got {_show(value)}"
+        )
     return tuple(_plain_scheme(f"layer_schemes[{i}]", text) for i, text in enumerate(texts))
 
 
@@ -277,5 +286,7 @@ def _batch_size(value, train_size):
     try:
         return _integer("batch_size", value, 1, train_size)
     except ValueError:
-        raise ValueError(f"batch_size must be empty for the full batch or an integer from 1 to "
-                         f"train_size ({train_size}), got {_show(value)}") from None
+        raise ValueError(
+            f"batch_size must be empty for the full batch or an integer from 1 to "
+            f"train_size ({train_size}), got {_show(value)}"
+        ) from None

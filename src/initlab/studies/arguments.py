@@ -80,12 +80,15 @@ def int_list(option, values, minimum):
         try:
             value = int(part)
         except ValueError:
-            raise ValueError(f"{option} must be integers >= {minimum}, separated by commas or "
-                             f"spaces, got {values_text!r}") from None
+            raise ValueError(
+                f"{option} must be integers >= {minimum}, separated by commas or "
+                f"spaces, got {values_text!r}"
+            ) from None
         parsed.append(check_int(option, value, minimum))
     if not parsed:
-        raise ValueError(f"{option} must list at least one integer >= {minimum}, got "
-                         f"{values_text!r}")
+        raise ValueError(
+            f"{option} must list at least one integer >= {minimum}, got {values_text!r}"
+        )
     if len(set(parsed)) != len(parsed):
         raise ValueError(f"{option} lists a value more than once: {values_text!r}")
     return parsed
@@ -116,9 +119,12 @@ def choice(option, value, choices):
 
 def add_quiet(parser):
     """The --quiet every command that reports progress takes."""
-    parser.add_argument("--quiet", action="store_true",
-                        help="print nothing but errors: no progress, no table (the results are "
-                             "in the output directory)")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no progress, no table (the results are "
+        "in the output directory)",
+    )
 
 
 def printer(quiet):

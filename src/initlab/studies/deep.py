@@ -43,7 +43,8 @@ from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
 OUTPUTS = ("deep.png", "config.json") + tuple(
-    f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json"))
+    f"{stem}.{ext}" for stem in ("summary", "runs") for ext in ("md", "csv", "json")
+)
 
 DEFAULT_DEPTHS = "5,10,20,50"
 # Samples of the training set that the at-initialisation measurement (and LSUV) sees.
@@ -77,32 +78,65 @@ SUMMARY_COLUMNS = [
 
 
 def add_arguments(parser):
-    parser.add_argument("--depths", nargs="+", default=[DEFAULT_DEPTHS], metavar="DEPTH",
-                        help=f"numbers of hidden layers, separated by spaces or commas (default "
-                             f"{DEFAULT_DEPTHS})")
-    parser.add_argument("--activations", nargs="+", default=["relu,tanh"], metavar="NAME",
-                        help=f"hidden activations among {', '.join(hidden_activations())}, "
-                             f"separated by "
-                             f"spaces or commas (default relu,tanh)")
-    parser.add_argument("--schemes", nargs="+", default=None, metavar="NAME",
-                        help=SCHEMES_HELP.format(default=default_schemes()))
-    parser.add_argument("--epochs", type=int, default=20,
-                        help="training epochs per network, the fixed budget (default 20)")
-    parser.add_argument("--seeds", type=int, default=1, metavar="N",
-                        help="networks per activation, depth and scheme, each with its own "
-                             "weights and shuffling (default 1)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="the first seed: network k of each cell uses seed S + k for its "
-                             "weights and shuffling (default 0)")
+    parser.add_argument(
+        "--depths",
+        nargs="+",
+        default=[DEFAULT_DEPTHS],
+        metavar="DEPTH",
+        help=f"numbers of hidden layers, separated by spaces or commas (default {DEFAULT_DEPTHS})",
+    )
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=["relu,tanh"],
+        metavar="NAME",
+        help=f"hidden activations among {', '.join(hidden_activations())}, "
+        f"separated by "
+        f"spaces or commas (default relu,tanh)",
+    )
+    parser.add_argument(
+        "--schemes",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=SCHEMES_HELP.format(default=default_schemes()),
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=20,
+        help="training epochs per network, the fixed budget (default 20)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="networks per activation, depth and scheme, each with its own "
+        "weights and shuffling (default 1)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="the first seed: network k of each cell uses seed S + k for its "
+        "weights and shuffling (default 0)",
+    )
     parser.add_argument("--width", type=int, default=64, help="units per hidden layer (default 64)")
-    parser.add_argument("--learning-rate", type=float, default=0.01,
-                        help="SGD learning rate (default 0.01)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.01, help="SGD learning rate (default 0.01)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="minibatch size (default 32)")
-    parser.add_argument("--data-seed", type=int, default=0,
-                        help="seed of the digits train/test split (default 0)")
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the digits train/test split (default 0)"
+    )
     parser.add_argument("--out", required=True, help="directory for the figure and tables")
-    parser.add_argument("--force", action="store_true",
-                        help="replace result files already in --out (other files are left alone)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace result files already in --out (other files are left alone)",
+    )
     arguments.add_quiet(parser)
     add_engine_arguments(parser)
 
@@ -112,8 +146,9 @@ def check_arguments(args):
     depths = arguments.int_list("--depths", args.depths, minimum=1)
     activations = arguments.split_list(args.activations)
     if not activations or len(set(activations)) != len(activations):
-        raise ValueError(f"--activations must list distinct activations, got "
-                         f"{' '.join(activations)!r}")
+        raise ValueError(
+            f"--activations must list distinct activations, got {' '.join(activations)!r}"
+        )
     for activation in activations:
         arguments.choice("--activations", activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
@@ -124,14 +159,15 @@ def check_arguments(args):
     arguments.check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     arguments.check_int("--width", args.width, minimum=1, maximum=arguments.MAX_WIDTH)
     arguments.check_number("--learning-rate", args.learning_rate)
-    arguments.check_int("--batch-size", args.batch_size, minimum=1,
-                        maximum=arguments.MAX_SAMPLES)
+    arguments.check_int("--batch-size", args.batch_size, minimum=1, maximum=arguments.MAX_SAMPLES)
     arguments.check_int("--data-seed", args.data_seed, minimum=0)
     depth = max(arguments.check_int("--depths", d, 1, arguments.MAX_DEPTH) for d in depths)
     # One network at a time: its training, and its signals on the data at initialisation.
-    arguments.check_memory(f"a network of depth {depth} and width {args.width}",
-                           deep_mlp_bytes(depth, args.width, args.batch_size, args.epochs),
-                           "use a smaller --width or --depths")
+    arguments.check_memory(
+        f"a network of depth {depth} and width {args.width}",
+        deep_mlp_bytes(depth, args.width, args.batch_size, args.epochs),
+        "use a smaller --width or --depths",
+    )
     return depths, activations, schemes, seeds
 
 
@@ -142,39 +178,57 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
     started = time.perf_counter()
-    grid = [(activation, depth, scheme, seed) for activation in activations
-            for depth in depths for scheme in schemes for seed in seeds]
+    grid = [
+        (activation, depth, scheme, seed)
+        for activation in activations
+        for depth in depths
+        for scheme in schemes
+        for seed in seeds
+    ]
     try:
         runs = train_grid(grid, args, out_dir, backend, scheduler, quiet=args.quiet)
     except KeyboardInterrupt as stop:
         kept = stop.args[0] if stop.args else "the finished"
-        print(f"\ninitlab deep: interrupted; {kept} of {len(grid)} networks are kept in "
-              f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
-              file=sys.stderr)
+        print(
+            f"\ninitlab deep: interrupted; {kept} of {len(grid)} networks are kept in "
+            f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
+            file=sys.stderr,
+        )
         return 130
     summary = summarise_runs(runs)
     elapsed = time.perf_counter() - started
 
-    title = (f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
-             f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}")
+    title = (
+        f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
+        f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}"
+    )
     config = {key: value for key, value in vars(args).items() if key != "run"}
-    config.update(depths=depths, activations=activations, seeds=seeds,
-                  schemes=[scheme.label for scheme in schemes], runs=len(runs),
-                  elapsed_seconds=round(elapsed, 1), environment=environment.describe())
+    config.update(
+        depths=depths,
+        activations=activations,
+        seeds=seeds,
+        schemes=[scheme.label for scheme in schemes],
+        runs=len(runs),
+        elapsed_seconds=round(elapsed, 1),
+        environment=environment.describe(),
+    )
     # The figure and tables are written beside out_dir, then swapped in as one set.
     with output.staged(out_dir) as stage:
         # Guessing among digits' ten classes: the accuracy a network that learned nothing gets.
-        signal_plots.plot_deep(summary, os.path.join(stage, "deep.png"), title=title,
-                               chance=100 / DIGITS_CLASSES)
+        signal_plots.plot_deep(
+            summary, os.path.join(stage, "deep.png"), title=title, chance=100 / DIGITS_CLASSES
+        )
         output.write_table(summary, stage, "summary", SUMMARY_COLUMNS)
         output.write_table(runs, stage, "runs", RUN_COLUMNS)
         output.write_atomic(os.path.join(stage, "config.json"), json.dumps(config, indent=1))
     written = [os.path.join(out_dir, name) for name in OUTPUTS]
 
     say = arguments.printer(args.quiet)
-    say(f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
+    say(
+        f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
         f"ratio = std(dL/da) at the first hidden layer / the last; both at initialisation, "
-        f"geometric mean over seeds.\n")
+        f"geometric mean over seeds.\n"
+    )
     say(output.markdown_table(summary, SUMMARY_COLUMNS))
     say(f"\n{len(runs)} networks trained in {elapsed:.1f} s; {len(written)} files in {out_dir}")
     return 0
@@ -189,12 +243,18 @@ RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 def add_engine_arguments(parser):
     from initlab.sweeps.engines import BACKENDS
 
-    parser.add_argument("--backend", default="local", choices=BACKENDS,
-                        help="serial: this process; local: a process per core (default); "
-                             "dask: a Dask cluster")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="with --backend dask: an existing scheduler, tcp://host:port "
-                             "(without it a LocalCluster starts)")
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=BACKENDS,
+        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: an existing scheduler, tcp://host:port "
+        "(without it a LocalCluster starts)",
+    )
 
 
 def check_engine_arguments(args):
@@ -223,8 +283,10 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False
     from initlab.sweeps.store import Store
 
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
-    items = [{"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed,
-              **settings} for activation, depth, scheme, seed in grid]
+    items = [
+        {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
+        for activation, depth, scheme, seed in grid
+    ]
     keys = [network_key(item) for item in items]
     store = Store(os.path.join(out_dir, STORE_NAME))
     try:
@@ -232,18 +294,27 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False
         missing = [item for item, key in zip(items, keys) if key not in rows]
         missing.sort(key=lambda item: -item["depth"])
 
-        with tqdm(total=len(items), initial=len(items) - len(missing), desc="initlab deep",
-                  unit="net", disable=True if quiet else None) as progress:
+        with tqdm(
+            total=len(items),
+            initial=len(items) - len(missing),
+            desc="initlab deep",
+            unit="net",
+            disable=True if quiet else None,
+        ) as progress:
+
             def on_result(item, row):
                 rows[network_key(item)] = row
                 store.add_record(network_key(item), row)
-                progress.set_postfix_str(f"{item['activation']} depth {item['depth']} "
-                                         f"{item['scheme']} seed {item['seed']}")
+                progress.set_postfix_str(
+                    f"{item['activation']} depth {item['depth']} "
+                    f"{item['scheme']} seed {item['seed']}"
+                )
                 progress.update(1)
 
             try:
-                engines.execute([[item] for item in missing], on_result, backend, scheduler,
-                                work=run_networks)
+                engines.execute(
+                    [[item] for item in missing], on_result, backend, scheduler, work=run_networks
+                )
             except KeyboardInterrupt:
                 raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
         return [rows[key] for key in keys]
@@ -257,8 +328,16 @@ def run_networks(items):
     rows = []
     for item in items:
         (scheme,) = parse_schemes(item["scheme"])
-        rows.append(run_one(scheme, item["depth"], item["activation"], item["seed"],
-                            _digits(item["data_seed"]), SimpleNamespace(**item)))
+        rows.append(
+            run_one(
+                scheme,
+                item["depth"],
+                item["activation"],
+                item["seed"],
+                _digits(item["data_seed"]),
+                SimpleNamespace(**item),
+            )
+        )
     return rows
 
 
@@ -276,13 +355,25 @@ def run_one(scheme, depth, activation, seed, data, args):
     started = time.perf_counter()
     # Exploding schemes overflow on purpose: their inf and nan are results, not errors.
     with np.errstate(all="ignore"):
-        model = deep_mlp(scheme, depth, args.width, n_inputs=X_train.shape[0],
-                         n_outputs=Y_train.shape[0], activation=activation, seed=seed,
-                         X=X_batch)
+        model = deep_mlp(
+            scheme,
+            depth,
+            args.width,
+            n_inputs=X_train.shape[0],
+            n_outputs=Y_train.shape[0],
+            activation=activation,
+            seed=seed,
+            X=X_batch,
+        )
         records = measure(model, X_batch, Y_batch)
         first, last = records[0], records[depth - 1]
-        history = model.fit(X_train, Y_train, epochs=args.epochs,
-                            learning_rate=args.learning_rate, batch_size=args.batch_size)
+        history = model.fit(
+            X_train,
+            Y_train,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+        )
         test = model.evaluate(X_test, Y_test)
     return {
         "activation": activation,
@@ -307,20 +398,23 @@ def summarise_runs(runs):
         accuracy = [row["test_accuracy"] for row in rows]
         forward = geometric_mean([row["forward_ratio"] for row in rows])
         backward = geometric_mean([row["backward_ratio"] for row in rows])
-        summary.append({
-            "activation": activation,
-            "depth": depth,
-            "scheme": scheme,
-            "seeds": len(rows),
-            "test_accuracy": float(np.mean(accuracy)),
-            "test_accuracy_range": (f"{min(accuracy):.1f}-{max(accuracy):.1f}"
-                                    if len(rows) > 1 else ""),
-            "forward_ratio": forward,
-            "forward_variance_per_layer": per_layer_variance_factor(forward, depth),
-            "backward_ratio": backward,
-            "backward_variance_per_layer": per_layer_variance_factor(backward, depth),
-            "diverged": sum(not np.isfinite(row["train_loss"]) for row in rows),
-        })
+        summary.append(
+            {
+                "activation": activation,
+                "depth": depth,
+                "scheme": scheme,
+                "seeds": len(rows),
+                "test_accuracy": float(np.mean(accuracy)),
+                "test_accuracy_range": (
+                    f"{min(accuracy):.1f}-{max(accuracy):.1f}" if len(rows) > 1 else ""
+                ),
+                "forward_ratio": forward,
+                "forward_variance_per_layer": per_layer_variance_factor(forward, depth),
+                "backward_ratio": backward,
+                "backward_variance_per_layer": per_layer_variance_factor(backward, depth),
+                "diverged": sum(not np.isfinite(row["train_loss"]) for row in rows),
+            }
+        )
     return summary
 
 

@@ -37,14 +37,14 @@ from initlab.tools.theory import predict_signals
 
 # Every file this command may write: an earlier run's are replaced only with --force.
 OUTPUTS = ("signal_std.png", "histograms.png", "signal_std_training.png") + tuple(
-    f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json"))
-
+    f"{stem}.{ext}" for stem in ("summary", "layers") for ext in ("md", "csv", "json")
+)
 
 
 def hidden_activations():
     """Every registered elementwise activation, a user's included (softmax is an output's)."""
-    return tuple(sorted(name for name, cls in activations.ACTIVATIONS.items()
-                        if cls().elementwise))
+    return tuple(sorted(name for name, cls in activations.ACTIVATIONS.items() if cls().elementwise))
+
 
 SUMMARY_COLUMNS = [
     ("scheme", "Scheme", "s"),
@@ -78,26 +78,54 @@ LAYER_COLUMNS = [
 def add_arguments(parser):
     parser.add_argument("--depth", type=int, default=20, help="hidden layers (default 20)")
     parser.add_argument("--width", type=int, default=64, help="units per hidden layer (default 64)")
-    parser.add_argument("--activation", default="relu",
-                        help=f"hidden activation, one of {', '.join(hidden_activations())} "
-                             f"(default relu)")
-    parser.add_argument("--schemes", nargs="+", default=None, metavar="NAME",
-                        help=SCHEMES_HELP.format(default=default_schemes()))
+    parser.add_argument(
+        "--activation",
+        default="relu",
+        help=f"hidden activation, one of {', '.join(hidden_activations())} (default relu)",
+    )
+    parser.add_argument(
+        "--schemes",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=SCHEMES_HELP.format(default=default_schemes()),
+    )
     parser.add_argument("--out", required=True, help="directory for figures and tables")
-    parser.add_argument("--force", action="store_true",
-                        help="replace result files already in --out (other files are left alone)")
-    parser.add_argument("--samples", type=int, default=500,
-                        help="digits training samples in the measured batch (default 500)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace result files already in --out (other files are left alone)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=500,
+        help="digits training samples in the measured batch (default 500)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data split")
-    parser.add_argument("--epochs", type=int, default=0,
-                        help="train this many epochs after measuring at init (default 0: none)")
-    parser.add_argument("--record-at", nargs="+", default=None, metavar="EPOCH",
-                        help="epochs (from 0) to re-measure during training, separated by spaces "
-                             "or commas (default: the first, middle and last)")
-    parser.add_argument("--learning-rate", type=float, default=0.01,
-                        help="SGD learning rate when training (default 0.01)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="minibatch size when training (default 32)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="train this many epochs after measuring at init (default 0: none)",
+    )
+    parser.add_argument(
+        "--record-at",
+        nargs="+",
+        default=None,
+        metavar="EPOCH",
+        help="epochs (from 0) to re-measure during training, separated by spaces "
+        "or commas (default: the first, middle and last)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.01,
+        help="SGD learning rate when training (default 0.01)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="minibatch size when training (default 32)"
+    )
     arguments.add_quiet(parser)
 
 
@@ -111,25 +139,33 @@ def check_arguments(args):
     arguments.check_int("--seed", args.seed, minimum=0)
     arguments.check_int("--epochs", args.epochs, minimum=0, maximum=arguments.MAX_EPOCHS)
     arguments.check_number("--learning-rate", args.learning_rate)
-    arguments.check_int("--batch-size", args.batch_size, minimum=1,
-                        maximum=arguments.MAX_SAMPLES)
+    arguments.check_int("--batch-size", args.batch_size, minimum=1, maximum=arguments.MAX_SAMPLES)
     # Each scheme's network in turn; the signals of every scheme are kept for the figures.
     samples = min(args.samples, DIGITS_SAMPLES)
     arguments.check_memory(
         f"{len(schemes)} networks of depth {args.depth} and width {args.width}",
-        deep_mlp_bytes(args.depth, args.width, args.batch_size, max(args.epochs, 1),
-                           signals=len(schemes) * 4, samples=samples),
-        "use a smaller --width, --depth or --samples")
+        deep_mlp_bytes(
+            args.depth,
+            args.width,
+            args.batch_size,
+            max(args.epochs, 1),
+            signals=len(schemes) * 4,
+            samples=samples,
+        ),
+        "use a smaller --width, --depth or --samples",
+    )
     record_at = []
     if args.record_at is not None:
         if args.epochs == 0:
-            raise ValueError(f"--record-at {' '.join(arguments.split_list(args.record_at))!r} "
-                             f"needs --epochs > 0")
+            raise ValueError(
+                f"--record-at {' '.join(arguments.split_list(args.record_at))!r} needs --epochs > 0"
+            )
         record_at = arguments.int_list("--record-at", args.record_at, minimum=0)
         late = [epoch for epoch in record_at if epoch >= args.epochs]
         if late:
-            raise ValueError(f"--record-at lists {late}, but training runs epochs 0 to "
-                             f"{args.epochs - 1}")
+            raise ValueError(
+                f"--record-at lists {late}, but training runs epochs 0 to {args.epochs - 1}"
+            )
     elif args.epochs > 0:
         record_at = sorted({0, (args.epochs - 1) // 2, args.epochs - 1})
     return schemes, record_at
@@ -150,52 +186,82 @@ def run(args):
     # The mean-field theory's activation std per hidden layer, from each network's drawn weights.
     predicted = {}
     for scheme in schemes:
-        model = deep_mlp(scheme, args.depth, args.width, n_inputs=X.shape[0],
-                         n_outputs=Y.shape[0], activation=args.activation, seed=args.seed, X=X)
+        model = deep_mlp(
+            scheme,
+            args.depth,
+            args.width,
+            n_inputs=X.shape[0],
+            n_outputs=Y.shape[0],
+            activation=args.activation,
+            seed=args.seed,
+            X=X,
+        )
         signals = layer_signals(model, X, Y)
         records = summarise(model, signals)
         init_records[scheme.label] = records[hidden]
         init_signals[scheme.label] = signals[hidden]
         with np.errstate(all="ignore"):
-            predicted[scheme.label] = [row["activation_std"]
-                                       for row in predict_signals(model, X)[hidden]]
+            predicted[scheme.label] = [
+                row["activation_std"] for row in predict_signals(model, X)[hidden]
+            ]
         row = summary_row(scheme.label, records[hidden], initial_loss(model, X, Y))
         if args.epochs:
             recorder = SignalRecorder(X, Y, epochs=record_at)
             with np.errstate(all="ignore"):
-                model.fit(X_train, Y_train, epochs=args.epochs, learning_rate=args.learning_rate,
-                          batch_size=args.batch_size, callbacks=[recorder])
+                model.fit(
+                    X_train,
+                    Y_train,
+                    epochs=args.epochs,
+                    learning_rate=args.learning_rate,
+                    batch_size=args.batch_size,
+                    callbacks=[recorder],
+                )
                 row["test_accuracy"] = model.evaluate(X_test, Y_test)["accuracy"]
             trained_records[scheme.label] = [r for r in records[hidden]] + [
-                r for r in recorder.records if r.layer <= args.depth]
+                r for r in recorder.records if r.layer <= args.depth
+            ]
         summary.append(row)
 
     title = f"{args.depth} {args.activation} layers of {args.width} units, digits, seed {args.seed}"
-    signal_plots.plot_signal_std(init_records, os.path.join(out_dir, "signal_std.png"),
-                                 title=f"At initialisation: {title}", predicted=predicted)
-    signal_plots.plot_histograms(init_signals, os.path.join(out_dir, "histograms.png"),
-                                 activation=args.activation, title=f"At initialisation: {title}")
-    layer_rows = [{"scheme": label, **record.as_dict()}
-                  for label, records in (trained_records or init_records).items()
-                  for record in records]
+    signal_plots.plot_signal_std(
+        init_records,
+        os.path.join(out_dir, "signal_std.png"),
+        title=f"At initialisation: {title}",
+        predicted=predicted,
+    )
+    signal_plots.plot_histograms(
+        init_signals,
+        os.path.join(out_dir, "histograms.png"),
+        activation=args.activation,
+        title=f"At initialisation: {title}",
+    )
+    layer_rows = [
+        {"scheme": label, **record.as_dict()}
+        for label, records in (trained_records or init_records).items()
+        for record in records
+    ]
     for row in layer_rows:
         if row["epoch"] is None:
             row["theory_activation_std"] = predicted[row["scheme"]][row["layer"] - 1]
         row["epoch"] = "init" if row["epoch"] is None else row["epoch"]
-    columns = SUMMARY_COLUMNS + ([("test_accuracy", "test acc. after training", ".1f")]
-                                 if args.epochs else [])
+    columns = SUMMARY_COLUMNS + (
+        [("test_accuracy", "test acc. after training", ".1f")] if args.epochs else []
+    )
     written = output.write_table(summary, out_dir, "summary", columns)
     written += output.write_table(layer_rows, out_dir, "layers", LAYER_COLUMNS)
     written += [os.path.join(out_dir, name) for name in ("signal_std.png", "histograms.png")]
     if args.epochs:
         path = os.path.join(out_dir, "signal_std_training.png")
-        signal_plots.plot_signal_std_over_training(trained_records, path,
-                                                   title=f"During training: {title}")
+        signal_plots.plot_signal_std_over_training(
+            trained_records, path, title=f"During training: {title}"
+        )
         written.append(path)
 
     say = arguments.printer(args.quiet)
-    say(f"{title}; forward ratio = std(a) at layer {args.depth} / layer 1, backward ratio = "
-        f"std(dL/da) at layer 1 / layer {args.depth}, both at initialisation\n")
+    say(
+        f"{title}; forward ratio = std(a) at layer {args.depth} / layer 1, backward ratio = "
+        f"std(dL/da) at layer 1 / layer {args.depth}, both at initialisation\n"
+    )
     say(output.markdown_table(summary, columns))
     say(f"\n{len(written)} files in {out_dir} ({time.perf_counter() - started:.1f} s)")
     return 0
@@ -206,8 +272,9 @@ def summary_row(label, hidden_records, loss):
     first, last = hidden_records[0], hidden_records[-1]
     dead = [r.dead_fraction for r in hidden_records if r.dead_fraction is not None]
     saturated = [r.saturated_fraction for r in hidden_records if r.saturated_fraction is not None]
-    saturated_values = [r.saturated_value_fraction for r in hidden_records
-                        if r.saturated_value_fraction is not None]
+    saturated_values = [
+        r.saturated_value_fraction for r in hidden_records if r.saturated_value_fraction is not None
+    ]
     return {
         "scheme": label,
         "first_activation_std": first.activation_std,
@@ -217,8 +284,9 @@ def summary_row(label, hidden_records, loss):
         "weight_grad_ratio": ratio(first.weight_grad_std, last.weight_grad_std),
         "mean_dead_fraction": float(np.mean(dead)) if dead else None,
         "mean_saturated_fraction": float(np.mean(saturated)) if saturated else None,
-        "mean_saturated_value_fraction": (float(np.mean(saturated_values)) if saturated_values
-                                          else None),
+        "mean_saturated_value_fraction": (
+            float(np.mean(saturated_values)) if saturated_values else None
+        ),
         "initial_loss": loss,
     }
 
@@ -232,4 +300,3 @@ def ratio(numerator, denominator):
 def initial_loss(model, X, Y):
     with np.errstate(all="ignore"):
         return model.evaluate(X, Y)["loss"]
-

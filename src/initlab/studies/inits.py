@@ -25,9 +25,14 @@ def rows(code=lambda name: name):
     """
     table = []
     for scheme in initializers.INITIALIZERS.values():
-        table.append((code(scheme.name), scheme.formula,
-                      _library_cell(scheme.keras, scheme.keras_note, code),
-                      _library_cell(scheme.pytorch, scheme.pytorch_note, code)))
+        table.append(
+            (
+                code(scheme.name),
+                scheme.formula,
+                _library_cell(scheme.keras, scheme.keras_note, code),
+                _library_cell(scheme.pytorch, scheme.pytorch_note, code),
+            )
+        )
     table.append((code("lsuv"), lsuv.FORMULA, "—", "—"))
     return table
 
@@ -43,8 +48,10 @@ def text_table(widths=(16, 45, 34, 30)):
     """The table as plain text, each cell wrapped to its column's width (a terminal's width)."""
     lines = []
     for index, row in enumerate([HEADER, *rows()]):
-        wrapped = [textwrap.wrap(cell, width, break_long_words=False, break_on_hyphens=False)
-                   or [""] for cell, width in zip(row, widths)]
+        wrapped = [
+            textwrap.wrap(cell, width, break_long_words=False, break_on_hyphens=False) or [""]
+            for cell, width in zip(row, widths)
+        ]
         for depth in range(max(len(cell) for cell in wrapped)):
             parts = [cell[depth] if depth < len(cell) else "" for cell in wrapped]
             lines.append("  ".join(p.ljust(w) for p, w in zip(parts, widths)).rstrip())
@@ -64,8 +71,9 @@ def markdown_table():
 
 
 def add_arguments(parser):
-    parser.add_argument("--markdown", action="store_true",
-                        help="print the table as Markdown (the README's table)")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the table as Markdown (the README's table)"
+    )
 
 
 def run(args):

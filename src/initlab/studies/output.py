@@ -116,15 +116,18 @@ def write_table(rows, out_dir, stem, columns):
     for row in rows:
         writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in keys})
     write_atomic(paths[1], table.getvalue())
-    write_atomic(paths[2], json.dumps([_json_ready(row) for row in rows], indent=1,
-                                     allow_nan=False) + "\n")
+    write_atomic(
+        paths[2], json.dumps([_json_ready(row) for row in rows], indent=1, allow_nan=False) + "\n"
+    )
     return paths
 
 
 def markdown_table(rows, columns):
     """A markdown table of rows (dicts) with columns (key, header, format spec)."""
-    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |",
-             "|" + "---|" * len(columns)]
+    lines = [
+        "| " + " | ".join(header for _, header, _ in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for row in rows:
         cells = [_format(row.get(key), spec) for key, _, spec in columns]
         lines.append("| " + " | ".join(cells) + " |")
@@ -192,8 +195,10 @@ class staged:
         if kind is not None:
             _remove_tree(self.stage)
             return False
-        write_atomic(os.path.join(self.stage, COMPLETE), "\n".join(
-            sorted(name for name in os.listdir(self.stage) if not name.startswith("."))))
+        write_atomic(
+            os.path.join(self.stage, COMPLETE),
+            "\n".join(sorted(name for name in os.listdir(self.stage) if not name.startswith("."))),
+        )
         _swap_in(self.stage, self.out_dir)
         return False
 

@@ -41,16 +41,25 @@ def _class_colors():
 
 # One colour per scheme, far apart (Okabe & Ito's colour-blind-safe palette), so that the bands
 # of two schemes do not blend into a third colour that reads as another scheme.
-SCHEME_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-                 "#F0E442")
+SCHEME_COLORS = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+)
 
 
 def _scatter_classes(axes, X, Y, size, **style):
     """The points of each class in its colour, labelled for the legend."""
     for label, color in zip((0, 1), _class_colors(), strict=True):
         chosen = Y[0] == label
-        axes.scatter(X[0, chosen], X[1, chosen], color=color, s=size, label=f"class {label}",
-                     **style)
+        axes.scatter(
+            X[0, chosen], X[1, chosen], color=color, s=size, label=f"class {label}", **style
+        )
 
 
 def dataset_figure(result, run=0):
@@ -61,8 +70,9 @@ def dataset_figure(result, run=0):
     _scatter_classes(axes, X_train, Y_train, 15)
     axes.set_xlabel("x1")
     axes.set_ylabel("x2")
-    axes.set_title(f"make_moons: the {X_train.shape[1]} training samples of run {run}, noise "
-                   f"{NOISE}")
+    axes.set_title(
+        f"make_moons: the {X_train.shape[1]} training samples of run {run}, noise {NOISE}"
+    )
     axes.legend(title="training samples", fontsize=8, title_fontsize=8)
     figure.tight_layout()
     return figure
@@ -87,8 +97,10 @@ def cost_figure(result):
     axes.set_xlabel("epoch")
     axes.set_ylabel("training cost (cross-entropy)")
     seeds = result.costs.shape[1]
-    axes.set_title(f"Cost over {seeds} seed{'s' if seeds > 1 else ''}: median, band = "
-                   f"interquartile range; learning rate {result.settings['learning_rate']}")
+    axes.set_title(
+        f"Cost over {seeds} seed{'s' if seeds > 1 else ''}: median, band = "
+        f"interquartile range; learning rate {result.settings['learning_rate']}"
+    )
     axes.legend()
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
@@ -120,19 +132,29 @@ def boundary_figure(result, runs, step=0.02):
         grid = np.vstack([xx.ravel(), yy.ravel()])
         predicted = (model.predict(grid) > 0.5).reshape(xx.shape)
         # Levels around 0 and 1 put the two classes at the colour map's ends, like the dots.
-        axes.contourf(xx, yy, predicted, levels=[-0.5, 0.5, 1.5], cmap=_cmap(),
-                      vmin=0, vmax=1, alpha=0.4)
+        axes.contourf(
+            xx, yy, predicted, levels=[-0.5, 0.5, 1.5], cmap=_cmap(), vmin=0, vmax=1, alpha=0.4
+        )
         _scatter_classes(axes, X_train, Y_train, 10, edgecolors="k", linewidths=0.2)
         axes.set_xlabel("x1")
         axes.set_ylabel("x2")
-        axes.set_title(f"{scheme.label}\nrun {run}: train {result.train_accuracy[s, run]:.1f}%, "
-                       f"test {result.test_accuracy[s, run]:.1f}%", fontsize=10)
+        axes.set_title(
+            f"{scheme.label}\nrun {run}: train {result.train_accuracy[s, run]:.1f}%, "
+            f"test {result.test_accuracy[s, run]:.1f}%",
+            fontsize=10,
+        )
     class_0, class_1 = _class_colors()
-    handles = [*figure.axes[0].collections[-2:],
-               Patch(color=class_0, alpha=0.4, label="predicted class 0"),
-               Patch(color=class_1, alpha=0.4, label="predicted class 1")]
-    labels = ["training samples, class 0", "training samples, class 1", "predicted class 0",
-              "predicted class 1"]
+    handles = [
+        *figure.axes[0].collections[-2:],
+        Patch(color=class_0, alpha=0.4, label="predicted class 0"),
+        Patch(color=class_1, alpha=0.4, label="predicted class 1"),
+    ]
+    labels = [
+        "training samples, class 0",
+        "training samples, class 1",
+        "predicted class 0",
+        "predicted class 1",
+    ]
     figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
     figure.suptitle("Decision boundaries, each scheme's median run by test accuracy")
     figure.tight_layout(rect=(0, 0.5 / (4.2 * rows + 0.5), 1, 1))

@@ -50,9 +50,9 @@ class Scheme:
     layer included, from the run's training set.
     """
 
-    name: str                      # the identifier on the command line and in the result files
-    label: str                     # the post's words for it
-    make: object                   # () -> the `initializer` argument of the hidden Dense layers
+    name: str  # the identifier on the command line and in the result files
+    label: str  # the post's words for it
+    make: object  # () -> the `initializer` argument of the hidden Dense layers
     post_train: float | None = None
     post_test: float | None = None
     initialize: str | None = None
@@ -65,13 +65,19 @@ class Scheme:
 # not the fraction of correct predictions, so these are for orientation, not a strict comparison).
 POST_SCHEMES = {
     "zeros": Scheme("zeros", readable_label("zeros"), lambda: Initializer(scale=0), 50, 50),
-    "random_normal_x10": Scheme("random_normal_x10", readable_label("random_normal_x10"),
-                                lambda: Initializer(scale=10), 85, 82),
+    "random_normal_x10": Scheme(
+        "random_normal_x10",
+        readable_label("random_normal_x10"),
+        lambda: Initializer(scale=10),
+        85,
+        82,
+    ),
     # The built-in "he" is the post's: randn(units, fan_in) * sqrt(2 / fan_in).
     "he": Scheme("he", readable_label("he"), lambda: Initializer("he"), 95, 94),
 }
 # The same schemes however they are written (zeros, random_normal:10, he): no scheme runs twice.
 POST_CANONICAL = {"zeros": "zeros", "random_normal:10": "random_normal_x10", "he": "he"}
+
 
 def resolve_schemes(extra=()):
     """The post's three schemes, then each extra scheme once, in order; ValueError if unknown.
@@ -89,8 +95,9 @@ def resolve_schemes(extra=()):
         if parsed.label in schemes or POST_CANONICAL.get(parsed.canonical) in schemes:
             continue
         data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
-        schemes[parsed.label] = Scheme(parsed.label, parsed.title, parsed.initializer,
-                                       initialize=data_dependent)
+        schemes[parsed.label] = Scheme(
+            parsed.label, parsed.title, parsed.initializer, initialize=data_dependent
+        )
     return list(schemes.values())
 
 
@@ -136,17 +143,20 @@ def seed_plan(seed, n_seeds):
     plan = []
     for index, run in enumerate(np.random.SeedSequence(seed).spawn(n_seeds)):
         train, test, weights = run.spawn(3)
-        plan.append(RunSeeds(
-            index=index,
-            train_data_seed=int(train.generate_state(1, np.uint32)[0]),
-            test_data_seed=int(test.generate_state(1, np.uint32)[0]),
-            weights_seed=int(weights.generate_state(1, np.uint64)[0]),
-        ))
+        plan.append(
+            RunSeeds(
+                index=index,
+                train_data_seed=int(train.generate_state(1, np.uint32)[0]),
+                test_data_seed=int(test.generate_state(1, np.uint32)[0]),
+                weights_seed=int(weights.generate_state(1, np.uint64)[0]),
+            )
+        )
     return plan
 
 
-def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False,
-                 jit_compile=False):
+def train_models(
+    models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False, jit_compile=False
+):
     """Train model k on (X[k], Y[k]) for `epochs` full-batch epochs; return the (epochs, K) costs.
 
     models : list of K compiled NeuralNetworks of one architecture (trained in place)
@@ -170,9 +180,15 @@ def train_models(models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=Fal
     with _progress_bar(progress, total=epochs, unit="epoch") as bar:
         for start in range(0, epochs, step):
             count = min(step, epochs - start)
-            histories.append(ensemble.fit(data_x, data_y, epochs=count,
-                                          learning_rate=learning_rate,
-                                          jit_compile=jit_compile)["loss"])
+            histories.append(
+                ensemble.fit(
+                    data_x,
+                    data_y,
+                    epochs=count,
+                    learning_rate=learning_rate,
+                    jit_compile=jit_compile,
+                )["loss"]
+            )
             bar.update(count)
     return np.concatenate(histories)
 
@@ -183,11 +199,11 @@ class StudyResult:
 
     settings: dict
     schemes: list
-    runs: list                       # RunSeeds, one per run
-    costs: np.ndarray                # (n_schemes, n_seeds, epochs): the cost at every epoch
-    train_accuracy: np.ndarray       # (n_schemes, n_seeds), percent correct
+    runs: list  # RunSeeds, one per run
+    costs: np.ndarray  # (n_schemes, n_seeds, epochs): the cost at every epoch
+    train_accuracy: np.ndarray  # (n_schemes, n_seeds), percent correct
     test_accuracy: np.ndarray
-    data: list = field(repr=False)   # per run: (X_train, Y_train, X_test, Y_test)
+    data: list = field(repr=False)  # per run: (X_train, Y_train, X_test, Y_test)
     models: list = field(repr=False)  # [scheme][run]: the trained NeuralNetwork
 
     @property
@@ -212,8 +228,8 @@ BYTES_PER_RUN = 100_000
 def study_bytes(n_schemes, n_seeds, epochs):
     """About the memory run_study needs (see BYTES_PER_RUN), a little above what it takes.
 
-        >>> study_bytes(3, 10, 15000) / 1e6          # the default study: MB
-        12.7
+    >>> study_bytes(3, 10, 15000) / 1e6          # the default study: MB
+    12.7
     """
     n_models = n_schemes * n_seeds
     return BYTES_PER_STUDY + n_models * BYTES_PER_RUN + 2 * n_models * epochs * 8
@@ -238,8 +254,9 @@ def study_seconds(n_schemes, n_seeds, epochs):
     return per_model_epoch * n_models * epochs
 
 
-def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False,
-              jit_compile=False):
+def run_study(
+    seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False, jit_compile=False
+):
     """Train every scheme (the post's three plus `schemes`) on n_seeds runs; return a StudyResult.
 
     >>> result = run_study(seed=0, n_seeds=2, epochs=10)
@@ -249,8 +266,10 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
     schemes = resolve_schemes(schemes)
     runs = seed_plan(seed, n_seeds)
     epochs = check_int("epochs", epochs, minimum=1)
-    data = [moons_data(N_TRAIN, run.train_data_seed) + moons_data(N_TEST, run.test_data_seed)
-            for run in runs]
+    data = [
+        moons_data(N_TRAIN, run.train_data_seed) + moons_data(N_TEST, run.test_data_seed)
+        for run in runs
+    ]
     models = []
     for scheme in schemes:
         for run in runs:
@@ -264,7 +283,7 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
     costs = train_models(models, X, Y, epochs, progress=progress, jit_compile=jit_compile)
 
     shape = (len(schemes), n_seeds)
-    grid = [models[s * n_seeds:(s + 1) * n_seeds] for s in range(len(schemes))]
+    grid = [models[s * n_seeds : (s + 1) * n_seeds] for s in range(len(schemes))]
     train_accuracy, test_accuracy = np.empty(shape), np.empty(shape)
     for s, row in enumerate(grid):
         for run, model in zip(runs, row, strict=True):
@@ -272,19 +291,28 @@ def run_study(seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False
             train_accuracy[s, run.index] = model.evaluate(X_train, Y_train)["accuracy"]
             test_accuracy[s, run.index] = model.evaluate(X_test, Y_test)["accuracy"]
     settings = {
-        "seed": seed, "seeds": n_seeds, "epochs": epochs, "learning_rate": LEARNING_RATE,
+        "seed": seed,
+        "seeds": n_seeds,
+        "epochs": epochs,
+        "learning_rate": LEARNING_RATE,
         "schemes": [scheme.name for scheme in schemes],
         "data": f"sklearn.datasets.make_moons, {N_TRAIN} train / {N_TEST} test, noise {NOISE}",
         "model": "Dense(12, relu) -> Dense(6, relu) -> Dense(1, sigmoid), cross-entropy; "
-                 "hidden layers by the scheme, output layer randn x 1",
+        "hidden layers by the scheme, output layer randn x 1",
         "optimizer": "full-batch gradient descent",
         # The two paths agree to rounding, which the chaotic randn x 10 runs can amplify.
         "training": "compiled kernel (initlab.fast.jit)" if jit_compile else "NumPy",
     }
-    return StudyResult(settings, schemes, runs,
-                       costs=costs.T.reshape(len(schemes), n_seeds, -1),
-                       train_accuracy=train_accuracy, test_accuracy=test_accuracy,
-                       data=data, models=grid)
+    return StudyResult(
+        settings,
+        schemes,
+        runs,
+        costs=costs.T.reshape(len(schemes), n_seeds, -1),
+        train_accuracy=train_accuracy,
+        test_accuracy=test_accuracy,
+        data=data,
+        models=grid,
+    )
 
 
 class _NoBar:

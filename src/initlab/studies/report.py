@@ -54,8 +54,14 @@ def summarize(values, confidence=CONFIDENCE, bounds=None):
             low, high = max(low, bounds[0]), min(high, bounds[1])
     else:
         low = high = None
-    return {"mean": mean, "ci_low": low, "ci_high": high,
-            "min": float(values.min()), "max": float(values.max()), "n": n}
+    return {
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "n": n,
+    }
 
 
 def summarize_epochs(epochs):
@@ -83,16 +89,18 @@ def scheme_summaries(result):
     representative = representative_runs(result)
     rows = []
     for s, scheme in enumerate(result.schemes):
-        rows.append({
-            "scheme": scheme.name,
-            "label": scheme.label,
-            "train_accuracy": summarize(result.train_accuracy[s], bounds=ACCURACY_BOUNDS),
-            "test_accuracy": summarize(result.test_accuracy[s], bounds=ACCURACY_BOUNDS),
-            "final_cost": summarize(result.final_cost[s]),
-            "epoch_cost_below": summarize_epochs(epochs_below[s]),
-            "post": {"train_accuracy": scheme.post_train, "test_accuracy": scheme.post_test},
-            "representative_run": representative[s],
-        })
+        rows.append(
+            {
+                "scheme": scheme.name,
+                "label": scheme.label,
+                "train_accuracy": summarize(result.train_accuracy[s], bounds=ACCURACY_BOUNDS),
+                "test_accuracy": summarize(result.test_accuracy[s], bounds=ACCURACY_BOUNDS),
+                "final_cost": summarize(result.final_cost[s]),
+                "epoch_cost_below": summarize_epochs(epochs_below[s]),
+                "post": {"train_accuracy": scheme.post_train, "test_accuracy": scheme.post_test},
+                "representative_run": representative[s],
+            }
+        )
     return rows
 
 
@@ -103,15 +111,19 @@ def run_rows(result):
     for s, scheme in enumerate(result.schemes):
         for run in result.runs:
             k = run.index
-            rows.append({
-                "scheme": scheme.name, "run": k,
-                "train_data_seed": run.train_data_seed, "test_data_seed": run.test_data_seed,
-                "weights_seed": run.weights_seed,
-                "train_accuracy": float(result.train_accuracy[s, k]),
-                "test_accuracy": float(result.test_accuracy[s, k]),
-                "final_cost": float(result.final_cost[s, k]),
-                "epoch_cost_below": _or_none(int(epochs_below[s, k])),
-            })
+            rows.append(
+                {
+                    "scheme": scheme.name,
+                    "run": k,
+                    "train_data_seed": run.train_data_seed,
+                    "test_data_seed": run.test_data_seed,
+                    "weights_seed": run.weights_seed,
+                    "train_accuracy": float(result.train_accuracy[s, k]),
+                    "test_accuracy": float(result.test_accuracy[s, k]),
+                    "final_cost": float(result.final_cost[s, k]),
+                    "epoch_cost_below": _or_none(int(epochs_below[s, k])),
+                }
+            )
     return rows
 
 
@@ -127,8 +139,10 @@ def to_json(result):
     document = {
         "settings": result.settings,
         "seeding": SEEDING,
-        "confidence_interval": ("95%, Student t over seeds: mean +- t(0.975, n-1) * s / sqrt(n), "
-                                "accuracies clipped to [0, 100]"),
+        "confidence_interval": (
+            "95%, Student t over seeds: mean +- t(0.975, n-1) * s / sqrt(n), "
+            "accuracies clipped to [0, 100]"
+        ),
         "cost_threshold": COST_THRESHOLD,
         "schemes": scheme_summaries(result),
         "runs": run_rows(result),
@@ -139,13 +153,30 @@ def to_json(result):
 
 
 CSV_COLUMNS = [
-    "scheme", "label", "seeds",
-    "train_mean", "train_ci_low", "train_ci_high", "train_min", "train_max",
-    "test_mean", "test_ci_low", "test_ci_high", "test_min", "test_max",
-    "final_cost_mean", "final_cost_min", "final_cost_max",
-    "epoch_below_mean", "epoch_below_reached",
-    "post_train", "post_test", "representative_run",
-    "seed", "epochs", "learning_rate",
+    "scheme",
+    "label",
+    "seeds",
+    "train_mean",
+    "train_ci_low",
+    "train_ci_high",
+    "train_min",
+    "train_max",
+    "test_mean",
+    "test_ci_low",
+    "test_ci_high",
+    "test_min",
+    "test_max",
+    "final_cost_mean",
+    "final_cost_min",
+    "final_cost_max",
+    "epoch_below_mean",
+    "epoch_below_reached",
+    "post_train",
+    "post_test",
+    "representative_run",
+    "seed",
+    "epochs",
+    "learning_rate",
 ]
 
 
@@ -159,16 +190,34 @@ def to_csv(result):
         train, test, cost = row["train_accuracy"], row["test_accuracy"], row["final_cost"]
         below = row["epoch_cost_below"]
         values = [
-            row["scheme"], row["label"], train["n"],
-            train["mean"], train["ci_low"], train["ci_high"], train["min"], train["max"],
-            test["mean"], test["ci_low"], test["ci_high"], test["min"], test["max"],
-            cost["mean"], cost["min"], cost["max"],
-            below["mean"], below["reached"],
-            row["post"]["train_accuracy"], row["post"]["test_accuracy"], row["representative_run"],
-            settings["seed"], settings["epochs"], settings["learning_rate"],
+            row["scheme"],
+            row["label"],
+            train["n"],
+            train["mean"],
+            train["ci_low"],
+            train["ci_high"],
+            train["min"],
+            train["max"],
+            test["mean"],
+            test["ci_low"],
+            test["ci_high"],
+            test["min"],
+            test["max"],
+            cost["mean"],
+            cost["min"],
+            cost["max"],
+            below["mean"],
+            below["reached"],
+            row["post"]["train_accuracy"],
+            row["post"]["test_accuracy"],
+            row["representative_run"],
+            settings["seed"],
+            settings["epochs"],
+            settings["learning_rate"],
         ]
-        writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v)
-                         for v in values])
+        writer.writerow(
+            ["" if v is None else (repr(v) if isinstance(v, float) else v) for v in values]
+        )
     return buffer.getvalue()
 
 
@@ -194,29 +243,42 @@ def _post_cell(row):
 
 
 # Printed under the table: how to read its accuracy cells.
-TABLE_KEY = ("Accuracy cells: mean [95% confidence interval of the mean, Student t over seeds, "
-             "clipped to 0-100] (min-max over seeds).")
+TABLE_KEY = (
+    "Accuracy cells: mean [95% confidence interval of the mean, Student t over seeds, "
+    "clipped to 0-100] (min-max over seeds)."
+)
 
 
 def table(result):
     """The results table in Markdown (also what the command prints)."""
-    header = ["Initialization", "Train accuracy %", "Test accuracy %", "Final cost",
-              f"Epoch cost < {COST_THRESHOLD:g}", "Post (train / test)"]
+    header = [
+        "Initialization",
+        "Train accuracy %",
+        "Test accuracy %",
+        "Final cost",
+        f"Epoch cost < {COST_THRESHOLD:g}",
+        "Post (train / test)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in scheme_summaries(result):
         cost = row["final_cost"]
-        cells = [row["label"], _accuracy_cell(row["train_accuracy"]),
-                 _accuracy_cell(row["test_accuracy"]),
-                 f"{cost['mean']:.4f} ({cost['min']:.4f}–{cost['max']:.4f})",
-                 _epoch_cell(row["epoch_cost_below"]), _post_cell(row)]
+        cells = [
+            row["label"],
+            _accuracy_cell(row["train_accuracy"]),
+            _accuracy_cell(row["test_accuracy"]),
+            f"{cost['mean']:.4f} ({cost['min']:.4f}–{cost['max']:.4f})",
+            _epoch_cell(row["epoch_cost_below"]),
+            _post_cell(row),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_markdown(result, figures=("dataset.png", "costs.png", "boundaries.png")):
     settings = result.settings
-    representative = ", ".join(f"{row['label']}: run {row['representative_run']}"
-                               for row in scheme_summaries(result))
+    representative = ", ".join(
+        f"{row['label']}: run {row['representative_run']}" for row in scheme_summaries(result)
+    )
     parts = [
         "# The post's study over many seeds\n",
         f"{settings['seeds']} seeds (`--seed {settings['seed']}`), {settings['epochs']} epochs, "
@@ -230,7 +292,7 @@ def to_markdown(result, figures=("dataset.png", "costs.png", "boundaries.png")):
         f"{COST_THRESHOLD:g}: the first epoch whose training cost is below it, averaged over the "
         "runs that got there. With few seeds the t-interval is wide and may pass 0 or 100; "
         "it is clipped to 0–100, the accuracies possible. Post: the post's single run, whose "
-        "\"accuracy\" was "
+        '"accuracy" was '
         "100 · (1 − mean |Y − p|), so it is a guide rather than a like-for-like number.\n",
         f"Seeding: {SEEDING}\n",
         f"Decision boundaries are drawn for each scheme's median run by test accuracy "

@@ -34,31 +34,56 @@ FIGURES = ("dataset.png", "costs.png", "boundaries.png")
 TABLES = ("results.md", "results.csv", "results.json")
 HISTORIES = "histories.npz"
 OUTPUTS = FIGURES + TABLES + (HISTORIES,)
-SCHEMES_HELP = ("schemes to add to the post's zeros, random_normal_x10 and he, separated by "
-                "spaces or commas, written as for diagnose and deep: a name `initlab inits` "
-                "lists, name:value (random_normal:0.01) or lsuv (e.g. glorot_uniform lsuv)")
+SCHEMES_HELP = (
+    "schemes to add to the post's zeros, random_normal_x10 and he, separated by "
+    "spaces or commas, written as for diagnose and deep: a name `initlab inits` "
+    "lists, name:value (random_normal:0.01) or lsuv (e.g. glorot_uniform lsuv)"
+)
 
 
 def add_arguments(parser):
-    parser.add_argument("--seeds", type=int, default=N_SEEDS, metavar="N",
-                        help=f"runs per scheme, each with its own data and weights "
-                             f"(default {N_SEEDS})")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="E",
-                        help=f"full-batch epochs per run (default {EPOCHS}, as in the post)")
-    parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME",
-                        help=SCHEMES_HELP)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the one seed every run's data and weights derive from (default 0)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                        help=f"directory for figures and tables (default {DEFAULT_OUT})")
-    parser.add_argument("--force", action="store_true",
-                        help="replace result files already in DIR (other files are left alone)")
-    parser.add_argument("--jit", action="store_true",
-                        help="train with the compiled kernel (needs Numba: pip install numba): "
-                             "faster, equal to the NumPy path to rounding, which the chaotic "
-                             "randn x 10 runs amplify into visibly different single runs")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="do not show the progress bar")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=N_SEEDS,
+        metavar="N",
+        help=f"runs per scheme, each with its own data and weights (default {N_SEEDS})",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=EPOCHS,
+        metavar="E",
+        help=f"full-batch epochs per run (default {EPOCHS}, as in the post)",
+    )
+    parser.add_argument("--schemes", nargs="+", default=[], metavar="NAME", help=SCHEMES_HELP)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the one seed every run's data and weights derive from (default 0)",
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"directory for figures and tables (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace result files already in DIR (other files are left alone)",
+    )
+    parser.add_argument(
+        "--jit",
+        action="store_true",
+        help="train with the compiled kernel (needs Numba: pip install numba): "
+        "faster, equal to the NumPy path to rounding, which the chaotic "
+        "randn x 10 runs amplify into visibly different single runs",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
+    )
     arguments.add_quiet(parser)
 
 
@@ -69,8 +94,9 @@ def run(args):
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
     memory = study_bytes(len(schemes), n_seeds, epochs)
-    arguments.check_memory(f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory,
-                           "use fewer --seeds or --epochs")
+    arguments.check_memory(
+        f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory, "use fewer --seeds or --epochs"
+    )
     if args.jit:
         from initlab.fast import jit
 
@@ -80,19 +106,29 @@ def run(args):
     say = arguments.printer(args.quiet)
 
     seconds = study_seconds(len(schemes), n_seeds, epochs)
-    say(f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
-          f"({', '.join(scheme.name for scheme in schemes)}; about "
-          f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})")
+    say(
+        f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
+        f"({', '.join(scheme.name for scheme in schemes)}; about "
+        f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})"
+    )
     start = time.perf_counter()
-    result = run_study(seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=args.schemes,
-                       progress=args.progress and not args.quiet, jit_compile=args.jit)
+    result = run_study(
+        seed=seed,
+        n_seeds=n_seeds,
+        epochs=epochs,
+        schemes=args.schemes,
+        progress=args.progress and not args.quiet,
+        jit_compile=args.jit,
+    )
     trained = time.perf_counter() - start
     write_results(result, out)
     say()
     say(report.table(result))
     say(report.TABLE_KEY)
-    say(f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
-          f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}")
+    say(
+        f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
+        f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}"
+    )
     return 0
 
 
@@ -119,7 +155,11 @@ def write_results(result, out):
     output.write_atomic(out / "results.csv", report.to_csv(result))
     output.write_atomic(out / "results.json", report.to_json(result))
     buffer = io.BytesIO()
-    np.savez(buffer, costs=result.costs,
-             schemes=np.array([scheme.name for scheme in result.schemes]),
-             train_accuracy=result.train_accuracy, test_accuracy=result.test_accuracy)
+    np.savez(
+        buffer,
+        costs=result.costs,
+        schemes=np.array([scheme.name for scheme in result.schemes]),
+        train_accuracy=result.train_accuracy,
+        test_accuracy=result.test_accuracy,
+    )
     output.write_atomic(out / HISTORIES, buffer.getvalue())

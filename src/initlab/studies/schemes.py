@@ -98,8 +98,9 @@ class Scheme:
     @property
     def canonical(self):
         """The registry's name for the scheme, with `:value` if set: he_normal, random_normal:10."""
-        name = self.name if self.name in DATA_DEPENDENT else initializers.Initializer(
-            self.name).method
+        name = (
+            self.name if self.name in DATA_DEPENDENT else initializers.Initializer(self.name).method
+        )
         return name if self.value is None else f"{name}:{self.value:g}"
 
     @property
@@ -157,8 +158,9 @@ def default_schemes():
 def parse_scheme(text):
     """Parse one `name` or `name:value`; raise ValueError naming the scheme if it is unknown."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"a scheme must be a name such as 'he' or 'random_normal:0.01', got "
-                         f"{text!r}")
+        raise ValueError(
+            f"a scheme must be a name such as 'he' or 'random_normal:0.01', got {text!r}"
+        )
     label = text.strip()
     name, _, value_text = SPELLINGS.get(label, label).partition(":")
     name = name.strip()
@@ -167,11 +169,14 @@ def parse_scheme(text):
         try:
             value = float(value_text)
         except ValueError:
-            raise ValueError(f"scheme {label!r}: the value after ':' must be a number, got "
-                             f"{value_text!r}") from None
+            raise ValueError(
+                f"scheme {label!r}: the value after ':' must be a number, got {value_text!r}"
+            ) from None
         if not np.isfinite(value) or value < 0:
-            raise ValueError(f"scheme {label!r}: the value after ':' must be a finite number "
-                             f">= 0, got {value_text!r}")
+            raise ValueError(
+                f"scheme {label!r}: the value after ':' must be a finite number "
+                f">= 0, got {value_text!r}"
+            )
     if name.lower() in DATA_DEPENDENT:
         name = name.lower()
         if value is not None:
@@ -185,8 +190,10 @@ def parse_scheme(text):
         return Scheme(label=label, name=name)
     parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
     if parameter is None:
-        raise ValueError(f"scheme {label!r}: {name} has neither a scale nor a gain for the value "
-                         f"after ':' to set; write {name!r} alone")
+        raise ValueError(
+            f"scheme {label!r}: {name} has neither a scale nor a gain for the value "
+            f"after ':' to set; write {name!r} alone"
+        )
     scheme = Scheme(label=label, name=name, value=value, parameter=parameter)
     scheme.initializer()  # the scheme's own checks, e.g. of its parameters' ranges
     return scheme
@@ -195,9 +202,11 @@ def parse_scheme(text):
 def parse_schemes(text):
     """Parse a list of schemes, a string or strings separated by commas or spaces; no repeats."""
     if not isinstance(text, str) and not (
-            isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text)):
-        raise ValueError(f"schemes must be a string of names separated by commas or spaces, got "
-                         f"{text!r}")
+        isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text)
+    ):
+        raise ValueError(
+            f"schemes must be a string of names separated by commas or spaces, got {text!r}"
+        )
     schemes = [parse_scheme(part) for part in split_list(text)]
     if not schemes:
         raise ValueError(f"schemes must name at least one scheme, got {text!r}")
@@ -217,8 +226,13 @@ def accepted_names():
 def _unknown_scheme(name):
     # Suggest among every accepted spelling (kaiming_normal_, ...) but list the canonical names
     # only: `initlab inits` lists the rest.
-    return unknown_name("scheme", name, available_schemes(), candidates=accepted_names(),
-                        hint=" (`initlab inits` lists their Keras and PyTorch names too)")
+    return unknown_name(
+        "scheme",
+        name,
+        available_schemes(),
+        candidates=accepted_names(),
+        hint=" (`initlab inits` lists their Keras and PyTorch names too)",
+    )
 
 
 def readable_label(scheme):
@@ -241,16 +255,21 @@ def readable_label(scheme):
     return f"{words}, {scheme.parameter} {scheme.value:g}"
 
 
-def deep_mlp(scheme, depth, width, n_inputs, n_outputs, activation="relu", seed=0, X=None,
-             dtype="float64"):
+def deep_mlp(
+    scheme, depth, width, n_inputs, n_outputs, activation="relu", seed=0, X=None, dtype="float64"
+):
     """A softmax classifier with `depth` hidden Dense layers of `width` units, all drawn by scheme.
 
     Every layer, the output layer included, uses the scheme, as in Glorot & Bengio's and He et
     al.'s experiments. The model is compiled (categorical cross-entropy, plain SGD) and built;
     a data-dependent scheme (LSUV) is then applied to the batch X (n_inputs, m), which it needs.
     """
-    for name, value in (("depth", depth), ("width", width), ("n_inputs", n_inputs),
-                        ("n_outputs", n_outputs)):
+    for name, value in (
+        ("depth", depth),
+        ("width", width),
+        ("n_inputs", n_inputs),
+        ("n_outputs", n_outputs),
+    ):
         check_int(name, value, minimum=1)
     if scheme.name in DATA_DEPENDENT and X is None:
         raise ValueError(f"scheme {scheme.label!r} is data-dependent: pass a batch X")

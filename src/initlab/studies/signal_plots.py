@@ -70,28 +70,40 @@ def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(STD_PANELS), figsize=(5 * len(STD_PANELS), 4),
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(STD_PANELS), figsize=(5 * len(STD_PANELS), 4), constrained_layout=True
+    )
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
         for k, (scheme, records) in enumerate(records_by_scheme.items()):
             layers = [record.layer for record in records]
             # A marker and line style per scheme: schemes that keep the scale coincide.
-            line, = ax.plot(layers, _positive([getattr(r, field) for r in records]),
-                            marker=MARKERS[k % len(MARKERS)],
-                            linestyle=LINESTYLES[k % len(LINESTYLES)],
-                            markersize=4, markerfacecolor="none", label=scheme)
+            (line,) = ax.plot(
+                layers,
+                _positive([getattr(r, field) for r in records]),
+                marker=MARKERS[k % len(MARKERS)],
+                linestyle=LINESTYLES[k % len(LINESTYLES)],
+                markersize=4,
+                markerfacecolor="none",
+                label=scheme,
+            )
             if predicted and field == "activation_std" and scheme in predicted:
                 # The mean-field theory's prediction, dotted in the scheme's colour.
-                ax.plot(layers, _positive(predicted[scheme][:len(layers)]), linestyle=":",
-                        color=line.get_color(), linewidth=1.5)
+                ax.plot(
+                    layers,
+                    _positive(predicted[scheme][: len(layers)]),
+                    linestyle=":",
+                    color=line.get_color(),
+                    linewidth=1.5,
+                )
         ax.set_yscale("log")
         plain_log_ticks(ax)
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(fontsize=8, title="dashed: mean-field theory" if predicted else None,
-                   title_fontsize=7)
+    axes[0].legend(
+        fontsize=8, title="dashed: mean-field theory" if predicted else None, title_fontsize=7
+    )
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -110,8 +122,13 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
     n = len(records_by_scheme)
     columns = min(n, GRID_COLUMNS)
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.5),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(4.2 * columns, 3.4 * rows + 0.5),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)  # the last row's empty places
     for ax, (scheme, records) in zip(axes.ravel(), records_by_scheme.items()):
@@ -119,9 +136,14 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(epochs)))
         for epoch, color in zip(epochs, colors, strict=True):
             chosen = [r for r in records if r.epoch == epoch]
-            ax.plot([r.layer for r in chosen], _positive([getattr(r, field) for r in chosen]),
-                    color=color, marker="o", markersize=3,
-                    label="init" if epoch is None else f"epoch {epoch}")
+            ax.plot(
+                [r.layer for r in chosen],
+                _positive([getattr(r, field) for r in chosen]),
+                color=color,
+                marker="o",
+                markersize=3,
+                label="init" if epoch is None else f"epoch {epoch}",
+            )
         ax.set_yscale("log")
         plain_log_ticks(ax)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -160,8 +182,13 @@ def plot_histograms(signals_by_scheme, path, activation="", at_most=5, bins=60, 
     """
     plt = _pyplot()
     n = len(signals_by_scheme)
-    fig, axes = plt.subplots(n, len(HISTOGRAM_PANELS), figsize=(11, 2.6 * n + 0.6),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        n,
+        len(HISTOGRAM_PANELS),
+        figsize=(11, 2.6 * n + 0.6),
+        squeeze=False,
+        constrained_layout=True,
+    )
     # Units in a dead region (the activation's own fact) output exact zeros for relu.
     rectifier = bool(activation) and activations.get(activation).dead is not None
     for row, (scheme, signals) in zip(axes, signals_by_scheme.items(), strict=True):
@@ -217,8 +244,9 @@ def _draw_histograms(ax, values_by_layer, bins):
     if drawn:
         ax.legend(fontsize=6)
     else:
-        ax.text(0.5, 0.5, "no non-zero finite values", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no non-zero finite values", ha="center", va="center", transform=ax.transAxes
+        )
 
 
 DEEP_PANELS = (
@@ -262,27 +290,39 @@ def plot_deep(rows, path, title="", chance=None):
     activations = list(dict.fromkeys(row["activation"] for row in rows))
     schemes = list(dict.fromkeys(row["scheme"] for row in rows))
     colors = plt.cm.tab10(np.arange(len(schemes)) % 10)
-    fig, axes = plt.subplots(len(DEEP_PANELS), len(activations),
-                             figsize=(5.5 * len(activations), 3.3 * len(DEEP_PANELS) + 0.9),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(DEEP_PANELS),
+        len(activations),
+        figsize=(5.5 * len(activations), 3.3 * len(DEEP_PANELS) + 0.9),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for column, activation in enumerate(activations):
         for k, scheme in enumerate(schemes):
-            chosen = sorted((r for r in rows if r["activation"] == activation
-                             and r["scheme"] == scheme), key=lambda r: r["depth"])
+            chosen = sorted(
+                (r for r in rows if r["activation"] == activation and r["scheme"] == scheme),
+                key=lambda r: r["depth"],
+            )
             if not chosen:
                 continue
             depths = [r["depth"] for r in chosen]
-            style = {"color": colors[k], "marker": MARKERS[k % len(MARKERS)],
-                     "linestyle": LINESTYLES[k % len(LINESTYLES)], "markersize": 5,
-                     "markerfacecolor": "none", "label": scheme}
+            style = {
+                "color": colors[k],
+                "marker": MARKERS[k % len(MARKERS)],
+                "linestyle": LINESTYLES[k % len(LINESTYLES)],
+                "markersize": 5,
+                "markerfacecolor": "none",
+                "label": scheme,
+            }
             for row, (key, _, log) in enumerate(DEEP_PANELS):
                 values = [r.get(key) for r in chosen]
                 axes[row][column].plot(depths, _positive(values) if log else values, **style)
         axes[0][column].set_title(activation)
         axes[0][column].set_ylim(0, 100)
         if chance is not None:
-            axes[0][column].axhline(chance, color="grey", linewidth=1, linestyle=":",
-                                    label=f"chance ({chance:g}%)")
+            axes[0][column].axhline(
+                chance, color="grey", linewidth=1, linestyle=":", label=f"chance ({chance:g}%)"
+            )
         all_depths = sorted({r["depth"] for r in rows})
         for row, (_, label, log) in enumerate(DEEP_PANELS):
             ax = axes[row][column]
@@ -296,8 +336,7 @@ def plot_deep(rows, path, title="", chance=None):
                 ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
                 plain_log_ticks(ax)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5),
-               fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -320,23 +359,36 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
     biases = np.array(sorted({row["bias_variance"] for row in phase_rows}))
     grids = {key: np.full((biases.size, weights.size), np.nan) for key in ("q_star", "xi_c")}
     for row in phase_rows:
-        i, j = np.searchsorted(biases, row["bias_variance"]), np.searchsorted(
-            weights, row["weight_variance"])
+        i, j = (
+            np.searchsorted(biases, row["bias_variance"]),
+            np.searchsorted(weights, row["weight_variance"]),
+        )
         for key in grids:
             grids[key][i, j] = np.nan if row[key] is None else row[key]
-    q_star = np.where(np.isfinite(grids["q_star"]) & (grids["q_star"] > 0), grids["q_star"],
-                      np.nan)
+    q_star = np.where(np.isfinite(grids["q_star"]) & (grids["q_star"] > 0), grids["q_star"], np.nan)
     # ξ_c = ∞ (on the edge) is drawn at the cap; nan (not computed: q* beyond the two-variable
     # quadrature's range) is left out, so the grey background shows.
     xi_c = np.clip(grids["xi_c"], 1e-1, 1e3)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True)
-    panels = ((q_star, "q* (fixed point of the pre-activations' second moment); white: 0 or ∞",
-               "viridis"),
-              (xi_c, "ξ_c (depth over which correlations are kept), capped at 1000; grey: "
-               "not computed (q* > 100)", "magma"))
-    edge = [(row["critical_weight_variance"], row["bias_variance"]) for row in edge_rows
-            if row["critical_weight_variance"] is not None
-            and np.isfinite(row["critical_weight_variance"])]
+    panels = (
+        (
+            q_star,
+            "q* (fixed point of the pre-activations' second moment); white: 0 or ∞",
+            "viridis",
+        ),
+        (
+            xi_c,
+            "ξ_c (depth over which correlations are kept), capped at 1000; grey: "
+            "not computed (q* > 100)",
+            "magma",
+        ),
+    )
+    edge = [
+        (row["critical_weight_variance"], row["bias_variance"])
+        for row in edge_rows
+        if row["critical_weight_variance"] is not None
+        and np.isfinite(row["critical_weight_variance"])
+    ]
     left = weights[0]
     for ax, (values, label, cmap) in zip(axes, panels, strict=True):
         finite = values[np.isfinite(values)]
@@ -345,18 +397,34 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
         mesh = ax.pcolormesh(weights, biases, values, shading="nearest", cmap=cmap, norm=norm)
         fig.colorbar(mesh, ax=ax, label=label.split(" (")[0])
         if edge:
-            ax.plot(*zip(*sorted(edge, key=lambda p: p[1]), strict=True), color="cyan",
-                    linewidth=2, label="edge of chaos (χ1 = 1)")
+            ax.plot(
+                *zip(*sorted(edge, key=lambda p: p[1]), strict=True),
+                color="cyan",
+                linewidth=2,
+                label="edge of chaos (χ1 = 1)",
+            )
         for number, row in enumerate(scheme_rows):
             x = max(row["weight_variance"], left)
-            ax.plot(x, row["bias_variance"], marker="o", color="white", markeredgecolor="k",
-                    linestyle="none", clip_on=False)
+            ax.plot(
+                x,
+                row["bias_variance"],
+                marker="o",
+                color="white",
+                markeredgecolor="k",
+                linestyle="none",
+                clip_on=False,
+            )
             name = row["scheme"] + (" (σ_w² = 0)" if row["weight_variance"] < left else "")
-            ax.annotate(name, (x, row["bias_variance"]), textcoords="offset points",
-                        xytext=(4, 8 + 10 * (number % 3)), fontsize=7, color="white",
-                        ha="left" if number < 2 else "center",
-                        bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.4,
-                              "linewidth": 0})
+            ax.annotate(
+                name,
+                (x, row["bias_variance"]),
+                textcoords="offset points",
+                xytext=(4, 8 + 10 * (number % 3)),
+                fontsize=7,
+                color="white",
+                ha="left" if number < 2 else "center",
+                bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.4, "linewidth": 0},
+            )
         for _, wv, bv in points:
             ax.plot(wv, bv, marker="x", color="red", markersize=7, linestyle="none")
         ax.set_xscale("log")
@@ -393,8 +461,13 @@ def plot_propagation(rows, path, title=""):
             if key == "q":
                 theory_values, measured = _positive(theory_values), _positive(measured)
                 low, high = _positive(low), _positive(high)
-            ax.plot(layers, theory_values, color=color, linewidth=1.5,
-                    label=point if key == "q" else None)
+            ax.plot(
+                layers,
+                theory_values,
+                color=color,
+                linewidth=1.5,
+                label=point if key == "q" else None,
+            )
             ax.plot(layers, measured, color=color, marker="o", markersize=3, linestyle="none")
             ax.fill_between(layers, low, high, color=color, alpha=0.15, linewidth=0)
     axes[0].set_yscale("log")

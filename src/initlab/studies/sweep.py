@@ -27,25 +27,45 @@ from initlab.sweeps.trainer import CHECKPOINT_SECONDS
 def add_arguments(parser):
     parser.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep's TOML file")
     parser.add_argument("--out", metavar="DIR", help="directory of the store and the report")
-    parser.add_argument("--report", metavar="DIR",
-                        help="write the report of the sweep stored in DIR, and train nothing")
-    parser.add_argument("--backend", default="local", choices=engines.BACKENDS,
-                        help="serial: this process; local: a process per core (default); "
-                             "dask: a Dask cluster")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="with --backend dask: an existing scheduler, tcp://host:port "
-                             "(without it a LocalCluster starts)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes for local and a new LocalCluster "
-                             "(default: this machine's cores)")
-    parser.add_argument("--force", action="store_true",
-                        help="run a spec whose settings changed from the stored one's (the "
-                             "stored runs are kept)")
-    parser.add_argument("--checkpoint-seconds", type=float, default=CHECKPOINT_SECONDS,
-                        metavar="S", help=f"save a long run's weights and optimizer state every "
-                                          f"S seconds (default {CHECKPOINT_SECONDS:g})")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="do not show the progress bar")
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write the report of the sweep stored in DIR, and train nothing",
+    )
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=engines.BACKENDS,
+        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: an existing scheduler, tcp://host:port "
+        "(without it a LocalCluster starts)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes for local and a new LocalCluster (default: this machine's cores)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run a spec whose settings changed from the stored one's (the stored runs are kept)",
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=CHECKPOINT_SECONDS,
+        metavar="S",
+        help=f"save a long run's weights and optimizer state every "
+        f"S seconds (default {CHECKPOINT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
+    )
 
 
 def run(args):
@@ -62,26 +82,39 @@ def run(args):
     spec = load_spec(args.spec)
     started = time.perf_counter()
     try:
-        status = run_sweep(spec, args.out, backend=args.backend, scheduler=args.scheduler,
-                           workers=args.workers, force=args.force, progress=args.progress,
-                           checkpoint_seconds=args.checkpoint_seconds)
+        status = run_sweep(
+            spec,
+            args.out,
+            backend=args.backend,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            force=args.force,
+            progress=args.progress,
+            checkpoint_seconds=args.checkpoint_seconds,
+        )
     except SweepInterrupted as stop:
-        again = " ".join(shlex.quote(a) for a in ["initlab", "sweep", args.spec, "--out",
-                                                  args.out])
-        print(f"\ninitlab sweep: interrupted; {stop.kept} of {stop.total} runs are kept in "
-              f"{os.path.join(args.out, STORE_NAME)}. Resume with: {again}", file=sys.stderr)
+        again = " ".join(shlex.quote(a) for a in ["initlab", "sweep", args.spec, "--out", args.out])
+        print(
+            f"\ninitlab sweep: interrupted; {stop.kept} of {stop.total} runs are kept in "
+            f"{os.path.join(args.out, STORE_NAME)}. Resume with: {again}",
+            file=sys.stderr,
+        )
         return 130
     elapsed = time.perf_counter() - started
     try:
         paths = sweep_report.write_report(args.out)
     except KeyboardInterrupt:
-        print(f"\ninitlab sweep: interrupted while writing the report; all {status.total} runs "
-              f"are stored. Write it with: initlab sweep --report {shlex.quote(args.out)}",
-              file=sys.stderr)
+        print(
+            f"\ninitlab sweep: interrupted while writing the report; all {status.total} runs "
+            f"are stored. Write it with: initlab sweep --report {shlex.quote(args.out)}",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{status.trained} runs trained in {elapsed:.1f} s ({status.stored_before} were "
-          f"stored already, {status.total} in all); wrote "
-          f"{', '.join(os.path.basename(p) for p in paths)} to {args.out}")
+    print(
+        f"{status.trained} runs trained in {elapsed:.1f} s ({status.stored_before} were "
+        f"stored already, {status.total} in all); wrote "
+        f"{', '.join(os.path.basename(p) for p in paths)} to {args.out}"
+    )
     with open(paths[0]) as handle:
         print(handle.read(), end="")
     return 0

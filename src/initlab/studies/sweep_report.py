@@ -69,9 +69,15 @@ def summary_rows(spec, groups):
         row["seeds"] = len(found)
         for measure, short in MEASURES:
             summary = report.summarize([run[measure] for run in found])
-            row.update({f"{short}_mean": summary["mean"], f"{short}_ci_low": summary["ci_low"],
-                        f"{short}_ci_high": summary["ci_high"], f"{short}_min": summary["min"],
-                        f"{short}_max": summary["max"]})
+            row.update(
+                {
+                    f"{short}_mean": summary["mean"],
+                    f"{short}_ci_low": summary["ci_low"],
+                    f"{short}_ci_high": summary["ci_high"],
+                    f"{short}_min": summary["min"],
+                    f"{short}_max": summary["max"],
+                }
+            )
         rows.append(row)
     return rows
 
@@ -79,16 +85,26 @@ def summary_rows(spec, groups):
 def _interval(row, short, digits):
     if row[f"{short}_ci_low"] is None:
         return f"{row[f'{short}_mean']:.{digits}f} (1 seed)"
-    return (f"{row[f'{short}_mean']:.{digits}f} [{row[f'{short}_ci_low']:.{digits}f}, "
-            f"{row[f'{short}_ci_high']:.{digits}f}] ({row[f'{short}_min']:.{digits}f}–"
-            f"{row[f'{short}_max']:.{digits}f})")
+    return (
+        f"{row[f'{short}_mean']:.{digits}f} [{row[f'{short}_ci_low']:.{digits}f}, "
+        f"{row[f'{short}_ci_high']:.{digits}f}] ({row[f'{short}_min']:.{digits}f}–"
+        f"{row[f'{short}_max']:.{digits}f})"
+    )
 
 
 def markdown_columns(spec):
-    return ([(key, key, "s") for key in spec.axes] + [("seeds", "seeds", "d")]
-            + [(f"{short}_cell", title, "s") for short, title in
-               (("train", "train accuracy %"), ("test", "test accuracy %"),
-                ("loss", "final loss"))])
+    return (
+        [(key, key, "s") for key in spec.axes]
+        + [("seeds", "seeds", "d")]
+        + [
+            (f"{short}_cell", title, "s")
+            for short, title in (
+                ("train", "train accuracy %"),
+                ("test", "test accuracy %"),
+                ("loss", "final loss"),
+            )
+        ]
+    )
 
 
 def cost_figure(spec, groups, costs):
@@ -117,12 +133,30 @@ def accuracy_figure(spec, rows):
     positions = np.arange(len(rows))
     for short, marker in (("test", "o"), ("train", "s")):
         means = np.array([row[f"{short}_mean"] for row in rows])
-        low = np.array([row[f"{short}_ci_low"] if row[f"{short}_ci_low"] is not None
-                        else row[f"{short}_mean"] for row in rows])
-        high = np.array([row[f"{short}_ci_high"] if row[f"{short}_ci_high"] is not None
-                         else row[f"{short}_mean"] for row in rows])
-        axes.errorbar(positions, means, yerr=[means - low, high - means], marker=marker,
-                      capsize=3, label=f"{short} accuracy (95% interval)")
+        low = np.array(
+            [
+                row[f"{short}_ci_low"]
+                if row[f"{short}_ci_low"] is not None
+                else row[f"{short}_mean"]
+                for row in rows
+            ]
+        )
+        high = np.array(
+            [
+                row[f"{short}_ci_high"]
+                if row[f"{short}_ci_high"] is not None
+                else row[f"{short}_mean"]
+                for row in rows
+            ]
+        )
+        axes.errorbar(
+            positions,
+            means,
+            yerr=[means - low, high - means],
+            marker=marker,
+            capsize=3,
+            label=f"{short} accuracy (95% interval)",
+        )
     axes.set_xticks(positions, [row[key] for row in rows])
     axes.set_xlabel(key)
     axes.set_ylabel("accuracy %, mean over seeds")
@@ -144,12 +178,14 @@ def heatmap_figure(spec, rows, fixed=None):
             grid[labels_1.index(row[first]), labels_2.index(row[second])] = row["test_mean"]
     figure = _figure(1.2 * len(labels_2) + 3, 0.6 * len(labels_1) + 2.2)
     axes = figure.add_subplot()
-    image = axes.imshow(grid, cmap="viridis", vmin=np.nanmin(grid) if np.isfinite(grid).any()
-                        else 0, aspect="auto")
+    image = axes.imshow(
+        grid, cmap="viridis", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0, aspect="auto"
+    )
     for (i, j), value in np.ndenumerate(grid):
         if np.isfinite(value):
-            axes.text(j, i, f"{value:.1f}", ha="center", va="center", color="white",
-                      fontsize="small")
+            axes.text(
+                j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize="small"
+            )
     axes.set_xticks(range(len(labels_2)), labels_2)
     axes.set_yticks(range(len(labels_1)), labels_1)
     axes.set_xlabel(second)
@@ -172,8 +208,10 @@ def axis_figures(spec, rows):
     if len(spec.axes) > 2:
         others = list(spec.axes)[2:]
         combos = itertools.product(*[[axis_label(k, v) for v in spec.axes[k]] for k in others])
-        return {f"heatmap-{i}.png": heatmap_figure(spec, rows, dict(zip(others, combo)))
-                for i, combo in enumerate(itertools.islice(combos, MAX_HEATMAPS), start=1)}
+        return {
+            f"heatmap-{i}.png": heatmap_figure(spec, rows, dict(zip(others, combo)))
+            for i, combo in enumerate(itertools.islice(combos, MAX_HEATMAPS), start=1)
+        }
     return {}
 
 
@@ -185,20 +223,29 @@ def write_report(out):
         raise ValueError(f"--report {out!r}: no run of its sweep is stored yet")
     rows = summary_rows(spec, groups)
     for row in rows:
-        row.update({f"{short}_cell": _interval(row, short, 4 if short == "loss" else 1)
-                    for _, short in MEASURES})
-    table_rows = [{key: value for key, value in row.items() if not key.endswith("_cell")}
-                  for row in rows]
+        row.update(
+            {
+                f"{short}_cell": _interval(row, short, 4 if short == "loss" else 1)
+                for _, short in MEASURES
+            }
+        )
+    table_rows = [
+        {key: value for key, value in row.items() if not key.endswith("_cell")} for row in rows
+    ]
     figures = {"costs.png": cost_figure(spec, groups, costs), **axis_figures(spec, table_rows)}
     names = ["summary.md", "summary.csv", "summary.json", *figures, "spec.json"]
     # Written beside out, then swapped in: the tables and figures always come from one report.
     with output.staged(out) as stage:
         output.write_table(table_rows, stage, "summary", markdown_columns(spec))
         # The markdown table shows each measure in one cell; the CSV and JSON keep every number.
-        output.write_atomic(os.path.join(stage, "summary.md"),
-                            output.markdown_table(rows, markdown_columns(spec)) + "\n")
+        output.write_atomic(
+            os.path.join(stage, "summary.md"),
+            output.markdown_table(rows, markdown_columns(spec)) + "\n",
+        )
         for name, figure in figures.items():
             output.save_figure(figure, os.path.join(stage, name), dpi=DPI)
-        output.write_atomic(os.path.join(stage, "spec.json"), json.dumps(
-            json.loads(spec.to_json()), indent=1) + "\n")
+        output.write_atomic(
+            os.path.join(stage, "spec.json"),
+            json.dumps(json.loads(spec.to_json()), indent=1) + "\n",
+        )
     return [os.path.join(out, name) for name in names]

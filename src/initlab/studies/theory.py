@@ -32,7 +32,8 @@ from initlab.tools import theory
 
 TABLES = ("phase", "edge", "schemes", "propagation", "gains")
 OUTPUTS = ("phase_diagram.png", "propagation.png", "config.json") + tuple(
-    f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv", "json"))
+    f"{stem}.{ext}" for stem in TABLES for ext in ("md", "csv", "json")
+)
 
 # The σ_w² of the edge that the propagation points take, for each --bias-variance.
 EDGE_MULTIPLES = (0.5, 1.0, 2.0)
@@ -85,29 +86,58 @@ GAIN_COLUMNS = [
 
 
 def add_arguments(parser):
-    parser.add_argument("--activation", default="tanh",
-                        help="any registered elementwise activation (default tanh)")
-    parser.add_argument("--bias-variance", default="0.05",
-                        help="comma-separated σ_b² values at which networks are measured, each "
-                             "at 0.5, 1 and 2 times its critical σ_w² (default 0.05)")
+    parser.add_argument(
+        "--activation", default="tanh", help="any registered elementwise activation (default tanh)"
+    )
+    parser.add_argument(
+        "--bias-variance",
+        default="0.05",
+        help="comma-separated σ_b² values at which networks are measured, each "
+        "at 0.5, 1 and 2 times its critical σ_w² (default 0.05)",
+    )
     parser.add_argument("--depth", type=int, default=30, help="layers (default 30)")
     parser.add_argument("--width", type=int, default=256, help="units per layer (default 256)")
-    parser.add_argument("--seeds", type=int, default=3, metavar="N",
-                        help="measured networks per point, seeds S .. S + N - 1 (default 3)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="the first seed of the measured networks (default 0)")
-    parser.add_argument("--pairs", type=int, default=32,
-                        help="pairs of inputs per network (default 32)")
-    parser.add_argument("--input-correlation", type=float, default=0.5,
-                        help="correlation c0 of each pair of inputs (default 0.5)")
-    parser.add_argument("--resolution", type=int, default=40,
-                        help="phase diagram cells along σ_w² (half as many along σ_b²; "
-                             "default 40)")
-    parser.add_argument("--max-bias-variance", type=float, default=0.5,
-                        help="top of the phase diagram's σ_b² axis (default 0.5)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="measured networks per point, seeds S .. S + N - 1 (default 3)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="the first seed of the measured networks (default 0)",
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=32, help="pairs of inputs per network (default 32)"
+    )
+    parser.add_argument(
+        "--input-correlation",
+        type=float,
+        default=0.5,
+        help="correlation c0 of each pair of inputs (default 0.5)",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=40,
+        help="phase diagram cells along σ_w² (half as many along σ_b²; default 40)",
+    )
+    parser.add_argument(
+        "--max-bias-variance",
+        type=float,
+        default=0.5,
+        help="top of the phase diagram's σ_b² axis (default 0.5)",
+    )
     parser.add_argument("--out", required=True, help="directory for figures and tables")
-    parser.add_argument("--force", action="store_true",
-                        help="replace result files already in --out (other files are left alone)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace result files already in --out (other files are left alone)",
+    )
 
 
 def elementwise_activations():
@@ -126,8 +156,9 @@ def check_arguments(args):
     first_seed = arguments.check_int("--seed", args.seed, minimum=0)
     seeds = list(range(first_seed, first_seed + n_seeds))
     arguments.check_int("--pairs", args.pairs, minimum=1)
-    c0 = arguments.check_number("--input-correlation", args.input_correlation, minimum=-1,
-                                strict=False)
+    c0 = arguments.check_number(
+        "--input-correlation", args.input_correlation, minimum=-1, strict=False
+    )
     if c0 > 1:
         raise ValueError(f"--input-correlation must be in [-1, 1], got {c0!r}")
     arguments.check_int("--resolution", args.resolution, minimum=4)
@@ -144,8 +175,9 @@ def number_list(option, text):
         try:
             value = float(part)
         except ValueError:
-            raise ValueError(f"{option} must be comma-separated numbers >= 0, got {text!r}") \
-                from None
+            raise ValueError(
+                f"{option} must be comma-separated numbers >= 0, got {text!r}"
+            ) from None
         values.append(arguments.check_number(option, value, minimum=0, strict=False))
     if not values:
         raise ValueError(f"{option} must list at least one number >= 0, got {text!r}")
@@ -156,8 +188,13 @@ def number_list(option, text):
 
 def named_schemes(width):
     """(label, σ_w²) of the named schemes, zero bias, for layers of `width` units (= fan_in)."""
-    return [("zeros", 0.0), ("N(0, 0.01²)", width * 1e-4), ("LeCun / Glorot", 1.0),
-            ("He", 2.0), ("randn x 10 (the post)", 100.0 * width)]
+    return [
+        ("zeros", 0.0),
+        ("N(0, 0.01²)", width * 1e-4),
+        ("LeCun / Glorot", 1.0),
+        ("He", 2.0),
+        ("randn x 10 (the post)", 100.0 * width),
+    ]
 
 
 def run(args):
@@ -174,40 +211,64 @@ def run(args):
     edge_rows = edge_table(activation, np.union1d(bias_grid, bias_variances))
     scheme_rows = scheme_table(activation, schemes)
     points = propagation_points(activation, bias_variances)
-    propagation_rows = propagation_table(activation, points, args.depth, args.width, seeds,
-                                         args.pairs, args.input_correlation)
+    propagation_rows = propagation_table(
+        activation, points, args.depth, args.width, seeds, args.pairs, args.input_correlation
+    )
     gain_rows = theory.gain_table()
     elapsed = time.perf_counter() - started
 
     title = f"{activation}: mean-field theory"
     phase_path = os.path.join(out_dir, "phase_diagram.png")
-    signal_plots.plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, phase_path,
-                                    title=f"{title}; schemes for layers of {args.width} units")
+    signal_plots.plot_phase_diagram(
+        phase_rows,
+        edge_rows,
+        scheme_rows,
+        points,
+        phase_path,
+        title=f"{title}; schemes for layers of {args.width} units",
+    )
     propagation_path = os.path.join(out_dir, "propagation.png")
     signal_plots.plot_propagation(
-        propagation_rows, propagation_path,
-        title=(f"{activation}: theory (lines) over {len(seeds)} seeds of width {args.width} "
-               f"(dots: mean, band: min-max), input correlation {args.input_correlation}"))
+        propagation_rows,
+        propagation_path,
+        title=(
+            f"{activation}: theory (lines) over {len(seeds)} seeds of width {args.width} "
+            f"(dots: mean, band: min-max), input correlation {args.input_correlation}"
+        ),
+    )
     written = [phase_path, propagation_path]
-    for stem, rows, columns in (("phase", phase_rows, PHASE_COLUMNS),
-                                ("edge", edge_rows, EDGE_COLUMNS),
-                                ("schemes", scheme_rows, SCHEME_COLUMNS),
-                                ("propagation", propagation_rows, PROPAGATION_COLUMNS),
-                                ("gains", gain_rows, GAIN_COLUMNS)):
+    for stem, rows, columns in (
+        ("phase", phase_rows, PHASE_COLUMNS),
+        ("edge", edge_rows, EDGE_COLUMNS),
+        ("schemes", scheme_rows, SCHEME_COLUMNS),
+        ("propagation", propagation_rows, PROPAGATION_COLUMNS),
+        ("gains", gain_rows, GAIN_COLUMNS),
+    ):
         written += output.write_table(rows, out_dir, stem, columns)
     config = {key: value for key, value in vars(args).items() if key != "run"}
-    config.update(seeds=seeds, bias_variances=bias_variances,
-                  points=[{"label": label, "weight_variance": wv, "bias_variance": bv}
-                          for label, wv, bv in points],
-                  elapsed_seconds=round(elapsed, 1))
+    config.update(
+        seeds=seeds,
+        bias_variances=bias_variances,
+        points=[
+            {"label": label, "weight_variance": wv, "bias_variance": bv} for label, wv, bv in points
+        ],
+        elapsed_seconds=round(elapsed, 1),
+    )
     config_path = os.path.join(out_dir, "config.json")
     output.write_atomic(config_path, json.dumps(config, indent=1))
     written.append(config_path)
 
     print(f"{title}. Edge of chaos (χ1 = 1), σ_w² = fan_in · Var(W):\n")
-    print(output.markdown_table([row for row in edge_rows
-                                 if row["bias_variance"] in bias_variances or
-                                 row["bias_variance"] == 0], EDGE_COLUMNS))
+    print(
+        output.markdown_table(
+            [
+                row
+                for row in edge_rows
+                if row["bias_variance"] in bias_variances or row["bias_variance"] == 0
+            ],
+            EDGE_COLUMNS,
+        )
+    )
     print(f"\nNamed schemes, layers of {args.width} units, no bias:\n")
     print(output.markdown_table(scheme_rows, SCHEME_COLUMNS))
     print(f"\n{len(written)} files in {out_dir} ({elapsed:.1f} s)")
@@ -219,9 +280,14 @@ def phase_table(activation, weight_grid, bias_grid):
     weights, biases = np.meshgrid(weight_grid, bias_grid)
     parts = theory.phase_quantities(activation, weights, biases)
     keys = ("q_star", "chi1", "c_star", "xi_q", "xi_c")
-    return [{"weight_variance": float(weights[index]), "bias_variance": float(biases[index]),
-             **{key: float(parts[key][index]) for key in keys}}
-            for index in np.ndindex(weights.shape)]
+    return [
+        {
+            "weight_variance": float(weights[index]),
+            "bias_variance": float(biases[index]),
+            **{key: float(parts[key][index]) for key in keys},
+        }
+        for index in np.ndindex(weights.shape)
+    ]
 
 
 def edge_table(activation, bias_variances):
@@ -229,8 +295,13 @@ def edge_table(activation, bias_variances):
     critical = np.atleast_1d(theory.critical_weight_variance(activation, bias_variances))
     rows = []
     for bv, wv in zip(bias_variances, critical, strict=True):
-        row = {"bias_variance": float(bv), "critical_weight_variance": float(wv),
-               "critical_weight_std": float(np.sqrt(wv)), "q_star": None, "xi_q": None}
+        row = {
+            "bias_variance": float(bv),
+            "critical_weight_variance": float(wv),
+            "critical_weight_std": float(np.sqrt(wv)),
+            "q_star": None,
+            "xi_q": None,
+        }
         if np.isfinite(wv):
             row["q_star"] = theory.fixed_point(activation, wv, bv)
             row["xi_q"] = theory.depth_scales(activation, wv, bv)[0]
@@ -244,9 +315,17 @@ def scheme_table(activation, schemes):
     for label, wv in schemes:
         chi = theory.chi1(activation, wv, 0.0)
         phase = "ordered" if chi < 1 - 1e-9 else "chaotic" if chi > 1 + 1e-9 else "critical"
-        rows.append({"scheme": label, "weight_variance": wv, "bias_variance": 0.0,
-                     "q_star": theory.fixed_point(activation, wv, 0.0), "chi1": chi,
-                     "phase": phase, "xi_c": theory.depth_scales(activation, wv, 0.0)[1]})
+        rows.append(
+            {
+                "scheme": label,
+                "weight_variance": wv,
+                "bias_variance": 0.0,
+                "q_star": theory.fixed_point(activation, wv, 0.0),
+                "chi1": chi,
+                "phase": phase,
+                "xi_c": theory.depth_scales(activation, wv, 0.0)[1],
+            }
+        )
     return rows
 
 
@@ -271,18 +350,30 @@ def propagation_table(activation, points, depth, width, seeds, pairs, c0):
     for label, wv, bv in points:
         with np.errstate(all="ignore"):
             q_theory, c_theory = theory.propagate(activation, wv, bv, depth, q0=1.0, c0=c0)
-            q, c = theory.measure_propagation(activation, wv, bv, depth, width, seeds=seeds,
-                                              pairs=pairs, q0=1.0, c0=c0)
+            q, c = theory.measure_propagation(
+                activation, wv, bv, depth, width, seeds=seeds, pairs=pairs, q0=1.0, c0=c0
+            )
         for layer in range(depth):
             measured = float(q[:, layer].mean())
-            rows.append({
-                "point": label, "weight_variance": wv, "bias_variance": bv, "layer": layer + 1,
-                "q_theory": float(q_theory[layer]), "q_measured": measured,
-                "q_relative_error": (measured / q_theory[layer] - 1
-                                     if np.isfinite(q_theory[layer]) and q_theory[layer] > 0
-                                     else None),
-                "q_min": float(q[:, layer].min()), "q_max": float(q[:, layer].max()),
-                "c_theory": float(c_theory[layer]), "c_measured": float(c[:, layer].mean()),
-                "c_min": float(c[:, layer].min()), "c_max": float(c[:, layer].max()),
-            })
+            rows.append(
+                {
+                    "point": label,
+                    "weight_variance": wv,
+                    "bias_variance": bv,
+                    "layer": layer + 1,
+                    "q_theory": float(q_theory[layer]),
+                    "q_measured": measured,
+                    "q_relative_error": (
+                        measured / q_theory[layer] - 1
+                        if np.isfinite(q_theory[layer]) and q_theory[layer] > 0
+                        else None
+                    ),
+                    "q_min": float(q[:, layer].min()),
+                    "q_max": float(q[:, layer].max()),
+                    "c_theory": float(c_theory[layer]),
+                    "c_measured": float(c[:, layer].mean()),
+                    "c_min": float(c[:, layer].min()),
+                    "c_max": float(c[:, layer].max()),
+                }
+            )
     return rows

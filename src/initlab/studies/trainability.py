@@ -29,9 +29,18 @@ DEFAULT_WEIGHT_VARIANCES = (0.5, 1.0, 1.76, 3.0, 6.0)
 DEPTH_MULTIPLE = 6
 
 
-def trainability(activation="tanh", bias_variance=0.05, depths=DEFAULT_DEPTHS,
-                 weight_variances=DEFAULT_WEIGHT_VARIANCES, seeds=(0, 1), width=64, epochs=5,
-                 learning_rate=0.05, batch_size=32, data_seed=0):
+def trainability(
+    activation="tanh",
+    bias_variance=0.05,
+    depths=DEFAULT_DEPTHS,
+    weight_variances=DEFAULT_WEIGHT_VARIANCES,
+    seeds=(0, 1),
+    width=64,
+    epochs=5,
+    learning_rate=0.05,
+    batch_size=32,
+    data_seed=0,
+):
     """Train the grid depth x σ_w² x seed on digits; one row per network.
 
     Each row: activation, bias_variance, depth, weight_variance, seed, test_accuracy (percent),
@@ -54,29 +63,50 @@ def trainability(activation="tanh", bias_variance=0.05, depths=DEFAULT_DEPTHS,
     X_train, Y_train, X_test, Y_test = digits(seed=data_seed)
     rows = []
     for depth in depths:
-        cells = [(wv, xi, seed) for wv, xi in zip(weight_variances, xi_c, strict=True)
-                 for seed in seeds]
-        ensemble = Ensemble([_network(activation, wv, bias_variance, depth, width, seed,
-                                      X_train.shape[0], Y_train.shape[0])
-                             for wv, _, seed in cells])
+        cells = [
+            (wv, xi, seed) for wv, xi in zip(weight_variances, xi_c, strict=True) for seed in seeds
+        ]
+        ensemble = Ensemble(
+            [
+                _network(
+                    activation,
+                    wv,
+                    bias_variance,
+                    depth,
+                    width,
+                    seed,
+                    X_train.shape[0],
+                    Y_train.shape[0],
+                )
+                for wv, _, seed in cells
+            ]
+        )
         # Chaotic and far-ordered networks may overflow on purpose: their nan is a result.
         with np.errstate(all="ignore"):
-            history = ensemble.fit(X_train, Y_train, epochs=epochs, learning_rate=learning_rate,
-                                   batch_size=batch_size)
+            history = ensemble.fit(
+                X_train, Y_train, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size
+            )
             accuracy = ensemble.evaluate(X_test, Y_test)["accuracy"]
         for k, (wv, xi, seed) in enumerate(cells):
             predicted = DEPTH_MULTIPLE * float(xi)
-            rows.append({
-                "activation": activation, "bias_variance": bias_variance, "depth": depth,
-                "weight_variance": wv, "seed": seed, "test_accuracy": float(accuracy[k]),
-                "train_loss": float(history["loss"][-1, k]), "xi_c": float(xi),
-                "predicted_max_depth": predicted, "predicted_trainable": bool(depth <= predicted),
-            })
+            rows.append(
+                {
+                    "activation": activation,
+                    "bias_variance": bias_variance,
+                    "depth": depth,
+                    "weight_variance": wv,
+                    "seed": seed,
+                    "test_accuracy": float(accuracy[k]),
+                    "train_loss": float(history["loss"][-1, k]),
+                    "xi_c": float(xi),
+                    "predicted_max_depth": predicted,
+                    "predicted_trainable": bool(depth <= predicted),
+                }
+            )
     return rows
 
 
-def _network(activation, weight_variance, bias_variance, depth, width, seed, n_inputs,
-             n_outputs):
+def _network(activation, weight_variance, bias_variance, depth, width, seed, n_inputs, n_outputs):
     from initlab.blocks.initializers import Initializer
     from initlab.blocks.layers import Dense
     from initlab.engine.model import NeuralNetwork
@@ -84,11 +114,16 @@ def _network(activation, weight_variance, bias_variance, depth, width, seed, n_i
     model = NeuralNetwork(seed=seed)
     fan_in = n_inputs
     for units, layer_activation in [(width, activation)] * depth + [(n_outputs, "softmax")]:
-        model.add(Dense(units, activation=layer_activation,
-                        initializer=Initializer("random_normal",
-                                                stddev=math.sqrt(weight_variance / fan_in)),
-                        bias_initializer=Initializer("random_normal",
-                                                     stddev=math.sqrt(bias_variance))))
+        model.add(
+            Dense(
+                units,
+                activation=layer_activation,
+                initializer=Initializer(
+                    "random_normal", stddev=math.sqrt(weight_variance / fan_in)
+                ),
+                bias_initializer=Initializer("random_normal", stddev=math.sqrt(bias_variance)),
+            )
+        )
         fan_in = units
     model.compile(loss="categorical_crossentropy")
     return model

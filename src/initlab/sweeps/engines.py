@@ -47,12 +47,21 @@ def make_groups(runs, workers):
     groups = []
     for members in by_architecture.values():
         size = max(1, min(MAX_GROUP, math.ceil(len(members) / (2 * workers))))
-        groups += [members[i:i + size] for i in range(0, len(members), size)]
+        groups += [members[i : i + size] for i in range(0, len(members), size)]
     return groups
 
 
-def execute(groups, on_result, backend="local", scheduler=None, workers=None, checkpoints=None,
-            checkpoint_seconds=CHECKPOINT_SECONDS, work=None, arguments=None):
+def execute(
+    groups,
+    on_result,
+    backend="local",
+    scheduler=None,
+    workers=None,
+    checkpoints=None,
+    checkpoint_seconds=CHECKPOINT_SECONDS,
+    work=None,
+    arguments=None,
+):
     """Train every group; call on_result(run, result) here, in this process, for each run.
 
     backend : "serial", "local" or "dask"; scheduler : a Dask scheduler's address (dask only)
@@ -67,8 +76,9 @@ def execute(groups, on_result, backend="local", scheduler=None, workers=None, ch
         raise ValueError(f"--backend must be one of {list(BACKENDS)}, got {backend!r}")
     if scheduler is not None and backend != "dask":
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
-    workers = default_workers() if workers is None else checks.integer("--workers", workers,
-                                                                       minimum=1)
+    workers = (
+        default_workers() if workers is None else checks.integer("--workers", workers, minimum=1)
+    )
     if work is None:
         work, arguments = train_group, (checkpoints, checkpoint_seconds)
     arguments = tuple(arguments or ())
@@ -93,17 +103,21 @@ def _local(groups, on_result, workers, work, arguments):
     try:
         from joblib.externals.loky import get_reusable_executor
     except ImportError:
-        raise ValueError("--backend local needs joblib: pip install 'initlab[cluster]' (or use "
-                         "--backend serial)") from None
+        raise ValueError(
+            "--backend local needs joblib: pip install 'initlab[cluster]' (or use --backend serial)"
+        ) from None
 
     workers = min(workers, len(groups) or 1)
     # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of
     # threads rather than every worker starting one per core.
     threads = str(max(1, default_workers() // workers))
     executor = get_reusable_executor(
-        max_workers=workers, initializer=_ignore_interrupt,
-        env={name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                        "MKL_NUM_THREADS")})
+        max_workers=workers,
+        initializer=_ignore_interrupt,
+        env={
+            name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+    )
     pending = {executor.submit(work, group, *arguments): group for group in groups}
     try:
         while pending:
@@ -125,14 +139,20 @@ def _dask(groups, on_result, scheduler, workers, work, arguments):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ValueError("--backend dask needs dask.distributed: pip install "
-                         "'initlab[cluster]'") from None
+        raise ValueError(
+            "--backend dask needs dask.distributed: pip install 'initlab[cluster]'"
+        ) from None
     import logging
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         address = cluster.scheduler_address
     else:
         address = scheduler
@@ -141,8 +161,9 @@ def _dask(groups, on_result, scheduler, workers, work, arguments):
     except OSError as error:
         if cluster is not None:
             cluster.close()
-        raise ValueError(f"--scheduler {scheduler!r}: no Dask scheduler answers there "
-                         f"({error})") from None
+        raise ValueError(
+            f"--scheduler {scheduler!r}: no Dask scheduler answers there ({error})"
+        ) from None
     futures = {}
     try:
         for group in groups:

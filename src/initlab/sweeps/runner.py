@@ -70,26 +70,43 @@ def check_compatible(spec, store, force=False):
     raise ValueError(
         f"{store.path!r} holds {len(orphans)} runs that this spec does not contain: its settings "
         f"changed ({'; '.join(changes) or 'settings differ'}). Pass --force to run it anyway "
-        f"(the stored runs are kept), or choose another --out")
+        f"(the stored runs are kept), or choose another --out"
+    )
 
 
 def _changes(old, new):
     """What differs between two specs, as 'key: old -> new' phrases."""
+
     def values(spec):
-        return {**{key: [value] for key, value in spec.fixed.items()}, **spec.axes,
-                "sweep.seed": [spec.seed], "sweep.seeds": [spec.seeds]}
+        return {
+            **{key: [value] for key, value in spec.fixed.items()},
+            **spec.axes,
+            "sweep.seed": [spec.seed],
+            "sweep.seeds": [spec.seeds],
+        }
 
     before, after = values(old), values(new)
-    return [f"{key}: {_show(before.get(key))} -> {_show(after.get(key))}"
-            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    return [
+        f"{key}: {_show(before.get(key))} -> {_show(after.get(key))}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
 
 
 def _show(values):
     return repr(values[0]) if values and len(values) == 1 else repr(values)
 
 
-def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=False,
-              progress=True, checkpoint_seconds=CHECKPOINT_SECONDS):
+def run_sweep(
+    spec,
+    out,
+    backend="local",
+    scheduler=None,
+    workers=None,
+    force=False,
+    progress=True,
+    checkpoint_seconds=CHECKPOINT_SECONDS,
+):
     """Train the spec's runs that `out`'s store lacks and store each as it finishes.
 
     Returns a SweepStatus. Raises SweepInterrupted on Ctrl-C (the store keeps every run
@@ -111,6 +128,7 @@ def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=Fa
         checkpoints = os.path.join(os.path.dirname(store.path), CHECKPOINT_DIR)
         _clean_checkpoints(checkpoints, stored)
         with _progress_bar(progress, len(runs), status.stored_before) as bar:
+
             def on_result(run, result):
                 if store.add(run, result):
                     status.trained += 1
@@ -119,8 +137,15 @@ def run_sweep(spec, out, backend="local", scheduler=None, workers=None, force=Fa
                     os.remove(path)
 
             try:
-                engines.execute(engines.make_groups(missing, workers), on_result, backend,
-                                scheduler, workers, checkpoints, checkpoint_seconds)
+                engines.execute(
+                    engines.make_groups(missing, workers),
+                    on_result,
+                    backend,
+                    scheduler,
+                    workers,
+                    checkpoints,
+                    checkpoint_seconds,
+                )
             except KeyboardInterrupt:
                 # Counted from the store: Ctrl-C may land between a commit and the count.
                 kept = len(store.keys() & {run.key for run in runs})

@@ -65,8 +65,9 @@ def _dataset(key, value):
 
 def _hidden(key, value):
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{key} must be a non-empty list of layer widths such as [12, 6], "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{key} must be a non-empty list of layer widths such as [12, 6], got {value!r}"
+        )
     return [checks.integer(f"{key}[{i}]", width, minimum=1) for i, width in enumerate(value)]
 
 
@@ -94,7 +95,7 @@ def _output_scheme(key, value):
 @dataclass(frozen=True)
 class Setting:
     default: object
-    check: object        # (dotted key, value) -> the clean value, or ValueError
+    check: object  # (dotted key, value) -> the clean value, or ValueError
     help: str
 
 
@@ -102,18 +103,23 @@ SETTINGS = {
     "data.name": Setting("moons", _dataset, f"one of {', '.join(DATASETS)}"),
     "data.train": Setting(400, lambda k, v: checks.integer(k, v, minimum=2), "training samples"),
     "data.test": Setting(100, lambda k, v: checks.integer(k, v, minimum=1), "test samples"),
-    "data.noise": Setting(0.2, lambda k, v: checks.number(k, v, minimum=0),
-                          "noise (moons, circles, spirals, xor, gaussians)"),
+    "data.noise": Setting(
+        0.2,
+        lambda k, v: checks.number(k, v, minimum=0),
+        "noise (moons, circles, spirals, xor, gaussians)",
+    ),
     "model.hidden": Setting([12, 6], _hidden, "hidden layer widths"),
     "model.activation": Setting("relu", _activation, "hidden activation"),
     "model.scheme": Setting("he", _scheme, "the hidden layers' initialisation"),
-    "model.output_scheme": Setting("random_normal", _output_scheme,
-                                   "the output layer's initialisation, or 'same'"),
+    "model.output_scheme": Setting(
+        "random_normal", _output_scheme, "the output layer's initialisation, or 'same'"
+    ),
     "train.epochs": Setting(15000, lambda k, v: checks.integer(k, v, minimum=1), "epochs"),
     "train.learning_rate": Setting(0.01, lambda k, v: checks.positive(k, v), "learning rate"),
     "train.optimizer": Setting("sgd", _optimizer, "sgd, momentum or adam"),
-    "train.batch_size": Setting(0, lambda k, v: checks.integer(k, v, minimum=0),
-                                "minibatch size; 0 for full batch"),
+    "train.batch_size": Setting(
+        0, lambda k, v: checks.integer(k, v, minimum=0), "minibatch size; 0 for full batch"
+    ),
 }
 SECTIONS = ("data", "model", "train", "sweep")
 SWEEP_KEYS = ("seeds", "seed", "scheme")
@@ -123,8 +129,8 @@ SWEEP_KEYS = ("seeds", "seed", "scheme")
 class Spec:
     """A checked spec: the fixed settings, the axes in order, the number of runs and root seed."""
 
-    fixed: dict          # dotted key -> value, for every setting that is not an axis
-    axes: dict           # dotted key -> list of values, in the order the spec gives them
+    fixed: dict  # dotted key -> value, for every setting that is not an axis
+    axes: dict  # dotted key -> list of values, in the order the spec gives them
     seeds: int
     seed: int
 
@@ -135,8 +141,9 @@ class Spec:
 
     def to_json(self):
         # Not sorted: the axes keep their order, which is the order of tables and figures.
-        return json.dumps({"fixed": self.fixed, "axes": self.axes, "seeds": self.seeds,
-                           "seed": self.seed})
+        return json.dumps(
+            {"fixed": self.fixed, "axes": self.axes, "seeds": self.seeds, "seed": self.seed}
+        )
 
     @classmethod
     def from_json(cls, text):
@@ -160,9 +167,16 @@ class Run:
         """What the runs trained together in one Ensemble must share (all but scheme, noise,
         test size and seeds)."""
         s = self.settings
-        return (s["data.name"], s["data.train"], tuple(s["model.hidden"]),
-                s["model.activation"], s["train.optimizer"], s["train.epochs"],
-                s["train.learning_rate"], s["train.batch_size"])
+        return (
+            s["data.name"],
+            s["data.train"],
+            tuple(s["model.hidden"]),
+            s["model.activation"],
+            s["train.optimizer"],
+            s["train.epochs"],
+            s["train.learning_rate"],
+            s["train.batch_size"],
+        )
 
 
 def load_spec(path):
@@ -207,17 +221,22 @@ def parse_spec(text):
         if "model.scheme" in sweep:
             raise ValueError("sweep.scheme and sweep.'model.scheme' are the same axis; give one")
         # Renamed in place: the axes keep the order the spec gives them.
-        sweep = {("model.scheme" if key == "scheme" else key): value
-                 for key, value in sweep.items()}
+        sweep = {
+            ("model.scheme" if key == "scheme" else key): value for key, value in sweep.items()
+        }
     axes = {}
     for key, values in sweep.items():
         label = "sweep.scheme" if key == "model.scheme" else f"sweep.{key!r}"
         if key not in SETTINGS:
-            raise ValueError(f"unknown key {label}; [sweep] takes {list(SWEEP_KEYS)} and any "
-                             f"setting by its dotted name: {list(SETTINGS)}")
+            raise ValueError(
+                f"unknown key {label}; [sweep] takes {list(SWEEP_KEYS)} and any "
+                f"setting by its dotted name: {list(SETTINGS)}"
+            )
         if key in fixed:
-            raise ValueError(f"{key!r} is both fixed ({fixed[key]!r}) and an axis in [sweep]; "
-                             f"give it in one place")
+            raise ValueError(
+                f"{key!r} is both fixed ({fixed[key]!r}) and an axis in [sweep]; "
+                f"give it in one place"
+            )
         if key == "model.scheme" and isinstance(values, str):
             values = [values]
         if not isinstance(values, list) or not values:
@@ -241,20 +260,25 @@ def _check_configuration(settings):
     if settings["data.name"] == "digits":
         for key, most in (("data.train", DIGITS_TRAIN), ("data.test", DIGITS_TEST)):
             if settings[key] > most:
-                raise ValueError(f"{key} must be at most {most} for digits (its split holds "
-                                 f"{DIGITS_TRAIN} training and {DIGITS_TEST} test samples), "
-                                 f"got {settings[key]}")
+                raise ValueError(
+                    f"{key} must be at most {most} for digits (its split holds "
+                    f"{DIGITS_TRAIN} training and {DIGITS_TEST} test samples), "
+                    f"got {settings[key]}"
+                )
     if settings["train.batch_size"] > settings["data.train"]:
-        raise ValueError(f"train.batch_size must be at most data.train "
-                         f"({settings['data.train']}), got {settings['train.batch_size']}")
+        raise ValueError(
+            f"train.batch_size must be at most data.train "
+            f"({settings['data.train']}), got {settings['train.batch_size']}"
+        )
 
 
 def parse_scheme(text, key="scheme"):
     """(initializer name, multiplier parameter or None, value or None) of `name` or
     `name:value`, as the study commands read schemes; ValueError naming `key` if unknown."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{key} must be a scheme such as 'he' or 'random_normal:0.01', "
-                         f"got {text!r}")
+        raise ValueError(
+            f"{key} must be a scheme such as 'he' or 'random_normal:0.01', got {text!r}"
+        )
     name, _, value_text = text.strip().partition(":")
     name = name.strip()
     value = None
@@ -264,8 +288,10 @@ def parse_scheme(text, key="scheme"):
         except ValueError:
             value = None
         if value is None or not np.isfinite(value) or value < 0:
-            raise ValueError(f"{key} {text!r}: the value after ':' must be a finite number "
-                             f">= 0, got {value_text!r}")
+            raise ValueError(
+                f"{key} {text!r}: the value after ':' must be a finite number "
+                f">= 0, got {value_text!r}"
+            )
     if name.lower() in DATA_DEPENDENT:
         if value is not None:
             raise ValueError(f"{key} {text!r}: {name} takes no value")
@@ -273,14 +299,16 @@ def parse_scheme(text, key="scheme"):
     try:
         plain = initializers.Initializer(name)
     except ValueError:
-        raise ValueError(f"{key} {text!r} is not a known scheme (`initlab inits` lists them), "
-                         f"nor lsuv") from None
+        raise ValueError(
+            f"{key} {text!r} is not a known scheme (`initlab inits` lists them), nor lsuv"
+        ) from None
     if value is None:
         return name, None, None
     parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
     if parameter is None:
-        raise ValueError(f"{key} {text!r}: {name} has neither a scale nor a gain for the value "
-                         f"after ':' to set")
+        raise ValueError(
+            f"{key} {text!r}: {name} has neither a scale nor a gain for the value after ':' to set"
+        )
     initializers.Initializer(name, **{parameter: value})  # its own range checks
     return name, parameter, value
 
@@ -305,8 +333,15 @@ def plan_runs(spec):
     seeds = []
     for child in children:
         train, test, weights = child.spawn(3)
-        seeds.append((int(train.generate_state(1, np.uint32)[0]),
-                      int(test.generate_state(1, np.uint32)[0]),
-                      int(weights.generate_state(1, np.uint64)[0])))
-    return [Run(run_key(settings, spec.seed, k), settings, k, spec.seed, *seeds[k])
-            for settings in spec.configurations() for k in range(spec.seeds)]
+        seeds.append(
+            (
+                int(train.generate_state(1, np.uint32)[0]),
+                int(test.generate_state(1, np.uint32)[0]),
+                int(weights.generate_state(1, np.uint64)[0]),
+            )
+        )
+    return [
+        Run(run_key(settings, spec.seed, k), settings, k, spec.seed, *seeds[k])
+        for settings in spec.configurations()
+        for k in range(spec.seeds)
+    ]

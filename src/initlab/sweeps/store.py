@@ -33,11 +33,22 @@ SETTING_COLUMNS = {key: key.replace(".", "_") for key in SETTINGS}
 RESULT_COLUMNS = ("train_accuracy", "test_accuracy", "final_loss", "seconds")
 ENVIRONMENT_COLUMNS = ("initlab", "python", "numpy", "blas", "cpu")
 SEED_COLUMNS = ("seed", "root_seed", "train_data_seed", "test_data_seed", "weights_seed")
-COLUMNS = (("key",) + tuple(SETTING_COLUMNS.values()) + SEED_COLUMNS + RESULT_COLUMNS
-           + ENVIRONMENT_COLUMNS + ("finished",))
-_TYPES = {"seed": "INTEGER", "root_seed": "INTEGER", "train_data_seed": "INTEGER",
-          "test_data_seed": "INTEGER", "weights_seed": "TEXT",  # a uint64 overflows INTEGER
-          **{name: "REAL" for name in RESULT_COLUMNS}}
+COLUMNS = (
+    ("key",)
+    + tuple(SETTING_COLUMNS.values())
+    + SEED_COLUMNS
+    + RESULT_COLUMNS
+    + ENVIRONMENT_COLUMNS
+    + ("finished",)
+)
+_TYPES = {
+    "seed": "INTEGER",
+    "root_seed": "INTEGER",
+    "train_data_seed": "INTEGER",
+    "test_data_seed": "INTEGER",
+    "weights_seed": "TEXT",  # a uint64 overflows INTEGER
+    **{name: "REAL" for name in RESULT_COLUMNS},
+}
 
 
 class Store:
@@ -51,13 +62,18 @@ class Store:
             columns = ", ".join(f"{name} {_TYPES.get(name, '')}".strip() for name in COLUMNS[1:])
             with self.connection:
                 self.connection.execute(
-                    f"CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, {columns})")
-                self.connection.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY "
-                                        "REFERENCES runs(key), epochs INTEGER, costs BLOB)")
+                    f"CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, {columns})"
+                )
                 self.connection.execute(
-                    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+                    "CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY "
+                    "REFERENCES runs(key), epochs INTEGER, costs BLOB)"
+                )
                 self.connection.execute(
-                    "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT)")
+                    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)"
+                )
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT)"
+                )
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path!r} is not a sweep store ({error})") from None
 
@@ -76,10 +92,15 @@ class Store:
 
         Returns True, or False if the run was stored already (it is then left as it was).
         """
-        row = {"key": run.key, "seed": run.index, "root_seed": run.root_seed,
-               "train_data_seed": run.train_data_seed, "test_data_seed": run.test_data_seed,
-               "weights_seed": str(run.weights_seed),
-               "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        row = {
+            "key": run.key,
+            "seed": run.index,
+            "root_seed": run.root_seed,
+            "train_data_seed": run.train_data_seed,
+            "test_data_seed": run.test_data_seed,
+            "weights_seed": str(run.weights_seed),
+            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
         for key, column in SETTING_COLUMNS.items():
             value = run.settings[key]
             row[column] = json.dumps(value) if isinstance(value, list) else value
@@ -90,10 +111,12 @@ class Store:
             inserted = self.connection.execute(
                 f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(COLUMNS))})",
-                [row[name] for name in COLUMNS]).rowcount
+                [row[name] for name in COLUMNS],
+            ).rowcount
             if inserted:
-                self.connection.execute("INSERT INTO costs VALUES (?, ?, ?)",
-                                        (run.key, costs.size, costs.tobytes()))
+                self.connection.execute(
+                    "INSERT INTO costs VALUES (?, ?, ?)", (run.key, costs.size, costs.tobytes())
+                )
         return bool(inserted)
 
     def rows(self, keys=None):
@@ -114,8 +137,7 @@ class Store:
 
     def costs(self, key):
         """Every epoch's training cost of a stored run, (epochs,) float64."""
-        found = self.connection.execute("SELECT costs FROM costs WHERE key = ?",
-                                        (key,)).fetchone()
+        found = self.connection.execute("SELECT costs FROM costs WHERE key = ?", (key,)).fetchone()
         if found is None:
             raise KeyError(key)
         return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
@@ -126,17 +148,23 @@ class Store:
         transaction; False if the key was stored already (it is left as it was)."""
         text = json.dumps(record, sort_keys=True)
         with self.connection:
-            return bool(self.connection.execute("INSERT OR IGNORE INTO records VALUES (?, ?)",
-                                                (key, text)).rowcount)
+            return bool(
+                self.connection.execute(
+                    "INSERT OR IGNORE INTO records VALUES (?, ?)", (key, text)
+                ).rowcount
+            )
 
     def records(self):
         """{key: record} of every stored record."""
-        return {key: json.loads(text) for key, text in
-                self.connection.execute("SELECT key, record FROM records ORDER BY rowid")}
+        return {
+            key: json.loads(text)
+            for key, text in self.connection.execute(
+                "SELECT key, record FROM records ORDER BY rowid"
+            )
+        }
 
     def get_meta(self, name):
-        found = self.connection.execute("SELECT value FROM meta WHERE name = ?",
-                                        (name,)).fetchone()
+        found = self.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if found is None else found[0]
 
     def set_meta(self, name, value):

@@ -59,8 +59,9 @@ def make_data(run):
         n_train, n_test = s["data.train"], s["data.test"]
         return X_train[:, :n_train], Y_train[:, :n_train], X_test[:, :n_test], Y_test[:, :n_test]
     draw = getattr(datasets, name)
-    return (draw(s["data.train"], noise=s["data.noise"], seed=run.train_data_seed)
-            + draw(s["data.test"], noise=s["data.noise"], seed=run.test_data_seed))
+    return draw(s["data.train"], noise=s["data.noise"], seed=run.train_data_seed) + draw(
+        s["data.test"], noise=s["data.noise"], seed=run.test_data_seed
+    )
 
 
 def make_model(run, X_train, n_outputs):
@@ -72,10 +73,17 @@ def make_model(run, X_train, n_outputs):
     for width in s["model.hidden"]:
         model.add(Dense(width, s["model.activation"], initializer=scheme_initializer(scheme)))
     binary = n_outputs == 1
-    model.add(Dense(n_outputs, "sigmoid" if binary else "softmax",
-                    initializer=scheme_initializer(output_scheme)))
-    model.compile(loss="crossentropy" if binary else "categorical_crossentropy",
-                  optimizer=s["train.optimizer"])
+    model.add(
+        Dense(
+            n_outputs,
+            "sigmoid" if binary else "softmax",
+            initializer=scheme_initializer(output_scheme),
+        )
+    )
+    model.compile(
+        loss="crossentropy" if binary else "categorical_crossentropy",
+        optimizer=s["train.optimizer"],
+    )
     model.build(X_train.shape[0])
     name = parse_scheme(scheme)[0]
     if name in DATA_DEPENDENT:
@@ -100,20 +108,34 @@ def train_group(runs, checkpoints=None, checkpoint_seconds=CHECKPOINT_SECONDS):
         members = [i for i, state in enumerate(states) if state[0] == start]
         started = time.perf_counter()
         with np.errstate(all="ignore"):  # exploding schemes overflow: their nan is a result
-            models = [states[i][1] or make_model(runs[i], data[i][0], data[i][1].shape[0])
-                      for i in members]
-            costs = _train(models, [runs[i] for i in members], [data[i] for i in members],
-                           start, [states[i][2] for i in members], checkpoints,
-                           checkpoint_seconds)
+            models = [
+                states[i][1] or make_model(runs[i], data[i][0], data[i][1].shape[0])
+                for i in members
+            ]
+            costs = _train(
+                models,
+                [runs[i] for i in members],
+                [data[i] for i in members],
+                start,
+                [states[i][2] for i in members],
+                checkpoints,
+                checkpoint_seconds,
+            )
         seconds = (time.perf_counter() - started) / len(members)  # this sitting's share
         for i, model, run_costs in zip(members, models, costs):
             X_train, Y_train, X_test, Y_test = data[i]
             with np.errstate(all="ignore"):
                 train_accuracy = model.evaluate(X_train, Y_train)["accuracy"]
                 test_accuracy = model.evaluate(X_test, Y_test)["accuracy"]
-            results[i] = RunResult(runs[i].key, float(train_accuracy), float(test_accuracy),
-                                   float(run_costs[-1]), seconds, run_costs,
-                                   environment.summary())
+            results[i] = RunResult(
+                runs[i].key,
+                float(train_accuracy),
+                float(test_accuracy),
+                float(run_costs[-1]),
+                seconds,
+                run_costs,
+                environment.summary(),
+            )
     return results
 
 
@@ -129,11 +151,21 @@ def _train(models, runs, data, start, done, checkpoints, checkpoint_seconds):
     last_checkpoint = time.monotonic()
     for epoch in range(start, epochs, step):
         count = min(step, epochs - epoch)
-        history.append(ensemble.fit(X, Y, epochs=count, batch_size=batch_size,
-                                    learning_rate=settings["train.learning_rate"])["loss"])
+        history.append(
+            ensemble.fit(
+                X,
+                Y,
+                epochs=count,
+                batch_size=batch_size,
+                learning_rate=settings["train.learning_rate"],
+            )["loss"]
+        )
         reached = epoch + count
-        if (checkpoints is not None and reached < epochs
-                and time.monotonic() - last_checkpoint >= checkpoint_seconds):
+        if (
+            checkpoints is not None
+            and reached < epochs
+            and time.monotonic() - last_checkpoint >= checkpoint_seconds
+        ):
             costs = np.concatenate(history)
             for k, (model, run) in enumerate(zip(models, runs)):
                 _save_checkpoint(checkpoints, run, model, costs[:, k], reached)
@@ -146,12 +178,16 @@ def _train(models, runs, data, start, done, checkpoints, checkpoint_seconds):
 # A run's checkpoint at epoch e is two files: <key>.e<e>.costs.npy, then <key>.e<e>.npz (the
 # model). Each is written atomically, the costs first, so a model file means a complete pair.
 
+
 def checkpoint_files(checkpoints, key):
     """The files of every checkpoint of run `key` in the directory (any epoch)."""
     if checkpoints is None or not os.path.isdir(checkpoints):
         return []
-    return [os.path.join(checkpoints, name) for name in os.listdir(checkpoints)
-            if name.startswith(key + ".e")]
+    return [
+        os.path.join(checkpoints, name)
+        for name in os.listdir(checkpoints)
+        if name.startswith(key + ".e")
+    ]
 
 
 def _save_checkpoint(checkpoints, run, model, costs, epoch):
@@ -174,7 +210,7 @@ def _load_checkpoint(checkpoints, run):
         name = os.path.basename(path)
         if name.endswith(".npz"):
             try:
-                epochs.append(int(name[len(run.key) + 2:-len(".npz")]))
+                epochs.append(int(name[len(run.key) + 2 : -len(".npz")]))
             except ValueError:
                 continue
     for epoch in sorted(epochs, reverse=True):

@@ -132,7 +132,8 @@ def _forward_backward(model, X, Y):
             signal["activation_grad"] = np.array(grad, copy=True)
             # Computed apart from the layer, which may overwrite `grad` with dL/dz in place.
             signal["preactivation_grad"] = layer.activation.backward(
-                signal["preactivation"], signal["activation"], signal["activation_grad"].copy())
+                signal["preactivation"], signal["activation"], signal["activation_grad"].copy()
+            )
         with np.errstate(over="ignore", invalid="ignore"):
             grad = layer.backward(grad, need_input_grad=index > 0)
         signal["weight_grad"] = layer.grads["weights"].copy()
@@ -151,8 +152,10 @@ def measure(model, X, Y, epoch=None):
 def summarise(model, signals, epoch=None):
     """The `LayerRecord`s of signals that `layer_signals(model, ...)` returned."""
     pairs = zip(model.layers, signals, strict=True)
-    return [_record(position, layer, signal, epoch)
-            for position, (layer, signal) in enumerate(pairs, start=1)]
+    return [
+        _record(position, layer, signal, epoch)
+        for position, (layer, signal) in enumerate(pairs, start=1)
+    ]
 
 
 def _record(position, layer, signal, epoch):
@@ -176,7 +179,8 @@ def _record(position, layer, signal, epoch):
         preactivation_std=_std(z),
         activation_mean=_mean(a),
         activation_std=_std(a),
-        activation_grad_std=None if signal["activation_grad"] is None
+        activation_grad_std=None
+        if signal["activation_grad"] is None
         else _std(signal["activation_grad"]),
         preactivation_grad_std=_std(signal["preactivation_grad"]),
         weight_std=_std(layer.params["weights"]),
@@ -270,6 +274,8 @@ def _check_model_and_data(model, X, Y):
     if not model.built:
         model.build(X.shape[-2])
     if any(layer.params["weights"].ndim != 2 for layer in model.layers):
-        raise ValueError("diagnostics measure a single model; this one stacks an ensemble of "
-                         "models (weights with a leading axis): measure one member at a time")
+        raise ValueError(
+            "diagnostics measure a single model; this one stacks an ensemble of "
+            "models (weights with a leading axis): measure one member at a time"
+        )
     return X, Y

@@ -79,7 +79,8 @@ class Ensemble:
     def __init__(self, models):
         if isinstance(models, NeuralNetwork) or not isinstance(models, (list, tuple)):
             raise ValueError(
-                f"models must be a list of compiled NeuralNetworks, got {type(models).__name__}")
+                f"models must be a list of compiled NeuralNetworks, got {type(models).__name__}"
+            )
         models = list(models)
         if not models:
             raise ValueError("models must hold at least one NeuralNetwork, got an empty list")
@@ -87,8 +88,10 @@ class Ensemble:
             _check_compatible(k, model, models[0])
             for j in range(k):
                 if models[j] is model:
-                    raise ValueError(f"models[{k}] is the same object as models[{j}]; "
-                                     f"an ensemble needs K distinct models")
+                    raise ValueError(
+                        f"models[{k}] is the same object as models[{j}]; "
+                        f"an ensemble needs K distinct models"
+                    )
         _check_own_optimizers(models)
         self.models = models
         self.costs = []
@@ -107,8 +110,17 @@ class Ensemble:
         return len(self.models)
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, X, Y, epochs=1000, learning_rate=None, log_every=1000, batch_size=None,
-            callbacks=(), jit_compile=False):
+    def fit(
+        self,
+        X,
+        Y,
+        epochs=1000,
+        learning_rate=None,
+        log_every=1000,
+        batch_size=None,
+        callbacks=(),
+        jit_compile=False,
+    ):
         """Train all K models at once, continuing from their current weights.
 
         X : (n_features, m), shared by every model, or (K, n_features, m), one data set each.
@@ -124,8 +136,16 @@ class Ensemble:
         """
         callbacks = checks.callbacks(callbacks)
         X, Y, epochs, learning_rate, batch_size, log_every = model_module.check_fit_arguments(
-            self.check_data, X, Y, epochs, learning_rate, batch_size, log_every,
-            layers=self.models[0].layers, n_models=self.n_models)
+            self.check_data,
+            X,
+            Y,
+            epochs,
+            learning_rate,
+            batch_size,
+            log_every,
+            layers=self.models[0].layers,
+            n_models=self.n_models,
+        )
         jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         learning_rate = self._check_learning_rate(learning_rate)
         m = X.shape[-1]
@@ -146,9 +166,13 @@ class Ensemble:
         def run_epoch_of(part, stack):
             # Each model draws its minibatch order from its own seed, as it does alone.
             return stack.training_loop(
-                _part(X, part, K), _part(Y, part, K), batch_size, shuffle=True,
+                _part(X, part, K),
+                _part(Y, part, K),
+                batch_size,
+                shuffle=True,
                 rngs=[model.shuffle_generator() for model in self.models[part]],
-                jit_compile=jit_compile).run_epoch
+                jit_compile=jit_compile,
+            ).run_epoch
 
         try:
             if callbacks:
@@ -160,8 +184,9 @@ class Ensemble:
                     return lambda: np.concatenate([run() for run in runs])
 
                 self.costs = []
-                history = training.run_epochs(make_run_epoch, epochs, log_every, self,
-                                              self.costs, callbacks, cost_shape=(K,))
+                history = training.run_epochs(
+                    make_run_epoch, epochs, log_every, self, self.costs, callbacks, cost_shape=(K,)
+                )
             else:
                 # Nothing looks between epochs: each group trains all its epochs in a row,
                 # while its buffers stay in the CPU's caches.
@@ -183,9 +208,14 @@ class Ensemble:
 
                         return run_epoch_unless_stopped
 
-                    return training.run_epochs(make_run_epoch, epochs, log_every, self,
-                                               group_costs[index],
-                                               cost_shape=(part.stop - part.start,))
+                    return training.run_epochs(
+                        make_run_epoch,
+                        epochs,
+                        log_every,
+                        self,
+                        group_costs[index],
+                        cost_shape=(part.stop - part.start,),
+                    )
 
                 if threads > 1:
                     # The compiled kernel releases the GIL: one group per core, side by side.
@@ -252,8 +282,9 @@ class Ensemble:
             size = _group_size(self.models[0], m or 400)
             count = threads if jit_compile else -(-self.n_models // size)
             bounds = np.linspace(0, self.n_models, count + 1).round().astype(int)
-            parts = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:],
-                                                               strict=True)]
+            parts = [
+                slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
             self._groups = [(part, _stack_models(self.models[part])) for part in parts]
         return self._groups
 
@@ -299,7 +330,8 @@ class Ensemble:
             if stack.optimizer.n_moments == 0:
                 continue  # plain SGD carries nothing from one step to the next
             if isinstance(stack.optimizer, optimizers.Adam) and not isinstance(
-                    stack.optimizer, _StackedAdam):
+                stack.optimizer, _StackedAdam
+            ):
                 stack.optimizer = _StackedAdam(stack.optimizer.get_config())
             in_stack, own = self._slots_of(stack, models)
             owns = [model.optimizer.moments(model.parameters) for model in models]
@@ -307,8 +339,9 @@ class Ensemble:
                 moment[in_stack] = np.take_along_axis(np.stack([o[i] for o in owns]), own, axis=1)
             if isinstance(stack.optimizer, _StackedAdam):
                 # Read after moments(), which gives a model without state a fresh count (0).
-                stack.optimizer.set_step_counts([model.optimizer.iterations for model in models],
-                                                in_stack)
+                stack.optimizer.set_step_counts(
+                    [model.optimizer.iterations for model in models], in_stack
+                )
         self._state_in_stacks = True
 
     def _write_back_optimizer_state(self):
@@ -361,7 +394,8 @@ class Ensemble:
                 raise ValueError(
                     f"learning_rate is None but the models' rates differ: models[{k}] has "
                     f"{model.optimizer.learning_rate!r}, models[0] has {rate!r}; pass "
-                    f"learning_rate= to fit to train all {self.n_models} models at one rate")
+                    f"learning_rate= to fit to train all {self.n_models} models at one rate"
+                )
         return rate
 
     def check_data(self, X, Y):
@@ -376,8 +410,9 @@ class Ensemble:
         n_outputs = reference.layers[-1].units
         Y = reference.loss.prepare_targets(Y, n_outputs)
         if Y.shape[-2] != n_outputs:
-            raise ValueError(f"Y must have {n_outputs} rows, one per output unit, got shape "
-                             f"{Y.shape}")
+            raise ValueError(
+                f"Y must have {n_outputs} rows, one per output unit, got shape {Y.shape}"
+            )
         return X, Y
 
     def __repr__(self):
@@ -408,7 +443,8 @@ def _in_threads(train, count, stop):
         # to a worker thread, and Python runs the handler only when the main thread runs.
         while True:
             done, running = concurrent.futures.wait(
-                futures, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION)
+                futures, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION
+            )
             if not running or any(future.exception() is not None for future in done):
                 break
         errors = [future.exception() for future in futures if future.done()]
@@ -443,15 +479,19 @@ def _stack_models(models):
     for i, layer in enumerate(reference.layers):
         stacked = copy.deepcopy(layer)
         stacked.cache = None
-        stacked.params = {name: np.stack([model.layers[i].params[name] for model in models])
-                          for name in layer.params}
+        stacked.params = {
+            name: np.stack([model.layers[i].params[name] for model in models])
+            for name in layer.params
+        }
         stacked.grads = {name: np.zeros_like(value) for name, value in stacked.params.items()}
         stack.add(stacked)
     # A fresh optimizer of the same settings: its state (momentum, moments) is per element, so
     # on the stacked vector it is exactly K independent states (fit fills them from the models:
     # _gather_optimizer_state).
-    stack.compile(loss=copy.deepcopy(reference.loss),
-                  optimizer=optimizers.get(reference.optimizer.get_config()))
+    stack.compile(
+        loss=copy.deepcopy(reference.loss),
+        optimizer=optimizers.get(reference.optimizer.get_config()),
+    )
     stack.parameters, stack.gradients = pack_parameters(stack.layers)
     return stack
 
@@ -461,6 +501,7 @@ def _stack_models(models):
 # stack's vector is layer-major with K models inside each layer ((K, units, fan_in + 1) for a
 # Dense layer), a model's own vector is its layers in a row, so a model's moments are not one
 # slice of the stack's: they are mapped as the weights are, parameter array by parameter array.
+
 
 def _slots(stack, models):
     """(in_stack, own), two (K, n) int arrays: for each model of the stack, where each of its n
@@ -473,10 +514,19 @@ def _slots(stack, models):
     names = [(i, name) for i, layer in enumerate(stack.layers) for name in layer.params]
     in_stack = _positions(stack.parameters, [stack.layers[i].params[name] for i, name in names])
     in_stack = np.concatenate([view.reshape(len(models), -1) for view in in_stack], axis=1)
-    own = np.stack([
-        np.concatenate([view.ravel() for view in _positions(
-            model.parameters, [model.layers[i].params[name] for i, name in names])])
-        for model in models])
+    own = np.stack(
+        [
+            np.concatenate(
+                [
+                    view.ravel()
+                    for view in _positions(
+                        model.parameters, [model.layers[i].params[name] for i, name in names]
+                    )
+                ]
+            )
+            for model in models
+        ]
+    )
     return in_stack, own
 
 
@@ -485,8 +535,16 @@ def _positions(params, views):
     # Integers of the parameters' size, so that the views' strides (in bytes) apply to them.
     index = np.arange(params.size, dtype=f"i{params.itemsize}")
     start = params.__array_interface__["data"][0]
-    return [np.ndarray(view.shape, index.dtype, buffer=index, strides=view.strides,
-                       offset=view.__array_interface__["data"][0] - start) for view in views]
+    return [
+        np.ndarray(
+            view.shape,
+            index.dtype,
+            buffer=index,
+            strides=view.strides,
+            offset=view.__array_interface__["data"][0] - start,
+        )
+        for view in views
+    ]
 
 
 class _StackedAdam(optimizers.Adam):
@@ -545,7 +603,8 @@ def _check_own_optimizers(models):
                 raise ValueError(
                     f"models[{k}] shares its optimizer object with models[{j}] "
                     f"({model.optimizer!r}); an optimizer holds one model's state: compile each "
-                    f"model with its own, e.g. optimizer={model.optimizer.get_config()!r}")
+                    f"model with its own, e.g. optimizer={model.optimizer.get_config()!r}"
+                )
 
 
 def _check_compatible(k, model, reference):
@@ -554,12 +613,16 @@ def _check_compatible(k, model, reference):
     if not isinstance(model, NeuralNetwork):
         raise ValueError(f"{where} must be a NeuralNetwork, got {type(model).__name__}")
     if model.loss is None or not model.layers:
-        raise ValueError(f"{where} is not compiled (or has no layers): build each model with "
-                         f"add(...) and compile(...) before making an Ensemble")
+        raise ValueError(
+            f"{where} is not compiled (or has no layers): build each model with "
+            f"add(...) and compile(...) before making an Ensemble"
+        )
 
     def differ(what, ours, theirs):
-        raise ValueError(f"{where} differs from models[0]: {what} is {ours!r}, "
-                         f"models[0] has {theirs!r}; an ensemble needs one architecture")
+        raise ValueError(
+            f"{where} differs from models[0]: {what} is {ours!r}, "
+            f"models[0] has {theirs!r}; an ensemble needs one architecture"
+        )
 
     if model.dtype != reference.dtype:
         differ("dtype", model.dtype.name, reference.dtype.name)
@@ -573,8 +636,10 @@ def _check_compatible(k, model, reference):
             ours, theirs = getattr(layer, attribute, None), getattr(ref, attribute, None)
             if ours != theirs and ours is not None and theirs is not None:
                 differ(f"layer {i}'s {attribute}", ours, theirs)
-        activation, ref_activation = getattr(layer, "activation", None), getattr(
-            ref, "activation", None)
+        activation, ref_activation = (
+            getattr(layer, "activation", None),
+            getattr(ref, "activation", None),
+        )
         if activation is not None and activation.get_config() != ref_activation.get_config():
             differ(f"layer {i}'s activation", activation.get_config(), ref_activation.get_config())
     if model.loss.get_config() != reference.loss.get_config():

@@ -84,7 +84,10 @@ def lsuv(model, X, tol=0.1, max_iter=10, *, stacklevel=2):
         if abs(variance - 1.0) >= tol:
             warnings.warn(
                 f"LSUV: layer {number} reached Var(z) = {variance:.4g} after {max_iter} rounds, "
-                f"not 1 within tol={tol}", RuntimeWarning, stacklevel=stacklevel)
+                f"not 1 within tol={tol}",
+                RuntimeWarning,
+                stacklevel=stacklevel,
+            )
         report.append(model_module.layer_report(number, layer, variance, iterations))
         a = layer.activation.forward(z)
     return report

@@ -57,15 +57,15 @@ TAIL_EDGES = (2.0, 3.5, 5.5, 8.0, 12.0)
 # 3e-12 at q <= 3, 3e-9 at q = 10, 3e-7 at q = 50 and 2e-5 at q = 100 (its profile steepens with
 # q; 1% off at q = 1000), so above Q_TWO_VARIABLES they are nan. Positively homogeneous
 # activations (linear, relu, leaky_relu) are computed at q = 1 and scaled: exact at any q.
-RADIAL_NODES = 40           # two variables: radial nodes ...
-ARC_NODES = 24              # ... times angular nodes on each of the four arcs: 3840 evaluations
+RADIAL_NODES = 40  # two variables: radial nodes ...
+ARC_NODES = 24  # ... times angular nodes on each of the four arcs: 3840 evaluations
 Q_TWO_VARIABLES = 100.0
 # q is searched on [Q_MIN, Q_MAX]; beyond it the length map is taken as having run to 0 or ∞, and
 # slopes at q* = 0 or ∞ are the limits, evaluated there.
 Q_MIN, Q_MAX = 1e-30, 1e30
 # A fixed point of the correlation map is looked for below 1 - C_GAP (at 1 it always is one).
 C_GAP = 1e-7
-_BISECTIONS = 48          # a bracket 10 wide in q, or 1 wide in c, to rounding
+_BISECTIONS = 48  # a bracket 10 wide in q, or 1 wide in c, to rounding
 _REGULA_FALSI_STEPS = 30
 
 
@@ -85,7 +85,8 @@ def _phi_and_derivative(activation):
         raise ValueError(
             f"activation {act.name!r} is not elementwise (each output depends on the whole "
             f"layer), so the mean-field theory of one unit does not apply; expected an "
-            f"elementwise activation such as 'tanh' or 'relu'")
+            f"elementwise activation such as 'tanh' or 'relu'"
+        )
 
     def phi(z):
         return act.forward(np.array(z, dtype=float))
@@ -99,7 +100,8 @@ def _phi_and_derivative(activation):
     # (exact at any q). Read off the activation itself, on probes where doubling is exact.
     probe = np.array([[-1.5, -0.3, 0.7, 1.9]])
     if np.array_equal(phi(2 * probe), 2 * phi(probe)) and np.array_equal(
-            derivative(2 * probe), derivative(probe)):
+        derivative(2 * probe), derivative(probe)
+    ):
         phi.degree, derivative.degree = 1, 0
     return act, phi, derivative
 
@@ -121,8 +123,11 @@ def _gauss_rule(weight_name, n):
     h = length / panels
     x = ((np.arange(panels)[:, None] + (t + 1) / 2) * h).ravel()
     w = np.tile(v * h / 2, panels)
-    w = w * (np.exp(-x * x / 2) / math.sqrt(2 * math.pi) if weight_name == "half_normal"
-             else x * np.exp(-x * x / 2))
+    w = w * (
+        np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+        if weight_name == "half_normal"
+        else x * np.exp(-x * x / 2)
+    )
     mass = w.sum()
     basis = np.zeros((n + 1, x.size))
     alpha, beta = np.zeros(n), np.zeros(n + 1)
@@ -157,7 +162,7 @@ def _normal_rule(q):
     graded = start * (1.0 / start) ** (np.arange(GRADED_PANELS + 1) / GRADED_PANELS)
     tail = np.broadcast_to(np.array(TAIL_EDGES), q.shape + (len(TAIL_EDGES),))
     edges = np.concatenate([np.zeros(q.shape + (1,)), graded, tail], axis=-1)
-    half = np.diff(edges, axis=-1)[..., None] / 2                       # (..., panels, 1)
+    half = np.diff(edges, axis=-1)[..., None] / 2  # (..., panels, 1)
     x = (edges[..., :-1, None] + half * (t + 1)).reshape(q.shape + (-1,))
     w = (half * v).reshape(x.shape) * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     return np.concatenate([x, -x], axis=-1), np.concatenate([w, w], axis=-1)
@@ -186,30 +191,44 @@ def bivariate_expectation(f, g, q1, q2, c):
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
     degrees = getattr(f, "degree", None), getattr(g, "degree", None)
-    if None not in degrees:   # positively homogeneous: exact from q = 1 (_phi_and_derivative)
+    if None not in degrees:  # positively homogeneous: exact from q = 1 (_phi_and_derivative)
         unit = bivariate_expectation(_unscaled(f), _unscaled(g), 1.0, 1.0, c)
         return unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
     psi = np.arccos(np.clip(c, -1.0, 1.0))
-    cuts = np.sort(np.mod(np.stack([np.full_like(psi, np.pi / 2), np.full_like(psi, 1.5 * np.pi),
-                                    psi + np.pi / 2, psi + 1.5 * np.pi], axis=-1), 2 * np.pi),
-                   axis=-1)
+    cuts = np.sort(
+        np.mod(
+            np.stack(
+                [
+                    np.full_like(psi, np.pi / 2),
+                    np.full_like(psi, 1.5 * np.pi),
+                    psi + np.pi / 2,
+                    psi + 1.5 * np.pi,
+                ],
+                axis=-1,
+            ),
+            2 * np.pi,
+        ),
+        axis=-1,
+    )
     ends = np.concatenate([cuts[..., 1:], cuts[..., :1] + 2 * np.pi], axis=-1)
     t, v = _legendre(ARC_NODES)
-    half = (ends - cuts)[..., None] / 2                             # (..., 4, 1)
+    half = (ends - cuts)[..., None] / 2  # (..., 4, 1)
     theta = (cuts[..., None] + half * (t + 1)).reshape(cuts.shape[:-1] + (-1,))
-    arc_weights = (half * v).reshape(theta.shape) / (2 * np.pi)     # (..., 4 * ARC_NODES)
+    arc_weights = (half * v).reshape(theta.shape) / (2 * np.pi)  # (..., 4 * ARC_NODES)
     r, radial_weights = _gauss_rule("radial", RADIAL_NODES)
     u1 = (np.sqrt(q1)[..., None] * np.cos(theta))[..., None] * r
     u2 = (np.sqrt(q2)[..., None] * np.cos(theta - psi[..., None]))[..., None] * r
     values = f(u1) * g(u2) @ radial_weights
     # Beyond Q_TWO_VARIABLES the profile is too steep for these rules: say so rather than guess.
-    return np.where(np.maximum(q1, q2) > Q_TWO_VARIABLES, np.nan,
-                    np.sum(values * arc_weights, axis=-1))
+    return np.where(
+        np.maximum(q1, q2) > Q_TWO_VARIABLES, np.nan, np.sum(values * arc_weights, axis=-1)
+    )
 
 
 def _squared(f):
     def square(z):
         return f(z) ** 2
+
     return square
 
 
@@ -217,6 +236,7 @@ def _unscaled(f):
     # The same function without its homogeneity degree, so that it is integrated as given.
     def plain(z):
         return f(z)
+
     return plain
 
 
@@ -276,8 +296,9 @@ def fixed_point(activation, weight_variance, bias_variance, q0=1.0):
     Reference: Poole et al. (2016), fig. 1; Schoenholz et al. (2017), §3.
     """
     _, phi, _ = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     q0 = checks.number("q0", q0, minimum=0, strict=True)
     return _result(_fixed_point(phi, wv, bv, q0))
 
@@ -295,7 +316,7 @@ def _fixed_point(phi, wv, bv, q0=1.0):
     current = np.full(wv.shape, q0)
     moving = direction != 0
     while np.any(moving):
-        trial = current * 10.0 ** direction
+        trial = current * 10.0**direction
         turned = moving & (excess(trial) * direction <= 0)
         low = np.where(turned, np.minimum(current, trial), low)
         high = np.where(turned, np.maximum(current, trial), high)
@@ -337,8 +358,9 @@ def chi1(activation, weight_variance, bias_variance):
     Reference: Poole et al. (2016), eq. 7; Schoenholz et al. (2017), eq. 5.
     """
     _, phi, derivative = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     return _result(_chi1(phi, derivative, wv, bv, _fixed_point(phi, wv, bv)))
 
 
@@ -359,8 +381,9 @@ def correlation_map(activation, weight_variance, bias_variance, c, q=None):
     Reference: Poole et al. (2016), eq. 5.
     """
     _, phi, _ = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     c = np.asarray(c, dtype=float)
     if not np.all((c >= -1) & (c <= 1)):
         raise ValueError(f"c must be correlations in [-1, 1], got {c!r}")
@@ -392,18 +415,21 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
     Reference: Poole et al. (2016), fig. 2; Schoenholz et al. (2017), §3.
     """
     _, phi, derivative = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     q_star = _fixed_point(phi, wv, bv)
-    return _result(_correlation_fixed_point(phi, wv, bv, q_star,
-                                            _chi1(phi, derivative, wv, bv, q_star)))
+    return _result(
+        _correlation_fixed_point(phi, wv, bv, q_star, _chi1(phi, derivative, wv, bv, q_star))
+    )
 
 
 def _correlation_fixed_point(phi, wv, bv, q_star, chi):
     q = _evaluation_q(q_star)
     # Not computed: no fixed point (q* = ∞), or beyond the two-variable quadrature's range.
     unreachable = ~np.isfinite(q_star) | (
-        (q > Q_TWO_VARIABLES) & (getattr(phi, "degree", None) is None))
+        (q > Q_TWO_VARIABLES) & (getattr(phi, "degree", None) is None)
+    )
     c_star = np.where((chi > 1) & unreachable, np.nan, 1.0)
     chaotic = (chi > 1) & ~unreachable
     if np.any(chaotic):
@@ -437,8 +463,9 @@ def _correlation_fixed_point(phi, wv, bv, q_star, chi):
             side = np.where(up, 1.0, -1.0)
             if np.all((f_middle == 0) | (high - low < 1e-14)):
                 break
-        c_star[chaotic] = np.where(bracketed, np.where(np.abs(f_low) < np.abs(f_high), low, high),
-                                   1.0)
+        c_star[chaotic] = np.where(
+            bracketed, np.where(np.abs(f_low) < np.abs(f_high), low, high), 1.0
+        )
     return c_star
 
 
@@ -467,8 +494,16 @@ def _critical_weight_variance(phi, derivative, bv):
     grid = np.logspace(-2, 4, 31)
     shape = (grid.size,) + bv.shape
     crossed = np.broadcast_to(grid.reshape((-1,) + (1,) * bv.ndim), shape)
-    crossed = _chi1(phi, derivative, crossed, np.broadcast_to(bv, shape),
-                    _fixed_point(phi, crossed, np.broadcast_to(bv, shape))) >= 1 - 1e-13
+    crossed = (
+        _chi1(
+            phi,
+            derivative,
+            crossed,
+            np.broadcast_to(bv, shape),
+            _fixed_point(phi, crossed, np.broadcast_to(bv, shape)),
+        )
+        >= 1 - 1e-13
+    )
     first = np.argmax(crossed, axis=0)
     found = crossed.any(axis=0)
     log_low = np.log(grid[np.maximum(first - 1, 0)])
@@ -498,8 +533,9 @@ def depth_scales(activation, weight_variance, bias_variance):
     Reference: Schoenholz et al. (2017), eqs. 7-9.
     """
     _, phi, derivative = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     xi_q, xi_c, _ = _depth_scales(phi, derivative, wv, bv)
     return _result(xi_q), _result(xi_c)
 
@@ -514,8 +550,9 @@ def phase_quantities(activation, weight_variance, bias_variance):
     ['c_star', 'chi1', 'chi_c']
     """
     _, phi, derivative = _phi_and_derivative(activation)
-    wv, bv = np.broadcast_arrays(_variance("weight_variance", weight_variance),
-                                 _variance("bias_variance", bias_variance))
+    wv, bv = np.broadcast_arrays(
+        _variance("weight_variance", weight_variance), _variance("bias_variance", bias_variance)
+    )
     with np.errstate(all="ignore"):
         xi_q, xi_c, parts = _depth_scales(phi, derivative, wv, bv)
     return {**parts, "xi_q": xi_q, "xi_c": xi_c}
@@ -527,14 +564,24 @@ def _depth_scales(phi, derivative, wv, bv):
     q = _evaluation_q(q_star)
     chi = _chi1(phi, derivative, wv, bv, q_star)
     c_star = _correlation_fixed_point(phi, wv, bv, q_star, chi)
-    length_slope = wv * gaussian_expectation(
-        lambda u: u * phi(u) * derivative(u), q) / q            # E[z φ φ'] / √q, with u = √q z
-    chi_c = np.where(c_star >= 1, chi,
-                     wv * bivariate_expectation(derivative, derivative, q, q, c_star))
+    length_slope = (
+        wv * gaussian_expectation(lambda u: u * phi(u) * derivative(u), q) / q
+    )  # E[z φ φ'] / √q, with u = √q z
+    chi_c = np.where(
+        c_star >= 1, chi, wv * bivariate_expectation(derivative, derivative, q, q, c_star)
+    )
     chi_c = np.where(np.isnan(c_star), np.nan, chi_c)
-    return (_depth(length_slope), _depth(chi_c),
-            {"q_star": q_star, "chi1": chi, "c_star": c_star, "chi_c": chi_c,
-             "length_slope": length_slope})
+    return (
+        _depth(length_slope),
+        _depth(chi_c),
+        {
+            "q_star": q_star,
+            "chi1": chi,
+            "c_star": c_star,
+            "chi_c": chi_c,
+            "length_slope": length_slope,
+        },
+    )
 
 
 def _depth(slope):
@@ -567,8 +614,9 @@ def propagate(activation, weight_variance, bias_variance, depth, q0=1.0, c0=0.5)
     q[0] = wv * q0 + bv
     c[0] = (wv * q0 * c0 + bv) / q[0] if q[0] > 0 else 1.0
     for layer in range(1, depth):
-        c[layer] = _correlation_map(phi, wv, bv, c[layer - 1], q[layer - 1]) if q[layer - 1] \
-            else 1.0
+        c[layer] = (
+            _correlation_map(phi, wv, bv, c[layer - 1], q[layer - 1]) if q[layer - 1] else 1.0
+        )
         q[layer] = _q_map(phi, wv, bv, q[layer - 1])
     return q, c
 
@@ -619,13 +667,15 @@ def gain_table(activations=None):
         act, _, _ = _phi_and_derivative(activation)
         exact = variance_preserving_gain(act)
         pytorch = act.gain  # the activation's fact: PyTorch's calculate_gain value, or None
-        rows.append({
-            "activation": act.name,
-            "exact_gain": exact,
-            "pytorch_gain": pytorch,
-            "relative_difference": None if pytorch is None else pytorch / exact - 1,
-            "gamma": gamma(act),
-        })
+        rows.append(
+            {
+                "activation": act.name,
+                "exact_gain": exact,
+                "pytorch_gain": pytorch,
+                "relative_difference": None if pytorch is None else pytorch / exact - 1,
+                "gamma": gamma(act),
+            }
+        )
     return rows
 
 
@@ -643,8 +693,9 @@ def is_elementwise(activation):
 
 
 # --- the same quantities measured on real networks -------------------------------------------
-def gaussian_network(activation, weight_variance, bias_variance, depth, width, seed=0,
-                     n_inputs=None):
+def gaussian_network(
+    activation, weight_variance, bias_variance, depth, width, seed=0, n_inputs=None
+):
     """A built NeuralNetwork of `depth` Dense layers of `width` units drawn as the theory assumes.
 
     Weights N(0, σ_w² / fan_in) by Initializer("random_normal", stddev=σ_w / √fan_in), biases
@@ -663,9 +714,14 @@ def gaussian_network(activation, weight_variance, bias_variance, depth, width, s
     model = NeuralNetwork(seed=checks.integer("seed", seed, minimum=0))
     fan_in = n_inputs
     for _ in range(depth):
-        model.add(Dense(width, activation=activation,
-                        initializer=Initializer("random_normal", stddev=math.sqrt(wv / fan_in)),
-                        bias_initializer=Initializer("random_normal", stddev=math.sqrt(bv))))
+        model.add(
+            Dense(
+                width,
+                activation=activation,
+                initializer=Initializer("random_normal", stddev=math.sqrt(wv / fan_in)),
+                bias_initializer=Initializer("random_normal", stddev=math.sqrt(bv)),
+            )
+        )
         fan_in = width
     model.build(n_inputs)
     return model
@@ -691,8 +747,17 @@ def input_pairs(n_features, pairs, q0=1.0, c0=0.5, seed=0):
     return X * math.sqrt(q0 * n_features)
 
 
-def measure_propagation(activation, weight_variance, bias_variance, depth, width, seeds=(0, 1, 2),
-                        pairs=100, q0=1.0, c0=0.5):
+def measure_propagation(
+    activation,
+    weight_variance,
+    bias_variance,
+    depth,
+    width,
+    seeds=(0, 1, 2),
+    pairs=100,
+    q0=1.0,
+    c0=0.5,
+):
     """Measured q^l and c^l of real networks: what `propagate` predicts, for each seed.
 
     For each seed, `gaussian_network(..., seed)` runs forward on `input_pairs(width, pairs, q0, c0,
@@ -711,12 +776,13 @@ def measure_propagation(activation, weight_variance, bias_variance, depth, width
         model = gaussian_network(activation, weight_variance, bias_variance, depth, width, seed)
         a = input_pairs(width, pairs, q0, c0, seed)
         for layer_index, layer in enumerate(model.layers):
-            z = layer.preactivation(a)    # (width, 2 * pairs)
+            z = layer.preactivation(a)  # (width, 2 * pairs)
             a = layer.activation.forward(z)
             q[row, layer_index] = np.mean(z * z)
             norms = np.linalg.norm(z, axis=0)
-            c[row, layer_index] = np.mean(np.sum(z[:, 0::2] * z[:, 1::2], axis=0)
-                                          / (norms[0::2] * norms[1::2]))
+            c[row, layer_index] = np.mean(
+                np.sum(z[:, 0::2] * z[:, 1::2], axis=0) / (norms[0::2] * norms[1::2])
+            )
     return q, c
 
 
@@ -741,18 +807,23 @@ def predict_signals(model, X):
     if not getattr(model, "built", False):
         raise ValueError("model must be built (call model.build(n_features) or predict first)")
     X = np.asarray(X, dtype=float)
-    q = previous = None        # previous: the φ of the layer below
+    q = previous = None  # previous: the φ of the layer below
     predictions = []
     for layer in model.layers:
         weights, bias = layer.params["weights"], layer.params["bias"]
         wv = weights.shape[-1] * float(np.mean(weights * weights))
         bv = float(np.mean(bias * bias))
         if q is None:
-            q = wv * np.mean(X * X, axis=0) + bv                      # (m,), one per input
+            q = wv * np.mean(X * X, axis=0) + bv  # (m,), one per input
         else:
             q = wv * gaussian_expectation(_squared(previous), q) + bv
-        row = {"weight_variance": wv, "bias_variance": bv, "q": float(np.mean(q)),
-               "preactivation_std": float(np.sqrt(np.mean(q))), "activation_std": None}
+        row = {
+            "weight_variance": wv,
+            "bias_variance": bv,
+            "q": float(np.mean(q)),
+            "preactivation_std": float(np.sqrt(np.mean(q))),
+            "activation_std": None,
+        }
         if is_elementwise(layer.activation):
             _, previous, _ = _phi_and_derivative(layer.activation)
             second = np.mean(gaussian_expectation(_squared(previous), q))
