@@ -58,7 +58,7 @@ def test_random_normal_value_is_the_standard_deviation():
         ("random_normal:abc", "must be a number"),
         ("random_normal:-1", ">= 0"),
         ("random_normal:nan", "finite"),
-        ("", "a scheme must be a name"),
+        ("", "scheme must be a name"),
     ],
 )
 def test_bad_schemes_raise_naming_the_scheme(text, match):

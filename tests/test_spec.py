@@ -94,7 +94,7 @@ def test_numbers_are_normalised_so_keys_are_stable():
         ("[model]\nactivation = 'softmax'", "got 'softmax'"),
         ("[model]\nscheme = 'hee'", "model.scheme 'hee' is not a known scheme"),
         ("[model]\nscheme = 'zeros:2'", "zeros has neither a scale nor a gain"),
-        ("[model]\nscheme = 'he:x'", "the value after ':' must be a finite number >= 0, got 'x'"),
+        ("[model]\nscheme = 'he:x'", "the value after ':' must be a number, got 'x'"),
         ("[train]\nepochs = 0", "train.epochs must be an integer >= 1, got 0"),
         ("[train]\nepochs = 10.0", "train.epochs must be an integer >= 1, got 10.0 (a float"),
         ("[train]\nepochs = true", "train.epochs must be an integer >= 1, got True (a bool)"),
@@ -148,7 +148,7 @@ def test_parse_scheme_reads_the_study_grammar():
     assert parse_scheme("random_normal:10") == ("random_normal", "scale", 10.0)
     assert parse_scheme("orthogonal:2") == ("orthogonal", "gain", 2.0)
     assert parse_scheme("LSUV") == ("lsuv", None, None)
-    with pytest.raises(ValueError, match="lsuv takes no value|LSUV takes no value"):
+    with pytest.raises(ValueError, match="takes no value"):
         parse_scheme("lsuv:1")
 
 

@@ -70,6 +70,9 @@ def test_summary_gives_mean_t_interval_and_range_per_configuration(two_axes):
             low, high = stats.t.interval(
                 0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values)
             )
+            # Clipped to what is possible: accuracies to [0, 100], losses to >= 0.
+            top = 100.0 if "accuracy" in measure else np.inf
+            low, high = max(low, 0.0), min(high, top)
             assert row[f"{short}_mean"] == pytest.approx(values.mean(), rel=1e-12)
             if values.std() > 0:
                 assert (row[f"{short}_ci_low"], row[f"{short}_ci_high"]) == pytest.approx(

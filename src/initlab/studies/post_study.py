@@ -315,20 +315,9 @@ def run_study(
     )
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress_bar(enabled, total, unit):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, unit_scale=True, desc="training", leave=True)
+    return tqdm(
+        total=total, unit=unit, unit_scale=True, desc="training", leave=True, disable=not enabled
+    )

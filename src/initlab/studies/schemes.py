@@ -27,19 +27,11 @@ and printed tables use, for every scheme, in this one place.
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from initlab.blocks import initializers
 from initlab.blocks.layers import Dense
-from initlab.engine.model import NeuralNetwork
+from initlab.engine.model import DATA_DEPENDENT, NeuralNetwork
+from initlab.engine.schemes import SPELLINGS, UnknownScheme, split_scheme
 from initlab.studies.arguments import check_int, split_list, unknown_name
-
-# Data-dependent schemes: applied by the model to a batch after the weights are drawn.
-DATA_DEPENDENT = ("lsuv",)
-
-
-# The parameter a scheme's `:value` sets, in order of preference.
-MULTIPLIERS = ("scale", "gain")
 
 # The --schemes help of every command that compares schemes; {default} is the default list.
 SCHEMES_HELP = (
@@ -52,7 +44,6 @@ SCHEMES_HELP = (
 )
 
 # Names that stand for a `name:value` spelling: the post's scheme as `initlab reproduce` names it.
-SPELLINGS = {"random_normal_x10": "random_normal:10"}
 
 # Readable words for every scheme (by its canonical name), for figures and printed tables.
 READABLE = {
@@ -157,45 +148,14 @@ def default_schemes():
 
 def parse_scheme(text):
     """Parse one `name` or `name:value`; raise ValueError naming the scheme if it is unknown."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(
-            f"a scheme must be a name such as 'he' or 'random_normal:0.01', got {text!r}"
-        )
-    label = text.strip()
-    name, _, value_text = SPELLINGS.get(label, label).partition(":")
-    name = name.strip()
-    value = None
-    if value_text:
-        try:
-            value = float(value_text)
-        except ValueError:
-            raise ValueError(
-                f"scheme {label!r}: the value after ':' must be a number, got {value_text!r}"
-            ) from None
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(
-                f"scheme {label!r}: the value after ':' must be a finite number "
-                f">= 0, got {value_text!r}"
-            )
-    if name.lower() in DATA_DEPENDENT:
-        name = name.lower()
-        if value is not None:
-            raise ValueError(f"scheme {label!r} takes no value; write {name!r}")
-        return Scheme(label=label, name=name)
+    label = text.strip() if isinstance(text, str) else text
     try:
-        plain = initializers.Initializer(name)
-    except ValueError:
-        raise _unknown_scheme(name) from None
-    if value is None:
-        return Scheme(label=label, name=name)
-    parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
-    if parameter is None:
-        raise ValueError(
-            f"scheme {label!r}: {name} has neither a scale nor a gain for the value "
-            f"after ':' to set; write {name!r} alone"
-        )
+        name, parameter, value = split_scheme(SPELLINGS.get(label, label))
+    except UnknownScheme:
+        raise _unknown_scheme(SPELLINGS.get(label, label).partition(":")[0].strip()) from None
     scheme = Scheme(label=label, name=name, value=value, parameter=parameter)
-    scheme.initializer()  # the scheme's own checks, e.g. of its parameters' ranges
+    if value is not None:
+        scheme.initializer()  # the scheme's own checks, e.g. of its parameters' ranges
     return scheme
 
 

@@ -68,7 +68,9 @@ def summary_rows(spec, groups):
         row = {key: axis_label(key, settings[key]) for key in spec.axes}
         row["seeds"] = len(found)
         for measure, short in MEASURES:
-            summary = report.summarize([run[measure] for run in found])
+            # An accuracy cannot leave [0, 100] nor a loss go below 0: intervals are clipped.
+            bounds = report.ACCURACY_BOUNDS if "accuracy" in measure else (0.0, float("inf"))
+            summary = report.summarize([run[measure] for run in found], bounds=bounds)
             row.update(
                 {
                     f"{short}_mean": summary["mean"],

@@ -165,21 +165,10 @@ def _clean_checkpoints(checkpoints, stored):
             os.remove(os.path.join(checkpoints, name))
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress_bar(enabled, total, done):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
     # tqdm shows runs done / total, the rate and the time left from the runs of this sitting.
-    return tqdm(total=total, initial=done, unit="run", desc="sweep", dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=done, unit="run", desc="sweep", dynamic_ncols=True, disable=not enabled
+    )

@@ -46,14 +46,14 @@ import numpy as np
 
 from initlab import checks
 from initlab.blocks import activations, initializers, optimizers
+from initlab.engine.model import DATA_DEPENDENT
+from initlab.engine.schemes import split_scheme
 
 DATASETS = ("moons", "circles", "spirals", "xor", "gaussians", "digits")
 # The digits split (blocks.datasets.digits, test_fraction 0.25) holds this many samples.
 DIGITS_TRAIN, DIGITS_TEST = 1348, 449
 # Schemes that the model applies to a batch after the weights are drawn.
-DATA_DEPENDENT = ("lsuv",)
 # The parameter a scheme's `:value` sets, in order of preference.
-MULTIPLIERS = ("scale", "gain")
 HIDDEN_ACTIVATIONS = tuple(name for name in activations.ACTIVATIONS if name != "softmax")
 
 
@@ -275,42 +275,7 @@ def _check_configuration(settings):
 def parse_scheme(text, key="scheme"):
     """(initializer name, multiplier parameter or None, value or None) of `name` or
     `name:value`, as the study commands read schemes; ValueError naming `key` if unknown."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(
-            f"{key} must be a scheme such as 'he' or 'random_normal:0.01', got {text!r}"
-        )
-    name, _, value_text = text.strip().partition(":")
-    name = name.strip()
-    value = None
-    if value_text:
-        try:
-            value = float(value_text)
-        except ValueError:
-            value = None
-        if value is None or not np.isfinite(value) or value < 0:
-            raise ValueError(
-                f"{key} {text!r}: the value after ':' must be a finite number "
-                f">= 0, got {value_text!r}"
-            )
-    if name.lower() in DATA_DEPENDENT:
-        if value is not None:
-            raise ValueError(f"{key} {text!r}: {name} takes no value")
-        return name.lower(), None, None
-    try:
-        plain = initializers.Initializer(name)
-    except ValueError:
-        raise ValueError(
-            f"{key} {text!r} is not a known scheme (`initlab inits` lists them), nor lsuv"
-        ) from None
-    if value is None:
-        return name, None, None
-    parameter = next((p for p in MULTIPLIERS if p in plain.params), None)
-    if parameter is None:
-        raise ValueError(
-            f"{key} {text!r}: {name} has neither a scale nor a gain for the value after ':' to set"
-        )
-    initializers.Initializer(name, **{parameter: value})  # its own range checks
-    return name, parameter, value
+    return split_scheme(text, key)
 
 
 def scheme_initializer(text):
