@@ -216,7 +216,9 @@ def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path):
     assert process.returncode == 130
     assert "Traceback" not in stderr
     kept = count(out)
-    assert stderr.strip().splitlines()[-1] == (
+    # initlab's own last word; a worker pool's resource tracker may still warn after it exits.
+    ours = [line for line in stderr.splitlines() if line.startswith("initlab")]
+    assert ours[-1] == (
         f"initlab sweep: interrupted; {kept} of 12 runs are kept in "
         f"{os.path.join(out, 'sweep.db')}. Resume with: initlab sweep {spec_path} --out {out}"
     )

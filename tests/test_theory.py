@@ -335,27 +335,6 @@ def test_jacobian_mean_squared_singular_value_follows_the_product_of_chi():
     assert np.mean(values) == pytest.approx(predicted, rel=0.12)
 
 
-def test_the_readme_example_runs_as_pasted():
-    import pathlib
-    import re
-    import subprocess
-    import sys
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    section = (root / "README.md").read_text().split("## Signal propagation theory", 1)[1]
-    code = re.search(r"```python\n(.+?)\n```", section, re.S).group(1)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(root / "src")},
-        timeout=300,
-        check=True,
-    )
-    assert result.stdout.startswith("[1.         1.76095464]")
-    assert "'activation': 'tanh'" in result.stdout
-
-
 def test_predict_signals_follows_relus_closed_form_layer_by_layer():
     model = theory.gaussian_network("relu", 1.5, 0.2, depth=4, width=64, seed=1, n_inputs=5)
     X = np.random.default_rng(0).normal(size=(5, 7))
