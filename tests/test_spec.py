@@ -91,6 +91,8 @@ def test_numbers_are_normalised_so_keys_are_stable():
         ("[model]\nhidden = []", "model.hidden must be a non-empty list"),
         ("[model]\nhidden = [12, 0]", "model.hidden[1] must be an integer >= 1, got 0"),
         ("[model]\nactivation = 'swishy'", "model.activation must be one of"),
+        ("[model]\nactivation = 'rleu'", "got 'rleu' (did you mean 'relu'?)"),
+        ("[train]\noptimizer = 'adma'", "got 'adma' (did you mean 'adam'?)"),
         ("[model]\nactivation = 'softmax'", "got 'softmax'"),
         ("[model]\nscheme = 'hee'", "model.scheme 'hee' is not a known scheme"),
         ("[model]\nscheme = 'zeros:2'", "zeros has neither a scale nor a gain"),

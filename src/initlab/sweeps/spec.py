@@ -35,6 +35,7 @@ many are spawned). A run's key hashes its settings, the root seed and k.
     ['he', 'he', 'zeros', 'zeros']
 """
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -52,15 +53,25 @@ from initlab.engine.schemes import split_scheme
 DATASETS = ("moons", "circles", "spirals", "xor", "gaussians", "digits")
 # The digits split (blocks.datasets.digits, test_fraction 0.25) holds this many samples.
 DIGITS_TRAIN, DIGITS_TEST = 1348, 449
-# Schemes that the model applies to a batch after the weights are drawn.
-# The parameter a scheme's `:value` sets, in order of preference.
-HIDDEN_ACTIVATIONS = tuple(name for name in activations.ACTIVATIONS if name != "softmax")
+
+
+def _one_of(key, value, names):
+    """value if it is one of names; else one ValueError naming key, listing names and
+    suggesting the closest."""
+    if isinstance(value, str) and value in names:
+        return value
+    close = difflib.get_close_matches(value, names, n=3) if isinstance(value, str) else []
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    raise ValueError(f"{key} must be one of {list(names)}, got {value!r}{hint}")
+
+
+def hidden_activations():
+    """Every registered elementwise activation, a user's included (softmax is an output's)."""
+    return [name for name, cls in activations.ACTIVATIONS.items() if cls().elementwise]
 
 
 def _dataset(key, value):
-    if value not in DATASETS:
-        raise ValueError(f"{key} must be one of {list(DATASETS)}, got {value!r}")
-    return value
+    return _one_of(key, value, list(DATASETS))
 
 
 def _hidden(key, value):
@@ -72,15 +83,12 @@ def _hidden(key, value):
 
 
 def _activation(key, value):
-    if value not in HIDDEN_ACTIVATIONS:
-        raise ValueError(f"{key} must be one of {list(HIDDEN_ACTIVATIONS)}, got {value!r}")
-    return value
+    return _one_of(key, value, hidden_activations())
 
 
 def _optimizer(key, value):
-    if not isinstance(value, str) or value.lower() not in optimizers.OPTIMIZERS:
-        raise ValueError(f"{key} must be one of {sorted(optimizers.OPTIMIZERS)}, got {value!r}")
-    return value.lower()
+    value = value.lower() if isinstance(value, str) else value
+    return _one_of(key, value, sorted(optimizers.OPTIMIZERS))
 
 
 def _scheme(key, value):
