@@ -134,3 +134,31 @@ def printer(quiet):
 
 def _silent(*args, **kwargs):
     pass
+
+
+# --- the sweep engine's options, shared by every command that runs on it ----------------------
+def add_engine_arguments(parser):
+    from initlab.sweeps.engines import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        default="local",
+        choices=BACKENDS,
+        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: an existing scheduler, tcp://host:port "
+        "(without it a LocalCluster starts)",
+    )
+
+
+def check_engine_arguments(args):
+    from initlab.sweeps.engines import BACKENDS
+
+    backend, scheduler = getattr(args, "backend", "local"), getattr(args, "scheduler", None)
+    choice("--backend", backend, BACKENDS)
+    if scheduler is not None and backend != "dask":
+        raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
+    return backend, scheduler

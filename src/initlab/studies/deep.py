@@ -138,7 +138,7 @@ def add_arguments(parser):
         help="replace result files already in --out (other files are left alone)",
     )
     arguments.add_quiet(parser)
-    add_engine_arguments(parser)
+    arguments.add_engine_arguments(parser)
 
 
 def check_arguments(args):
@@ -173,7 +173,7 @@ def check_arguments(args):
 
 def run(args):
     depths, activations, schemes, seeds = check_arguments(args)
-    backend, scheduler = check_engine_arguments(args)
+    backend, scheduler = arguments.check_engine_arguments(args)
     output.recover_staged(args.out)  # a set a killed run had finished writing goes in first
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
@@ -238,33 +238,6 @@ def run(args):
 STORE_NAME = "sweep.db"
 # What a network's row depends on besides its activation, depth, scheme and seed.
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
-
-
-def add_engine_arguments(parser):
-    from initlab.sweeps.engines import BACKENDS
-
-    parser.add_argument(
-        "--backend",
-        default="local",
-        choices=BACKENDS,
-        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
-    )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --backend dask: an existing scheduler, tcp://host:port "
-        "(without it a LocalCluster starts)",
-    )
-
-
-def check_engine_arguments(args):
-    from initlab.sweeps.engines import BACKENDS
-
-    backend, scheduler = getattr(args, "backend", "local"), getattr(args, "scheduler", None)
-    arguments.choice("--backend", backend, BACKENDS)
-    if scheduler is not None and backend != "dask":
-        raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
-    return backend, scheduler
 
 
 def network_key(item):

@@ -17,8 +17,7 @@ import shlex
 import sys
 import time
 
-from initlab.studies import sweep_report
-from initlab.sweeps import engines
+from initlab.studies import arguments, sweep_report
 from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_sweep
 from initlab.sweeps.spec import load_spec
 from initlab.sweeps.trainer import CHECKPOINT_SECONDS
@@ -32,18 +31,7 @@ def add_arguments(parser):
         metavar="DIR",
         help="write the report of the sweep stored in DIR, and train nothing",
     )
-    parser.add_argument(
-        "--backend",
-        default="local",
-        choices=engines.BACKENDS,
-        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
-    )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --backend dask: an existing scheduler, tcp://host:port "
-        "(without it a LocalCluster starts)",
-    )
+    arguments.add_engine_arguments(parser)
     parser.add_argument(
         "--workers",
         type=int,
