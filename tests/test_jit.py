@@ -315,3 +315,23 @@ def test_an_error_in_one_group_stops_the_others(monkeypatch):
             X, Y, epochs=10**7, jit_compile=True
         )
     assert time.perf_counter() - start < 5
+
+
+def test_float32_divergence_reaches_inf_then_nan_at_the_same_epochs_on_both_paths():
+    # Weights x300 and a rate of 1e4: the cost overflows float32 in two steps. Both paths must
+    # report the same inf and NaN costs and end with NaN weights, not a clean-looking model.
+    def diverging():
+        model = NeuralNetwork(seed=0, dtype="float32")
+        for units, activation in ((12, "relu"), (6, "relu"), (1, "sigmoid")):
+            model.add(Dense(units, activation, initializer=Initializer(scale=300)))
+        model.compile(loss="crossentropy")
+        return model
+
+    numpy_model, jit_model = diverging(), diverging()
+    with np.errstate(all="ignore"):
+        expected = numpy_model.fit(X, Y, epochs=8, learning_rate=1e4)["loss"]
+        history = jit_model.fit(X, Y, epochs=8, learning_rate=1e4, jit_compile=True)["loss"]
+    np.testing.assert_array_equal(np.isinf(history), np.isinf(expected))
+    np.testing.assert_array_equal(np.isnan(history), np.isnan(expected))
+    assert np.isinf(expected).any() and np.isnan(expected[-1])
+    assert np.isnan(numpy_model.parameters).any() and np.isnan(jit_model.parameters).any()
