@@ -13,10 +13,12 @@ Numba function that runs a whole training step for each model in two passes over
 The update stays the optimizer's own NumPy step on the flat vectors, so every optimizer works.
 The function releases the GIL, so an Ensemble runs its groups of models in threads, one per core.
 
-What it covers: Dense layers whose hidden activations are linear, relu, leaky_relu, sigmoid or
-tanh, ending in sigmoid with cross-entropy (computed from the logits, as the NumPy path does) or
-in MSE after any of those activations; up to MAX_WEIGHTS weights in all (larger layers are worth
-their BLAS calls). `check_supported` says why anything else is not, and the caller keeps NumPy.
+What it covers: Dense layers with any activation defined elementwise (activations.py: every
+built-in one but softmax, and a user's), ending in a loss defined elementwise (cross-entropy from
+the logits of a sigmoid output, as the NumPy path computes it, or mse, or a user's); up to
+MAX_WEIGHTS weights in all (larger layers are worth their BLAS calls). The activations' and the
+loss's code is written from their traced definitions (_scalar_code), never kept here.
+`check_supported` says why anything else is not, and the caller keeps NumPy.
 
 The NumPy path is the reference. The kernel adds its sums in another order (SIMD lanes), so
 its numbers equal NumPy's to rounding, not to the bit; on one machine they are the same bits every
