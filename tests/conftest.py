@@ -33,6 +33,21 @@ def numerical_gradient(f, array, eps=1e-6):
     return grad
 
 
+def assert_one_sgd_step_follows_central_differences(model, X, Y):
+    """One SGD step at learning rate 1 moves the parameters by minus the gradient of the loss
+    that evaluate reports, as central differences measure it (the model is built first)."""
+    model.build(X.shape[0])
+    before = model.parameters.copy()
+
+    def loss():
+        return model.evaluate(X, Y)["loss"]
+
+    expected = numerical_gradient(loss, model.parameters)
+    model.parameters[...] = before
+    model.fit(X, Y, epochs=1, learning_rate=1.0)
+    np.testing.assert_allclose(before - model.parameters, expected, rtol=1e-6, atol=1e-9)
+
+
 def post_model(seed=0, dtype="float64", initializer="he"):
     """The post's network, 2-12-6-1: relu, relu, sigmoid with cross-entropy."""
     model = NeuralNetwork(seed=seed, dtype=dtype)

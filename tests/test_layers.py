@@ -4,7 +4,7 @@ building from the first input, and stacking over a leading ensemble axis."""
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient
+from conftest import assert_one_sgd_step_follows_central_differences, numerical_gradient
 from initlab import Dense, Initializer, Layer, NeuralNetwork
 from initlab.blocks import activations
 
@@ -141,32 +141,18 @@ class Scale(Layer):
         return self.params["scale"] * grad_output if need_input_grad else None
 
 
-def _one_step_matches_central_differences(model, X, Y):
-    """One SGD step at learning rate 1 moves the parameters by minus the gradient."""
-    model.build(X.shape[0])
-    before = model.parameters.copy()
-
-    def loss():
-        return model.evaluate(X, Y)["loss"]
-
-    expected = numerical_gradient(loss, model.parameters)
-    model.parameters[...] = before
-    model.fit(X, Y, epochs=1, learning_rate=1.0)
-    np.testing.assert_allclose(before - model.parameters, expected, rtol=1e-6, atol=1e-9)
-
-
 def test_a_custom_layer_trains_first_in_the_model(moons_data):
     X, Y = moons_data
     model = NeuralNetwork(seed=0, layers=[Scale(2), Dense(6, "tanh"), Dense(1, "sigmoid")])
     model.compile(loss="crossentropy")
-    _one_step_matches_central_differences(model, X, Y)
+    assert_one_sgd_step_follows_central_differences(model, X, Y)
 
 
 def test_a_custom_layer_trains_last_and_shows_in_the_summary(moons_data, capsys):
     X, Y = moons_data
     model = NeuralNetwork(seed=0, layers=[Dense(5, "tanh"), Dense(1), Scale(1)])
     model.compile(loss="mse")
-    _one_step_matches_central_differences(model, X, Y)
+    assert_one_sgd_step_follows_central_differences(model, X, Y)
     text = model.summary()
     assert "Scale 3" in text and "Dense 1" in text and "(1, m)" in text
     assert text.splitlines()[-1].startswith(f"Total params: {5 * 3 + 6 + 1}")

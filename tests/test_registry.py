@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient
+from conftest import assert_one_sgd_step_follows_central_differences
 from initlab import Dense, NeuralNetwork
 from initlab.blocks import activations, losses, optimizers
 from initlab.blocks.datasets import moons
@@ -87,17 +87,7 @@ def test_only_subclasses_of_the_family_register():
 
 def test_a_registered_activation_trains_with_exact_gradients(registered):
     X, Y = moons(40, noise=0.2, seed=1)
-    model = _model()
-    model.build(2)
-    before = model.parameters.copy()
-
-    def loss():
-        return model.evaluate(X, Y)["loss"]
-
-    expected = numerical_gradient(loss, model.parameters)
-    model.parameters[...] = before
-    model.fit(X, Y, epochs=1, learning_rate=1.0)
-    np.testing.assert_allclose(before - model.parameters, expected, rtol=1e-6, atol=1e-9)
+    assert_one_sgd_step_follows_central_differences(_model(), X, Y)
 
 
 def test_a_registered_activation_and_loss_compile_from_their_definitions(registered):
