@@ -81,8 +81,6 @@ def file_config(members):
 
 def write_members(path, members, config=None):
     """A zip of `members`, with config.npy replaced by `config` (a dict or a str) if given."""
-    import json
-
     if config is not None:
         text = config if isinstance(config, str) else json.dumps(config)
         members = {**members, "config.npy": npy_bytes(np.array(text))}

@@ -2,7 +2,6 @@
 seeding, persistence, and bad input."""
 
 import io
-import json
 import os
 import re
 import zipfile
@@ -10,7 +9,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient, object_state
+from conftest import (
+    file_config,
+    file_members,
+    npy_bytes,
+    numerical_gradient,
+    object_state,
+    write_members,
+)
 from initlab import Dense, Initializer, NeuralNetwork
 from initlab.blocks.datasets import moons
 
@@ -402,7 +408,7 @@ def test_load_rejects_a_config_of_another_version(tmp_path):
         members = {name: archive.read(name) for name in archive.namelist()}
     config = np.load(io.BytesIO(members["config.npy"]))
     newer = str(config).replace('"version": 1', '"version": 99')
-    members["config.npy"] = _npy_bytes(np.array(newer))
+    members["config.npy"] = npy_bytes(np.array(newer))
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
@@ -410,36 +416,13 @@ def test_load_rejects_a_config_of_another_version(tmp_path):
         NeuralNetwork.load(path)
 
 
-def _npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-def _members(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _config(members):
-    return json.loads(str(np.load(io.BytesIO(members["config.npy"]))))
-
-
-def _write_members(path, members, config=None):
-    if config is not None:
-        members = {**members, "config.npy": _npy_bytes(np.array(json.dumps(config)))}
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
 @pytest.mark.parametrize("version", [99, 0, True, "1", 1.0, None])
 def test_load_rejects_a_version_it_does_not_know(tmp_path, version):
     _, path, _, _ = _saved_model(tmp_path)
-    members = _members(path)
-    config = _config(members)
+    members = file_members(path)
+    config = file_config(members)
     config["version"] = version
-    _write_members(path, members, config)
+    write_members(path, members, config)
     with pytest.raises(
         ValueError, match=f"file format version {version!r}; this initlab reads version 1"
     ):
@@ -505,13 +488,13 @@ def test_the_file_holds_the_state_a_never_trained_model_has_none(tmp_path):
     model = _compiled("adam")
     model.predict(X)  # built, never trained
     model.save(tmp_path / "untrained.npz")
-    members = _members(tmp_path / "untrained.npz")
-    assert _config(members)["optimizer_state"] is None
+    members = file_members(tmp_path / "untrained.npz")
+    assert file_config(members)["optimizer_state"] is None
     assert not [name for name in members if name.startswith("optimizer.")]
     model.fit(X, Y, epochs=3)
     model.save(tmp_path / "trained.npz")
-    members = _members(tmp_path / "trained.npz")
-    assert _config(members)["optimizer_state"] == {"moments": 2, "iterations": 3}
+    members = file_members(tmp_path / "trained.npz")
+    assert file_config(members)["optimizer_state"] == {"moments": 2, "iterations": 3}
     m, v = model.optimizer.moments(model.parameters)
     with np.load(tmp_path / "trained.npz") as archive:
         np.testing.assert_array_equal(archive["optimizer.0"], m)
@@ -520,7 +503,7 @@ def test_the_file_holds_the_state_a_never_trained_model_has_none(tmp_path):
     sgd = _compiled("sgd")
     sgd.fit(X, Y, epochs=3)
     sgd.save(tmp_path / "sgd.npz")
-    assert _config(_members(tmp_path / "sgd.npz"))["optimizer_state"] is None
+    assert file_config(file_members(tmp_path / "sgd.npz"))["optimizer_state"] is None
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
@@ -532,11 +515,11 @@ def test_a_file_of_the_previous_format_loads_with_fresh_state(tmp_path, optimize
     model = _compiled(optimizer)
     model.fit(X, Y, epochs=10, batch_size=8)
     model.save(tmp_path / "new.npz")
-    members = _members(tmp_path / "new.npz")
-    config = _config(members)
+    members = file_members(tmp_path / "new.npz")
+    config = file_config(members)
     del config["optimizer_state"]
     old = {name: data for name, data in members.items() if not name.startswith("optimizer.")}
-    _write_members(tmp_path / "old.npz", old, config)
+    write_members(tmp_path / "old.npz", old, config)
     from_old = NeuralNetwork.load(tmp_path / "old.npz")
     np.testing.assert_array_equal(from_old.predict(X), model.predict(X))
     assert getattr(from_old.optimizer, "iterations", 0) == 0
@@ -553,11 +536,11 @@ def _corrupt(members, config, name):
     members = dict(members)
     n = np.load(io.BytesIO(members["optimizer.1.npy"])).size
     if name == "wrong shape":
-        members["optimizer.1.npy"] = _npy_bytes(np.zeros(n - 1))
+        members["optimizer.1.npy"] = npy_bytes(np.zeros(n - 1))
     elif name == "wrong dtype":
-        members["optimizer.1.npy"] = _npy_bytes(np.zeros(n, np.float32))
+        members["optimizer.1.npy"] = npy_bytes(np.zeros(n, np.float32))
     elif name == "2-D":
-        members["optimizer.1.npy"] = _npy_bytes(np.zeros((1, n)))
+        members["optimizer.1.npy"] = npy_bytes(np.zeros((1, n)))
     elif name == "missing array":
         del members["optimizer.1.npy"]
     elif name == "extra array":
@@ -606,9 +589,9 @@ def test_corrupt_optimizer_state_is_rejected_and_the_file_left_as_is(tmp_path, c
     model = _compiled("adam")
     model.fit(X, Y, epochs=3)
     model.save(tmp_path / "model.npz")
-    members = _members(tmp_path / "model.npz")
+    members = file_members(tmp_path / "model.npz")
     path = tmp_path / "corrupt.npz"
-    _write_members(path, *_corrupt(members, _config(members), corruption))
+    write_members(path, *_corrupt(members, file_config(members), corruption))
     before = path.read_bytes()
     with pytest.raises(ValueError, match=message) as error:
         NeuralNetwork.load(path)
@@ -621,11 +604,11 @@ def test_momentum_state_carries_no_step_count(tmp_path):
     model = _compiled("momentum")
     model.fit(X, Y, epochs=3)
     model.save(tmp_path / "model.npz")
-    members = _members(tmp_path / "model.npz")
-    config = _config(members)
+    members = file_members(tmp_path / "model.npz")
+    config = file_config(members)
     assert config["optimizer_state"] == {"moments": 1, "iterations": None}
     config["optimizer_state"]["iterations"] = 3
-    _write_members(tmp_path / "bad.npz", members, config)
+    write_members(tmp_path / "bad.npz", members, config)
     with pytest.raises(ValueError, match="momentum keeps no step count, got 3"):
         NeuralNetwork.load(tmp_path / "bad.npz")
 
