@@ -17,12 +17,14 @@ worker dies is retried on another worker; the store keeps a run once, whichever 
     [2, 2, 2]
 """
 
+import itertools
 import math
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, wait
 
 from initlab import checks
+from initlab.interrupts import held_interrupt
 from initlab.sweeps.trainer import CHECKPOINT_SECONDS, train_group
 
 BACKENDS = ("serial", "local", "dask")
@@ -99,6 +101,17 @@ def _ignore_interrupt():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_resource_trackers():
+    # multiprocessing's and loky's resource trackers start with the first worker, and Python
+    # 3.11's unblocks SIGINT as it does: they start before it is held.
+    from multiprocessing import resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    resource_tracker.ensure_running()
+    loky_tracker.ensure_running()
+
+
 def _local(groups, on_result, workers, work, arguments):
     try:
         from joblib.externals.loky import get_reusable_executor
@@ -111,25 +124,45 @@ def _local(groups, on_result, workers, work, arguments):
     # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of
     # threads rather than every worker starting one per core.
     threads = str(max(1, default_workers() // workers))
-    executor = get_reusable_executor(
-        max_workers=workers,
-        initializer=_ignore_interrupt,
-        env={
-            name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        },
-    )
-    pending = {executor.submit(work, group, *arguments): group for group in groups}
+    executor, pending, waiting = None, {}, iter(groups)
+
+    def submit(count):
+        # A Ctrl-C while a worker starts (the first ones, or one loky replaces) waits for it:
+        # each starts with SIGINT blocked until its initializer ignores it (else: a traceback
+        # from each one still importing).
+        with held_interrupt():
+            for group in itertools.islice(waiting, count):
+                pending[executor.submit(work, group, *arguments)] = group
+
     try:
+        _start_resource_trackers()
+        with held_interrupt():
+            executor = get_reusable_executor(
+                max_workers=workers,
+                initializer=_ignore_interrupt,
+                env={
+                    name: threads
+                    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                },
+            )
+        # One group more than the workers in flight, the next submitted as one ends: the pool's
+        # queue then holds every group submitted, which loky's kill_workers shutdown needs (it
+        # fails, with a traceback, on groups still waiting for its queue).
+        submit(workers + 1)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 group = pending.pop(future)
-                for run, result in zip(group, future.result()):
+                results = future.result()
+                submit(1)
+                for run, result in zip(group, results):
                     on_result(run, result)
     except BaseException:
-        for future in pending:
-            future.cancel()
-        executor.shutdown(wait=False, kill_workers=True)
+        # The workers are killed and the pool shut down before the error goes on: its queues'
+        # semaphores are released here, not left to the resource tracker, which would warn of
+        # them after the command's last line.
+        if executor is not None:
+            executor.shutdown(wait=True, kill_workers=True)
         raise
     # No pool or its manager thread outlives the sweep (a long-lived caller would keep both).
     executor.shutdown(wait=True)

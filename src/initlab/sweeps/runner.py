@@ -118,9 +118,9 @@ def run_sweep(
         workers = 1 if backend == "serial" else engines.default_workers()
     workers = checks.integer("--workers", workers, minimum=1)
     store = open_store(out)
+    runs = plan_runs(spec)
     try:
         check_compatible(spec, store, force)
-        runs = plan_runs(spec)
         stored = store.keys()
         missing = [run for run in runs if run.key not in stored]
         store.set_meta("spec", spec.to_json())
@@ -136,21 +136,20 @@ def run_sweep(
                 for path in checkpoint_files(checkpoints, run.key):
                     os.remove(path)
 
-            try:
-                engines.execute(
-                    engines.make_groups(missing, workers),
-                    on_result,
-                    backend,
-                    scheduler,
-                    workers,
-                    checkpoints,
-                    checkpoint_seconds,
-                )
-            except KeyboardInterrupt:
-                # Counted from the store: Ctrl-C may land between a commit and the count.
-                kept = len(store.keys() & {run.key for run in runs})
-                raise SweepInterrupted(kept, status.total) from None
+            engines.execute(
+                engines.make_groups(missing, workers),
+                on_result,
+                backend,
+                scheduler,
+                workers,
+                checkpoints,
+                checkpoint_seconds,
+            )
         return status
+    except KeyboardInterrupt:
+        # Counted from the store: Ctrl-C may land between a commit and the count.
+        kept = len(store.keys() & {run.key for run in runs})
+        raise SweepInterrupted(kept, len(runs)) from None
     finally:
         store.close()
 
