@@ -20,10 +20,8 @@ run again, trains only the networks it lacks (--backend serial, local or dask ru
 """
 
 import functools
-import hashlib
 import json
 import os
-import sys
 import time
 from types import SimpleNamespace
 
@@ -39,6 +37,7 @@ from initlab.studies.schemes import (
     default_schemes,
     parse_schemes,
 )
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -187,14 +186,8 @@ def run(args):
     ]
     try:
         runs = train_grid(grid, args, out_dir, backend, scheduler, quiet=args.quiet)
-    except KeyboardInterrupt as stop:
-        kept = stop.args[0] if stop.args else "the finished"
-        print(
-            f"\ninitlab deep: interrupted; {kept} of {len(grid)} networks are kept in "
-            f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
-            file=sys.stderr,
-        )
-        return 130
+    except SweepInterrupted as stop:
+        return arguments.interrupted("deep", stop, "networks", os.path.join(out_dir, STORE_NAME))
     summary = summarise_runs(runs)
     elapsed = time.perf_counter() - started
 
@@ -235,64 +228,38 @@ def run(args):
 
 
 # --- execution on initlab.sweeps' engines and store ----------------------------------------------
-STORE_NAME = "sweep.db"
 # What a network's row depends on besides its activation, depth, scheme and seed.
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
-
-
-def network_key(item):
-    """A network's key in the store: the hash of everything its row depends on."""
-    text = json.dumps(item, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False):
     """Every network's row, in grid order: those in out_dir's store as stored, the others
     trained on the backend (deepest first, so the workers finish together) and stored as each
-    ends. KeyboardInterrupt(kept) when interrupted: the store keeps every finished network."""
-    from tqdm import tqdm
-
-    from initlab.sweeps import engines
-    from initlab.sweeps.store import Store
-
+    ends. SweepInterrupted(kept, total) when interrupted: the store keeps every finished network."""
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
     items = [
         {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
         for activation, depth, scheme, seed in grid
     ]
-    keys = [network_key(item) for item in items]
-    store = Store(os.path.join(out_dir, STORE_NAME))
-    try:
-        rows = store.records()
-        missing = [item for item, key in zip(items, keys) if key not in rows]
-        missing.sort(key=lambda item: -item["depth"])
+    rows, _ = run_records(
+        items,
+        run_networks,
+        out_dir,
+        backend,
+        scheduler,
+        groups=_deepest_first,
+        progress=False if quiet else None,
+        desc="initlab deep",
+        unit="net",
+        label=lambda item: (
+            f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
+        ),
+    )
+    return rows
 
-        with tqdm(
-            total=len(items),
-            initial=len(items) - len(missing),
-            desc="initlab deep",
-            unit="net",
-            disable=True if quiet else None,
-        ) as progress:
 
-            def on_result(item, row):
-                rows[network_key(item)] = row
-                store.add_record(network_key(item), row)
-                progress.set_postfix_str(
-                    f"{item['activation']} depth {item['depth']} "
-                    f"{item['scheme']} seed {item['seed']}"
-                )
-                progress.update(1)
-
-            try:
-                engines.execute(
-                    [[item] for item in missing], on_result, backend, scheduler, work=run_networks
-                )
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
-        return [rows[key] for key in keys]
-    finally:
-        store.close()
+def _deepest_first(items, workers):
+    return [[item] for item in sorted(items, key=lambda item: -item["depth"])]
 
 
 def run_networks(items):

@@ -41,15 +41,22 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def make_groups(runs, workers):
-    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP."""
+def make_groups(runs, workers, architecture=lambda run: run.architecture()):
+    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP each,
+    and of one architecture's runs as equal in size as can be (so the workers end together).
+
+    architecture : run -> what the runs trained together must share (spec.Run's, by default)
+    """
     by_architecture = {}
     for run in runs:
-        by_architecture.setdefault(run.architecture(), []).append(run)
+        by_architecture.setdefault(architecture(run), []).append(run)
     groups = []
     for members in by_architecture.values():
         size = max(1, min(MAX_GROUP, math.ceil(len(members) / (2 * workers))))
-        groups += [members[i : i + size] for i in range(0, len(members), size)]
+        count = math.ceil(len(members) / size)
+        # Sizes differ by one at most: 30 runs in 4 groups are 8, 8, 7, 7 (not 8, 8, 8, 6).
+        bounds = [len(members) * i // count for i in range(count + 1)]
+        groups += [members[a:b] for a, b in zip(bounds, bounds[1:])]
     return groups
 
 
@@ -121,8 +128,8 @@ def _local(groups, on_result, workers, work, arguments):
         ) from None
 
     workers = min(workers, len(groups) or 1)
-    # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of
-    # threads rather than every worker starting one per core.
+    # As joblib.Parallel does: the workers share the cores, so each BLAS (and Numba, for a
+    # compiled fit) gets its share of threads rather than every worker starting one per core.
     threads = str(max(1, default_workers() // workers))
     executor, pending, waiting = None, {}, iter(groups)
 
@@ -142,7 +149,12 @@ def _local(groups, on_result, workers, work, arguments):
                 initializer=_ignore_interrupt,
                 env={
                     name: threads
-                    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                    for name in (
+                        "OMP_NUM_THREADS",
+                        "OPENBLAS_NUM_THREADS",
+                        "MKL_NUM_THREADS",
+                        "NUMBA_NUM_THREADS",
+                    )
                 },
             )
         # One group more than the workers in flight, the next submitted as one ends: the pool's

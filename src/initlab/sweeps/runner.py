@@ -9,6 +9,10 @@ axis whose old value was the fixed one) adds only its new runs. A spec that no l
 runs already stored has changed its settings: it is refused unless force=True (the stored runs
 are then kept beside the new ones; reports read only the current spec's).
 
+A study's own work resumes the same way: run_records(items, work, out) keys each item by the hash
+of its settings, keeps each result in the store's records and arrays tables, and computes only
+the items the store lacks, on the same engines (initlab deep, initlab reproduce).
+
     >>> import tempfile
     >>> from initlab.sweeps.spec import parse_spec
     >>> spec = parse_spec("[train]\\nepochs = 2\\n[sweep]\\nseeds = 2")
@@ -16,6 +20,8 @@ are then kept beside the new ones; reports read only the current spec's).
     SweepStatus(total=2, stored_before=0, trained=2)
 """
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -154,6 +160,68 @@ def run_sweep(
         store.close()
 
 
+# --- a study's records: any work, by key, in the same store and on the same engines -------------
+def record_key(item):
+    """A record's key in the store: the hash of its item, everything its record depends on."""
+    text = json.dumps(item, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_records(
+    items,
+    work,
+    out,
+    backend="local",
+    scheduler=None,
+    workers=None,
+    groups=None,
+    progress=True,
+    desc="sweep",
+    unit="run",
+    label=None,
+):
+    """Each item's record, in order: those the store in `out` holds as they were stored, the
+    others computed on the backend and stored as each group of them ends.
+
+    items : dicts of JSON values, each all that its record depends on (record_key hashes it)
+    work : work(group) -> one record per item of the group: a dict of JSON values and NumPy
+        arrays (Store.add_record); a module-level function, which the workers import by name
+    groups : (missing items, workers) -> the groups to compute, in order; default one per item
+    progress : a bar on stderr: True, False, or None for a terminal only; desc and unit name
+        it, label(item) says which item ended last
+    Returns (records, how many the store held before). Raises SweepInterrupted (how many of
+    the items the store keeps) on Ctrl-C: every record finished is kept.
+
+    This is how `initlab deep` and `initlab reproduce` run: killed and run again, they compute
+    only what the store lacks, and get what one uninterrupted run gets.
+    """
+    if workers is None:
+        workers = 1 if backend == "serial" else engines.default_workers()
+    keys = [record_key(item) for item in items]
+    store = open_store(out)
+    try:
+        records = store.records()
+        stored_before = sum(key in records for key in keys)
+        missing = [item for item, key in zip(items, keys) if key not in records]
+        plan = groups(missing, workers) if groups else [[item] for item in missing]
+        with _progress_bar(progress, len(items), stored_before, desc, unit) as bar:
+
+            def on_result(item, record):
+                key = record_key(item)
+                records[key] = record
+                store.add_record(key, record)
+                if label is not None:
+                    bar.set_postfix_str(label(item))
+                bar.update(1)
+
+            engines.execute(plan, on_result, backend, scheduler, workers, work=work)
+        return [records[key] for key in keys], stored_before
+    except KeyboardInterrupt:
+        raise SweepInterrupted(len(store.record_keys() & set(keys)), len(items)) from None
+    finally:
+        store.close()
+
+
 def _clean_checkpoints(checkpoints, stored):
     """Remove what a killed sweep left behind: half-written temporary files, and checkpoints of
     runs stored since. (One sweep at a time writes a DIR, so no temporary file is in use.)"""
@@ -164,10 +232,15 @@ def _clean_checkpoints(checkpoints, stored):
             os.remove(os.path.join(checkpoints, name))
 
 
-def _progress_bar(enabled, total, done):
+def _progress_bar(enabled, total, done, desc="sweep", unit="run"):
     from tqdm import tqdm
 
     # tqdm shows runs done / total, the rate and the time left from the runs of this sitting.
     return tqdm(
-        total=total, initial=done, unit="run", desc="sweep", dynamic_ncols=True, disable=not enabled
+        total=total,
+        initial=done,
+        unit=unit,
+        desc=desc,
+        dynamic_ncols=True,
+        disable=None if enabled is None else not enabled,
     )
