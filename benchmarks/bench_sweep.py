@@ -17,6 +17,7 @@ Target (issue 11): local at least 1.8x faster than one process on this 2-core ma
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,9 @@ QUICK = [
 
 
 def run_deep(backend, out, extra):
+    """(wall seconds, CPU seconds) of the command; the CPU seconds are those of every process
+    it ran, its workers included (each is waited for, so the kernel adds its time to ours)."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "initlab.cli", "deep", "--out", out, "--backend", backend, *extra],
@@ -49,7 +53,19 @@ def run_deep(backend, out, extra):
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"initlab deep --backend {backend} failed:\n{done.stderr}")
-    return seconds
+    return seconds, _children_cpu() - cpu
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def network_seconds(out):
+    """The networks' own time, summed (runs.csv's seconds: building, measuring, training and
+    testing each one), against which the rest is the command's start, data and coordination."""
+    with open(os.path.join(out, "runs.csv"), newline="") as handle:
+        return sum(float(row["seconds"]) for row in csv.DictReader(handle))
 
 
 def tables(out):
@@ -72,10 +88,23 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as root:
         for round_ in range(options.rounds):
+            times = {}
             for backend in best:
                 out = os.path.join(root, f"{backend}-{round_}")
-                best[backend] = min(best[backend], run_deep(backend, out, extra))
+                before = os.getloadavg()[0]
+                wall, cpu = run_deep(backend, out, extra)
+                times[backend] = wall
+                best[backend] = min(best[backend], wall)
                 results[backend] = tables(out)
+                # Each run's own figures: the load of a shared machine moves between them. The
+                # load average counts this command's own processes (1 or 2) too.
+                print(
+                    f"  round {round_ + 1}, {backend:6}: {wall:6.1f} s wall, {cpu:6.1f} s CPU, "
+                    f"networks {network_seconds(out):6.1f} s; load average "
+                    f"{before:.2f} -> {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+            print(f"  round {round_ + 1}: {times['serial'] / times['local']:.2f}x", flush=True)
     agree = results["serial"] == results["local"]
     ratio = best["serial"] / best["local"]
     print(
