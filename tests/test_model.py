@@ -315,6 +315,10 @@ def test_summary_counts_parameters():
     assert ["Dense 1", "Dense 2", "Dense 3"] == [
         line.split("  ")[0] for line in text.splitlines() if line.startswith("Dense")
     ]
+    # Every line ends with its last character, not padding; the rules span the widest line.
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    assert len(lines[0]) == max(len(line) for line in lines[1:-1])
 
 
 # --- persistence -------------------------------------------------------------------------------

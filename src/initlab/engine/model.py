@@ -424,8 +424,9 @@ class NeuralNetwork:
                 )
             )
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-        rule = "-" * len(lines[0])
+        # No trailing spaces: the last column is padded by nothing.
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         total = sum(layer.count_params() for layer in self.layers)
         loss = self.loss.name if self.loss else "not compiled"
         text = "\n".join(

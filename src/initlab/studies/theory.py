@@ -87,7 +87,9 @@ GAIN_COLUMNS = [
 
 def add_arguments(parser):
     parser.add_argument(
-        "--activation", default="tanh", help="any registered elementwise activation (default tanh)"
+        "--activation",
+        default="tanh",
+        help=f"the activation, one of {', '.join(elementwise_activations())} (default tanh)",
     )
     parser.add_argument(
         "--bias-variance",
@@ -141,8 +143,8 @@ def add_arguments(parser):
 
 
 def elementwise_activations():
-    """The registered activations the theory applies to (softmax is not elementwise)."""
-    return [name for name in activations_module.ACTIVATIONS if theory.is_elementwise(name)]
+    """The registered activations the theory applies to (softmax is not elementwise), sorted."""
+    return sorted(name for name in activations_module.ACTIVATIONS if theory.is_elementwise(name))
 
 
 def check_arguments(args):
