@@ -651,3 +651,30 @@ def test_the_module_docstring_example_runs():
 
     result = doctest.testmod(ensemble)
     assert result.attempted >= 8 and result.failed == 0
+
+
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("with_callback", [False, True])
+def test_a_fit_whose_allocation_fails_leaves_the_ensemble_as_it_was(
+    monkeypatch, trained, with_callback
+):
+    # The memory estimate passes, then the history (8 PB) cannot be allocated: the models'
+    # weights, optimizer state and rates, and the ensemble's costs and history are as before.
+    from conftest import object_state
+    from initlab import checks
+
+    ens = Ensemble([post_model(seed=s, optimizer="adam") for s in range(3)])
+    if trained:
+        ens.fit(X, Y, epochs=3, batch_size=32)
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**30)
+
+    class Watcher:
+        def on_epoch_end(self, owner, epoch, costs):
+            pass
+
+    callbacks = [Watcher()] if with_callback else ()
+    before = object_state([ens.models, ens.costs, ens.history, ens.learning_rate])
+    with pytest.raises(MemoryError):
+        ens.fit(X, Y, epochs=10**15, learning_rate=0.5, batch_size=32, callbacks=callbacks)
+    assert object_state([ens.models, ens.costs, ens.history, ens.learning_rate]) == before
+    assert all(model.built == trained for model in ens.models)

@@ -17,7 +17,7 @@ from conftest import (
     object_state,
     write_members,
 )
-from initlab import Dense, Initializer, NeuralNetwork
+from initlab import Dense, Initializer, NeuralNetwork, checks
 from initlab.blocks.datasets import moons
 
 
@@ -810,6 +810,44 @@ def test_a_failed_call_leaves_an_unbuilt_model_unbuilt(call, message):
     with pytest.raises(ValueError, match=message):
         call(model, X, Y)
     assert object_state(model) == before and not model.built
+
+
+def _fail_allocating_buffers(monkeypatch):
+    """Make the training loop's buffers fail to allocate, after the optimizer's state is made
+    and the input buffers are: as a batch too large for the memory left would."""
+    from initlab.blocks.layers import Dense as DenseLayer
+
+    def out_of_memory(self, inputs, grad_inputs):
+        raise MemoryError("Unable to allocate the layer's batch buffers")
+
+    monkeypatch.setattr(DenseLayer, "training_steps", out_of_memory)
+
+
+@pytest.mark.parametrize("built", [True, False])
+@pytest.mark.parametrize("failure", ["history", "buffers"])
+def test_a_fit_whose_allocation_fails_leaves_the_model_bit_for_bit_as_it_was(
+    monkeypatch, built, failure
+):
+    # The memory estimate passes (as on a machine that says it has plenty), and then an
+    # allocation really fails: the learning rate, costs, history, optimizer state, shuffling
+    # stream and weights stay as they were, and a model that was not built stays unbuilt.
+    if built:
+        model, X, Y = _trained_adam_model()
+    else:
+        X, Y = moons(40, noise=0.2, seed=0)
+        model = post_model(seed=0)
+        model.compile(loss="crossentropy", optimizer="adam")
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**30)
+    if failure == "buffers":
+        _fail_allocating_buffers(monkeypatch)
+        epochs = 5
+    else:
+        epochs = 10**15  # 8 PB of history: NumPy cannot allocate it
+    before = object_state(model)
+    with pytest.raises(MemoryError):
+        model.fit(X, Y, epochs=epochs, learning_rate=0.5, batch_size=16)
+    assert object_state(model) == before
+    assert model.built == built
 
 
 def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():

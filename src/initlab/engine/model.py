@@ -284,33 +284,59 @@ class NeuralNetwork:
             self.check_data, X, Y, epochs, learning_rate, batch_size, log_every, layers=self.layers
         )
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
-        # Everything is checked: from here on the model changes.
-        if not self.built:
-            self.build(X.shape[-2])
+        # Everything is checked. Allocate everything the fit needs (the parameters of a model
+        # not yet built, the training buffers, the history) before anything changes, and put
+        # back what the allocations touched if one fails (out of memory): all or nothing.
+        loop, history = self._allocate_fit(X, Y, epochs, batch_size, shuffle, jit_compile)
+        # From here on the model changes.
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
-        self.history = {
-            "loss": self._train(
-                X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile
-            )
-        }
-        return self.history
+        self.costs = []
 
-    def _train(
-        self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile=False
-    ):
-        """fit's epochs on checked data (training.run_epochs); returns the history."""
-
-        def make_run_epoch():  # after on_train_begin, which may change the weights
+        def make_run_epoch():  # after on_train_begin, which may have rebound a layer's arrays
+            if training.is_packed(self.layers, self.parameters, self.gradients):
+                return loop.run_epoch
             return self.training_loop(
                 X, Y, batch_size, shuffle, [self.shuffle_generator()], jit_compile
             ).run_epoch
 
-        self.costs = []
-        return training.run_epochs(
-            make_run_epoch, epochs, log_every, self, self.costs, callbacks, print_log
-        )
+        self.history = {
+            "loss": training.run_epochs(
+                make_run_epoch,
+                epochs,
+                log_every,
+                self,
+                self.costs,
+                callbacks,
+                print_log,
+                history=history,
+            )
+        }
+        return self.history
+
+    def _allocate_fit(self, X, Y, epochs, batch_size, shuffle, jit_compile):
+        """(training loop, empty history) for a fit, the model built first if it is not; on any
+        failure the model, its optimizer and its shuffling stream are left as they were."""
+        optimizer_state = dict(vars(self.optimizer))
+        shuffle_generator = self._shuffle_generator
+        flat = (self.parameters, self.gradients)
+        try:
+            with self._unbuilt_on_error():
+                if not self.built:
+                    self.build(X.shape[-2])
+                loop = self.training_loop(
+                    X, Y, batch_size, shuffle, [self.shuffle_generator()], jit_compile
+                )
+                history = np.empty(epochs)
+        except BaseException:
+            vars(self.optimizer).clear()
+            vars(self.optimizer).update(optimizer_state)
+            self._shuffle_generator = shuffle_generator
+            if flat[0] is not None:  # training_loop may have packed rebound arrays anew
+                self.parameters, self.gradients = flat
+            raise
+        return loop, history
 
     def training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
         """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one

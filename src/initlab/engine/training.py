@@ -28,22 +28,33 @@ import numpy as np
 
 
 def run_epochs(
-    make_run_epoch, epochs, log_every, owner, costs, callbacks=(), print_log=False, cost_shape=()
+    make_run_epoch,
+    epochs,
+    log_every,
+    owner,
+    costs,
+    callbacks=(),
+    print_log=False,
+    cost_shape=(),
+    history=None,
 ):
     """The epoch loop of fit; returns the history: every epoch's cost.
 
     make_run_epoch() -> run_epoch() -> cost; it is called once the callbacks' on_train_begin
     have run. The history has shape (epochs,) + cost_shape, fewer rows if a callback set
-    owner.stop_training. The list `costs` receives the costs at epoch 0, every log_every and the
-    last, printed as the post prints them when print_log. Callbacks get `owner`:
-    on_train_begin(owner), on_epoch_end(owner, epoch, cost), on_train_end(owner).
+    owner.stop_training; `history`, if given, is that array allocated by the caller (so that
+    a fit allocates everything before it changes anything). The list `costs` receives the costs
+    at epoch 0, every log_every and the last, printed as the post prints them when print_log.
+    Callbacks get `owner`: on_train_begin(owner), on_epoch_end(owner, epoch, cost),
+    on_train_end(owner).
     """
+    if history is None:
+        history = np.empty((epochs,) + tuple(cost_shape))
     owner.stop_training = False
     begin, epoch_end, end = _callback_hooks(callbacks)
     for hook in begin:
         hook(owner)
     run_epoch = make_run_epoch()
-    history = np.empty((epochs,) + tuple(cost_shape))
     for epoch in range(epochs):
         cost = run_epoch()
         history[epoch] = cost
