@@ -200,7 +200,8 @@ def run(args):
 
     title = (
         f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
-        f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}"
+        f"batch {args.batch_size}), seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}"
     )
     config = {key: value for key, value in vars(args).items() if key != "run"}
     config.update(
