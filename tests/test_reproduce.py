@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -197,3 +198,31 @@ def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsy
     assert captured.out == "" and captured.err == ""
     document = json.loads((tmp_path / "results.json").read_text())
     assert [s["scheme"] for s in document["schemes"]] == list(post.POST_SCHEMES)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
+def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
+    # The whole process (Python, NumPy, scikit-learn, matplotlib, the figures), not only the
+    # runs' data: within a quarter of the peak resident memory the kernel reports.
+    import re
+    import subprocess
+    import sys
+
+    script = (
+        "from initlab import cli\n"
+        f"cli.main(['reproduce', '--seeds', '2', '--epochs', '20', '--no-progress', "
+        f"'--out', {str(tmp_path / 'out')!r}])\n"
+        "print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].strip())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    lines = result.stdout.splitlines()
+    said = re.search(r"about ([\d.]+) MB of memory, [\d.]+ [kMG]?B of it the runs'", lines[0])
+    assert said, lines[0]
+    peak = int(lines[-1].split()[1]) * 1024 / 1e6  # kB -> MB
+    assert 0.75 * peak < float(said.group(1)) < 1.25 * peak, (lines[0], peak)

@@ -94,8 +94,12 @@ def run(args):
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
     memory = study_bytes(len(schemes), n_seeds, epochs)
+    # The whole process: Python, NumPy, scikit-learn, matplotlib and the figures besides the runs.
+    process = arguments.process_bytes(("sklearn", "matplotlib"), drawing=plots.FIGURES_BYTES)
     arguments.check_memory(
-        f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory, "use fewer --seeds or --epochs"
+        f"{len(schemes) * n_seeds} runs of {epochs} epochs",
+        memory + process,
+        "use fewer --seeds or --epochs",
     )
     if args.jit:
         from initlab.fast import jit
@@ -109,7 +113,9 @@ def run(args):
     say(
         f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
         f"({', '.join(scheme.name for scheme in schemes)}; about "
-        f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})"
+        f"{checks.format_bytes(memory + process)} of memory, {checks.format_bytes(memory)} "
+        f"of it the runs' and the rest Python, its libraries and the figures; about "
+        f"{_duration(seconds)})"
     )
     start = time.perf_counter()
     result = run_study(
