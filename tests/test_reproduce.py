@@ -212,7 +212,8 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
         "from initlab import cli\n"
         f"cli.main(['reproduce', '--seeds', '2', '--epochs', '20', '--no-progress', "
         f"'--out', {str(tmp_path / 'out')!r}])\n"
-        "print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].strip())\n"
+        "status = open('/proc/self/status').read().splitlines()\n"
+        "print([line for line in status if line.startswith('VmHWM')][0])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
