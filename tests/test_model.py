@@ -861,7 +861,7 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
         np.errstate(all="raise"),
         pytest.raises(
             ValueError,
-            match=r"layer 1's initializer .*scale=1e\+39.* drew weights that are not "
+            match=r"layer 2's initializer .*scale=1e\+39.* drew weights that are not "
             r"finite in float32 \(whose largest number is 3.4e\+38\)",
         ),
     ):

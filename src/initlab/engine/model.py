@@ -116,7 +116,7 @@ class NeuralNetwork:
                 # A draw too large for the dtype becomes inf: refused below, not warned about.
                 with np.errstate(over="ignore", invalid="ignore"):
                     layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
-                _check_representable(index, layer, self.dtype)
+                _check_representable(index + 1, layer, self.dtype)  # layers count from 1
                 fan_in = layer.units
             self.parameters, self.gradients = pack_parameters(self.layers)
 
@@ -660,13 +660,14 @@ def check_dtype(dtype):
     return resolved
 
 
-def _check_representable(index, layer, dtype):
-    """ValueError if a freshly drawn layer holds inf or nan (a scale its dtype cannot hold)."""
+def _check_representable(number, layer, dtype):
+    """ValueError if a freshly drawn layer (numbered from 1) holds inf or nan (a scale its dtype
+    cannot hold)."""
     for name, value in layer.params.items():
         if not np.all(np.isfinite(value)):
             largest = np.finfo(dtype).max
             raise ValueError(
-                f"layer {index}'s initializer {getattr(layer, 'initializer', None)!r} drew "
+                f"layer {number}'s initializer {getattr(layer, 'initializer', None)!r} drew "
                 f"{name} that are not finite in {dtype.name} (whose largest number is "
                 f"{largest:.3g}): use a smaller scale, or dtype='float64'"
             )
