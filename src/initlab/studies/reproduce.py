@@ -111,7 +111,8 @@ def run(args):
 
     seconds = study_seconds(len(schemes), n_seeds, epochs)
     say(
-        f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
+        f"Training {len(schemes)} schemes x {n_seeds} seed{'s' if n_seeds > 1 else ''} x "
+        f"{epochs} epochs "
         f"({', '.join(scheme.name for scheme in schemes)}; about "
         f"{checks.format_bytes(memory + process)} of memory, {checks.format_bytes(memory)} "
         f"of it the runs' and the rest Python, its libraries and the figures; about "
