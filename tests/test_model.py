@@ -850,6 +850,44 @@ def test_a_fit_whose_allocation_fails_leaves_the_model_bit_for_bit_as_it_was(
     assert model.built == built
 
 
+@pytest.mark.parametrize("built", [True, False])
+@pytest.mark.parametrize("method", ["he_normal", "lsuv"])
+def test_an_initialize_that_runs_out_of_memory_midway_leaves_the_model_as_it_was(
+    monkeypatch, built, method
+):
+    # The failure comes after every layer was re-drawn (a scheme) or after LSUV has rescaled
+    # layers: everything is put back, and a model built for the call is unbuilt again.
+    if built:
+        model, X, _ = _trained_adam_model()
+    else:
+        X, _ = moons(40, noise=0.2, seed=0)
+        model = post_model(seed=0)
+    if method == "lsuv":
+        import initlab.tools.lsuv as lsuv_module
+
+        calls, original = [], lsuv_module._variance
+
+        def variance_fails_late(number, z):
+            calls.append(number)
+            if number == 3:  # LSUV has rescaled the first two layers by now
+                raise MemoryError("Unable to allocate")
+            return original(number, z)
+
+        monkeypatch.setattr(lsuv_module, "_variance", variance_fails_late)
+    else:
+
+        def fails_after_the_redraw(self, batch):
+            raise MemoryError("Unable to allocate the pre-activations")
+
+        monkeypatch.setattr(NeuralNetwork, "preactivation_variances", fails_after_the_redraw)
+    before = object_state(model)
+    with pytest.raises(MemoryError):
+        model.initialize(X, method=method)
+    monkeypatch.undo()
+    assert object_state(model) == before
+    assert model.built == built
+
+
 def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
     X, Y = moons(40, noise=0.2, seed=0)
     model = NeuralNetwork(seed=0, dtype="float32")
