@@ -70,6 +70,7 @@ class NeuralNetwork:
         self.optimizer = None
         self.costs = []
         self.history = None
+        self.last_fit_path = None  # "NumPy" or "compiled (initlab.fast.jit)" once fitted
         self.learning_rate = None
         self.stop_training = False
         self._shuffle_generator = None  # created on first use; see shuffle_generator
@@ -256,7 +257,7 @@ class NeuralNetwork:
         log_every=1000,
         shuffle=True,
         callbacks=(),
-        jit_compile=False,
+        jit_compile="auto",
     ):
         """Train, continuing from the current weights; return the per-epoch history.
 
@@ -269,11 +270,12 @@ class NeuralNetwork:
             print_log=True prints `Epochs: {i} - Cost: {cost}` at those epochs.
         callbacks : objects with any of on_train_begin(model), on_epoch_end(model, epoch, cost),
             on_train_end(model). Setting model.stop_training = True ends training after the epoch.
-        jit_compile : bool
-            Run each step as one compiled kernel (initlab.fast.jit; needs Numba) instead of NumPy
-            calls: 2-3x faster for small Dense networks, equal to rounding, after about 5 s of
-            compiling on the first fit of a process. A model the kernel does not cover raises
-            ValueError saying why, before anything changes.
+        jit_compile : "auto", True or False
+            True runs each step as one compiled kernel (initlab.fast.jit; needs Numba), equal to
+            the NumPy path to rounding; a model the kernel does not cover raises ValueError
+            saying why, before anything changes. False runs the NumPy path, the reference.
+            "auto" (the default) compiles where Numba is installed and the kernel covers the
+            model, and runs NumPy otherwise; `last_fit_path` says which ran.
 
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
@@ -289,6 +291,7 @@ class NeuralNetwork:
         # back what the allocations touched if one fails (out of memory): all or nothing.
         loop, history = self._allocate_fit(X, Y, epochs, batch_size, shuffle, jit_compile)
         # From here on the model changes.
+        self.last_fit_path = training_path(jit_compile)
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
@@ -574,14 +577,28 @@ def check_feature_count(X, expected, built):
 
 
 def check_jit_compile(jit_compile, model, n_features):
-    """fit's `jit_compile`: a bool, and if True, a model the compiled kernel covers."""
+    """fit's `jit_compile` resolved to a bool: True needs a model the compiled kernel covers
+    (else ValueError saying why); "auto" is True exactly where it would be."""
+    if isinstance(jit_compile, str) and jit_compile == "auto":
+        from initlab.fast import jit  # imports Numba, if installed: only when fitting
+
+        try:
+            jit.check_supported(model.layers, model.loss, n_features)
+        except jit.Unsupported:
+            return False
+        return True
     if not isinstance(jit_compile, (bool, np.bool_)):
-        raise ValueError(f"jit_compile must be True or False, got {jit_compile!r}")
+        raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
     if jit_compile:
         from initlab.fast import jit  # imports Numba: only on request
 
         jit.check_supported(model.layers, model.loss, n_features)
     return bool(jit_compile)
+
+
+def training_path(jit_compile):
+    """How a fit trained, in words results record: the compiled kernel or NumPy."""
+    return "compiled (initlab.fast.jit)" if jit_compile else "NumPy"
 
 
 def check_fit_arguments(

@@ -220,7 +220,7 @@ class _StepBinder:
             from initlab.fast import jit  # imports Numba: only on request
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
-            fused_step = jit.training_step(self.layers, self.loss, x, y, largest or m)
+            fused_step = jit.training_step(self.layers, self.loss, self.params, self.grads, x, y)
             return _Step(x, y, (), fused_step, (), update, _nothing)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX

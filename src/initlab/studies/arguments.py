@@ -160,6 +160,39 @@ def add_quiet(parser):
     )
 
 
+def add_jit(parser):
+    """--jit and --no-jit: which training path a command runs (default: "auto", compiled where
+    Numba is installed and the kernel covers the model, as NeuralNetwork.fit does)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--jit",
+        dest="jit",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="train with the compiled kernel, or fail saying why not (default: compiled "
+        "where Numba is installed, else NumPy)",
+    )
+    group.add_argument(
+        "--no-jit",
+        dest="jit",
+        action="store_const",
+        const=False,
+        help="train with the NumPy path, the reference (equal to the compiled one to rounding, "
+        "which chaotic runs such as randn x 10 amplify)",
+    )
+
+
+def check_jit(jit_compile):
+    """Refuse --jit, before anything is created, where Numba is not installed."""
+    if jit_compile is True:
+        from initlab.fast import jit
+
+        if not jit.available():
+            raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
+    return jit_compile
+
+
 def printer(quiet):
     """print, or a function that prints nothing when the command runs with --quiet."""
     return _silent if quiet else print

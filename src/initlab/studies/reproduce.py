@@ -1,7 +1,7 @@
 """Reproduce the post over many seeds: train, then write figures, tables and histories to --out.
 
     initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR]
-                      [--force] [--jit] [--no-progress] [--quiet]
+                      [--force] [--jit | --no-jit] [--no-progress] [--quiet]
 
 Writes to DIR: dataset.png, costs.png, boundaries.png (figures); results.md, results.csv,
 results.json (the table, per scheme, with the settings; the JSON also holds every run's numbers and
@@ -74,13 +74,7 @@ def add_arguments(parser):
         action="store_true",
         help="replace result files already in DIR (other files are left alone)",
     )
-    parser.add_argument(
-        "--jit",
-        action="store_true",
-        help="train with the compiled kernel (needs Numba: pip install numba): "
-        "faster, equal to the NumPy path to rounding, which the chaotic "
-        "randn x 10 runs amplify into visibly different single runs",
-    )
+    arguments.add_jit(parser)
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
     )
@@ -101,11 +95,7 @@ def run(args):
         memory + process,
         "use fewer --seeds or --epochs",
     )
-    if args.jit:
-        from initlab.fast import jit
-
-        if not jit.available():
-            raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
+    arguments.check_jit(args.jit)
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 

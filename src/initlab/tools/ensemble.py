@@ -97,6 +97,7 @@ class Ensemble:
         self.models = models
         self.costs = []
         self.history = None
+        self.last_fit_path = None  # "NumPy" or "compiled (initlab.fast.jit)" once fitted
         self.learning_rate = None
         self.stop_training = False
         # Groups of models: (slice of self.models, a NeuralNetwork whose parameters carry a
@@ -120,7 +121,7 @@ class Ensemble:
         log_every=1000,
         batch_size=None,
         callbacks=(),
-        jit_compile=False,
+        jit_compile="auto",
     ):
         """Train all K models at once, continuing from their current weights.
 
@@ -130,8 +131,10 @@ class Ensemble:
             either way every model's optimizer keeps the rate used, as after NeuralNetwork.fit.
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
-        jit_compile : run each step as one compiled kernel (initlab.fast.jit; needs Numba), equal to
-            the NumPy path to rounding. Without callbacks the models are then split into one
+        jit_compile : "auto", True or False, as for NeuralNetwork.fit: True runs each step as one
+            compiled kernel (initlab.fast.jit; needs Numba), equal to the NumPy path to
+            rounding; "auto" (the default) does so where Numba is installed and the kernel
+            covers the models. Compiled and without callbacks, the models are split into one
             group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
@@ -176,6 +179,7 @@ class Ensemble:
                 restore()
             raise
         self.history = {"loss": history}
+        self.last_fit_path = model_module.training_path(jit_compile)
         for k, model in enumerate(self.models):
             model.history = {"loss": history[:, k].copy()}
             model.costs = [cost[k] for cost in self.costs]
