@@ -105,7 +105,8 @@ def check_supported(layers, loss, n_features=None):
 
     def refuse(reason):
         raise Unsupported(
-            f"jit_compile=True: {reason}; fit without jit_compile to train this model with NumPy"
+            f'jit_compile=True: {reason}; fit with jit_compile="auto" (the default) or False to '
+            f"train this model with NumPy"
         )
 
     if numba is None:
