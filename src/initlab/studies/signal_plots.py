@@ -502,6 +502,10 @@ def _cell_edges(centres, log=False):
     return np.exp(edges) if log else edges
 
 
+# The trainability heat map writes each cell's accuracy in it up to this many cells.
+MAX_LABELLED_CELLS = 150
+
+
 def plot_trainability(cells, curve, critical, path, title="", chance=None):
     """Test accuracy over (σ_w², depth) as a heat map, the predicted maximum depth over it.
 
@@ -510,7 +514,8 @@ def plot_trainability(cells, curve, critical, path, title="", chance=None):
     curve : dicts with weight_variance and predicted_max_depth (6 ξ_c), drawn as a line (values
     beyond the axis, ∞ on the edge of chaos, leave it at the top). critical : the critical
     σ_w², drawn as a vertical dashed line. chance : the accuracy of guessing, marked on the
-    colour bar. The heat map's values are the figure's first QuadMesh, rows by depth.
+    colour bar. The heat map's values are the figure's first QuadMesh, rows by depth; up to
+    MAX_LABELLED_CELLS cells also show their value as text.
     """
     plt = _pyplot()
     weights = np.array(sorted({cell["weight_variance"] for cell in cells}), dtype=float)
@@ -539,7 +544,7 @@ def plot_trainability(cells, curve, critical, path, title="", chance=None):
     if critical is not None and np.isfinite(critical):
         ax.axvline(
             critical,
-            color="white",
+            color="cyan",
             linewidth=1.5,
             linestyle="--",
             label=f"critical σ_w² = {critical:.3g} (χ1 = 1)",
@@ -554,7 +559,19 @@ def plot_trainability(cells, curve, critical, path, title="", chance=None):
     ax.set_xticklabels([f"{wv:g}" for wv in weights], fontsize=8)
     ax.set_xlabel("σ_w² = fan_in · Var(W)")
     ax.set_ylabel("depth (hidden layers)")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    if accuracy.size <= MAX_LABELLED_CELLS:  # the numbers too, where they fit
+        for (i, j), value in np.ndenumerate(accuracy):
+            if np.isfinite(value):
+                ax.text(
+                    weights[j],
+                    depths[i],
+                    f"{value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > 60 else "white",
+                )
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     output.save_figure(fig, path)
