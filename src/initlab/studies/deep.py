@@ -13,10 +13,11 @@ vanish and x10 explode.
     initlab deep --depths 5 10 20 30 50 --seeds 3 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
-averaged over seeds, with the mean-field theory's per-layer factors beside the measured ones), runs.{md,csv,json} (one row per run) and config.json (the arguments and
-the time taken), swapped in as one set once all are written; and sweep.db, the store of
-initlab.sweeps, which keeps each network's row as it finishes, so that the command, killed and
-run again, trains only the networks it lacks (--backend serial, local or dask run them).
+averaged over seeds, with the mean-field theory's per-layer factors beside the measured ones),
+runs.{md,csv,json} (one row per run) and config.json (the arguments and the time taken),
+swapped in as one set once all are written; and sweep.db, the store of initlab.sweeps, which
+keeps each network's row as it finishes, so that the command, killed and run again, trains only
+the networks it lacks (--backend serial, local or dask run them).
 """
 
 import functools
