@@ -428,3 +428,29 @@ def test_phase_diagram_names_each_scheme_in_a_legend_without_overlapping_labels(
         assert [(c.get_xdata()[0], c.get_ydata()[0]) for c in crosses] == [
             (wv, bv) for _, wv, bv in points
         ]
+
+
+def test_trainability_figure_draws_cells_curve_and_edge_where_the_data_put_them(tmp_path):
+    cells = [
+        {"depth": d, "weight_variance": wv, "test_accuracy": acc}
+        for d, row in ((10, (90.0, 95.0, 80.0)), (40, (10.0, 70.0, 12.5)))
+        for wv, acc in zip((1.0, 2.0, 4.0), row, strict=True)
+    ][:-1]  # one cell missing: drawn as a gap, not as a number
+    curve = [
+        {"weight_variance": 1.0, "predicted_max_depth": 20.0},
+        {"weight_variance": 1.76, "predicted_max_depth": float("inf")},
+        {"weight_variance": 3.0, "predicted_max_depth": 50.0},
+    ]
+    figure = signal_plots.plot_trainability(cells, curve, 1.76, str(tmp_path / "t.png"), chance=10)
+    ax = figure.axes[0]
+    (mesh,) = ax.collections
+    drawn = np.ma.filled(np.ma.masked_invalid(mesh.get_array()), np.nan).reshape(2, 3)
+    np.testing.assert_array_equal(drawn, [[90.0, 95.0, 80.0], [10.0, 70.0, np.nan]])
+    # Cells centred on their values: σ_w² edges at the midpoints, depth edges at geometric ones.
+    np.testing.assert_allclose(ax.get_xlim(), (0.5, 5.0))
+    np.testing.assert_allclose(ax.get_ylim(), (10 / 2, 40 * 2))
+    (line,) = [line for line in ax.get_lines() if "6 ξ_c" in line.get_label()]
+    np.testing.assert_array_equal(line.get_ydata(), [20.0, np.inf, 50.0])
+    (edge,) = [line for line in ax.get_lines() if line.get_label().startswith("critical")]
+    assert list(edge.get_xdata()) == [1.76, 1.76]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["90", "95", "80", "10", "70"])

@@ -27,6 +27,10 @@ COMMANDS = {
         "initlab.studies.theory",
         "mean-field signal propagation: phase diagram, theory over measured networks",
     ),
+    "trainability": (
+        "initlab.studies.trainability",
+        "depth x σ_w² for tanh on digits: which networks train, beside the theory's 6 ξ_c",
+    ),
     "sweep": (
         "initlab.studies.sweep",
         "a grid of training runs from a TOML spec, resumable, on local cores or Dask",

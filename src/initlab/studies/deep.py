@@ -13,14 +13,14 @@ vanish and x10 explode.
     initlab deep --depths 5 10 20 30 50 --seeds 3 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
-averaged over seeds), runs.{md,csv,json} (one row per run) and config.json (the arguments and
-the time taken), swapped in as one set once all are written; and sweep.db, the store of
-initlab.sweeps, which keeps each network's row as it finishes, so that the command, killed and
-run again, trains only the networks it lacks (--backend serial, local or dask run them).
+averaged over seeds, with the mean-field theory's per-layer factors beside the measured ones),
+runs.{md,csv,json} (one row per run) and config.json (the arguments and the time taken),
+swapped in as one set once all are written; and sweep.db, the store of initlab.sweeps, which
+keeps each network's row as it finishes, so that the command, killed and run again, trains only
+the networks it lacks (--backend serial, local or dask run them).
 """
 
 import functools
-import hashlib
 import json
 import os
 import sys
@@ -73,6 +73,8 @@ SUMMARY_COLUMNS = [
     ("forward_variance_per_layer", "fwd variance x per layer", ".3g"),
     ("backward_ratio", "backward ratio", ".3g"),
     ("backward_variance_per_layer", "bwd variance x per layer", ".3g"),
+    ("predicted_forward_variance_per_layer", "theory: fwd x per layer", ".3g"),
+    ("predicted_backward_variance_per_layer", "theory: bwd x per layer", ".3g"),
     ("diverged", "diverged runs", "d"),
 ]
 
@@ -241,59 +243,31 @@ STORE_NAME = "sweep.db"
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 
 
-def network_key(item):
-    """A network's key in the store: the hash of everything its row depends on."""
-    text = json.dumps(item, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False):
     """Every network's row, in grid order: those in out_dir's store as stored, the others
     trained on the backend (deepest first, so the workers finish together) and stored as each
     ends. KeyboardInterrupt(kept) when interrupted: the store keeps every finished network."""
-    from tqdm import tqdm
-
-    from initlab.sweeps import engines
-    from initlab.sweeps.store import Store
+    from initlab.sweeps.runner import run_records
 
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
     items = [
         {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
         for activation, depth, scheme, seed in grid
     ]
-    keys = [network_key(item) for item in items]
-    store = Store(os.path.join(out_dir, STORE_NAME))
-    try:
-        rows = store.records()
-        missing = [item for item, key in zip(items, keys) if key not in rows]
-        missing.sort(key=lambda item: -item["depth"])
-
-        with tqdm(
-            total=len(items),
-            initial=len(items) - len(missing),
-            desc="initlab deep",
-            unit="net",
-            disable=True if quiet else None,
-        ) as progress:
-
-            def on_result(item, row):
-                rows[network_key(item)] = row
-                store.add_record(network_key(item), row)
-                progress.set_postfix_str(
-                    f"{item['activation']} depth {item['depth']} "
-                    f"{item['scheme']} seed {item['seed']}"
-                )
-                progress.update(1)
-
-            try:
-                engines.execute(
-                    [[item] for item in missing], on_result, backend, scheduler, work=run_networks
-                )
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
-        return [rows[key] for key in keys]
-    finally:
-        store.close()
+    return run_records(
+        items,
+        out_dir,
+        run_networks,
+        backend,
+        scheduler,
+        progress=False if quiet else None,
+        desc="initlab deep",
+        unit="net",
+        describe=lambda item: (
+            f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
+        ),
+        order=lambda item: -item["depth"],
+    )
 
 
 def run_networks(items):
@@ -341,6 +315,7 @@ def run_one(scheme, depth, activation, seed, data, args):
         )
         records = measure(model, X_batch, Y_batch)
         first, last = records[0], records[depth - 1]
+        predicted_forward, predicted_backward = predicted_ratios(model, X_batch, depth)
         history = model.fit(
             X_train,
             Y_train,
@@ -356,10 +331,36 @@ def run_one(scheme, depth, activation, seed, data, args):
         "seed": seed,
         "forward_ratio": ratio(last.activation_std, first.activation_std),
         "backward_ratio": ratio(first.activation_grad_std, last.activation_grad_std),
+        "predicted_forward_ratio": predicted_forward,
+        "predicted_backward_ratio": predicted_backward,
         "train_loss": float(history["loss"][-1]),
         "test_accuracy": test["accuracy"],
         "seconds": time.perf_counter() - started,
     }
+
+
+def predicted_ratios(model, X, depth):
+    """The mean-field theory's forward and backward ratios of a built deep_mlp on a batch X.
+
+    Forward: std(a) at the last hidden layer over the first, from theory.predict_signals (each
+    layer's σ_w² and σ_b² read from its drawn weights, the inputs' q carried through the length
+    map). Backward: √Π theory.backward_factor over hidden layers 2 .. depth, the std of dL/da
+    at the first hidden layer over the last's. (None, None) when the activation is not one the
+    theory covers.
+    """
+    from initlab.tools import theory
+
+    rows = theory.predict_signals(model, X)[:depth]
+    if len(rows) < depth or rows[-1]["activation_std"] is None:
+        return None, None
+    activation = model.layers[0].activation
+    forward = ratio(rows[-1]["activation_std"], rows[0]["activation_std"])
+    backward_variance = float(
+        np.prod(
+            [theory.backward_factor(activation, r["weight_variance"], r["q"]) for r in rows[1:]]
+        )
+    )
+    return forward, float(np.sqrt(backward_variance))
 
 
 def summarise_runs(runs):
@@ -372,6 +373,11 @@ def summarise_runs(runs):
         accuracy = [row["test_accuracy"] for row in rows]
         forward = geometric_mean([row["forward_ratio"] for row in rows])
         backward = geometric_mean([row["backward_ratio"] for row in rows])
+        # Stores written before the theory's columns existed hold rows without them.
+        predicted = {
+            key: geometric_mean([row.get(f"predicted_{key}_ratio") or np.nan for row in rows])
+            for key in ("forward", "backward")
+        }
         summary.append(
             {
                 "activation": activation,
@@ -386,6 +392,12 @@ def summarise_runs(runs):
                 "forward_variance_per_layer": per_layer_variance_factor(forward, depth),
                 "backward_ratio": backward,
                 "backward_variance_per_layer": per_layer_variance_factor(backward, depth),
+                "predicted_forward_variance_per_layer": per_layer_variance_factor(
+                    predicted["forward"], depth
+                ),
+                "predicted_backward_variance_per_layer": per_layer_variance_factor(
+                    predicted["backward"], depth
+                ),
                 "diverged": sum(not np.isfinite(row["train_loss"]) for row in rows),
             }
         )

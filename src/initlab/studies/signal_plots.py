@@ -632,3 +632,98 @@ def plot_propagation(rows, path, title=""):
         fig.suptitle(title, fontsize=10)
     output.save_figure(fig, path)
     return fig
+
+
+def _cell_edges(centres, log=False):
+    """Edges of cells around sorted centres: midpoints, and half a step beyond each end
+    (geometric midpoints on a log axis)."""
+    centres = np.asarray(centres, dtype=float)
+    values = np.log(centres) if log else centres
+    if values.size == 1:
+        edges = values + np.array([-0.5, 0.5]) * (abs(values[0]) or 1.0)
+    else:
+        middle = (values[1:] + values[:-1]) / 2
+        edges = np.concatenate(
+            [
+                [values[0] - (middle[0] - values[0])],
+                middle,
+                [values[-1] + (values[-1] - middle[-1])],
+            ]
+        )
+    return np.exp(edges) if log else edges
+
+
+# The trainability heat map writes each cell's accuracy in it up to this many cells.
+MAX_LABELLED_CELLS = 150
+
+
+def plot_trainability(cells, curve, critical, path, title="", chance=None):
+    """Test accuracy over (σ_w², depth) as a heat map, the predicted maximum depth over it.
+
+    cells : dicts with depth, weight_variance and test_accuracy (the mean over seeds), one per
+    grid cell; drawn as a cell per value, centred on it, depth on a log axis.
+    curve : dicts with weight_variance and predicted_max_depth (6 ξ_c), drawn as a line (values
+    beyond the axis, ∞ on the edge of chaos, leave it at the top). critical : the critical
+    σ_w², drawn as a vertical dashed line. chance : the accuracy of guessing, marked on the
+    colour bar. The heat map's values are the figure's first QuadMesh, rows by depth; up to
+    MAX_LABELLED_CELLS cells also show their value as text.
+    """
+    plt = _pyplot()
+    weights = np.array(sorted({cell["weight_variance"] for cell in cells}), dtype=float)
+    depths = np.array(sorted({cell["depth"] for cell in cells}), dtype=float)
+    accuracy = np.full((depths.size, weights.size), np.nan)
+    for cell in cells:
+        i = np.searchsorted(depths, cell["depth"])
+        j = np.searchsorted(weights, cell["weight_variance"])
+        accuracy[i, j] = cell["test_accuracy"]
+    x_edges, y_edges = _cell_edges(weights), _cell_edges(depths, log=True)
+    fig, ax = plt.subplots(figsize=(9, 5.2), constrained_layout=True)
+    ax.set_facecolor("lightgrey")  # a cell without a value
+    mesh = ax.pcolormesh(x_edges, y_edges, accuracy, cmap="viridis", vmin=0, vmax=100)
+    bar = fig.colorbar(mesh, ax=ax, label="test accuracy (%)")
+    if chance is not None:
+        bar.ax.axhline(chance, color="white", linewidth=1.5, linestyle=":")
+    curve_x = np.array([row["weight_variance"] for row in curve], dtype=float)
+    curve_y = np.array(
+        [
+            np.nan if row["predicted_max_depth"] is None else row["predicted_max_depth"]
+            for row in curve
+        ],
+        dtype=float,
+    )
+    ax.plot(curve_x, curve_y, color="red", linewidth=2, label="predicted maximum depth 6 ξ_c")
+    if critical is not None and np.isfinite(critical):
+        ax.axvline(
+            critical,
+            color="cyan",
+            linewidth=1.5,
+            linestyle="--",
+            label=f"critical σ_w² = {critical:.3g} (χ1 = 1)",
+        )
+    ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_yticks(depths)
+    ax.set_yticks([], minor=True)
+    ax.set_yticklabels([f"{depth:g}" for depth in depths])
+    ax.set_xticks(weights)
+    ax.set_xticklabels([f"{wv:g}" for wv in weights], fontsize=8)
+    ax.set_xlabel("σ_w² = fan_in · Var(W)")
+    ax.set_ylabel("depth (hidden layers)")
+    if accuracy.size <= MAX_LABELLED_CELLS:  # the numbers too, where they fit
+        for (i, j), value in np.ndenumerate(accuracy):
+            if np.isfinite(value):
+                ax.text(
+                    weights[j],
+                    depths[i],
+                    f"{value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > 60 else "white",
+                )
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    output.save_figure(fig, path)
+    return fig

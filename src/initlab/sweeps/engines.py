@@ -39,11 +39,16 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def make_groups(runs, workers):
-    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP."""
+def make_groups(runs, workers, architecture=None):
+    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP.
+
+    architecture : what a run's architecture is, a function of the run (default
+    run.architecture(), a sweep's Run); a study's items pass their own.
+    """
+    architecture = architecture or (lambda run: run.architecture())
     by_architecture = {}
     for run in runs:
-        by_architecture.setdefault(run.architecture(), []).append(run)
+        by_architecture.setdefault(architecture(run), []).append(run)
     groups = []
     for members in by_architecture.values():
         size = max(1, min(MAX_GROUP, math.ceil(len(members) / (2 * workers))))

@@ -16,6 +16,8 @@ are then kept beside the new ones; reports read only the current spec's).
     SweepStatus(total=2, stored_before=0, trained=2)
 """
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -165,10 +167,85 @@ def _clean_checkpoints(checkpoints, stored):
             os.remove(os.path.join(checkpoints, name))
 
 
-def _progress_bar(enabled, total, done):
+def _progress_bar(enabled, total, done, unit="run", desc="sweep"):
     from tqdm import tqdm
 
-    # tqdm shows runs done / total, the rate and the time left from the runs of this sitting.
+    # tqdm shows runs done / total, the rate and the time left from the runs of this sitting;
+    # enabled None leaves it to tqdm (shown on a terminal only).
     return tqdm(
-        total=total, initial=done, unit="run", desc="sweep", dynamic_ncols=True, disable=not enabled
+        total=total,
+        initial=done,
+        unit=unit,
+        desc=desc,
+        dynamic_ncols=True,
+        disable=None if enabled is None else not enabled,
     )
+
+
+# --- a study's own rows on the same engines and store (initlab deep, initlab trainability) ----
+def record_key(item):
+    """An item's key in the store: the hash of everything its row depends on (a JSON dict)."""
+    text = json.dumps(item, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_records(
+    items,
+    out,
+    work,
+    backend="local",
+    scheduler=None,
+    progress=None,
+    desc="sweep",
+    unit="run",
+    describe=None,
+    architecture=None,
+    order=None,
+    workers=None,
+):
+    """Every item's row, in the order of `items`: those in out's store as stored, the others
+    computed on the backend and stored (Store.add_record) as each group ends.
+
+    items : dicts of JSON values, each all that its row depends on (record_key hashes it)
+    work : a module-level function, work(group) -> one row (a dict of JSON values) per item of
+        the group, what a worker runs
+    architecture : items of one architecture may share a group (engines.make_groups, e.g. to
+        train as one Ensemble); None runs each item alone
+    order : a sort key for the items left to compute (deepest first, say, so that the workers
+        finish together); describe(item) : the progress bar's note on the last item stored;
+        progress : True, False, or None to show the bar on a terminal only
+    A run killed and started again computes only the items its store lacks; an item's row does
+    not depend on its group, so the rows are those of an uninterrupted run. Raises
+    KeyboardInterrupt(kept) on Ctrl-C, kept: how many of the items the store keeps.
+    """
+    keys = [record_key(item) for item in items]
+    store = open_store(out)
+    try:
+        rows = store.records()
+        missing = [item for item, key in zip(items, keys) if key not in rows]
+        if order is not None:
+            missing.sort(key=order)
+        if architecture is None:
+            groups = [[item] for item in missing]
+        else:
+            groups = engines.make_groups(
+                missing, workers or engines.default_workers(), architecture
+            )
+        with _progress_bar(progress, len(items), len(items) - len(missing), unit, desc) as bar:
+
+            def on_result(item, row):
+                key = record_key(item)
+                rows[key] = row
+                store.add_record(key, row)
+                if describe is not None:
+                    bar.set_postfix_str(describe(item))
+                bar.update(1)
+
+            try:
+                engines.execute(groups, on_result, backend, scheduler, workers, work=work)
+            except KeyboardInterrupt:
+                # Counted from the store: Ctrl-C may land between a commit and the count.
+                raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
+        return [rows[key] for key in keys]
+    finally:
+        store.close()
