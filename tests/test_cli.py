@@ -187,14 +187,14 @@ def test_ctrl_c_ends_a_study_with_one_line_and_code_130(tmp_path):
             ["reproduce", "--seeds", "3", "--epoch", "10"],
             "initlab reproduce: error: option '--epoch' is not known (did you mean '--epochs'?); "
             "expected one of ['--help', '--seeds', '--epochs', '--schemes', '--seed', '--out', "
-            "'--force', '--jit', '--no-progress', '--quiet']; got '--epoch 10'",
+            "'--force', '--jit', '--no-jit', '--no-progress', '--quiet']; got '--epoch 10'",
         ),
         (["reproduce", "--epoch=10"], "(did you mean '--epochs'?)"),
         (
             ["reprodce"],
             "initlab: error: command 'reprodce' is not known (did you mean 'reproduce'?); "
             "expected one of ['reproduce', 'diagnose', 'deep', 'inits', 'serve', 'theory', "
-            "'sweep']",
+            "'trainability', 'sweep']",
         ),
         (["reproduce", "--seeds"], "initlab reproduce: error: --seeds needs a value"),
         (["reproduce", "--seeds", "abc"], "--seeds must be an integer, got 'abc'"),

@@ -764,7 +764,10 @@ def _trained_adam_model():
         ),
         (lambda m, X, Y: m.fit(X, Y, shuffle="no"), "shuffle must be True or False, got 'no'"),
         (lambda m, X, Y: m.fit(X, Y, print_log=1), r"print_log must be True or False, got 1"),
-        (lambda m, X, Y: m.fit(X, Y, jit_compile="no"), "jit_compile must be True or False"),
+        (
+            lambda m, X, Y: m.fit(X, Y, jit_compile="no"),
+            "jit_compile must be True, False or 'auto'",
+        ),
         (
             lambda m, X, Y: m.fit(X, Y, callbacks=5),
             r"callbacks must be an object with a method "
@@ -813,14 +816,14 @@ def test_a_failed_call_leaves_an_unbuilt_model_unbuilt(call, message):
 
 
 def _fail_allocating_buffers(monkeypatch):
-    """Make the training loop's buffers fail to allocate, after the optimizer's state is made
-    and the input buffers are: as a batch too large for the memory left would."""
-    from initlab.blocks.layers import Dense as DenseLayer
+    """Make the training loop's buffers fail to allocate, after the optimizer's state is made:
+    as a batch too large for the memory left would, on either training path."""
+    from initlab.engine import training
 
-    def out_of_memory(self, inputs, grad_inputs):
-        raise MemoryError("Unable to allocate the layer's batch buffers")
+    def out_of_memory(self, *args, **kwargs):
+        raise MemoryError("Unable to allocate the batch buffers")
 
-    monkeypatch.setattr(DenseLayer, "training_steps", out_of_memory)
+    monkeypatch.setattr(training._StepBinder, "__call__", out_of_memory)
 
 
 @pytest.mark.parametrize("built", [True, False])

@@ -53,7 +53,8 @@ def check_memory(what, nbytes, change):
 # What importing a library adds to a process's resident memory (measured on Linux x86-64 with
 # Python 3.11: scikit-learn with SciPy, matplotlib with its fonts), for libraries a command will
 # import after it has estimated its memory.
-IMPORT_BYTES = {"sklearn": 85 * 10**6, "matplotlib": 30 * 10**6}
+# numba: Numba and llvmlite, SciPy's BLAS bindings and LLVM's code generator with a kernel loaded.
+IMPORT_BYTES = {"sklearn": 85 * 10**6, "matplotlib": 30 * 10**6, "numba": 135 * 10**6}
 
 
 def resident_bytes():

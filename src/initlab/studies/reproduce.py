@@ -23,6 +23,7 @@ from initlab.studies.post_study import (
     EPOCHS,
     N_SEEDS,
     check_int,
+    post_model,
     resolve_schemes,
     run_study,
     study_bytes,
@@ -81,21 +82,30 @@ def add_arguments(parser):
     arguments.add_quiet(parser)
 
 
+def compiles(jit_compile):
+    """Whether the study will train on the compiled path (see NeuralNetwork.fit)."""
+    from initlab.engine.model import check_jit_compile
+
+    return check_jit_compile(jit_compile, post_model("he"), n_features=2)
+
+
 def run(args):
     # Every check comes first: a bad argument must not cost a training run.
     n_seeds = check_int("--seeds", args.seeds, minimum=1, maximum=arguments.MAX_SEEDS)
     epochs = check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
+    arguments.check_jit(args.jit)
     memory = study_bytes(len(schemes), n_seeds, epochs)
-    # The whole process: Python, NumPy, scikit-learn, matplotlib and the figures besides the runs.
-    process = arguments.process_bytes(("sklearn", "matplotlib"), drawing=plots.FIGURES_BYTES)
+    # The whole process: Python, NumPy, scikit-learn, matplotlib (and Numba, on the compiled
+    # path) and the figures besides the runs.
+    libraries = ("sklearn", "matplotlib") + (("numba",) if compiles(args.jit) else ())
+    process = arguments.process_bytes(libraries, drawing=plots.FIGURES_BYTES)
     arguments.check_memory(
         f"{len(schemes) * n_seeds} runs of {epochs} epochs",
         memory + process,
         "use fewer --seeds or --epochs",
     )
-    arguments.check_jit(args.jit)
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 
