@@ -16,7 +16,13 @@ SOURCE = pathlib.Path(__file__).resolve().parents[1] / "src" / "initlab"
 LAYERS = [
     (
         "foundation",
-        {"initlab.checks", "initlab.registry", "initlab.version", "initlab.environment"},
+        {
+            "initlab.checks",
+            "initlab.registry",
+            "initlab.version",
+            "initlab.environment",
+            "initlab.interrupts",
+        },
     ),
     ("blocks", {"initlab.blocks"}),
     ("fast", {"initlab.fast"}),

@@ -68,7 +68,12 @@ def test_make_groups_keeps_architectures_apart_and_balances(runs):
         assert len({run.architecture() for run in group}) == 1
     # 12 runs of each optimizer, about two groups per worker: 3 runs a group.
     assert [len(group) for group in groups] == [3] * 8
-    assert max(len(g) for g in engines.make_groups(runs * 10, workers=1)) == engines.MAX_GROUP
+    # 120 runs of each optimizer on one worker: 8 groups of at most MAX_GROUP, all of 15.
+    many = engines.make_groups(runs * 10, workers=1)
+    assert [len(group) for group in many] == [15] * 16 and 15 <= engines.MAX_GROUP
+    # Sizes differ by one at most, so that the workers end together: 30 runs, 2 workers.
+    sizes = [len(g) for g in engines.make_groups(list(range(30)), 2, architecture=lambda r: 0)]
+    assert sizes == [7, 8, 7, 8]
 
 
 def test_serial_and_local_store_the_bits_of_runs_trained_alone(runs, reference):

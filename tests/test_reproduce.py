@@ -1,9 +1,16 @@
-"""`initlab reproduce`: the files it writes, their numbers, and its refusals before training."""
+"""`initlab reproduce`: the files it writes, their numbers, and its refusals before training;
+on every backend, killed or interrupted and run again, the numbers of one uninterrupted run."""
 
 import contextlib
 import io
 import json
 import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -34,7 +41,7 @@ def short_run(tmp_path_factory):
 
 def test_a_short_run_writes_every_file(short_run):
     out, _ = short_run
-    assert sorted(p.name for p in out.iterdir()) == sorted(reproduce.OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(reproduce.OUTPUTS + ("sweep.db",))
 
 
 @pytest.mark.parametrize("name", sorted(FIGURE_SIZES))
@@ -114,7 +121,7 @@ def no_training(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("training started although the arguments were bad")
 
-    monkeypatch.setattr(reproduce, "run_study", forbidden)
+    monkeypatch.setattr(reproduce, "run_records", forbidden)
 
 
 @pytest.mark.parametrize(
@@ -124,6 +131,7 @@ def no_training(monkeypatch):
         (["--epochs", "-3"], "--epochs must be an integer >= 1, got -3"),
         (["--schemes", "he", "nonsense"], "scheme 'nonsense' is not known"),
         (["--schemes", "he", "lsvu"], "scheme 'lsvu' is not known (did you mean 'lsuv'?)"),
+        (["--backend", "serial", "--scheduler", "tcp://127.0.0.1:1"], "needs --backend dask"),
     ],
 )
 def test_bad_arguments_fail_clearly_before_training(no_training, tmp_path, capsys, extra, message):
@@ -159,7 +167,9 @@ def test_force_replaces_only_the_result_files(tmp_path):
     assert cli.main(ARGS + ["--epochs", "5", "--out", str(tmp_path), "--force"]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["epochs"] == 5
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reproduce.OUTPUTS + ("notes.txt",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        reproduce.OUTPUTS + ("notes.txt", "sweep.db")
+    )
 
 
 def test_an_existing_dir_without_results_is_used(tmp_path):
@@ -227,3 +237,150 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     assert said, lines[0]
     peak = int(lines[-1].split()[1]) * 1024 / 1e6  # kB -> MB
     assert 0.75 * peak < float(said.group(1)) < 1.25 * peak, (lines[0], peak)
+
+
+# --- on the sweep engine: every backend, a kill, a Ctrl-C: the bits of run_study ------------------
+def study_numbers(out):
+    """histories.npz's arrays and results.json without its environment, from a directory."""
+    with np.load(out / "histories.npz", allow_pickle=False) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    document = json.loads((out / "results.json").read_text())
+    del document["environment"]
+    return arrays, document
+
+
+def expected_numbers(seed, n_seeds, epochs, schemes=(), jit_compile=False):
+    """What run_study gives: every run in one Ensemble in this process, the path reproduce took
+    before it ran on the sweep engine (its numbers: main's, unchanged)."""
+    from initlab.studies import report
+
+    result = post.run_study(
+        seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=schemes, jit_compile=jit_compile
+    )
+    document = json.loads(report.to_json(result))
+    del document["environment"]
+    arrays = {
+        "costs": result.costs,
+        "schemes": np.array([scheme.name for scheme in result.schemes]),
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+    }
+    return arrays, document
+
+
+def assert_same_bits(found, expected):
+    (arrays, document), (arrays_expected, document_expected) = found, expected
+    assert arrays.keys() == arrays_expected.keys()
+    for name, value in arrays.items():
+        assert value.dtype == arrays_expected[name].dtype and value.shape == value.shape
+        assert value.tobytes() == arrays_expected[name].tobytes(), name
+    assert document == document_expected
+
+
+@pytest.mark.parametrize("backend", ["serial", "local", "dask"])
+def test_every_backend_writes_the_bits_of_one_uninterrupted_run(tmp_path, backend):
+    if backend == "dask":
+        pytest.importorskip("distributed")
+    extra = ["--schemes", "lsuv,glorot_uniform", "--backend", backend, "--quiet"]
+    assert cli.main(ARGS + extra + ["--out", str(tmp_path)]) == 0
+    expected = expected_numbers(5, 2, EPOCHS, ["lsuv", "glorot_uniform"])
+    assert_same_bits(study_numbers(tmp_path), expected)
+
+
+def test_run_again_it_trains_nothing_and_writes_the_same_files(short_run, tmp_path, capsys):
+    out, _ = short_run
+    # Its sweep.db holds every run: --force writes the set again from it, training none.
+    copy = tmp_path / "again"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((out / "sweep.db").read_bytes())
+    assert cli.main(ARGS + ["--out", str(copy), "--backend", "serial"]) == 0
+    assert "Trained 0 models in" in capsys.readouterr().out
+    assert_same_bits(study_numbers(copy), study_numbers(out))
+
+
+def test_jit_trains_on_the_engine_as_run_study_does(tmp_path):
+    pytest.importorskip("numba")
+    args = ARGS + ["--jit", "--backend", "serial", "--quiet", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    numbers = study_numbers(tmp_path)
+    assert numbers[1]["settings"]["training"] == "compiled kernel (initlab.fast.jit)"
+    assert_same_bits(numbers, expected_numbers(5, 2, EPOCHS, jit_compile=True))
+
+
+# Long enough that a group of runs takes a few seconds to train, so the command can be stopped
+# between two groups: 3 x 4 runs, in groups of 3 to 6.
+STOPPED = ["--seeds", "4", "--epochs", "2500", "--seed", "5", "--no-progress"]
+
+
+def stored(out):
+    path = os.path.join(out, "sweep.db")
+    if not os.path.exists(path):
+        return 0
+    connection = sqlite3.connect(path, timeout=10)
+    try:
+        return connection.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        connection.close()
+
+
+def start(*options):
+    return subprocess.Popen(
+        [sys.executable, "-m", "initlab.cli", "reproduce", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until(process, condition, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "reproduce ended before it could be stopped"
+        assert time.monotonic() < deadline, "reproduce made no progress"
+        time.sleep(0.02)
+
+
+def test_killed_and_run_again_it_trains_only_the_missing_runs_to_the_same_bits(tmp_path):
+    out = tmp_path / "out"
+    command = [*STOPPED, "--backend", "serial", "--out", str(out)]
+    process = start(*command)
+    wait_until(process, lambda: stored(out) >= 1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = stored(out)
+    assert 1 <= kept < 12
+    assert sorted(os.listdir(out)) == ["sweep.db"]  # no files of a half-finished study
+
+    again = subprocess.run(
+        [sys.executable, "-m", "initlab.cli", "reproduce", *command],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"Trained {12 - kept} models in" in again.stdout
+    assert f"({kept} were stored already)" in again.stdout
+    assert_same_bits(study_numbers(out), expected_numbers(5, 4, 2500))
+
+
+def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path):
+    out = tmp_path / "out"
+    process = start(*STOPPED, "--backend", "local", "--out", str(out))
+    wait_until(process, lambda: stored(out) >= 1)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: to every process of the group
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    kept = stored(out)
+    resume = f"initlab reproduce --seeds 4 --epochs 2500 --seed 5 --out {out} --no-progress"
+    assert stderr.strip() == (
+        f"initlab reproduce: interrupted; {kept} of 12 runs are kept in {out / 'sweep.db'}. "
+        f"Resume with: {resume}"
+    )
+    assert sorted(os.listdir(out)) == ["sweep.db"]
+    # The line's command finishes the study, to the bits of one uninterrupted run.
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(shlex.split(resume)[1:] + ["--backend", "serial"]) == 0
+    assert_same_bits(study_numbers(out), expected_numbers(5, 4, 2500))

@@ -116,3 +116,20 @@ def test_records_keep_a_studys_rows_exactly_and_once(tmp_path):
     (found,) = store.records().values()
     assert found.keys() == record.keys() and np.isnan(found["loss"])
     assert all(found[k] == record[k] for k in record if k != "loss")
+
+
+def test_a_records_arrays_are_kept_as_their_bytes_and_never_pickled(tmp_path):
+    store = Store(tmp_path / "sweep.db")
+    costs = np.array([0.7, np.nan, np.inf, np.nextafter(0.0, 1.0)])
+    weights = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert store.add_record("a", {"accuracy": 97.5, "costs": costs, "weights": weights})
+    assert not store.add_record("a", {"accuracy": 0.0, "costs": np.zeros(2)})
+    assert store.record_keys() == {"a"}
+    (found,) = Store(tmp_path / "sweep.db").records().values()
+    assert found["accuracy"] == 97.5
+    for name, value in (("costs", costs), ("weights", weights)):
+        assert found[name].dtype == value.dtype and found[name].shape == value.shape
+        assert found[name].tobytes() == value.tobytes()
+    with pytest.raises(ValueError, match="must hold numbers"):
+        store.add_record("b", {"objects": np.array([{"a": 1}], dtype=object)})
+    assert store.record_keys() == {"a"}

@@ -22,6 +22,7 @@ so a command rejects bad input in one clear line before any work starts.
 
 import difflib
 import re
+import sys
 
 from initlab import checks
 
@@ -229,3 +230,15 @@ def check_engine_arguments(args):
     if scheduler is not None and backend != "dask":
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
     return backend, scheduler
+
+
+def interrupted(command, stop, what, store, resume=None):
+    """After Ctrl-C (stop: sweeps.runner.SweepInterrupted), the one line a command that runs on
+    the sweep engine prints: what its store keeps, and how to resume. Returns the exit code."""
+    how = f"Resume with: {resume}" if resume else "Resume with the same command."
+    print(
+        f"\ninitlab {command}: interrupted; {stop.kept} of {stop.total} {what} are kept in "
+        f"{store}. {how}",
+        file=sys.stderr,
+    )
+    return 130

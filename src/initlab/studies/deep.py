@@ -23,7 +23,6 @@ the networks it lacks (--backend serial, local or dask run them).
 import functools
 import json
 import os
-import sys
 import time
 from types import SimpleNamespace
 
@@ -39,6 +38,7 @@ from initlab.studies.schemes import (
     default_schemes,
     parse_schemes,
 )
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -189,14 +189,8 @@ def run(args):
     ]
     try:
         runs = train_grid(grid, args, out_dir, backend, scheduler, quiet=args.quiet)
-    except KeyboardInterrupt as stop:
-        kept = stop.args[0] if stop.args else "the finished"
-        print(
-            f"\ninitlab deep: interrupted; {kept} of {len(grid)} networks are kept in "
-            f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
-            file=sys.stderr,
-        )
-        return 130
+    except SweepInterrupted as stop:
+        return arguments.interrupted("deep", stop, "networks", os.path.join(out_dir, STORE_NAME))
     summary = summarise_runs(runs)
     elapsed = time.perf_counter() - started
 
@@ -238,7 +232,6 @@ def run(args):
 
 
 # --- execution on initlab.sweeps' engines and store ----------------------------------------------
-STORE_NAME = "sweep.db"
 # What a network's row depends on besides its activation, depth, scheme and seed.
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 
@@ -246,28 +239,31 @@ RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False):
     """Every network's row, in grid order: those in out_dir's store as stored, the others
     trained on the backend (deepest first, so the workers finish together) and stored as each
-    ends. KeyboardInterrupt(kept) when interrupted: the store keeps every finished network."""
-    from initlab.sweeps.runner import run_records
-
+    ends. SweepInterrupted(kept, total) when interrupted: the store keeps every finished network."""
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
     items = [
         {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
         for activation, depth, scheme, seed in grid
     ]
-    return run_records(
+    rows, _ = run_records(
         items,
-        out_dir,
         run_networks,
+        out_dir,
         backend,
         scheduler,
+        groups=_deepest_first,
         progress=False if quiet else None,
         desc="initlab deep",
         unit="net",
-        describe=lambda item: (
+        label=lambda item: (
             f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
         ),
-        order=lambda item: -item["depth"],
     )
+    return rows
+
+
+def _deepest_first(items, workers):
+    return [[item] for item in sorted(items, key=lambda item: -item["depth"])]
 
 
 def run_networks(items):

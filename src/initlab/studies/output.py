@@ -215,22 +215,15 @@ def recover_staged(out_dir):
 
 
 def _swap_in(stage, out_dir):
-    import signal
-    import threading
+    from initlab.interrupts import held_interrupt
 
     with open(os.path.join(stage, COMPLETE)) as handle:
         names = [name for name in handle.read().split("\n") if name]
-    main = threading.current_thread() is threading.main_thread()
-    if main:  # a Ctrl-C now would leave half the set: it waits for the renames
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
+    with held_interrupt():  # a Ctrl-C now would leave half the set: it waits for the renames
         for name in names:
             if os.path.exists(os.path.join(stage, name)):  # else moved before a kill
                 os.replace(os.path.join(stage, name), os.path.join(out_dir, name))
         _remove_tree(stage)
-    finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _remove_tree(path):

@@ -21,7 +21,9 @@ DPI = 100
 FIGURES_BYTES = 100 * 10**6
 
 
-def _figure(width, height):
+def new_figure(width, height):
+    """A new Figure of width x height inches at DPI, on the Agg canvas: drawn without a display,
+    never shown, not tracked by pyplot (so nothing to close). Every study figure starts here."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -68,7 +70,7 @@ def _scatter_classes(axes, X, Y, size, **style):
 def dataset_figure(result, run=0):
     """The post's scatter of one run's training set, one colour per class, with a legend."""
     X_train, Y_train = result.data[run][:2]
-    figure = _figure(6, 4.5)
+    figure = new_figure(6, 4.5)
     axes = figure.add_subplot()
     _scatter_classes(axes, X_train, Y_train, 15)
     axes.set_xlabel("x1")
@@ -87,7 +89,7 @@ def cost_figure(result):
     The median and quartiles, not the mean and min–max: one chaotic randn x 10 run spikes the
     mean and stretches a min–max band over everything (the table gives the min–max).
     """
-    figure = _figure(8, 5)
+    figure = new_figure(8, 5)
     axes = figure.add_subplot()
     epochs = np.arange(result.costs.shape[-1])
     for s, scheme in enumerate(result.schemes):
@@ -121,7 +123,7 @@ def boundary_figure(result, runs, step=0.02):
     n = len(result.schemes)
     columns = min(n, 3)
     rows = -(-n // columns)
-    figure = _figure(5 * columns, 4.2 * rows + 0.5)
+    figure = new_figure(5 * columns, 4.2 * rows + 0.5)
     for s, scheme in enumerate(result.schemes):
         run = runs[s]
         X_train, Y_train = result.data[run][:2]

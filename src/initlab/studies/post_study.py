@@ -259,6 +259,9 @@ def run_study(
 ):
     """Train every scheme (the post's three plus `schemes`) on n_seeds runs; return a StudyResult.
 
+    Here, in this process, every run in one Ensemble (`initlab reproduce` trains the same runs in
+    groups on the sweep engine, and gets the same bits: study_items, train_runs, study_result).
+
     >>> result = run_study(seed=0, n_seeds=2, epochs=10)
     >>> result.train_accuracy.shape          # (schemes, runs)
     (3, 2)
@@ -266,31 +269,116 @@ def run_study(
     schemes = resolve_schemes(schemes)
     runs = seed_plan(seed, n_seeds)
     epochs = check_int("epochs", epochs, minimum=1)
-    data = [
-        moons_data(N_TRAIN, run.train_data_seed) + moons_data(N_TEST, run.test_data_seed)
+    models = []
+    # "auto" resolved once, here: the items (and the store's keys) say which path trained.
+    jit_compile = check_jit_compile(jit_compile, post_model("he"), n_features=2)
+    records = train_runs(study_items(schemes, runs, epochs, jit_compile), progress, models)
+    return study_result(seed, schemes, runs, epochs, records, jit_compile, models)
+
+
+def study_items(schemes, runs, epochs, jit_compile=False):
+    """One item per (scheme, run), scheme-major (item k: scheme k // n_seeds, run k % n_seeds):
+    the JSON values a run's numbers depend on, which train_runs trains and the store keys."""
+    return [
+        {
+            "scheme": scheme.name,
+            "train_data_seed": run.train_data_seed,
+            "test_data_seed": run.test_data_seed,
+            "weights_seed": run.weights_seed,
+            "n_train": N_TRAIN,
+            "n_test": N_TEST,
+            "noise": NOISE,
+            "epochs": epochs,
+            "learning_rate": LEARNING_RATE,
+            "training": "jit" if jit_compile else "numpy",
+        }
+        for scheme in schemes
         for run in runs
     ]
-    models = []
-    for scheme in schemes:
-        for run in runs:
-            model = post_model(scheme.initializer(), seed=run.weights_seed)
-            if scheme.initialize is not None:
-                model.initialize(data[run.index][0], method=scheme.initialize)
-            models.append(model)
-    # Scheme-major order: model k = (scheme k // n_seeds, run k % n_seeds).
-    X = [data[run.index][0] for _ in schemes for run in runs]
-    Y = [data[run.index][1] for _ in schemes for run in runs]
-    jit_compile = check_jit_compile(jit_compile, models[0], n_features=2)
-    costs = train_models(models, X, Y, epochs, progress=progress, jit_compile=jit_compile)
 
+
+def train_runs(items, progress=False, models=None):
+    """Train the runs `items` (study_items of one epochs, learning rate and training) together,
+    as one Ensemble; return one record per item: train_accuracy and test_accuracy (percent),
+    costs (every epoch's) and weights (the trained model's flat parameters). What a worker of
+    `initlab reproduce` runs, on a group; a run's numbers do not depend on its group.
+
+    models : a list to append the trained models to, or None
+    """
+    settings = {(item["epochs"], item["learning_rate"], item["training"]) for item in items}
+    if len(settings) != 1:
+        raise ValueError(f"train_runs trains runs of one epochs, rate and training, got {settings}")
+    ((epochs, learning_rate, training),) = settings
+    schemes = {name: scheme_named(name) for name in dict.fromkeys(i["scheme"] for i in items)}
+    data, trained = {}, []
+    for item in items:
+        seeds = item["train_data_seed"], item["test_data_seed"]
+        if seeds not in data:  # the schemes of a run share its data
+            data[seeds] = run_data(item)
+        scheme = schemes[item["scheme"]]
+        model = post_model(scheme.initializer(), seed=item["weights_seed"])
+        if scheme.initialize is not None:
+            model.initialize(data[seeds][0], method=scheme.initialize)
+        trained.append(model)
+    runs_data = [data[item["train_data_seed"], item["test_data_seed"]] for item in items]
+    costs = train_models(
+        trained,
+        [run[0] for run in runs_data],
+        [run[1] for run in runs_data],
+        epochs,
+        learning_rate,
+        progress=progress,
+        jit_compile=training == "jit",
+    )
+    records = []
+    for k, (model, (X_train, Y_train, X_test, Y_test)) in enumerate(zip(trained, runs_data)):
+        records.append(
+            {
+                "train_accuracy": model.evaluate(X_train, Y_train)["accuracy"],
+                "test_accuracy": model.evaluate(X_test, Y_test)["accuracy"],
+                "costs": costs[:, k].copy(),
+                "weights": model.parameters.copy(),
+            }
+        )
+    if models is not None:
+        models.extend(trained)
+    return records
+
+
+def scheme_named(name):
+    """The Scheme of a name resolve_schemes gave (the post's, or an extra as written)."""
+    return next(scheme for scheme in resolve_schemes([name]) if scheme.name == name)
+
+
+def run_data(item):
+    """(X_train, Y_train, X_test, Y_test) of a run (a study item, or anything with its seeds)."""
+    n_train, n_test = item.get("n_train", N_TRAIN), item.get("n_test", N_TEST)
+    noise = item.get("noise", NOISE)
+    return moons_data(n_train, item["train_data_seed"], noise) + moons_data(
+        n_test, item["test_data_seed"], noise
+    )
+
+
+def trained_model(scheme, weights_seed, weights):
+    """A run's model with its trained weights (a record's), to predict with."""
+    model = post_model(scheme.initializer(), seed=weights_seed)
+    model.build(2)
+    model.parameters[...] = weights
+    return model
+
+
+def study_result(seed, schemes, runs, epochs, records, jit_compile=False, models=None):
+    """The StudyResult of a study's records (train_runs', in study_items' order); models: the
+    trained models in that order, else rebuilt from the records' weights."""
+    n_seeds = len(runs)
     shape = (len(schemes), n_seeds)
-    grid = [models[s * n_seeds : (s + 1) * n_seeds] for s in range(len(schemes))]
-    train_accuracy, test_accuracy = np.empty(shape), np.empty(shape)
-    for s, row in enumerate(grid):
-        for run, model in zip(runs, row, strict=True):
-            X_train, Y_train, X_test, Y_test = data[run.index]
-            train_accuracy[s, run.index] = model.evaluate(X_train, Y_train)["accuracy"]
-            test_accuracy[s, run.index] = model.evaluate(X_test, Y_test)["accuracy"]
+    data = [run_data(vars(run)) for run in runs]
+    if models is None:
+        models = [
+            trained_model(scheme, run.weights_seed, records[s * n_seeds + run.index]["weights"])
+            for s, scheme in enumerate(schemes)
+            for run in runs
+        ]
     settings = {
         "seed": seed,
         "seeds": n_seeds,
@@ -308,17 +396,32 @@ def run_study(
         settings,
         schemes,
         runs,
-        costs=costs.T.reshape(len(schemes), n_seeds, -1),
-        train_accuracy=train_accuracy,
-        test_accuracy=test_accuracy,
+        costs=np.stack([record["costs"] for record in records]).reshape(*shape, -1),
+        train_accuracy=np.array([r["train_accuracy"] for r in records], float).reshape(shape),
+        test_accuracy=np.array([r["test_accuracy"] for r in records], float).reshape(shape),
         data=data,
-        models=grid,
+        models=[models[s * n_seeds : (s + 1) * n_seeds] for s in range(len(schemes))],
     )
 
 
 def _progress_bar(enabled, total, unit):
+    if not enabled:
+        # No tqdm at all: even disabled, it makes a multiprocessing lock, whose semaphore a
+        # pool worker killed on Ctrl-C would leave to the resource tracker (a warning at exit).
+        return _NoBar()
     from tqdm import tqdm
 
     return tqdm(
         total=total, unit=unit, unit_scale=True, desc="training", leave=True, disable=not enabled
     )
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        return False
+
+    def update(self, count):
+        pass

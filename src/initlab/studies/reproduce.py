@@ -1,17 +1,26 @@
 """Reproduce the post over many seeds: train, then write figures, tables and histories to --out.
 
     initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR]
-                      [--force] [--jit | --no-jit] [--no-progress] [--quiet]
+                      [--force] [--jit | --no-jit] [--backend serial|local|dask]
+                      [--scheduler ADDRESS] [--no-progress] [--quiet]
 
 Writes to DIR: dataset.png, costs.png, boundaries.png (figures); results.md, results.csv,
 results.json (the table, per scheme, with the settings; the JSON also holds every run's numbers and
-seeds); histories.npz (the cost of every scheme, run and epoch). Every argument is checked, and DIR
-is created and probed for writing, before any training starts. Files already in DIR are replaced
-only with --force, and only these files: nothing else in DIR is touched.
+seeds); histories.npz (the cost of every scheme, run and epoch), written beside DIR and swapped
+in as one set. Every argument is checked, and DIR is created and probed for writing, before any
+training starts. Files already in DIR are replaced only with --force, and only these files:
+nothing else in DIR is touched.
+
+The runs train on initlab.sweeps' engines (--backend: this process, a process per core, or
+Dask), in groups of one Ensemble each, and each run's numbers (its costs, accuracies and trained
+weights) go into DIR/sweep.db as its group ends. Killed and run again with the same command, it
+trains only the runs the store lacks; a run's numbers do not depend on its group, backend or
+interruption, so the files are the bits of one uninterrupted run (post_study.run_study's).
 """
 
 import io
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -25,10 +34,15 @@ from initlab.studies.post_study import (
     check_int,
     post_model,
     resolve_schemes,
-    run_study,
+    seed_plan,
     study_bytes,
+    study_items,
+    study_result,
     study_seconds,
+    train_runs,
 )
+from initlab.sweeps import engines
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 
 DEFAULT_OUT = os.path.join("results", "post")
 FIGURES = ("dataset.png", "costs.png", "boundaries.png")
@@ -68,7 +82,8 @@ def add_arguments(parser):
         "--out",
         default=DEFAULT_OUT,
         metavar="DIR",
-        help=f"directory for figures and tables (default {DEFAULT_OUT})",
+        help=f"directory for figures, tables and the store of finished runs, sweep.db "
+        f"(default {DEFAULT_OUT})",
     )
     parser.add_argument(
         "--force",
@@ -76,6 +91,7 @@ def add_arguments(parser):
         help="replace result files already in DIR (other files are left alone)",
     )
     arguments.add_jit(parser)
+    arguments.add_engine_arguments(parser)
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
     )
@@ -99,17 +115,25 @@ def run(args):
     memory = study_bytes(len(schemes), n_seeds, epochs)
     # The whole process: Python, NumPy, scikit-learn, matplotlib (and Numba, on the compiled
     # path) and the figures besides the runs.
-    libraries = ("sklearn", "matplotlib") + (("numba",) if compiles(args.jit) else ())
+    jit_compile = compiles(args.jit)
+    libraries = ("sklearn", "matplotlib") + (("numba",) if jit_compile else ())
     process = arguments.process_bytes(libraries, drawing=plots.FIGURES_BYTES)
     arguments.check_memory(
         f"{len(schemes) * n_seeds} runs of {epochs} epochs",
         memory + process,
         "use fewer --seeds or --epochs",
     )
+    backend, scheduler = arguments.check_engine_arguments(args)
+    output.recover_staged(args.out)  # a set a killed run had finished writing goes in first
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 
-    seconds = study_seconds(len(schemes), n_seeds, epochs)
+    runs = seed_plan(seed, n_seeds)
+    items = study_items(schemes, runs, epochs, jit_compile)
+    # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
+    workers = 1 if backend == "serial" or scheduler else engines.default_workers()
+    workers = min(workers, len(study_groups(items, workers)))
+    seconds = study_seconds(len(schemes), n_seeds, epochs) / workers
     say(
         f"Training {len(schemes)} schemes x {n_seeds} seed{'s' if n_seeds > 1 else ''} x "
         f"{epochs} epochs "
@@ -119,24 +143,76 @@ def run(args):
         f"{_duration(seconds)})"
     )
     start = time.perf_counter()
-    result = run_study(
-        seed=seed,
-        n_seeds=n_seeds,
-        epochs=epochs,
-        schemes=args.schemes,
-        progress=args.progress and not args.quiet,
-        jit_compile=args.jit,
-    )
+    try:
+        records, stored = run_records(
+            items,
+            train_runs,
+            out,
+            backend,
+            scheduler,
+            groups=study_groups,
+            progress=args.progress and not args.quiet,
+            desc="training",
+            unit="run",
+        )
+    except SweepInterrupted as stop:
+        return arguments.interrupted(
+            "reproduce", stop, "runs", out / STORE_NAME, resume_command(args)
+        )
     trained = time.perf_counter() - start
-    write_results(result, out)
+    try:
+        result = study_result(seed, schemes, runs, epochs, records, jit_compile)
+        with output.staged(out) as stage:
+            write_results(result, stage)
+    except KeyboardInterrupt:
+        stop = SweepInterrupted(len(items), len(items))
+        return arguments.interrupted(
+            "reproduce", stop, "runs", out / STORE_NAME, resume_command(args)
+        )
     say()
     say(report.table(result))
     say(report.TABLE_KEY)
+    before = f" ({stored} were stored already)" if stored else ""
     say(
-        f"Trained {len(schemes) * n_seeds} models in {trained:.1f} s; "
+        f"Trained {len(items) - stored} models in {trained:.1f} s{before}; "
         f"wrote {', '.join(OUTPUTS)} to {out}{os.sep}"
     )
     return 0
+
+
+def study_groups(items, workers):
+    """The groups the runs train in: one Ensemble each, about two per worker (a group is what
+    a Ctrl-C or a kill loses at most, and the progress bar's step)."""
+    return engines.make_groups(
+        items, workers, architecture=lambda item: (item["epochs"], item["training"])
+    )
+
+
+def resume_command(args):
+    """The command that resumes this one: its options, as given."""
+    words = ["initlab", "reproduce"]
+    for option, value, default in (
+        ("--seeds", args.seeds, N_SEEDS),
+        ("--epochs", args.epochs, EPOCHS),
+        ("--seed", args.seed, 0),
+    ):
+        if value != default:
+            words += [option, str(value)]
+    if args.schemes:
+        words += ["--schemes", *args.schemes]
+    words += ["--out", str(args.out)]
+    jit = {True: "--jit", False: "--no-jit"}.get(args.jit)  # "auto", the default, says nothing
+    for flag, given in (("--force", args.force), (jit, jit is not None)):
+        if given:
+            words.append(flag)
+    if args.backend != "local":
+        words += ["--backend", args.backend]
+    if args.scheduler is not None:
+        words += ["--scheduler", args.scheduler]
+    for flag, given in (("--no-progress", not args.progress), ("--quiet", args.quiet)):
+        if given:
+            words.append(flag)
+    return shlex.join(words)
 
 
 def _duration(seconds):
@@ -148,7 +224,8 @@ def _duration(seconds):
 
 
 def write_results(result, out):
-    """Write every output file into `out`, each atomically (complete, or not replaced at all)."""
+    """Write every output file into `out`, each atomically (complete, or not replaced at all);
+    the command writes them into output.staged(DIR), which swaps them into DIR as one set."""
     out = Path(out)
     runs = report.representative_runs(result)
     figures = {

@@ -81,13 +81,10 @@ def run(args):
             checkpoint_seconds=args.checkpoint_seconds,
         )
     except SweepInterrupted as stop:
-        again = " ".join(shlex.quote(a) for a in ["initlab", "sweep", args.spec, "--out", args.out])
-        print(
-            f"\ninitlab sweep: interrupted; {stop.kept} of {stop.total} runs are kept in "
-            f"{os.path.join(args.out, STORE_NAME)}. Resume with: {again}",
-            file=sys.stderr,
+        again = shlex.join(["initlab", "sweep", args.spec, "--out", args.out])
+        return arguments.interrupted(
+            "sweep", stop, "runs", os.path.join(args.out, STORE_NAME), again
         )
-        return 130
     elapsed = time.perf_counter() - started
     try:
         paths = sweep_report.write_report(args.out)

@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from initlab.studies import output, report
-from initlab.studies.plots import DPI, _figure
+from initlab.studies.plots import DPI, new_figure
 from initlab.sweeps.runner import STORE_NAME, open_store
 from initlab.sweeps.spec import Spec, plan_runs
 
@@ -111,7 +111,7 @@ def markdown_columns(spec):
 
 def cost_figure(spec, groups, costs):
     """The mean training cost over seeds of every configuration, by epoch (log scale)."""
-    figure = _figure(7, 4.5)
+    figure = new_figure(7, 4.5)
     axes = figure.add_subplot()
     for settings, found in groups:
         curves = np.stack([costs[run["key"]] for run in found])
@@ -130,7 +130,7 @@ def cost_figure(spec, groups, costs):
 def accuracy_figure(spec, rows):
     """Mean test and train accuracy with 95% intervals over the one axis."""
     (key,) = spec.axes
-    figure = _figure(6.5, 4.5)
+    figure = new_figure(6.5, 4.5)
     axes = figure.add_subplot()
     positions = np.arange(len(rows))
     for short, marker in (("test", "o"), ("train", "s")):
@@ -178,7 +178,7 @@ def heatmap_figure(spec, rows, fixed=None):
     for row in rows:
         if all(row[key] == label for key, label in fixed.items()):
             grid[labels_1.index(row[first]), labels_2.index(row[second])] = row["test_mean"]
-    figure = _figure(1.2 * len(labels_2) + 3, 0.6 * len(labels_1) + 2.2)
+    figure = new_figure(1.2 * len(labels_2) + 3, 0.6 * len(labels_1) + 2.2)
     axes = figure.add_subplot()
     image = axes.imshow(
         grid, cmap="viridis", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0, aspect="auto"

@@ -303,30 +303,32 @@ def run(args):
         flush=True,
     )
     started = time.perf_counter()
-    from initlab.sweeps.runner import STORE_NAME, run_records
+    from initlab.studies import arguments
+    from initlab.sweeps import engines
+    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
+
+    def deepest_first(missing, workers):
+        # Networks of one depth train together; the deepest first, so the workers end together.
+        ordered = sorted(missing, key=lambda item: -item["depth"])
+        return engines.make_groups(ordered, workers, architecture)
 
     try:
-        runs = run_records(
+        runs, _ = run_records(
             items,
-            out_dir,
             train_networks,
+            out_dir,
             backend,
             scheduler,
+            groups=deepest_first,
             progress=False if args.quiet else None,
             desc="initlab trainability",
             unit="net",
-            describe=lambda item: f"depth {item['depth']}, σ_w² {item['weight_variance']:g}",
-            architecture=architecture,
-            order=lambda item: -item["depth"],  # deepest first: the workers finish together
+            label=lambda item: f"depth {item['depth']}, σ_w² {item['weight_variance']:g}",
         )
-    except KeyboardInterrupt as stop:
-        kept = stop.args[0] if stop.args else "the finished"
-        print(
-            f"\ninitlab trainability: interrupted; {kept} of {len(items)} networks are kept in "
-            f"{os.path.join(out_dir, STORE_NAME)}. Resume with the same command.",
-            file=sys.stderr,
+    except SweepInterrupted as stop:
+        return arguments.interrupted(
+            "trainability", stop, "networks", os.path.join(out_dir, STORE_NAME)
         )
-        return 130
     elapsed = time.perf_counter() - started
     cells = summarise(runs)
     critical = float(theory.critical_weight_variance(grid["activation"], grid["bias_variance"]))

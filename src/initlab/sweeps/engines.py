@@ -17,12 +17,14 @@ worker dies is retried on another worker; the store keeps a run once, whichever 
     [2, 2, 2]
 """
 
+import itertools
 import math
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, wait
 
 from initlab import checks
+from initlab.interrupts import held_interrupt
 from initlab.sweeps.trainer import CHECKPOINT_SECONDS, train_group
 
 BACKENDS = ("serial", "local", "dask")
@@ -40,10 +42,11 @@ def default_workers():
 
 
 def make_groups(runs, workers, architecture=None):
-    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP.
+    """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP each,
+    and of one architecture's runs as equal in size as can be (so the workers end together).
 
-    architecture : what a run's architecture is, a function of the run (default
-    run.architecture(), a sweep's Run); a study's items pass their own.
+    architecture : run -> what the runs trained together must share (default
+        run.architecture(), a sweep's spec.Run); a study's items pass their own
     """
     architecture = architecture or (lambda run: run.architecture())
     by_architecture = {}
@@ -52,7 +55,10 @@ def make_groups(runs, workers, architecture=None):
     groups = []
     for members in by_architecture.values():
         size = max(1, min(MAX_GROUP, math.ceil(len(members) / (2 * workers))))
-        groups += [members[i : i + size] for i in range(0, len(members), size)]
+        count = math.ceil(len(members) / size)
+        # Sizes differ by one at most: 30 runs in 4 groups are 8, 8, 7, 7 (not 8, 8, 8, 6).
+        bounds = [len(members) * i // count for i in range(count + 1)]
+        groups += [members[a:b] for a, b in zip(bounds, bounds[1:])]
     return groups
 
 
@@ -104,6 +110,17 @@ def _ignore_interrupt():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_resource_trackers():
+    # multiprocessing's and loky's resource trackers start with the first worker, and Python
+    # 3.11's unblocks SIGINT as it does: they start before it is held.
+    from multiprocessing import resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    resource_tracker.ensure_running()
+    loky_tracker.ensure_running()
+
+
 def _local(groups, on_result, workers, work, arguments):
     try:
         from joblib.externals.loky import get_reusable_executor
@@ -113,28 +130,53 @@ def _local(groups, on_result, workers, work, arguments):
         ) from None
 
     workers = min(workers, len(groups) or 1)
-    # As joblib.Parallel does: the workers share the cores, so each BLAS gets its share of
-    # threads rather than every worker starting one per core.
+    # As joblib.Parallel does: the workers share the cores, so each BLAS (and Numba, for a
+    # compiled fit) gets its share of threads rather than every worker starting one per core.
     threads = str(max(1, default_workers() // workers))
-    executor = get_reusable_executor(
-        max_workers=workers,
-        initializer=_ignore_interrupt,
-        env={
-            name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        },
-    )
-    pending = {executor.submit(work, group, *arguments): group for group in groups}
+    executor, pending, waiting = None, {}, iter(groups)
+
+    def submit(count):
+        # A Ctrl-C while a worker starts (the first ones, or one loky replaces) waits for it:
+        # each starts with SIGINT blocked until its initializer ignores it (else: a traceback
+        # from each one still importing).
+        with held_interrupt():
+            for group in itertools.islice(waiting, count):
+                pending[executor.submit(work, group, *arguments)] = group
+
     try:
+        _start_resource_trackers()
+        with held_interrupt():
+            executor = get_reusable_executor(
+                max_workers=workers,
+                initializer=_ignore_interrupt,
+                env={
+                    name: threads
+                    for name in (
+                        "OMP_NUM_THREADS",
+                        "OPENBLAS_NUM_THREADS",
+                        "MKL_NUM_THREADS",
+                        "NUMBA_NUM_THREADS",
+                    )
+                },
+            )
+        # One group more than the workers in flight, the next submitted as one ends: the pool's
+        # queue then holds every group submitted, which loky's kill_workers shutdown needs (it
+        # fails, with a traceback, on groups still waiting for its queue).
+        submit(workers + 1)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 group = pending.pop(future)
-                for run, result in zip(group, future.result()):
+                results = future.result()
+                submit(1)
+                for run, result in zip(group, results):
                     on_result(run, result)
     except BaseException:
-        for future in pending:
-            future.cancel()
-        executor.shutdown(wait=False, kill_workers=True)
+        # The workers are killed and the pool shut down before the error goes on: its queues'
+        # semaphores are released here, not left to the resource tracker, which would warn of
+        # them after the command's last line.
+        if executor is not None:
+            executor.shutdown(wait=True, kill_workers=True)
         raise
     # No pool or its manager thread outlives the sweep (a long-lived caller would keep both).
     executor.shutdown(wait=True)

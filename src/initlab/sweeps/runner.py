@@ -9,6 +9,10 @@ axis whose old value was the fixed one) adds only its new runs. A spec that no l
 runs already stored has changed its settings: it is refused unless force=True (the stored runs
 are then kept beside the new ones; reports read only the current spec's).
 
+A study's own work resumes the same way: run_records(items, work, out) keys each item by the hash
+of its settings, keeps each result in the store's records and arrays tables, and computes only
+the items the store lacks, on the same engines (initlab deep, initlab reproduce).
+
     >>> import tempfile
     >>> from initlab.sweeps.spec import parse_spec
     >>> spec = parse_spec("[train]\\nepochs = 2\\n[sweep]\\nseeds = 2")
@@ -120,9 +124,9 @@ def run_sweep(
         workers = 1 if backend == "serial" else engines.default_workers()
     workers = checks.integer("--workers", workers, minimum=1)
     store = open_store(out)
+    runs = plan_runs(spec)
     try:
         check_compatible(spec, store, force)
-        runs = plan_runs(spec)
         stored = store.keys()
         missing = [run for run in runs if run.key not in stored]
         store.set_meta("spec", spec.to_json())
@@ -138,21 +142,82 @@ def run_sweep(
                 for path in checkpoint_files(checkpoints, run.key):
                     os.remove(path)
 
-            try:
-                engines.execute(
-                    engines.make_groups(missing, workers),
-                    on_result,
-                    backend,
-                    scheduler,
-                    workers,
-                    checkpoints,
-                    checkpoint_seconds,
-                )
-            except KeyboardInterrupt:
-                # Counted from the store: Ctrl-C may land between a commit and the count.
-                kept = len(store.keys() & {run.key for run in runs})
-                raise SweepInterrupted(kept, status.total) from None
+            engines.execute(
+                engines.make_groups(missing, workers),
+                on_result,
+                backend,
+                scheduler,
+                workers,
+                checkpoints,
+                checkpoint_seconds,
+            )
         return status
+    except KeyboardInterrupt:
+        # Counted from the store: Ctrl-C may land between a commit and the count.
+        kept = len(store.keys() & {run.key for run in runs})
+        raise SweepInterrupted(kept, len(runs)) from None
+    finally:
+        store.close()
+
+
+# --- a study's records: any work, by key, in the same store and on the same engines -------------
+def record_key(item):
+    """A record's key in the store: the hash of its item, everything its record depends on."""
+    text = json.dumps(item, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_records(
+    items,
+    work,
+    out,
+    backend="local",
+    scheduler=None,
+    workers=None,
+    groups=None,
+    progress=True,
+    desc="sweep",
+    unit="run",
+    label=None,
+):
+    """Each item's record, in order: those the store in `out` holds as they were stored, the
+    others computed on the backend and stored as each group of them ends.
+
+    items : dicts of JSON values, each all that its record depends on (record_key hashes it)
+    work : work(group) -> one record per item of the group: a dict of JSON values and NumPy
+        arrays (Store.add_record); a module-level function, which the workers import by name
+    groups : (missing items, workers) -> the groups to compute, in order; default one per item
+    progress : a bar on stderr: True, False, or None for a terminal only; desc and unit name
+        it, label(item) says which item ended last
+    Returns (records, how many the store held before). Raises SweepInterrupted (how many of
+    the items the store keeps) on Ctrl-C: every record finished is kept.
+
+    This is how `initlab deep` and `initlab reproduce` run: killed and run again, they compute
+    only what the store lacks, and get what one uninterrupted run gets.
+    """
+    if workers is None:
+        workers = 1 if backend == "serial" else engines.default_workers()
+    keys = [record_key(item) for item in items]
+    store = open_store(out)
+    try:
+        records = store.records()
+        stored_before = sum(key in records for key in keys)
+        missing = [item for item, key in zip(items, keys) if key not in records]
+        plan = groups(missing, workers) if groups else [[item] for item in missing]
+        with _progress_bar(progress, len(items), stored_before, desc, unit) as bar:
+
+            def on_result(item, record):
+                key = record_key(item)
+                records[key] = record
+                store.add_record(key, record)
+                if label is not None:
+                    bar.set_postfix_str(label(item))
+                bar.update(1)
+
+            engines.execute(plan, on_result, backend, scheduler, workers, work=work)
+        return [records[key] for key in keys], stored_before
+    except KeyboardInterrupt:
+        raise SweepInterrupted(len(store.record_keys() & set(keys)), len(items)) from None
     finally:
         store.close()
 
@@ -167,7 +232,7 @@ def _clean_checkpoints(checkpoints, stored):
             os.remove(os.path.join(checkpoints, name))
 
 
-def _progress_bar(enabled, total, done, unit="run", desc="sweep"):
+def _progress_bar(enabled, total, done, desc="sweep", unit="run"):
     from tqdm import tqdm
 
     # tqdm shows runs done / total, the rate and the time left from the runs of this sitting;
@@ -180,72 +245,3 @@ def _progress_bar(enabled, total, done, unit="run", desc="sweep"):
         dynamic_ncols=True,
         disable=None if enabled is None else not enabled,
     )
-
-
-# --- a study's own rows on the same engines and store (initlab deep, initlab trainability) ----
-def record_key(item):
-    """An item's key in the store: the hash of everything its row depends on (a JSON dict)."""
-    text = json.dumps(item, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def run_records(
-    items,
-    out,
-    work,
-    backend="local",
-    scheduler=None,
-    progress=None,
-    desc="sweep",
-    unit="run",
-    describe=None,
-    architecture=None,
-    order=None,
-    workers=None,
-):
-    """Every item's row, in the order of `items`: those in out's store as stored, the others
-    computed on the backend and stored (Store.add_record) as each group ends.
-
-    items : dicts of JSON values, each all that its row depends on (record_key hashes it)
-    work : a module-level function, work(group) -> one row (a dict of JSON values) per item of
-        the group, what a worker runs
-    architecture : items of one architecture may share a group (engines.make_groups, e.g. to
-        train as one Ensemble); None runs each item alone
-    order : a sort key for the items left to compute (deepest first, say, so that the workers
-        finish together); describe(item) : the progress bar's note on the last item stored;
-        progress : True, False, or None to show the bar on a terminal only
-    A run killed and started again computes only the items its store lacks; an item's row does
-    not depend on its group, so the rows are those of an uninterrupted run. Raises
-    KeyboardInterrupt(kept) on Ctrl-C, kept: how many of the items the store keeps.
-    """
-    keys = [record_key(item) for item in items]
-    store = open_store(out)
-    try:
-        rows = store.records()
-        missing = [item for item, key in zip(items, keys) if key not in rows]
-        if order is not None:
-            missing.sort(key=order)
-        if architecture is None:
-            groups = [[item] for item in missing]
-        else:
-            groups = engines.make_groups(
-                missing, workers or engines.default_workers(), architecture
-            )
-        with _progress_bar(progress, len(items), len(items) - len(missing), unit, desc) as bar:
-
-            def on_result(item, row):
-                key = record_key(item)
-                rows[key] = row
-                store.add_record(key, row)
-                if describe is not None:
-                    bar.set_postfix_str(describe(item))
-                bar.update(1)
-
-            try:
-                engines.execute(groups, on_result, backend, scheduler, workers, work=work)
-            except KeyboardInterrupt:
-                # Counted from the store: Ctrl-C may land between a commit and the count.
-                raise KeyboardInterrupt(len(store.records().keys() & set(keys))) from None
-        return [rows[key] for key in keys]
-    finally:
-        store.close()

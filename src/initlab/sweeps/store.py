@@ -9,6 +9,8 @@ Tables
     costs  key PRIMARY KEY, epochs, costs: every epoch's training cost, float64 little-endian
     meta   name PRIMARY KEY, value: "spec", the JSON of the spec the sweep last ran
     records  key PRIMARY KEY, record: a study's own result rows as JSON (initlab deep's runs)
+    arrays   key, name (PRIMARY KEY together), dtype, shape, data: a record's NumPy arrays, as
+             their bytes (initlab reproduce's costs and final weights)
 
 One process writes (the one that runs the sweep); readers may look at any time, because the
 database is in WAL mode. A run and its costs are committed together, so the store never holds
@@ -73,6 +75,10 @@ class Store:
                 )
                 self.connection.execute(
                     "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT)"
+                )
+                self.connection.execute(
+                    "CREATE TABLE IF NOT EXISTS arrays (key TEXT, name TEXT, dtype TEXT, "
+                    "shape TEXT, data BLOB, PRIMARY KEY (key, name))"
                 )
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path!r} is not a sweep store ({error})") from None
@@ -142,26 +148,49 @@ class Store:
             raise KeyError(key)
         return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
 
-    # --- records: a study's own rows (initlab deep's), kept as JSON by key --------------------
+    # --- records: a study's own rows (initlab deep's, reproduce's), kept by key --------------
     def add_record(self, key, record):
-        """Store a dict of JSON values (floats exact, nan and inf included) under `key`, in one
-        transaction; False if the key was stored already (it is left as it was)."""
-        text = json.dumps(record, sort_keys=True)
+        """Store a dict under `key`, in one transaction; False if the key was stored already (it
+        is left as it was). Its JSON values (floats exact, nan and inf included) go to `records`,
+        its NumPy arrays (numbers only: never pickled) to `arrays`, as their bytes."""
+        arrays = {name: value for name, value in record.items() if isinstance(value, np.ndarray)}
+        for name, value in arrays.items():
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"record {key!r}: {name} must hold numbers, got {value.dtype}")
+        text = json.dumps(
+            {name: value for name, value in record.items() if name not in arrays}, sort_keys=True
+        )
         with self.connection:
-            return bool(
-                self.connection.execute(
-                    "INSERT OR IGNORE INTO records VALUES (?, ?)", (key, text)
-                ).rowcount
-            )
+            inserted = self.connection.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?)", (key, text)
+            ).rowcount
+            if inserted:
+                self.connection.executemany(
+                    "INSERT INTO arrays VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (key, name, value.dtype.str, json.dumps(value.shape), value.tobytes())
+                        for name, value in arrays.items()
+                    ],
+                )
+        return bool(inserted)
+
+    def record_keys(self):
+        """The keys of every stored record."""
+        return {key for (key,) in self.connection.execute("SELECT key FROM records")}
 
     def records(self):
-        """{key: record} of every stored record."""
-        return {
+        """{key: record} of every stored record, in the order stored, with its arrays."""
+        found = {
             key: json.loads(text)
             for key, text in self.connection.execute(
                 "SELECT key, record FROM records ORDER BY rowid"
             )
         }
+        for key, name, dtype, shape, data in self.connection.execute(
+            "SELECT key, name, dtype, shape, data FROM arrays"
+        ):
+            found[key][name] = np.frombuffer(data, dtype=dtype).reshape(json.loads(shape)).copy()
+        return found
 
     def get_meta(self, name):
         found = self.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
