@@ -31,7 +31,6 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -303,7 +302,6 @@ def run(args):
         flush=True,
     )
     started = time.perf_counter()
-    from initlab.studies import arguments
     from initlab.sweeps import engines
     from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 
