@@ -21,7 +21,11 @@ from initlab.version import __version__
 
 
 def describe():
-    """{"initlab", "python", "numpy", "blas", "cpu", "platform"}: versions, BLAS and CPU.
+    """{"initlab", "python", "numpy", "numba", "blas", "cpu", "platform"}: versions, BLAS and CPU.
+
+    numba: the version of Numba, which compiles the default training path, or None if it is
+    not installed (then every fit ran on NumPy). Read from the package's metadata: this does
+    not import Numba.
 
     blas: the library NumPy calls at run time (name, version, threads, the CPU kernels it chose),
     from threadpoolctl where it is installed (scikit-learn brings it), else NumPy's build record.
@@ -31,6 +35,7 @@ def describe():
         "initlab": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "numba": _installed_version("numba"),
         "blas": blas(),
         "cpu": cpu(),
         "platform": platform.platform(),
@@ -98,3 +103,12 @@ def cpu():
         "cores": cores,
         "python_implementation": sys.implementation.name,
     }
+
+
+def _installed_version(package):
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
