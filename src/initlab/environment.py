@@ -1,12 +1,13 @@
 """The machine and software a study ran on, for its result files: the numbers depend on them.
 
 The same seed gives the same bits with one version of initlab, NumPy and its BLAS on one kind of
-CPU; across them, chaotic runs (the post's randn x 10) move within their interval and times
-change. So every result file records them:
+CPU (and with one version of Numba on any x86-64 CPU, on the compiled path); across them, chaotic
+runs (the post's randn x 10) move within their interval and times change. So every result file
+records them, and which path trained:
 
     >>> info = describe()
     >>> sorted(info)
-    ['blas', 'cpu', 'initlab', 'numpy', 'platform', 'python']
+    ['blas', 'cpu', 'initlab', 'numba', 'numpy', 'platform', 'python']
     >>> info["numpy"] == __import__("numpy").__version__
     True
 """
