@@ -36,7 +36,7 @@ def describe():
         "initlab": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "numba": _installed_version("numba"),
+        "numba": installed_version("numba"),
         "blas": blas(),
         "cpu": cpu(),
         "platform": platform.platform(),
@@ -106,7 +106,8 @@ def cpu():
     }
 
 
-def _installed_version(package):
+def installed_version(package):
+    """The installed version of `package` from its metadata (nothing is imported), or None."""
     from importlib import metadata
 
     try:

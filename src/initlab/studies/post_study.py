@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from initlab import environment
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork, check_jit_compile, training_path
 from initlab.studies.arguments import check_int, split_list
 from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme, readable_label
+from initlab.version import __version__
 
 N_TRAIN = 400
 N_TEST = 100
@@ -291,6 +293,9 @@ def study_items(schemes, runs, epochs, jit_compile=False):
             "epochs": epochs,
             "learning_rate": LEARNING_RATE,
             "training": "jit" if jit_compile else "numpy",
+            # Another initlab (or Numba) may train to other bits: its store keys differ.
+            "initlab": __version__,
+            "numba": environment.installed_version("numba") if jit_compile else None,
         }
         for scheme in schemes
         for run in runs
