@@ -118,7 +118,7 @@ class Store:
             value = run.settings[key]
             row[column] = json.dumps(value) if isinstance(value, list) else value
         row.update({name: getattr(result, name) for name in RESULT_COLUMNS})
-        row.update({name: result.environment[name] for name in ENVIRONMENT_COLUMNS})
+        row.update({name: result.environment.get(name) for name in ENVIRONMENT_COLUMNS})
         costs = np.ascontiguousarray(result.costs, dtype="<f8")
         with self.connection:
             inserted = self.connection.execute(
