@@ -77,17 +77,66 @@ def in_worker(script, *args, env=None):
     return tuple(report["seconds"]), report["result"]
 
 
+def run_process(argv, marker=None, env=None):
+    """Run a fresh process to its end, as a user's command runs: returns a dict with
+    "seconds" (wall time from the start to its exit), "marker_seconds" (to the first line of its
+    output that starts with `marker`, None if none did), "peak_mb" (its peak resident memory,
+    from the kernel's accounting of the finished child: os.wait4's ru_maxrss), "returncode" and
+    "output" (stdout and stderr together, unbuffered so that each line is timed as it comes).
+    """
+    environ = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
+    )
+    lines, marker_seconds = [], None
+    for line in process.stdout:
+        if marker_seconds is None and marker is not None and line.startswith(marker):
+            marker_seconds = time.perf_counter() - start
+        lines.append(line)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.stdout.close()
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    # ru_maxrss is in kilobytes on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {
+        "seconds": seconds,
+        "marker_seconds": marker_seconds,
+        "peak_mb": usage.ru_maxrss * scale / 1e6,
+        "returncode": process.returncode,
+        "output": "".join(lines),
+    }
+
+
+def initlab_command(*args):
+    """argv of `initlab ARGS...` run from the source beside the benchmarks, in a fresh process."""
+    code = f"import sys; sys.path.insert(0, {os.path.abspath(_SRC)!r}); " + (
+        "from initlab.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", code, *map(str, args)]
+
+
 def worker_report(seconds, result):
     print(json.dumps({"seconds": list(seconds), "result": result}))
 
 
-def torch_available():
+def installed(module):
+    """Whether `module` can be imported here, without importing it (nor its threads)."""
     try:
         import importlib.util
 
-        return importlib.util.find_spec("torch") is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def torch_available():
+    return installed("torch")
+
+
+def jax_available():
+    return installed("jax")
 
 
 def jit_available():

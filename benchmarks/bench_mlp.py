@@ -57,10 +57,17 @@ def initlab_model():
     return model
 
 
-def run_initlab(X, labels, epochs):
+def run_initlab(X, labels, epochs, **options):
+    """The per-epoch losses; options go to fit as they are (jit_compile=...): without them fit
+    takes its default path, whatever that is."""
     model = initlab_model()
     return model.fit(
-        X, labels.reshape(1, -1), epochs=epochs, batch_size=BATCH, learning_rate=LEARNING_RATE
+        X,
+        labels.reshape(1, -1),
+        epochs=epochs,
+        batch_size=BATCH,
+        learning_rate=LEARNING_RATE,
+        **options,
     )["loss"]
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from initlab.studies import arguments
 from initlab.studies.arguments import (
     check_int,
     check_number,
@@ -93,3 +94,20 @@ def test_printer_is_silent_when_quiet(capsys):
     printer(True)("hidden")
     printer(False)("shown")
     assert capsys.readouterr().out == "shown\n"
+
+
+def test_process_bytes_adds_what_is_held_what_is_still_to_import_and_the_drawing(monkeypatch):
+    monkeypatch.setattr(arguments, "resident_bytes", lambda: 40 * 10**6)
+    # numpy is imported already: it is in the resident memory, not counted again.
+    monkeypatch.setattr(arguments, "IMPORT_BYTES", {"numpy": 10**9, "no_such_library_yet": 7})
+    assert arguments.process_bytes(("numpy", "no_such_library_yet"), drawing=3) == 40 * 10**6 + 10
+
+
+def test_resident_bytes_is_what_the_kernel_reports():
+    import os
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("reads Linux's /proc")
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    reported = int(status["VmRSS"].split()[0]) * 1024
+    assert abs(arguments.resident_bytes() - reported) < 0.05 * reported

@@ -2,7 +2,8 @@
 
 Each runs in a subprocess as a user would run it (`python benchmarks/bench_x.py --quick`); their
 timings and targets are not asserted here (the machine is shared and noisy: benchmarks print
-ratios, tests check behaviour). A run takes a few seconds, mostly starting PyTorch workers.
+ratios, tests check behaviour). A run takes a few seconds, mostly starting PyTorch and JAX
+workers, plus the compiling of the jit kernels where Numba is installed.
 """
 
 import pathlib
@@ -16,7 +17,14 @@ BENCHMARKS = sorted((pathlib.Path(__file__).parent.parent / "benchmarks").glob("
 
 def test_every_benchmark_is_found():
     names = {path.name for path in BENCHMARKS}
-    assert {"bench_moons.py", "bench_ensemble.py", "bench_mlp.py", "bench_memory.py"} <= names
+    assert {
+        "bench_moons.py",
+        "bench_ensemble.py",
+        "bench_mlp.py",
+        "bench_memory.py",
+        "bench_jax.py",
+        "bench_startup.py",
+    } <= names
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)

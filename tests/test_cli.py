@@ -118,7 +118,7 @@ def test_the_exit_codes_are_distinct_and_documented():
     [
         (
             ["reproduce", "--seeds", "300000"],
-            r"900000 runs of 15000 epochs would need about 306 GB of memory, more than the 16 GB "
+            r"900000 runs of 15000 epochs would need about 30\d GB of memory, more than the 16 GB "
             r"this machine has available; use fewer --seeds or --epochs",
         ),
         (
@@ -177,3 +177,54 @@ def test_ctrl_c_ends_a_study_with_one_line_and_code_130(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == cli.EXIT_INTERRUPTED
     assert err == "initlab reproduce: error: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        # A misspelt option: named with what was given, and the closest option offered.
+        (
+            ["reproduce", "--seeds", "3", "--epoch", "10"],
+            "initlab reproduce: error: option '--epoch' is not known (did you mean '--epochs'?); "
+            "expected one of ['--help', '--seeds', '--epochs', '--schemes', '--seed', '--out', "
+            "'--force', '--jit', '--no-jit', '--backend', '--scheduler', '--no-progress', "
+            "'--quiet']; got '--epoch 10'",
+        ),
+        (["reproduce", "--epoch=10"], "(did you mean '--epochs'?)"),
+        (
+            ["reprodce"],
+            "initlab: error: command 'reprodce' is not known (did you mean 'reproduce'?); "
+            "expected one of ['reproduce', 'diagnose', 'deep', 'inits', 'serve', 'theory', "
+            "'trainability', 'sweep']",
+        ),
+        (["reproduce", "--seeds"], "initlab reproduce: error: --seeds needs a value"),
+        (["reproduce", "--seeds", "abc"], "--seeds must be an integer, got 'abc'"),
+        (["reproduce", "--seeds", "2.5"], "--seeds must be an integer, got '2.5'"),
+        (
+            ["deep", "--learning-rate", "x", "--out", "o"],
+            "--learning-rate must be a number, got 'x'",
+        ),
+        (
+            ["deep", "--backend", "loca", "--out", "o"],
+            "initlab deep: error: --backend 'loca' is not known (did you mean 'local'?); "
+            "expected one of ['serial', 'local', 'dask']",
+        ),
+        (["deep", "--schemes"], "--schemes needs at least one value"),
+        (["diagnose"], "initlab diagnose: error: --out is required"),
+        (["reproduce", "--force=yes"], "--force takes no value, got 'yes'"),
+        (["inits", "table"], "initlab inits: error: unexpected argument 'table'"),
+    ],
+)
+def test_a_malformed_command_line_is_one_line_with_exit_code_2(tmp_path, capsys, argv, line):
+    # No usage block, no argparse wording: one line, as every other error.
+    assert cli.main(argv) == cli.EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and line in captured.err, captured.err
+    assert "usage:" not in captured.err
+
+
+def test_abbreviated_options_are_not_guessed(capsys):
+    # argparse would read --seed as --seeds where only --seeds exists, --epoch as --epochs.
+    assert cli.main(["theory", "--pair", "3", "--out", "o"]) == cli.EXIT_USAGE
+    assert "option '--pair' is not known (did you mean '--pairs'?)" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
@@ -208,3 +209,34 @@ def test_interrupted_it_keeps_finished_networks_and_resumes_to_the_same_tables(
         {k: v for k, v in row.items() if k != "seconds"} for row in _load(whole / "runs.json")
     ]
     assert (cut / "summary.csv").read_text() == (whole / "summary.csv").read_text()
+
+
+def test_readme_deep_table_shows_the_theorys_per_layer_factors():
+    # The README's table puts the theory's factors (deep.predicted_ratios, depth 20, width 64,
+    # seeds 0-2 as measured, geometric mean) beside the measured ones: the same numbers, to the
+    # three digits shown.
+    import pathlib
+    import re
+
+    from initlab.studies import deep
+    from initlab.studies.schemes import deep_mlp, parse_schemes
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(
+        r"^\| `([^`]+)` \| [^|]+ \| ([^|]+) \| [^|]+ \| [^|]+ \| ([^|]+) \|", text, re.M
+    )
+    shown = {name: (relu, tanh) for name, relu, tanh in rows if "/" in relu}
+    assert len(shown) == 9
+    X = deep._digits(0)[0][:, : deep.MEASURE_SAMPLES]
+    for scheme in parse_schemes(list(shown)):
+        for activation, cell in zip(("relu", "tanh"), shown[scheme.label], strict=True):
+            ratios = []
+            for seed in range(3):
+                with np.errstate(all="ignore"):
+                    model = deep_mlp(scheme, 20, 64, 64, 10, activation=activation, seed=seed, X=X)
+                ratios.append(deep.predicted_ratios(model, X, 20))
+            computed = [
+                per_layer_variance_factor(geometric_mean(column), 20) for column in zip(*ratios)
+            ]
+            written = [float(value) for value in cell.split("/")]
+            assert written == pytest.approx(computed, rel=6e-3), (scheme.label, activation)

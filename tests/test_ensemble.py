@@ -304,6 +304,7 @@ def test_groups_give_the_numbers_of_one_stack(monkeypatch, with_callback):
             batch_size=25,
             log_every=5,
             callbacks=[Costs()] if with_callback else (),
+            jit_compile=False,  # groups by memory are the NumPy path's
         )["loss"]
         return ens, history
 
@@ -425,7 +426,7 @@ def test_groups_keep_each_models_state(monkeypatch):
     before = [(5,) if seed % 2 else () for seed in range(5)]
     models = [_alone(seed, "adam", 32, before[seed]) for seed in range(5)]
     ens = Ensemble(models)
-    ens.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32)
+    ens.fit(X, Y, epochs=10, learning_rate=0.02, batch_size=32, jit_compile=False)
     assert len(ens._groups) == 3
     for seed, model in enumerate(models):
         _assert_same_training(model, _alone(seed, "adam", 32, before[seed] + (10,)))
@@ -627,7 +628,7 @@ def test_evaluate_first_builds_the_stacks():
     [
         ({"epochs": 10**12}, r"fit with epochs=1000000000000 would need about 32 TB"),
         ({"callbacks": 5}, "callbacks must be an object with a method"),
-        ({"jit_compile": "yes"}, "jit_compile must be True or False"),
+        ({"jit_compile": "yes"}, "jit_compile must be True, False or 'auto'"),
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
     ],
 )
@@ -651,3 +652,30 @@ def test_the_module_docstring_example_runs():
 
     result = doctest.testmod(ensemble)
     assert result.attempted >= 8 and result.failed == 0
+
+
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("with_callback", [False, True])
+def test_a_fit_whose_allocation_fails_leaves_the_ensemble_as_it_was(
+    monkeypatch, trained, with_callback
+):
+    # The memory estimate passes, then the history (8 PB) cannot be allocated: the models'
+    # weights, optimizer state and rates, and the ensemble's costs and history are as before.
+    from conftest import object_state
+    from initlab import checks
+
+    ens = Ensemble([post_model(seed=s, optimizer="adam") for s in range(3)])
+    if trained:
+        ens.fit(X, Y, epochs=3, batch_size=32)
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**30)
+
+    class Watcher:
+        def on_epoch_end(self, owner, epoch, costs):
+            pass
+
+    callbacks = [Watcher()] if with_callback else ()
+    before = object_state([ens.models, ens.costs, ens.history, ens.learning_rate])
+    with pytest.raises(MemoryError):
+        ens.fit(X, Y, epochs=10**15, learning_rate=0.5, batch_size=32, callbacks=callbacks)
+    assert object_state([ens.models, ens.costs, ens.history, ens.learning_rate]) == before
+    assert all(model.built == trained for model in ens.models)

@@ -18,6 +18,15 @@ def test_describe_names_the_versions_of_this_process():
     assert info["platform"] == platform.platform()
 
 
+def test_describe_names_numba_without_importing_it(monkeypatch):
+    import sys
+
+    numba = pytest.importorskip("numba")
+    monkeypatch.delitem(sys.modules, "numba")
+    assert environment.describe()["numba"] == numba.__version__
+    assert "numba" not in sys.modules
+
+
 def test_blas_is_the_library_numpy_calls_even_when_scipy_loads_another():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     pytest.importorskip("scipy.linalg")  # may load SciPy's own OpenBLAS beside NumPy's

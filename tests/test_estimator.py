@@ -252,3 +252,19 @@ def test_an_integer_hidden_layer_sizes_means_one_hidden_layer_as_in_scikit_learn
     tuple_ = Classifier(hidden_layer_sizes=(7,), epochs=20, random_state=0).fit(X.T, Y[0])
     assert [layer.units for layer in one.model_.layers] == [7, 1]
     np.testing.assert_array_equal(one.predict_proba(X.T), tuple_.predict_proba(X.T))
+
+
+@pytest.mark.parametrize("estimator", [Classifier, Regressor])
+def test_a_refit_whose_allocation_fails_leaves_the_estimator_as_it_was(monkeypatch, estimator):
+    # The memory estimate passes, then the history (8 PB) cannot be allocated.
+    from conftest import object_state
+    from initlab import checks
+
+    X, Y = moons(60, noise=0.2, seed=0)
+    fitted = estimator(hidden_layer_sizes=(6,), epochs=20, random_state=0).fit(X.T, Y[0])
+    before = object_state(fitted)
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**30)
+    with pytest.raises(MemoryError):
+        fitted.set_params(epochs=10**15).fit(X.T, Y[0])
+    fitted.set_params(epochs=20)  # the one change the caller made
+    assert object_state(fitted) == before

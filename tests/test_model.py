@@ -17,7 +17,7 @@ from conftest import (
     object_state,
     write_members,
 )
-from initlab import Dense, Initializer, NeuralNetwork
+from initlab import Dense, Initializer, NeuralNetwork, checks
 from initlab.blocks.datasets import moons
 
 
@@ -315,6 +315,10 @@ def test_summary_counts_parameters():
     assert ["Dense 1", "Dense 2", "Dense 3"] == [
         line.split("  ")[0] for line in text.splitlines() if line.startswith("Dense")
     ]
+    # Every line ends with its last character, not padding; the rules span the widest line.
+    lines = text.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    assert len(lines[0]) == max(len(line) for line in lines[1:-1])
 
 
 # --- persistence -------------------------------------------------------------------------------
@@ -760,7 +764,10 @@ def _trained_adam_model():
         ),
         (lambda m, X, Y: m.fit(X, Y, shuffle="no"), "shuffle must be True or False, got 'no'"),
         (lambda m, X, Y: m.fit(X, Y, print_log=1), r"print_log must be True or False, got 1"),
-        (lambda m, X, Y: m.fit(X, Y, jit_compile="no"), "jit_compile must be True or False"),
+        (
+            lambda m, X, Y: m.fit(X, Y, jit_compile="no"),
+            "jit_compile must be True, False or 'auto'",
+        ),
         (
             lambda m, X, Y: m.fit(X, Y, callbacks=5),
             r"callbacks must be an object with a method "
@@ -808,6 +815,82 @@ def test_a_failed_call_leaves_an_unbuilt_model_unbuilt(call, message):
     assert object_state(model) == before and not model.built
 
 
+def _fail_allocating_buffers(monkeypatch):
+    """Make the training loop's buffers fail to allocate, after the optimizer's state is made:
+    as a batch too large for the memory left would, on either training path."""
+    from initlab.engine import training
+
+    def out_of_memory(self, *args, **kwargs):
+        raise MemoryError("Unable to allocate the batch buffers")
+
+    monkeypatch.setattr(training._StepBinder, "__call__", out_of_memory)
+
+
+@pytest.mark.parametrize("built", [True, False])
+@pytest.mark.parametrize("failure", ["history", "buffers"])
+def test_a_fit_whose_allocation_fails_leaves_the_model_bit_for_bit_as_it_was(
+    monkeypatch, built, failure
+):
+    # The memory estimate passes (as on a machine that says it has plenty), and then an
+    # allocation really fails: the learning rate, costs, history, optimizer state, shuffling
+    # stream and weights stay as they were, and a model that was not built stays unbuilt.
+    if built:
+        model, X, Y = _trained_adam_model()
+    else:
+        X, Y = moons(40, noise=0.2, seed=0)
+        model = post_model(seed=0)
+        model.compile(loss="crossentropy", optimizer="adam")
+    monkeypatch.setattr(checks, "available_memory", lambda: 10**30)
+    if failure == "buffers":
+        _fail_allocating_buffers(monkeypatch)
+        epochs = 5
+    else:
+        epochs = 10**15  # 8 PB of history: NumPy cannot allocate it
+    before = object_state(model)
+    with pytest.raises(MemoryError):
+        model.fit(X, Y, epochs=epochs, learning_rate=0.5, batch_size=16)
+    assert object_state(model) == before
+    assert model.built == built
+
+
+@pytest.mark.parametrize("built", [True, False])
+@pytest.mark.parametrize("method", ["he_normal", "lsuv"])
+def test_an_initialize_that_runs_out_of_memory_midway_leaves_the_model_as_it_was(
+    monkeypatch, built, method
+):
+    # The failure comes after every layer was re-drawn (a scheme) or after LSUV has rescaled
+    # layers: everything is put back, and a model built for the call is unbuilt again.
+    if built:
+        model, X, _ = _trained_adam_model()
+    else:
+        X, _ = moons(40, noise=0.2, seed=0)
+        model = post_model(seed=0)
+    if method == "lsuv":
+        import initlab.tools.lsuv as lsuv_module
+
+        calls, original = [], lsuv_module._variance
+
+        def variance_fails_late(number, z):
+            calls.append(number)
+            if number == 3:  # LSUV has rescaled the first two layers by now
+                raise MemoryError("Unable to allocate")
+            return original(number, z)
+
+        monkeypatch.setattr(lsuv_module, "_variance", variance_fails_late)
+    else:
+
+        def fails_after_the_redraw(self, batch):
+            raise MemoryError("Unable to allocate the pre-activations")
+
+        monkeypatch.setattr(NeuralNetwork, "preactivation_variances", fails_after_the_redraw)
+    before = object_state(model)
+    with pytest.raises(MemoryError):
+        model.initialize(X, method=method)
+    monkeypatch.undo()
+    assert object_state(model) == before
+    assert model.built == built
+
+
 def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
     X, Y = moons(40, noise=0.2, seed=0)
     model = NeuralNetwork(seed=0, dtype="float32")
@@ -819,7 +902,7 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
         np.errstate(all="raise"),
         pytest.raises(
             ValueError,
-            match=r"layer 1's initializer .*scale=1e\+39.* drew weights that are not "
+            match=r"layer 2's initializer .*scale=1e\+39.* drew weights that are not "
             r"finite in float32 \(whose largest number is 3.4e\+38\)",
         ),
     ):

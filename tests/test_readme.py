@@ -75,7 +75,7 @@ def test_the_readme_shows_python_examples_with_their_output():
         "Ensemble(",
         ".save(",
         "NeuralNetwork.load(",
-        "jit_compile=True",
+        "jit_compile=False",
         "Classifier(",
         "Regressor(",
         "def scaled_orthogonal(shape, rng)",

@@ -210,6 +210,35 @@ def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsy
     assert [s["scheme"] for s in document["schemes"]] == list(post.POST_SCHEMES)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
+def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
+    # The whole process (Python, NumPy, scikit-learn, matplotlib, the figures), not only the
+    # runs' data: within a quarter of the peak resident memory the kernel reports.
+    import re
+    import subprocess
+    import sys
+
+    script = (
+        "from initlab import cli\n"
+        f"cli.main(['reproduce', '--seeds', '2', '--epochs', '20', '--no-progress', "
+        f"'--out', {str(tmp_path / 'out')!r}])\n"
+        "status = open('/proc/self/status').read().splitlines()\n"
+        "print([line for line in status if line.startswith('VmHWM')][0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    lines = result.stdout.splitlines()
+    said = re.search(r"about ([\d.]+) MB of memory, [\d.]+ [kMG]?B of it the runs'", lines[0])
+    assert said, lines[0]
+    peak = int(lines[-1].split()[1]) * 1024 / 1e6  # kB -> MB
+    assert 0.75 * peak < float(said.group(1)) < 1.25 * peak, (lines[0], peak)
+
+
 # --- on the sweep engine: every backend, a kill, a Ctrl-C: the bits of run_study ------------------
 def study_numbers(out):
     """histories.npz's arrays and results.json without its environment, from a directory."""
@@ -220,7 +249,7 @@ def study_numbers(out):
     return arrays, document
 
 
-def expected_numbers(seed, n_seeds, epochs, schemes=(), jit_compile=False):
+def expected_numbers(seed, n_seeds, epochs, schemes=(), jit_compile="auto"):
     """What run_study gives: every run in one Ensemble in this process, the path reproduce took
     before it ran on the sweep engine (its numbers: main's, unchanged)."""
     from initlab.studies import report
@@ -274,7 +303,7 @@ def test_jit_trains_on_the_engine_as_run_study_does(tmp_path):
     args = ARGS + ["--jit", "--backend", "serial", "--quiet", "--out", str(tmp_path)]
     assert cli.main(args) == 0
     numbers = study_numbers(tmp_path)
-    assert numbers[1]["settings"]["training"] == "compiled kernel (initlab.fast.jit)"
+    assert numbers[1]["settings"]["training"] == "compiled (initlab.fast.jit)"
     assert_same_bits(numbers, expected_numbers(5, 2, EPOCHS, jit_compile=True))
 
 

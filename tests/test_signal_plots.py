@@ -131,7 +131,7 @@ def _records_and_signals(activation="relu"):
     return records, signals
 
 
-def test_std_figure_draws_each_schemes_std_per_layer_on_plain_log_ticks(tmp_path):
+def test_std_figure_draws_each_schemes_std_per_layer_on_log_ticks_of_one_format(tmp_path):
     records, _ = _records_and_signals()
     figure = signal_plots.plot_signal_std(records, str(tmp_path / "std.png"))
     for ax, (field, _) in zip(figure.axes, signal_plots.STD_PANELS, strict=True):
@@ -142,7 +142,7 @@ def test_std_figure_draws_each_schemes_std_per_layer_on_plain_log_ticks(tmp_path
             np.testing.assert_array_equal(
                 line.get_ydata(), [getattr(r, field) for r in scheme_records]
             )
-        assert ax.yaxis.get_major_formatter()(0.9, 0) == "0.9"
+        _assert_one_tick_format(ax)
 
 
 def test_histograms_draw_log10_magnitudes_of_each_shown_layer(tmp_path):
@@ -226,12 +226,231 @@ def test_deep_figure_draws_accuracy_with_chance_and_tells_schemes_apart(tmp_path
     assert list(accuracy.get_xticks()) == [5, 20]
     forward = figure.axes[1]
     assert forward.get_yscale() == "log"
-    labels = {forward.yaxis.get_major_formatter()(value, 0) for value in (0.1, 1, 1000)}
-    assert labels == {"0.1", "1", "1e+03"}
+    # One format on the axis: plain numbers, 1000 never written 1e+03 beside 100.
+    assert _tick_labels(forward) == ["1", "10", "100", "1000"]
+    # The reference levels are drawn on every variance panel, and the legend names them.
+    for ax in figure.axes[1:]:
+        levels = {
+            line.get_label(): (line.get_ydata()[0], line.get_linestyle())
+            for line in ax.get_lines()
+            if line.get_label() in signal_plots.REFERENCE_LABELS
+        }
+        assert levels == {
+            "x 1 per layer: variance kept (He's aim)": (1.0, "-"),
+            "x 1/2 per layer: Glorot's scale on relu": (0.5, ":"),
+        }
     (legend,) = figure.legends
     assert [t.get_text() for t in legend.get_texts()] == [
         "he",
         "lsuv",
         "random_normal:10",
         "chance (10%)",
+        *signal_plots.REFERENCE_LABELS,
     ]
+
+
+def _tick_labels(ax):
+    """The labels of the major ticks in view, as drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(ax.figure).draw()
+    low, high = ax.get_ylim()
+    return [
+        tick.get_text()
+        for tick, value in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)
+        if low <= value <= high and tick.get_text()
+    ]
+
+
+def _assert_one_tick_format(ax):
+    """Every tick label of the axis is a plain number, or every one a power of ten."""
+    labels = _tick_labels(ax)
+    assert len(labels) >= 2, labels
+    powers = [label.startswith("$") and "10^{" in label for label in labels]
+    assert all(powers) or not any(powers), labels
+    if not any(powers):
+        assert all("e" not in label for label in labels), labels
+
+
+@pytest.mark.parametrize(
+    "limits, expected",
+    [
+        # Three or more decades: the decades, plain within 1e-4 .. 1e5.
+        ((1e-3, 2e4), ["0.001", "0.01", "0.1", "1", "10", "100", "1000", "10000"]),
+        # Beyond: every label a power of ten, at most eight of them (every fifth of 33 decades).
+        ((1e-14, 1e18), [f"$10^{{{k}}}$" for k in range(-10, 16, 5)]),
+        # Less than a decade and a half: 1, 2 and 5 times the powers of ten.
+        ((0.03, 0.3), ["0.05", "0.1", "0.2"]),
+        # Less than a factor of three: every multiple.
+        ((0.37, 0.95), ["0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]),
+        ((3e5, 2e6), ["$5\\times10^{5}$", "$10^{6}$", "$2\\times10^{6}$"]),
+    ],
+)
+def test_log_ticks_write_every_label_in_one_format(limits, expected):
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    ax.plot([1, 2], limits)
+    ax.set_yscale("log")
+    ax.set_ylim(*limits)
+    signal_plots.log_ticks(ax)
+    assert _tick_labels(ax) == expected
+    assert ax.get_ylim() == pytest.approx(limits)
+
+
+def test_std_figure_draws_the_theory_as_its_legend_says(tmp_path):
+    records, _ = _records_and_signals()
+    predicted = {label: [r.activation_std * 1.1 for r in rs] for label, rs in records.items()}
+    figure = signal_plots.plot_signal_std(records, str(tmp_path / "std.png"), predicted=predicted)
+    ax = figure.axes[0]
+    theory = [line for line in ax.get_lines() if line.get_label() == "_theory"]
+    assert len(theory) == len(records)
+    for line, (label, values) in zip(theory, predicted.items(), strict=True):
+        np.testing.assert_allclose(line.get_ydata(), values)
+        measured = next(line for line in ax.get_lines() if line.get_label() == label)
+        assert line.get_color() == measured.get_color()
+    # The legend's entry for the theory is drawn as the theory is, in a style no scheme has.
+    legend = ax.get_legend()
+    texts = [text.get_text() for text in legend.get_texts()]
+    handle = legend.legend_handles[texts.index(signal_plots.THEORY_LABEL)]
+    for line in theory:
+        assert (line.get_linestyle(), line.get_linewidth(), line.get_alpha()) == (
+            handle.get_linestyle(),
+            handle.get_linewidth(),
+            handle.get_alpha(),
+        )
+    schemes = [line for line in ax.get_lines() if line.get_label() in records]
+    assert all(line.get_linewidth() < theory[0].get_linewidth() for line in schemes)
+    assert "dashed" not in " ".join(texts) and "dotted" not in " ".join(texts)
+
+
+def test_training_figure_names_its_axis_and_marks_what_a_log_axis_cannot_show(tmp_path):
+    from types import SimpleNamespace
+
+    def record(layer, epoch, std):  # the fields the figure reads of a LayerRecord
+        return SimpleNamespace(layer=layer, epoch=epoch, activation_std=std)
+
+    by_scheme = {
+        "he": [record(k, e, 0.5 + 0.1 * k) for e in (None, 2) for k in (1, 2, 3)],
+        "diverged": [record(k, None, 10.0**k) for k in (1, 2, 3)]
+        + [record(1, 2, np.nan), record(2, 2, np.inf), record(3, 2, 0.0)],
+    }
+    figure = signal_plots.plot_signal_std_over_training(by_scheme, str(tmp_path / "t.png"))
+    he, diverged = figure.axes[:2]
+    assert he.get_ylabel() == "std of activations a (forward)"  # not the field's name
+    low, high = diverged.get_ylim()
+    markers = {
+        line.get_marker(): line for line in diverged.get_lines() if line.get_marker() in "vx"
+    }
+    # NaN and inf (layers 1 and 2) along the top, the zero (layer 3) along the bottom.
+    np.testing.assert_array_equal(markers["x"].get_xdata(), [1, 2])
+    assert np.all(markers["x"].get_ydata() > high / 1.5)
+    np.testing.assert_array_equal(markers["v"].get_xdata(), [3])
+    assert np.all(markers["v"].get_ydata() < low * 1.5)
+    texts = [text.get_text() for text in diverged.get_legend().get_texts()]
+    assert texts == [
+        "init",
+        "epoch 2",
+        *(label for _, label in signal_plots.OFF_AXIS_LABELS.values()),
+    ]
+    # A panel with nothing off the axis says nothing of it.
+    assert [text.get_text() for text in he.get_legend().get_texts()] == ["init", "epoch 2"]
+
+
+def _overlapping_texts(figure):
+    """Pairs of visible, non-empty texts of the figure whose drawn boxes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(figure)  # saved figures are closed: draw on a canvas of our own
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    # Tick labels are drawn only for ticks inside the view: leave out those of the others.
+    hidden = set()
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 * abs(high - low) <= tick.get_loc() <= high * (1 + 1e-9):
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    texts = [
+        (text.get_text(), text.get_window_extent(renderer))
+        for text in figure.findobj(Text)
+        if text.get_visible() and text.get_text().strip() and id(text) not in hidden
+    ]
+    return [
+        (a, b)
+        for i, (a, box_a) in enumerate(texts)
+        for b, box_b in texts[i + 1 :]
+        if box_a.overlaps(box_b)
+    ]
+
+
+def test_phase_diagram_names_each_scheme_in_a_legend_without_overlapping_labels(tmp_path):
+    from initlab.studies import theory as study
+
+    # Layers of 128 units put N(0, 0.01²) at σ_w² = 0.0128, beside zeros at the left edge, and
+    # LeCun (1) beside He (2): where labels written beside the markers used to overlap.
+    weights, biases = np.logspace(-2, np.log10(2 * 12800), 10), np.linspace(0, 0.5, 5)
+    schemes = study.named_schemes(128)
+    scheme_rows = study.scheme_table("tanh", schemes)
+    points = study.propagation_points("tanh", [0.05])
+    figure = signal_plots.plot_phase_diagram(
+        study.phase_table("tanh", weights, biases),
+        study.edge_table("tanh", biases),
+        scheme_rows,
+        points,
+        str(tmp_path / "phase.png"),
+        title="tanh",
+    )
+    assert _overlapping_texts(figure) == []
+    (legend,) = figure.legends
+    texts = [text.get_text() for text in legend.get_texts()]
+    assert texts[0] == "edge of chaos (χ1 = 1)"
+    assert texts[1:-1] == [
+        "zeros (σ_w² = 0, drawn at the left edge)",
+        "N(0, 0.01²) (σ_w² = 0.0128)",
+        "LeCun / Glorot (σ_w² = 1)",
+        "He (σ_w² = 2)",
+        "randn x 10 (the post) (σ_w² = 1.28e+04)",
+    ]
+    assert texts[-1] == "measured networks (propagation.png)"
+    for ax in figure.axes[:2]:  # the two panels (their colour bars come after)
+        drawn = {line.get_label(): line for line in ax.get_lines()}
+        markers = set()
+        for (_, variance), label in zip(schemes, texts[1:-1], strict=True):
+            line = drawn[label]
+            assert line.get_xdata()[0] == max(variance, weights[0])
+            assert line.get_ydata()[0] == 0.0
+            markers.add(line.get_marker())
+        assert len(markers) == len(schemes)  # told apart by shape, not by a label beside them
+        crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
+        assert [(c.get_xdata()[0], c.get_ydata()[0]) for c in crosses] == [
+            (wv, bv) for _, wv, bv in points
+        ]
+
+
+def test_trainability_figure_draws_cells_curve_and_edge_where_the_data_put_them(tmp_path):
+    cells = [
+        {"depth": d, "weight_variance": wv, "test_accuracy": acc}
+        for d, row in ((10, (90.0, 95.0, 80.0)), (40, (10.0, 70.0, 12.5)))
+        for wv, acc in zip((1.0, 2.0, 4.0), row, strict=True)
+    ][:-1]  # one cell missing: drawn as a gap, not as a number
+    curve = [
+        {"weight_variance": 1.0, "predicted_max_depth": 20.0},
+        {"weight_variance": 1.76, "predicted_max_depth": float("inf")},
+        {"weight_variance": 3.0, "predicted_max_depth": 50.0},
+    ]
+    figure = signal_plots.plot_trainability(cells, curve, 1.76, str(tmp_path / "t.png"), chance=10)
+    ax = figure.axes[0]
+    (mesh,) = ax.collections
+    drawn = np.ma.filled(np.ma.masked_invalid(mesh.get_array()), np.nan).reshape(2, 3)
+    np.testing.assert_array_equal(drawn, [[90.0, 95.0, 80.0], [10.0, 70.0, np.nan]])
+    # Cells centred on their values: σ_w² edges at the midpoints, depth edges at geometric ones.
+    np.testing.assert_allclose(ax.get_xlim(), (0.5, 5.0))
+    np.testing.assert_allclose(ax.get_ylim(), (10 / 2, 40 * 2))
+    (line,) = [line for line in ax.get_lines() if "6 ξ_c" in line.get_label()]
+    np.testing.assert_array_equal(line.get_ydata(), [20.0, np.inf, 50.0])
+    (edge,) = [line for line in ax.get_lines() if line.get_label().startswith("critical")]
+    assert list(edge.get_xdata()) == [1.76, 1.76]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["90", "95", "80", "10", "70"])

@@ -12,7 +12,8 @@ from initlab.sweeps.trainer import RunResult
 
 
 def fake_result(run, costs):
-    return RunResult(run.key, 87.5, 81.0, float(costs[-1]), 0.25, costs, describe())
+    environment = {**describe(), "training": "compiled (initlab.fast.jit)"}
+    return RunResult(run.key, 87.5, 81.0, float(costs[-1]), 0.25, costs, environment)
 
 
 @pytest.fixture
@@ -133,3 +134,16 @@ def test_a_records_arrays_are_kept_as_their_bytes_and_never_pickled(tmp_path):
     with pytest.raises(ValueError, match="must hold numbers"):
         store.add_record("b", {"objects": np.array([{"a": 1}], dtype=object)})
     assert store.record_keys() == {"a"}
+
+
+def test_a_store_written_before_the_training_column_gains_it(tmp_path):
+    path = tmp_path / "sweep.db"
+    older = [name for name in COLUMNS[1:] if name != "training"]
+    connection = sqlite3.connect(path)
+    connection.execute(f"CREATE TABLE runs (key TEXT PRIMARY KEY, {', '.join(older)})")
+    connection.close()
+    Store(path).close()
+    connection = sqlite3.connect(path)
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
+    connection.close()
+    assert columns[-1] == "training" and set(columns) == set(COLUMNS)

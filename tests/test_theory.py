@@ -259,36 +259,47 @@ def test_input_pairs_have_the_exact_length_and_correlation():
     np.testing.assert_allclose(np.sum(X[:, 0::2] * X[:, 1::2], axis=0) / 100, -0.3, atol=1e-12)
 
 
-def test_measured_variance_of_wide_deep_networks_follows_the_theory():
-    """Width 512, depth 30, 4 seeds, three (σ_w², σ_b²) points each for tanh and relu.
+@pytest.mark.parametrize(
+    "activation, points",
+    [
+        ("tanh", [(1.76, 0.05), (3.0, 0.1), (2.5, 0.0)]),
+        ("relu", [(1.5, 0.5), (1.0, 0.5), (0.5, 1.0)]),
+    ],
+)
+def test_measured_variance_of_wide_deep_networks_follows_the_theory_at_every_layer(
+    activation, points
+):
+    """Width 512, depth 30, 16 seeds, three (σ_w², σ_b²) points each for tanh and relu: the
+    seeds' mean of q^l against the theory's, at every one of the 30 layers.
 
-    Finite width makes each seed's q^l wander: each layer adds a relative error of about
-    √(2/512) = 6% (more for relu, which zeroes half the units), compounded along the depth where
-    the length map does not contract. So the seeds' mean follows the theory to 5% averaged over
-    the layers (measured: within 2%), and at every layer to 5% plus four standard errors of the
-    seeds' mean (the seeds' spread pooled over the layers; 3-6% for tanh, 5-12% for relu). relu at
-    σ_w² = 2, σ_b² = 0 (He) is left out: its length map has slope 1, so log q^l is a random walk
-    (variance about 5 l / width, Hanin & Rolnick 2018) and 4 seeds' mean at layer 30 lands
-    anywhere between about 0.5 and 1.5 times the theory, though the theory is its expectation.
+    Finite width makes each network's q^l wander: each layer averages over 512 units, and the
+    errors compound along the depth where the length map does not contract. Measured over these
+    16 seeds, one network's q^30 is 4-7% off the theory for tanh and 6-11% for relu (its
+    standard deviation over seeds), so the mean of 16 has a standard error SE_l of up to 2%
+    (tanh) and 3.8% (relu) at the deepest layers. tanh: every layer within 5% (measured: at
+    most 3.6%, at layer 28 of σ_w² = 1.76). relu: every layer within 5% + 2 SE_l, at most 12.6%
+    (measured: at most 6.0%, at layer 27 of (1.5, 0.5), 2.0 SE; the other two points within
+    3.7%); a flat 5% at every layer would need about 45 seeds there. Every point: the mean over
+    the layers within 2% and c^l within 0.05 at every layer. relu at σ_w² = 2, σ_b² = 0 (He) is
+    left out: its length map has slope 1, so log q^l is a random walk (variance about 5 l /
+    width, Hanin & Rolnick 2018) and even 16 seeds' mean sits 8% off at some layers, though the
+    theory is its expectation.
     """
-    depth, seeds = 30, range(4)
-    points = {
-        "tanh": [(1.76, 0.05), (3.0, 0.1), (2.5, 0.0)],
-        "relu": [(1.5, 0.5), (1.0, 0.5), (0.5, 1.0)],
-    }
-    for activation, grid in points.items():
-        for wv, bv in grid:
-            q, c = theory.measure_propagation(
-                activation, wv, bv, depth, width=512, seeds=seeds, pairs=16
-            )
-            q_theory, c_theory = theory.propagate(activation, wv, bv, depth, q0=1.0, c0=0.5)
-            ratio = q / q_theory  # (seeds, depth)
-            assert abs(ratio.mean() - 1) < 0.05, (activation, wv, bv, ratio.mean())
-            spread = math.sqrt(np.mean(ratio.var(axis=0, ddof=1)))
-            allowed = 0.05 + 4 * spread / math.sqrt(len(seeds))
-            assert np.all(np.abs(ratio.mean(axis=0) - 1) < allowed), (allowed, ratio.mean(axis=0))
-            assert np.all(np.abs(c.mean(axis=0) - c_theory) < 0.05)
-            assert abs(ratio[:, 0].mean() - 1) < 0.02  # the first layer: only the input's draw
+    depth, seeds = 30, range(16)
+    for wv, bv in points:
+        q, c = theory.measure_propagation(
+            activation, wv, bv, depth, width=512, seeds=seeds, pairs=8
+        )
+        q_theory, c_theory = theory.propagate(activation, wv, bv, depth, q0=1.0, c0=0.5)
+        ratio = q / q_theory  # (seeds, depth)
+        error = np.abs(ratio.mean(axis=0) - 1)  # (depth,): every layer
+        standard_error = ratio.std(axis=0, ddof=1) / math.sqrt(len(seeds))
+        allowed = 0.05 if activation == "tanh" else 0.05 + 2 * standard_error
+        assert np.all(error < allowed), (activation, wv, bv, error, allowed)
+        assert np.all(allowed < 0.13)
+        assert abs(ratio.mean() - 1) < 0.02, (activation, wv, bv, ratio.mean())
+        assert np.all(np.abs(c.mean(axis=0) - c_theory) < 0.05)
+        assert error[0] < 0.02  # the first layer: only the input's draw
 
 
 def test_jacobian_of_a_deep_linear_gaussian_network_reaches_the_fuss_catalan_edge():

@@ -3,6 +3,7 @@ figures are written, results are not overwritten without --force, bad arguments 
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -137,3 +138,17 @@ def test_bad_arguments_are_refused_before_anything_is_written(
     assert main(TINY + [option, value, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_quiet_prints_nothing_and_writes_everything(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(TINY + ["--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert sorted(os.listdir(out)) == sorted(study.OUTPUTS)
+
+
+def test_activations_are_listed_sorted(capsys):
+    assert main(["theory", "--activation", "tnah", "--out", "unused"]) == 2
+    error = capsys.readouterr().err
+    listed = re.search(r"expected one of \[(.*)\]", error).group(1).replace("'", "").split(", ")
+    assert listed == sorted(listed) and "tanh" in listed and "did you mean 'tanh'" in error

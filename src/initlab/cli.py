@@ -8,7 +8,10 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
+
+from initlab.studies.arguments import unknown_name
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -24,6 +27,10 @@ COMMANDS = {
         "initlab.studies.theory",
         "mean-field signal propagation: phase diagram, theory over measured networks",
     ),
+    "trainability": (
+        "initlab.studies.trainability",
+        "depth x σ_w² for tanh on digits: which networks train, beside the theory's 6 ξ_c",
+    ),
     "sweep": (
         "initlab.studies.sweep",
         "a grid of training runs from a TOML spec, resumable, on local cores or Dask",
@@ -31,8 +38,96 @@ COMMANDS = {
 }
 
 
+class UsageError(Exception):
+    """A malformed command line, said in one line: `prog` is the (sub)command it belongs to."""
+
+    def __init__(self, prog, message):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _ClearError(argparse.ArgumentError):
+    """An ArgumentError whose message is already a whole sentence naming the option."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with every error one line in initlab's words (UsageError, never a usage block
+    and an exit), a did-you-mean for unknown names, and no abbreviated options: `--seed` must
+    never silently mean `--seeds`, nor `--epoch` anything but an unknown option."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        # argparse calls this from inside its `except ArgumentError`: the error is at hand.
+        error = sys.exc_info()[1]
+        if isinstance(error, argparse.ArgumentError):
+            message = _argument_message(error)
+        else:
+            required = re.fullmatch(r"the following arguments are required: (.+)", message)
+            if required:
+                names = required.group(1)
+                message = f"{names} {'are' if ',' in names else 'is'} required"
+        raise UsageError(self.prog, message)
+
+    def _check_value(self, action, value):
+        if action.choices is not None and value not in action.choices:
+            what = "command" if action.dest == "command" else _option_name(action)
+            message = str(unknown_name(what, value, list(action.choices)))
+            raise _ClearError(action, message)
+
+    def _get_value(self, action, arg_string):
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError:
+            expected = _EXPECTED_TYPES.get(action.type)
+            if expected is None:
+                raise
+            raise _ClearError(
+                action, f"{_option_name(action)} must be {expected}, got {arg_string!r}"
+            ) from None
+
+
+_EXPECTED_TYPES = {int: "an integer", float: "a number"}
+
+
+def _option_name(action):
+    return "/".join(action.option_strings) or action.metavar or action.dest
+
+
+def _argument_message(error):
+    """One sentence for an argparse ArgumentError, naming the option."""
+    if isinstance(error, _ClearError):
+        return error.message
+    name, message = error.argument_name, error.message
+    if message == "expected one argument":
+        return f"{name} needs a value"
+    if message.startswith("expected at least one argument"):
+        return f"{name} needs at least one value"
+    explicit = re.fullmatch(r"ignored explicit argument (.+)", message)
+    if explicit:
+        return f"{name} takes no value, got {explicit.group(1)}"
+    return f"{name}: {message}" if name else message
+
+
+def _unrecognized(parser, extras):
+    """The UsageError for arguments `parser` does not know: the first, with a did-you-mean."""
+    options = [
+        option for action in parser._actions for option in action.option_strings if option != "-h"
+    ]
+    given = " ".join(extras)
+    first = extras[0]
+    if first.startswith("-"):
+        option = first.partition("=")[0]
+        message = str(unknown_name("option", option, options, hint=f"; got {given!r}"))
+    else:
+        message = f"unexpected argument {first!r} (got {given!r}); see {parser.prog} --help"
+    return UsageError(parser.prog, message)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="initlab",
         description="Study how weight initialisation changes what a neural network learns.",
     )
@@ -45,7 +140,16 @@ def build_parser():
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__.split("\n")[0])
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
+    parser.commands = subparsers.choices  # name -> its parser
     return parser
+
+
+def parse(parser, argv=None):
+    """The parsed arguments of argv; UsageError, one line, for anything malformed."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        raise _unrecognized(parser.commands.get(args.command, parser), extras)
+    return args
 
 
 # Exit codes, one per kind of failure, so that a script can tell them apart (README lists them).
@@ -66,7 +170,11 @@ def main(argv=None):
     """Run the command line; return its exit code. Every failure is one line on stderr, never a
     traceback: a user's error and the machine's condition (memory, disk, permission, Ctrl-C)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse(parser, argv)
+    except UsageError as error:
+        print(f"{error.prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

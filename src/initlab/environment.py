@@ -1,12 +1,13 @@
 """The machine and software a study ran on, for its result files: the numbers depend on them.
 
 The same seed gives the same bits with one version of initlab, NumPy and its BLAS on one kind of
-CPU; across them, chaotic runs (the post's randn x 10) move within their interval and times
-change. So every result file records them:
+CPU (and with one version of Numba on any x86-64 CPU, on the compiled path); across them, chaotic
+runs (the post's randn x 10) move within their interval and times change. So every result file
+records them, and which path trained:
 
     >>> info = describe()
     >>> sorted(info)
-    ['blas', 'cpu', 'initlab', 'numpy', 'platform', 'python']
+    ['blas', 'cpu', 'initlab', 'numba', 'numpy', 'platform', 'python']
     >>> info["numpy"] == __import__("numpy").__version__
     True
 """
@@ -21,7 +22,11 @@ from initlab.version import __version__
 
 
 def describe():
-    """{"initlab", "python", "numpy", "blas", "cpu", "platform"}: versions, BLAS and CPU.
+    """{"initlab", "python", "numpy", "numba", "blas", "cpu", "platform"}: versions, BLAS and CPU.
+
+    numba: the version of Numba, which compiles the default training path, or None if it is
+    not installed (then every fit ran on NumPy). Read from the package's metadata: this does
+    not import Numba.
 
     blas: the library NumPy calls at run time (name, version, threads, the CPU kernels it chose),
     from threadpoolctl where it is installed (scikit-learn brings it), else NumPy's build record.
@@ -31,6 +36,7 @@ def describe():
         "initlab": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "numba": installed_version("numba"),
         "blas": blas(),
         "cpu": cpu(),
         "platform": platform.platform(),
@@ -98,3 +104,13 @@ def cpu():
         "cores": cores,
         "python_implementation": sys.implementation.name,
     }
+
+
+def installed_version(package):
+    """The installed version of `package` from its metadata (nothing is imported), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -70,6 +70,7 @@ class NeuralNetwork:
         self.optimizer = None
         self.costs = []
         self.history = None
+        self.last_fit_path = None  # "NumPy" or "compiled (initlab.fast.jit)" once fitted
         self.learning_rate = None
         self.stop_training = False
         self._shuffle_generator = None  # created on first use; see shuffle_generator
@@ -116,7 +117,7 @@ class NeuralNetwork:
                 # A draw too large for the dtype becomes inf: refused below, not warned about.
                 with np.errstate(over="ignore", invalid="ignore"):
                     layer.build(fan_in, np.random.default_rng(seed_seq), dtype=self.dtype)
-                _check_representable(index, layer, self.dtype)
+                _check_representable(index + 1, layer, self.dtype)  # layers count from 1
                 fan_in = layer.units
             self.parameters, self.gradients = pack_parameters(self.layers)
 
@@ -256,7 +257,7 @@ class NeuralNetwork:
         log_every=1000,
         shuffle=True,
         callbacks=(),
-        jit_compile=False,
+        jit_compile="auto",
     ):
         """Train, continuing from the current weights; return the per-epoch history.
 
@@ -269,11 +270,12 @@ class NeuralNetwork:
             print_log=True prints `Epochs: {i} - Cost: {cost}` at those epochs.
         callbacks : objects with any of on_train_begin(model), on_epoch_end(model, epoch, cost),
             on_train_end(model). Setting model.stop_training = True ends training after the epoch.
-        jit_compile : bool
-            Run each step as one compiled kernel (initlab.fast.jit; needs Numba) instead of NumPy
-            calls: 2-3x faster for small Dense networks, equal to rounding, after about 5 s of
-            compiling on the first fit of a process. A model the kernel does not cover raises
-            ValueError saying why, before anything changes.
+        jit_compile : "auto", True or False
+            True runs each step as one compiled kernel (initlab.fast.jit; needs Numba), equal to
+            the NumPy path to rounding; a model the kernel does not cover raises ValueError
+            saying why, before anything changes. False runs the NumPy path, the reference.
+            "auto" (the default) compiles where Numba is installed and the kernel covers the
+            model, and runs NumPy otherwise; `last_fit_path` says which ran.
 
         Returns {"loss": array of the cost at every epoch (the mean over its minibatches)}.
         """
@@ -284,33 +286,60 @@ class NeuralNetwork:
             self.check_data, X, Y, epochs, learning_rate, batch_size, log_every, layers=self.layers
         )
         jit_compile = check_jit_compile(jit_compile, self, X.shape[-2])
-        # Everything is checked: from here on the model changes.
-        if not self.built:
-            self.build(X.shape[-2])
+        # Everything is checked. Allocate everything the fit needs (the parameters of a model
+        # not yet built, the training buffers, the history) before anything changes, and put
+        # back what the allocations touched if one fails (out of memory): all or nothing.
+        loop, history = self._allocate_fit(X, Y, epochs, batch_size, shuffle, jit_compile)
+        # From here on the model changes.
+        self.last_fit_path = training_path(jit_compile)
         if learning_rate is not None:
             self.optimizer.learning_rate = learning_rate
         self.learning_rate = self.optimizer.learning_rate
-        self.history = {
-            "loss": self._train(
-                X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile
-            )
-        }
-        return self.history
+        self.costs = []
 
-    def _train(
-        self, X, Y, epochs, batch_size, log_every, shuffle, callbacks, print_log, jit_compile=False
-    ):
-        """fit's epochs on checked data (training.run_epochs); returns the history."""
-
-        def make_run_epoch():  # after on_train_begin, which may change the weights
+        def make_run_epoch():  # after on_train_begin, which may have rebound a layer's arrays
+            if training.is_packed(self.layers, self.parameters, self.gradients):
+                return loop.run_epoch
             return self.training_loop(
                 X, Y, batch_size, shuffle, [self.shuffle_generator()], jit_compile
             ).run_epoch
 
-        self.costs = []
-        return training.run_epochs(
-            make_run_epoch, epochs, log_every, self, self.costs, callbacks, print_log
-        )
+        self.history = {
+            "loss": training.run_epochs(
+                make_run_epoch,
+                epochs,
+                log_every,
+                self,
+                self.costs,
+                callbacks,
+                print_log,
+                history=history,
+            )
+        }
+        return self.history
+
+    def _allocate_fit(self, X, Y, epochs, batch_size, shuffle, jit_compile):
+        """(training loop, empty history) for a fit, the model built first if it is not; on any
+        failure the model, its optimizer and its shuffling stream are left as they were."""
+        optimizer_state = dict(vars(self.optimizer))
+        shuffle_generator = self._shuffle_generator
+        flat = (self.parameters, self.gradients)
+        try:
+            with self._unbuilt_on_error():
+                if not self.built:
+                    self.build(X.shape[-2])
+                loop = self.training_loop(
+                    X, Y, batch_size, shuffle, [self.shuffle_generator()], jit_compile
+                )
+                history = np.empty(epochs)
+        except BaseException:
+            vars(self.optimizer).clear()
+            vars(self.optimizer).update(optimizer_state)
+            self._shuffle_generator = shuffle_generator
+            if flat[0] is not None:  # training_loop may have packed rebound arrays anew
+                self.parameters, self.gradients = flat
+            raise
+        return loop, history
 
     def training_loop(self, X, Y, batch_size, shuffle, rngs, jit_compile=False):
         """A TrainingLoop over this model's buffers; `rngs` order the minibatches (one, or one
@@ -424,8 +453,9 @@ class NeuralNetwork:
                 )
             )
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-        rule = "-" * len(lines[0])
+        # No trailing spaces: the last column is padded by nothing.
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         total = sum(layer.count_params() for layer in self.layers)
         loss = self.loss.name if self.loss else "not compiled"
         text = "\n".join(
@@ -547,14 +577,28 @@ def check_feature_count(X, expected, built):
 
 
 def check_jit_compile(jit_compile, model, n_features):
-    """fit's `jit_compile`: a bool, and if True, a model the compiled kernel covers."""
+    """fit's `jit_compile` resolved to a bool: True needs a model the compiled kernel covers
+    (else ValueError saying why); "auto" is True exactly where it would be."""
+    if isinstance(jit_compile, str) and jit_compile == "auto":
+        from initlab.fast import jit  # imports Numba, if installed: only when fitting
+
+        try:
+            jit.check_supported(model.layers, model.loss, n_features)
+        except jit.Unsupported:
+            return False
+        return True
     if not isinstance(jit_compile, (bool, np.bool_)):
-        raise ValueError(f"jit_compile must be True or False, got {jit_compile!r}")
+        raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
     if jit_compile:
         from initlab.fast import jit  # imports Numba: only on request
 
         jit.check_supported(model.layers, model.loss, n_features)
     return bool(jit_compile)
+
+
+def training_path(jit_compile):
+    """How a fit trained, in words results record: the compiled kernel or NumPy."""
+    return "compiled (initlab.fast.jit)" if jit_compile else "NumPy"
 
 
 def check_fit_arguments(
@@ -633,13 +677,14 @@ def check_dtype(dtype):
     return resolved
 
 
-def _check_representable(index, layer, dtype):
-    """ValueError if a freshly drawn layer holds inf or nan (a scale its dtype cannot hold)."""
+def _check_representable(number, layer, dtype):
+    """ValueError if a freshly drawn layer (numbered from 1) holds inf or nan (a scale its dtype
+    cannot hold)."""
     for name, value in layer.params.items():
         if not np.all(np.isfinite(value)):
             largest = np.finfo(dtype).max
             raise ValueError(
-                f"layer {index}'s initializer {getattr(layer, 'initializer', None)!r} drew "
+                f"layer {number}'s initializer {getattr(layer, 'initializer', None)!r} drew "
                 f"{name} that are not finite in {dtype.name} (whose largest number is "
                 f"{largest:.3g}): use a smaller scale, or dtype='float64'"
             )

@@ -23,6 +23,19 @@ MULTIPLIERS = ("scale", "gain")
 SPELLINGS = {"random_normal_x10": "random_normal:10"}
 
 
+def listed_names():
+    """The scheme names initlab prints, sorted: every scheme's own name and its Keras and PyTorch
+    names (the columns of `initlab inits`), the data-dependent initialisations and SPELLINGS.
+
+    A did-you-mean suggests only these. Other aliases (TensorFlow's legacy `eye`, `one`, ...) are
+    accepted but never suggested: a suggestion must be a name the user can find listed.
+    """
+    names = set(DATA_DEPENDENT) | set(SPELLINGS)
+    for scheme in initializers.INITIALIZERS.values():
+        names.update((scheme.name, *scheme.keras, *scheme.pytorch))
+    return sorted(names)
+
+
 class UnknownScheme(ValueError):
     """A name that is neither an initializer nor a data-dependent initialisation."""
 
@@ -57,8 +70,7 @@ def split_scheme(text, key="scheme"):
     try:
         plain = initializers.Initializer(name)
     except ValueError:
-        names = [*initializers.ALIASES, *DATA_DEPENDENT, *SPELLINGS]
-        close = difflib.get_close_matches(name.lower(), names, n=3)
+        close = difflib.get_close_matches(name.lower(), listed_names(), n=3)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         raise UnknownScheme(
             f"{key} {name!r} is not a known scheme{hint}; `initlab inits` lists them, and lsuv"

@@ -28,22 +28,33 @@ import numpy as np
 
 
 def run_epochs(
-    make_run_epoch, epochs, log_every, owner, costs, callbacks=(), print_log=False, cost_shape=()
+    make_run_epoch,
+    epochs,
+    log_every,
+    owner,
+    costs,
+    callbacks=(),
+    print_log=False,
+    cost_shape=(),
+    history=None,
 ):
     """The epoch loop of fit; returns the history: every epoch's cost.
 
     make_run_epoch() -> run_epoch() -> cost; it is called once the callbacks' on_train_begin
     have run. The history has shape (epochs,) + cost_shape, fewer rows if a callback set
-    owner.stop_training. The list `costs` receives the costs at epoch 0, every log_every and the
-    last, printed as the post prints them when print_log. Callbacks get `owner`:
-    on_train_begin(owner), on_epoch_end(owner, epoch, cost), on_train_end(owner).
+    owner.stop_training; `history`, if given, is that array allocated by the caller (so that
+    a fit allocates everything before it changes anything). The list `costs` receives the costs
+    at epoch 0, every log_every and the last, printed as the post prints them when print_log.
+    Callbacks get `owner`: on_train_begin(owner), on_epoch_end(owner, epoch, cost),
+    on_train_end(owner).
     """
+    if history is None:
+        history = np.empty((epochs,) + tuple(cost_shape))
     owner.stop_training = False
     begin, epoch_end, end = _callback_hooks(callbacks)
     for hook in begin:
         hook(owner)
     run_epoch = make_run_epoch()
-    history = np.empty((epochs,) + tuple(cost_shape))
     for epoch in range(epochs):
         cost = run_epoch()
         history[epoch] = cost
@@ -209,7 +220,7 @@ class _StepBinder:
             from initlab.fast import jit  # imports Numba: only on request
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
-            fused_step = jit.training_step(self.layers, self.loss, x, y, largest or m)
+            fused_step = jit.training_step(self.layers, self.loss, self.params, self.grads, x, y)
             return _Step(x, y, (), fused_step, (), update, _nothing)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX

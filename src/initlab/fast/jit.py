@@ -1,46 +1,58 @@
-"""A compiled training step for small stacks of Dense layers: the optional Numba path.
+"""The compiled training step: one Numba kernel per dtype, activations and loss, for any sizes.
 
-Why it exists. The post's model does about 0.26 MFLOP an epoch. NumPy spends most of an epoch on
-what each call costs (training.py), and an Ensemble spends it on np.matmul, which runs K stacked
-products as K separate BLAS calls of 1 to 2 µs each. This module writes, for one architecture, a
-Numba function that runs a whole training step for each model in two passes over the samples:
+Why it exists. The post's model does about 0.26 MFLOP an epoch: NumPy spends most of an epoch on
+what each call costs (training.py), and an Ensemble on K small BLAS calls per product. This module
+writes a Numba kernel that runs a whole training step (forward pass, loss, backward pass, every
+gradient) for each stacked model, reading the layer sizes as arguments: one compilation serves
+every depth, width and batch size, and it is kept on disk (see "The cache" below), so a new
+process loads it instead of compiling it.
 
-1. forward, loss and every layer's dL/dz, one sample per SIMD lane: every weight is a scalar
-   loaded once per model, every activation a local value; the hidden activations and the dL/dz
-   are stored in one scratch block;
-2. the gradient sums [dW | db] = dz @ [x; 1]ᵀ, one unit at a time over that block.
+The code of the activations and the loss is written from their traced definitions
+(`expressions.trace`; _elementwise_code and _column_code), never kept here: an elementwise
+definition becomes a loop over the samples that the compiler vectorizes; one that sums or takes
+the maximum over the units (softmax, categorical cross-entropy) a loop over the units for each
+sample. The update stays the optimizer's own NumPy step on the flat vectors, so every optimizer
+works. The kernel releases the GIL, so an Ensemble runs its groups of models in threads.
 
-The update stays the optimizer's own NumPy step on the flat vectors, so every optimizer works.
-The function releases the GIL, so an Ensemble runs its groups of models in threads, one per core.
+What it covers: stacks of Dense layers of any size, with any activation the registry defines
+(built in or a user's), ending in any loss with a definition (the fused pairs from the logits, as
+the NumPy path computes them), full batches or minibatches, float64 and float32. `check_supported`
+says why anything else is not covered (a custom layer, an activation that overrides forward).
 
-What it covers: Dense layers with any activation defined elementwise (activations.py: every
-built-in one but softmax, and a user's), ending in a loss defined elementwise (cross-entropy from
-the logits of a sigmoid output, as the NumPy path computes it, or mse, or a user's); up to
-MAX_WEIGHTS weights in all (larger layers are worth their BLAS calls). The activations' and the
-loss's code is written from their traced definitions (_scalar_code), never kept here.
-`check_supported` says why anything else is not, and the caller keeps NumPy.
+The same bits on every machine. The kernel's own sums run in an order fixed by its source, never
+by the CPU: products add their terms one after another, sums over the samples keep LANES running
+sums (sample n in sum n mod LANES) and add them pairwise, and nothing is fused into an FMA or
+reassociated (no fastmath). A CPU with wider vectors runs the same sums side by side, so the
+compiled path gives the same bits on any x86-64 CPU (tests/test_jit.py compiles for Numba's
+generic target and for the host and compares). Layers large enough to be worth it (BLAS_WEIGHTS)
+hand their products to BLAS, whose order follows its own kernels: their bits follow the BLAS as
+the NumPy path's do. The NumPy path is the reference: the two agree to rounding, not to the bit.
 
-The NumPy path is the reference. The kernel adds its sums in another order (SIMD lanes), so
-its numbers equal NumPy's to rounding, not to the bit; on one machine they are the same bits every
-run, whatever the number of threads (each model is computed by one thread, in a fixed order).
-
-A kernel is compiled once per process, architecture, dtype and batch-size class (batches up to
-the same power of two share one), on its first step: about 5 s for the post's model.
-It is not cached on disk, because Numba's cache is made of pickles (see _COMPILED).
+The cache. Numba keeps compiled code on disk as pickles, which initlab never loads from a file a
+user can be handed. A kernel's cache therefore lives only in a private directory of the user's
+(cache_directory(): created with mode 0700 and used only while it is owned by the user and closed
+to others), with a manifest of the SHA-256 of every file Numba wrote there: a file that does not
+match (damaged, truncated, replaced) is removed before loading, and the kernel recompiles.
 
     model.fit(X, Y, epochs=15000, jit_compile=True)      # or Ensemble(models).fit(...)
 """
 
 import hashlib
+import importlib.util
+import json
 import math
+import os
+import stat
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 
 from initlab.blocks import expressions, losses
 from initlab.blocks.layers import Dense
 
-try:  # Numba is optional: the `fast` extra (pip install -e ".[fast]" in a clone)
+try:  # Numba is optional: the study and fast extras bring it
     import numba
     from llvmlite import ir
     from numba.core import types
@@ -48,18 +60,21 @@ try:  # Numba is optional: the `fast` extra (pip install -e ".[fast]" in a clone
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
-# The generated code is unrolled, one statement per weight, so its compile time grows with the
-# weights (about 5 s for the post's 121, 20 s for 257) while the gain over NumPy shrinks as the
-# layers widen (2.2x for 2-64-1, none at 2-100-1, measured here).
-MAX_WEIGHTS = 256
-MAX_UNITS = 64
-# Running sums per loop of the gradient pass (see _source).
-ACCUMULATORS = 24
+try:  # Numba hands np.dot to BLAS through SciPy's bindings
+    import scipy.linalg.cython_blas  # noqa: F401
 
-# reassoc lets the compiler sum the samples on SIMD lanes (the reductions of pass 1 and 2) and
-# contract lets it fuse a * b + c. Nothing assumes finite numbers: NaN and inf propagate.
-FASTMATH = {"reassoc", "contract"}
+    HAVE_BLAS = True
+except ImportError:  # pragma: no cover - exercised only where scipy is absent
+    HAVE_BLAS = False
 
+# Running sums per sum over the samples: more than one vector's lanes on any CPU (8 doubles in an
+# AVX-512 register), so that a sum waits on no addition before it; their number fixes the order.
+LANES = 16
+# A layer with at least this many weights and biases, and a batch of at least BLAS_SAMPLES,
+# hands its three products to BLAS: below, the kernel's own loops are faster than a BLAS call's
+# cost, above, BLAS's blocked kernels win (measured with benchmarks/bench_mlp.py).
+BLAS_WEIGHTS = 4096
+BLAS_SAMPLES = 32
 
 NEEDS_NUMBA = (
     "jit_compile=True needs Numba, which is not installed: pip install numba "
@@ -85,26 +100,19 @@ def thread_count():
 def check_supported(layers, loss, n_features=None):
     """Raise Unsupported naming what this model has that the compiled kernel does not cover.
 
-    n_features : the input size, for a model not built yet (else its first layer's fan_in).
+    n_features : the input size, for a model not built yet (unused: any size is covered).
     """
 
     def refuse(reason):
         raise Unsupported(
-            f"jit_compile=True: {reason}; fit without jit_compile to train this model with NumPy"
+            f'jit_compile=True: {reason}; fit with jit_compile="auto" (the default) or False to '
+            f"train this model with NumPy"
         )
 
     if numba is None:
         raise Unsupported(NEEDS_NUMBA)
-    if (
-        not isinstance(loss, losses.Loss)
-        or not _traceable(loss.logit_definition, 2, 2)
-        and not _traceable(loss.definition, 2, 2)
-    ):
-        refuse(
-            f"the loss {loss!r} has no elementwise definition; the compiled kernel trains "
-            f"losses defined elementwise (crossentropy after a sigmoid output, mse)"
-        )
-    weights, fan_in = 0, n_features
+    if not layers:
+        refuse("the model has no layers")
     for i, layer in enumerate(layers, start=1):  # layers are numbered from 1 everywhere
         if type(layer) is not Dense:
             refuse(
@@ -113,234 +121,216 @@ def check_supported(layers, loss, n_features=None):
             )
         if (
             not layer.activation.follows_definition
-            or not _traceable(layer.activation.function, 1)
-            or not _traceable(layer.activation.derivative, 2)
+            or _graph(layer.activation.function, 1) is None
+            or _graph(layer.activation.vjp, 3) is None
         ):
             refuse(
-                f"layer {i}'s activation {layer.activation!r} has no elementwise definition "
-                f"the compiled kernel can write (softmax is not elementwise)"
+                f"layer {i}'s activation {layer.activation!r} has no definition the compiled "
+                f"kernel can write (it overrides forward or backward, or its definition does "
+                f"not trace: see initlab.blocks.expressions)"
             )
-        if layer.units > MAX_UNITS:
-            refuse(
-                f"layer {i} has {layer.units} units; the compiled kernel is for layers of at "
-                f"most {MAX_UNITS}, as wider ones are worth their BLAS calls"
-            )
-        fan_in = layer.fan_in or fan_in
-        weights += layer.units * ((fan_in or 0) + 1)
-        fan_in = layer.units
-    fused = layers[-1].activation.name == loss.output_activation
-    if not _traceable(loss.logit_definition if fused else loss.definition, 2, 2):
-        refuse(
-            f"{loss.name} after a {layers[-1].activation.name} output has no elementwise "
-            f"definition the compiled kernel can write"
-        )
-    if weights > MAX_WEIGHTS:
-        refuse(
-            f"the model has {weights} weights and biases; the compiled kernel is for small "
-            f"networks (at most {MAX_WEIGHTS}), whose time goes to NumPy's cost per call"
-        )
+    if not isinstance(loss, losses.Loss) or _loss_graph(layers, loss) is None:
+        refuse(f"the loss {loss!r} has no definition the compiled kernel can write")
 
 
-def _traceable(function, n_inputs, n_outputs=1):
-    """Whether `function` is an elementwise definition that traces (expressions.trace)."""
+def _graph(function, n_inputs, n_outputs=1):
+    """The traced definition, or None if `function` does not trace."""
     try:
-        return expressions.trace(function, n_inputs, n_outputs).elementwise
+        return expressions.trace(function, n_inputs, n_outputs)
     except (NotImplementedError, TypeError, ValueError):
-        return False
+        return None
 
 
-def training_step(layers, loss, x, y, largest=None):
+def _loss_graph(layers, loss):
+    fused = layers[-1].emits_logits
+    return _graph(loss.logit_definition if fused else loss.definition, 2, 2)
+
+
+def training_step(layers, loss, params, grads, x, y):
     """A function of no arguments: one training step over the buffers x and y.
 
-    x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m). A leading axis, if
-    any, is the K stacked models (or data sets). The step fills every layer's grad_kernel and
-    returns the cost: a float, or one cost per stacked model.
-    largest : the largest batch the fit will run (default: this one), so that one kernel serves
-        every batch of the fit.
+    params, grads : the flat vectors every layer's kernel and grad_kernel are views into.
+    x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m); C-ordered. A
+    leading axis, if any, is the K stacked models (or data sets). The step fills every layer's
+    grad_kernel and returns the cost: a float, or one cost per stacked model.
     """
     check_supported(layers, loss)
-    if not all(layer.kernel is not None and layer.grad_kernel is not None for layer in layers):
-        raise Unsupported(
-            "the compiled kernel needs every layer's weights and bias packed side "
-            "by side (as NeuralNetwork.build packs them)"
-        )
-    kernels = [_stacked(layer.kernel) for layer in layers]
-    grads = [_stacked(layer.grad_kernel) for layer in layers]
-    n_models = max([kernel.shape[0] for kernel in kernels] + [x.shape[0] if x.ndim == 3 else 1])
-    if any(kernel.shape[0] != n_models for kernel in kernels):
-        raise Unsupported("the compiled kernel needs every layer stacked over the same models")
-    capacity = _capacity(max(largest or 0, x.shape[-1]))
-    spec = _Spec(layers, loss, x.dtype, capacity, x.ndim == 3, y.ndim == 3)
-    kernel = _compile(spec)
-    costs = np.empty(n_models, x.dtype)
-    stacked = x.ndim == 3 or layers[0].kernel.ndim == 3
+    plan = _Plan(layers, loss, params, grads, x, y)
+    kernel = _kernel(plan.spec)
+    costs = np.empty(plan.n_models, params.dtype)
+    arguments = plan.arguments(costs)
+    stacked = plan.stacked
 
     def step():
-        kernel(*kernels, *grads, x, y, costs)
+        kernel(*arguments)
         # A copy: the callers keep the costs they are given (history, logged costs).
         return costs.copy() if stacked else costs[0]
 
     return step
 
 
-def _capacity(m):
-    """The batch sizes one kernel serves: up to the next power of two (at least 16), so that a
-    minibatch fit's last, smaller batch, and data sets of similar sizes, share a compilation."""
-    return max(16, 1 << (m - 1).bit_length())
+class _Plan:
+    """A model's sizes, activations and buffers, as the kernel's arguments."""
 
-
-def _stacked(array):
-    return array if array.ndim == 3 else array[None]
-
-
-class _Spec:
-    """What the generated code depends on (its source text is the key of _COMPILED)."""
-
-    def __init__(self, layers, loss, dtype, capacity, x_stacked, y_stacked):
-        self.sizes = [(layer.kernel.shape[-2], layer.kernel.shape[-1] - 1) for layer in layers]
-        # The activations' and the loss's own definitions, traced: the kernel writes them out.
-        self.forward_graphs = [layer.activation.forward_graph() for layer in layers]
-        self.backward_graphs = [layer.activation.backward_graph() for layer in layers]
-        self.logits = layers[-1].emits_logits
-        self.loss_graph = expressions.trace(
-            loss.logit_definition if self.logits else loss.definition, 2, n_outputs=2
+    def __init__(self, layers, loss, params, grads, x, y):
+        dtype = params.dtype
+        if x.dtype != dtype or y.dtype != dtype or grads.dtype != dtype:
+            raise Unsupported("the compiled kernel needs x, y and the parameters in one dtype")
+        if not (x.flags.c_contiguous and y.flags.c_contiguous):
+            raise Unsupported("the compiled kernel reads x and y as C-ordered arrays")
+        kernels = [layer.kernel for layer in layers]
+        if any(
+            kernel is None or layer.grad_kernel is None for kernel, layer in zip(kernels, layers)
+        ):
+            raise Unsupported(
+                "the compiled kernel needs every layer's weights and bias packed side "
+                "by side (as NeuralNetwork.build packs them)"
+            )
+        self.n_models = kernels[0].shape[0] if kernels[0].ndim == 3 else 1
+        self.stacked = kernels[0].ndim == 3 or x.ndim == 3
+        self.x, self.y = (x if x.ndim == 3 else x[None]), (y if y.ndim == 3 else y[None])
+        for name, data in (("x", self.x), ("y", self.y)):
+            if data.shape[0] not in (1, self.n_models):
+                raise Unsupported(
+                    f"{name} is stacked over {data.shape[0]} sets, not 1 or {self.n_models}"
+                )
+        self.n_models = max(self.n_models, self.x.shape[0], self.y.shape[0])
+        self.params, self.grads = params, grads
+        self.offsets = np.array(
+            [_offset(params, layer.kernel, self.n_models) for layer in layers], np.int64
         )
-        self.dtype = np.dtype(dtype)
-        self.capacity = capacity
-        self.x_stacked, self.y_stacked = x_stacked, y_stacked
+        if not np.array_equal(
+            self.offsets, [_offset(grads, layer.grad_kernel, self.n_models) for layer in layers]
+        ):
+            raise Unsupported("the gradients are not laid out as the parameters are")
+        self.sizes = np.array(
+            [kernels[0].shape[-1] - 1] + [kernel.shape[-2] for kernel in kernels], np.int64
+        )
+        m = x.shape[-1]
+        self.blas = np.array(
+            [
+                HAVE_BLAS
+                and kernel.shape[-1] * kernel.shape[-2] >= BLAS_WEIGHTS
+                and m >= BLAS_SAMPLES
+                for kernel in kernels
+            ],
+            np.int64,
+        )
+        # The activations' code, each written once: their ids follow the sorted code, so that a
+        # model's layer order never makes another kernel.
+        codes = [_activation_code(layer.activation) for layer in layers]
+        distinct = sorted(set(codes))
+        self.activation_ids = np.array([distinct.index(code) for code in codes], np.int64)
+        self.fused = layers[-1].emits_logits
+        loss_graph = _loss_graph(layers, loss)
+        # How many numbers of one sample the mean runs over (outputs, or 1 for a sum over them).
+        probe = np.empty((int(self.sizes[-1]), 2), dtype)
+        self.per_sample = loss.count(probe) // 2
+        self.spec = _source(np.dtype(dtype).name, distinct, loss_graph, self.fused)
+
+    def arguments(self, costs):
+        return (
+            self.params,
+            self.grads,
+            self.offsets,
+            self.sizes,
+            self.activation_ids,
+            self.blas,
+            self.x,
+            self.y,
+            costs,
+            self.per_sample,
+        )
+
+
+def _offset(flat, array, n_models):
+    """Where `array` (one layer's block, (K,) units x (fan_in + 1)) starts in `flat`, checked."""
+    start = array.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    start //= flat.itemsize
+    count = array.size
+    if (
+        not array.flags.c_contiguous
+        or not np.shares_memory(flat, array)
+        or start < 0
+        or start + count > flat.size
+        or count != n_models * array.shape[-1] * array.shape[-2]
+    ):
+        raise Unsupported("the compiled kernel needs each layer's block inside the flat vector")
+    return start
 
 
 # --- code generation ------------------------------------------------------------------------
-def _source(spec):
-    """The Python source of the kernel for one architecture, dtype and batch capacity."""
-    sizes, L = spec.sizes, len(spec.sizes)  # L layers
-    # Scratch rows are 16 numbers longer than the capacity: rows a power of two apart in memory
-    # share cache sets (and 4K aliasing), which made this kernel a third slower here.
-    width = spec.capacity + 16
-    n_outputs = sizes[-1][0]
-    # Scratch rows: each hidden layer's activations, then every layer's dL/dz.
-    act_row, delta_row, rows = {}, {}, 0
-    for layer in range(L - 1):
-        act_row[layer], rows = rows, rows + sizes[layer][0]
-    for layer in range(L):
-        delta_row[layer], rows = rows, rows + sizes[layer][0]
+def _activation_code(activation):
+    """forward_ID(Z, A, units, m) and backward_ID(Z, A, D, units, m) for one activation, written
+    from its traced definition (ID stands for the index the kernel gives it)."""
+    forward = "\n".join(_loop(activation.forward_graph(), ["Z"], ["A[j, n] = {}"]))
+    backward = "\n".join(_loop(activation.backward_graph(), ["Z", "A", "D"], ["D[j, n] = {}"]))
+    return (
+        "@njit(inline='always', error_model='numpy')\n"
+        "def forward_ID(Z, A, units, m):\n" + "\n".join(_indent(forward.split("\n"), 1)) + "\n\n\n"
+        "@njit(inline='always', error_model='numpy')\n"
+        "def backward_ID(Z, A, D, units, m):\n" + "\n".join(_indent(backward.split("\n"), 1)) + "\n"
+    )
 
-    def x_at(i, sample="n"):
-        return f"X[k, {i}, {sample}]" if spec.x_stacked else f"X[{i}, {sample}]"
 
-    def y_at(j):
-        return f"Y[k, {j}, n]" if spec.y_stacked else f"Y[{j}, n]"
+def _loop(graph, inputs, outputs):
+    """Lines that evaluate a traced definition over a layer's (units, m) arrays named `inputs`,
+    writing output k through the template outputs[k] (e.g. "A[j, n] = {}").
 
-    # A scratch row holds `width` samples, a constant: the compiler then knows that the rows
-    # never overlap, which it needs to vectorize pass 1 (with a stride of m, it does not).
-    def scratch(row):
-        return f"scratch[{row * width} + n]"
+    An elementwise definition runs one sample per iteration of the inner loop, which the
+    compiler vectorizes. One that sums or takes the maximum over the units runs, for each sample,
+    a loop over the units per call, into arrays of `units` values (t0, t1 ...).
+    """
+    if graph.elementwise:
+        lines, results = _scalar_code(graph, [f"{name}[j, n]" for name in inputs], "e")
+        body = lines + [template.format(result) for template, result in zip(outputs, results)]
+        return ["for j in range(units):", "    for n in range(m):"] + _indent(body, 2)
+    return _column_code(graph, inputs, outputs)
 
-    out = []
 
-    def emit(indent, line):
-        out.append(" " * (4 * indent) + line)
+def _column_code(graph, inputs, outputs):
+    names = {id(node): f"{name}[j, n]" for node, name in zip(graph.inputs, inputs, strict=True)}
+    per_unit = {id(node) for node in graph.inputs}
 
-    args = ", ".join([f"W{layer}" for layer in range(L)] + [f"G{layer}" for layer in range(L)])
-    emit(0, "@njit(nogil=True, fastmath=FASTMATH, boundscheck=False,")
-    emit(0, "      error_model='numpy')")
-    emit(0, f"def kernel({args}, X, Y, costs):")
-    emit(1, f"m = X.shape[-1]  # samples, at most {spec.capacity}")
-    emit(1, f"scale = T(1.0 / ({n_outputs} * m))")
-    emit(1, "for k in range(costs.shape[0]):")
-    # Allocated here, not once outside the loop: a fresh allocation is known to alias none of
-    # the arguments, which is what lets the compiler vectorize the stores of pass 1.
-    emit(2, f"scratch = np.empty({rows * width}, T)")
-    for layer, (units, fan_in) in enumerate(sizes):
-        for j in range(units):
-            for i in range(fan_in + 1):
-                emit(2, f"w{layer}_{j}_{i} = W{layer}[k, {j}, {i}]")
-    emit(2, "cost = T(0.0)")
-    # Pass 1: one sample per lane.
-    emit(2, "for n in range(m):")
-    inputs = [x_at(i) for i in range(sizes[0][1])]
+    def ref(node):
+        return f"T({node.value!r})" if node.is_constant else names[id(node)]
 
-    def write(graph, inputs, prefix):
-        """Emit a traced definition as scalar statements; return its outputs' expressions."""
-        lines, results = _scalar_code(graph, inputs, prefix)
-        for line in lines:
-            emit(3, line)
-        return results
-
-    for layer, (units, fan_in) in enumerate(sizes):
-        outputs = []
-        for j in range(units):
-            terms = " + ".join(f"w{layer}_{j}_{i} * {inputs[i]}" for i in range(fan_in))
-            emit(3, f"z{layer}_{j} = w{layer}_{j}_{fan_in} + {terms}")
-            if layer == L - 1 and spec.logits:
-                continue
-            (a,) = write(spec.forward_graphs[layer], [f"z{layer}_{j}"], f"f{layer}_{j}_")
-            emit(3, f"a{layer}_{j} = {a}")
-            if layer < L - 1:
-                emit(3, f"{scratch(act_row[layer] + j)} = a{layer}_{j}")
-            outputs.append(f"a{layer}_{j}")
-        inputs = outputs
-    last = L - 1
-    for j in range(n_outputs):
-        # The loss's own definition (losses.py): from the logits for the fused pair, else from
-        # the output activation's values, then back through that activation.
-        output = f"z{last}_{j}" if spec.logits else f"a{last}_{j}"
-        emit(3, f"y{j} = {y_at(j)}")
-        value, grad = write(spec.loss_graph, [output, f"y{j}"], f"l{j}_")
-        emit(3, f"cost += {value}")
-        emit(3, f"e{j} = {grad} * scale")
-        if spec.logits:
-            emit(3, f"d{last}_{j} = e{j}")
+    setup, body = [], []
+    for k, node in enumerate(graph.calls):
+        args = list(map(ref, node.args))
+        if node.is_column:
+            (arg,) = node.args
+            name = f"c{k}"
+            term = args[0].replace("[j, n]", "[0, n]").replace("[j]", "[0]")
+            if id(arg) not in per_unit:  # a column of one value per sample: the units' count
+                raise NotImplementedError("a reduction over the units of a per-sample value")
+            if node.op == "column_max":
+                body += [f"{name} = {term}", "for j in range(1, units):"]
+                body += ["    " + f"{name} = " + _SCALAR["maximum"](args[0], name)]
+            else:  # column_sum, in the units' order
+                body += [f"{name} = T(0.0)", "for j in range(units):", f"    {name} += {args[0]}"]
+            names[id(node)] = name
+        elif any(id(arg) in per_unit for arg in node.args):
+            name = f"t{k}"
+            kind = "np.bool_" if node.is_boolean else "T"
+            setup.append(f"{name} = np.empty(units, {kind})")
+            body += ["for j in range(units):", f"    {name}[j] = {_SCALAR[node.op](*args)}"]
+            names[id(node)], _ = f"{name}[j]", per_unit.add(id(node))
         else:
-            (d,) = write(
-                spec.backward_graphs[last],
-                [f"z{last}_{j}", f"a{last}_{j}", f"e{j}"],
-                f"b{last}_{j}_",
-            )
-            emit(3, f"d{last}_{j} = {d}")
-        emit(3, f"{scratch(delta_row[last] + j)} = d{last}_{j}")
-    for layer in range(L - 1, 0, -1):
-        units, fan_in = sizes[layer]
-        for i in range(fan_in):
-            grad = " + ".join(f"w{layer}_{j}_{i} * d{layer}_{j}" for j in range(units))
-            emit(3, f"u{layer - 1}_{i} = {grad}")
-            (d,) = write(
-                spec.backward_graphs[layer - 1],
-                [f"z{layer - 1}_{i}", f"a{layer - 1}_{i}", f"u{layer - 1}_{i}"],
-                f"b{layer - 1}_{i}_",
-            )
-            below = f"d{layer - 1}_{i}"
-            emit(3, f"{below} = {d}")
-            emit(3, f"{scratch(delta_row[layer - 1] + i)} = d{layer - 1}_{i}")
-    # Pass 2: [dW | db] = dz @ [x; 1]ᵀ, the ones row summing dz for the bias. A few units at a
-    # time, so that each input row loaded serves several sums: about 24 running sums, which
-    # still fit in the CPU's vector registers.
-    for layer, (units, fan_in) in enumerate(sizes):
-        block = max(1, min(units, ACCUMULATORS // (fan_in + 1)))
-        for first in range(0, units, block):
-            block_units = range(first, min(first + block, units))
-            for j in block_units:
-                for i in range(fan_in + 1):
-                    emit(2, f"g{j}_{i} = T(0.0)")
-            emit(2, "for n in range(m):")
-            for j in block_units:
-                emit(3, f"d{j} = {scratch(delta_row[layer] + j)}")
-            for i in range(fan_in):
-                source = x_at(i) if layer == 0 else scratch(act_row[layer - 1] + i)
-                emit(3, f"a{i} = {source}")
-                for j in block_units:
-                    emit(3, f"g{j}_{i} += d{j} * a{i}")
-            for j in block_units:
-                emit(3, f"g{j}_{fan_in} += d{j}")
-            for j in block_units:
-                for i in range(fan_in + 1):
-                    emit(2, f"G{layer}[k, {j}, {i}] = g{j}_{i}")
-    emit(2, "costs[k] = cost * scale")
-    return _PRELUDE.format(dtype=spec.dtype.name, **_MATH[spec.dtype.name]) + "\n".join(out) + "\n"
+            name = f"s{k}"
+            body.append(f"{name} = {_SCALAR[node.op](*args)}")
+            names[id(node)] = name
+    body.append("for j in range(units):")
+    body += ["    " + template.format(ref(node)) for template, node in zip(outputs, graph.outputs)]
+    return setup + ["for n in range(m):"] + _indent(body, 1)
+
+
+def _indent(lines, levels):
+    return ["    " * levels + line for line in lines]
 
 
 def _scalar_code(graph, inputs, prefix):
-    """A traced definition (expressions.Graph) as scalar statements over the names `inputs`.
+    """A traced elementwise definition as scalar statements over the names `inputs`.
 
     Returns (lines, output expressions). Each call becomes one temporary, `prefix` + its index.
     maximum and minimum keep NumPy's rule that a NaN operand gives NaN; exp, expm1, tanh and
@@ -385,6 +375,198 @@ _SCALAR = {
 }
 
 
+def _source(dtype, activation_codes, loss_graph, fused):
+    """The Python source of the kernel module for a dtype, the model's distinct activations
+    (their code, in id order), its loss's traced definition and whether it starts from logits."""
+    parts = [_PRELUDE.format(dtype=dtype, blas=HAVE_BLAS, **_MATH[dtype]), _sums()]
+    for index, code in enumerate(activation_codes):
+        parts.append(code.replace("_ID(", f"_{index}("))
+    template = ["V[j, n] = {}", "D[j, n] = ({}) * scale"]
+    loss_lines = _loop(loss_graph, ["Z" if fused else "A", "Y"], template)
+    parts.append(
+        "@njit(inline='always', error_model='numpy')\n"
+        "def loss_terms(Z, A, Y, V, D, units, m, scale):\n"
+        + "\n".join(_indent(loss_lines, 1))
+        + "\n"
+    )
+
+    def dispatch(call, arguments):
+        lines = []
+        for index in range(len(activation_codes)):
+            keyword = "if" if index == 0 else "elif"
+            lines += [f"{keyword} activation == {index}:", f"    {call}_{index}({arguments})"]
+        return lines
+
+    parts.append(
+        _KERNEL.format(
+            forward="\n".join(_indent(dispatch("forward", "Z, A, units, m"), 4)),
+            backward="\n".join(_indent(dispatch("backward", "Zb, Ab, Db, fan_in, m"), 4)),
+            output_backward="\n".join(_indent(dispatch("backward", "Z, A, D, units, m"), 3)),
+            fused=fused,
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def _sums():
+    """The kernel's sums, in an order fixed here, written so that any CPU's vectors can run them
+    side by side (the compiler's SLP pass packs the LANES independent sums into vectors):
+
+    dot(x, y, m): sum over n of x[n] y[n], in LANES running sums (sample n in sum n mod LANES,
+        the last m mod LANES samples in one more) added pairwise;
+    product(W, S, Z, ...): Z = W S, and transposed_product(W, D, B, ...): B = Wᵀ D without the
+        bias row; each entry a sum in the order of its terms, LANES samples at a time.
+
+    Indices are unsigned: a signed one could be negative, and the check for that hides from the
+    compiler that the LANES loads are side by side."""
+    lanes = range(LANES)
+
+    def pairwise(terms):
+        while len(terms) > 1:
+            terms = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])]
+        return terms[0]
+
+    def chunked(name, arguments, outer, first, rest, target):
+        """A loop over `outer`, then over the samples LANES at a time: value_t = first(t), then
+        value_t += w * rest(t) for each step of the inner range; stored through target(t)."""
+        lines = [
+            "@njit(error_model='numpy', boundscheck=False)",
+            f"def {name}({arguments}):",
+            f"    full = m - m % {LANES}",
+            f"    for {outer[0]} in range({outer[1]}):",
+            f"        for start in range(0, full, {LANES}):",
+            "            u = np.uint64(start)",
+        ]
+        lines += [f"            v{t} = {first(f'u + C{t}')}" for t in lanes]
+        lines += [
+            f"            for {rest[0]} in range({rest[1]}):",
+            f"                w = {rest[2]}",
+        ]
+        lines += [f"                v{t} += w * {rest[3](f'u + C{t}')}" for t in lanes]
+        lines += [f"            {target(f'u + C{t}')} = v{t}" for t in lanes]
+        lines += [
+            "        for n in range(full, m):",
+            f"            v = {first('n')}",
+            f"            for {rest[0]} in range({rest[1]}):",
+            f"                v += {rest[2]} * {rest[3]('n')}",
+            f"            {target('n')} = v",
+        ]
+        return lines
+
+    dot = ["@njit(error_model='numpy', boundscheck=False)", "def dot(x, y, m):"]
+    dot += [f"    a{t} = T(0.0)" for t in lanes]
+    dot += [f"    full = m - m % {LANES}", f"    for start in range(0, full, {LANES}):"]
+    dot += ["        u = np.uint64(start)"]
+    dot += [f"        a{t} += x[u + C{t}] * y[u + C{t}]" for t in lanes]
+    dot += ["    tail = T(0.0)", "    for n in range(full, m):", "        tail += x[n] * y[n]"]
+    dot += [f"    return {pairwise([f'a{t}' for t in lanes])} + tail"]
+    product = chunked(
+        "product",
+        "W, S, Z, fan_in, units, m",
+        ("j", "units"),
+        lambda n: f"W[j, 0] * S[0, {n}]",
+        ("i", "1, fan_in + 1", "W[j, i]", lambda n: f"S[i, {n}]"),
+        lambda n: f"Z[j, {n}]",
+    )
+    transposed = chunked(
+        "transposed_product",
+        "W, D, B, fan_in, units, m",
+        ("i", "fan_in"),
+        lambda n: f"W[0, i] * D[0, {n}]",
+        ("j", "1, units", "W[j, i]", lambda n: f"D[j, {n}]"),
+        lambda n: f"B[i, {n}]",
+    )
+    constants = [f"C{t} = np.uint64({t})" for t in lanes]
+    return "\n".join(constants + [""] + dot + ["", ""] + product + ["", ""] + transposed) + "\n"
+
+
+_KERNEL = """@njit(error_model="numpy", boundscheck=False)
+def gradient(D, S, G, fan_in, units, m):
+    # G = D Sᵀ: [dW | db], the ones row of S summing D for the bias.
+    for j in range(units):
+        for i in range(fan_in + 1):
+            G[j, i] = dot(D[j], S[i], m)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per_sample):
+    L = activation_ids.shape[0]
+    m = X.shape[2]
+    scale = T(1.0 / (per_sample * m))
+    # rows[l]: where layer l's units start in Zs and Ds; in As, layer l's block (its units and a
+    # row of ones, the next layer's input) starts l rows further.
+    rows = np.zeros(L + 1, np.int64)
+    widest = 1
+    for l in range(L):
+        rows[l + 1] = rows[l] + sizes[l + 1]
+        widest = max(widest, sizes[l] + 1)
+    Zs = np.empty((rows[L], m), T)
+    As = np.empty((rows[L] + L, m), T)
+    Ds = np.empty((rows[L], m), T)
+    U = np.empty((widest, m), T)
+    V = np.empty((sizes[L], m), T)
+    ones = np.ones(m, T)
+    for k in range(costs.shape[0]):
+        x = X[k if X.shape[0] > 1 else 0]
+        y = Y[k if Y.shape[0] > 1 else 0]
+        # Forward.
+        for l in range(L):
+            fan_in, units = sizes[l], sizes[l + 1]
+            size = units * (fan_in + 1)
+            start = offsets[l] + k * size
+            W = params[start:start + size].reshape((units, fan_in + 1))
+            S = x if l == 0 else As[rows[l - 1] + l - 1:rows[l] + l]
+            Z = Zs[rows[l]:rows[l + 1]]
+            A = As[rows[l] + l:rows[l + 1] + l + 1]
+            if blas[l]:
+                np.dot(W, S, Z)
+            else:
+                product(W, S, Z, fan_in, units, m)
+            if l < L - 1 or not {fused}:
+                activation = activation_ids[l]
+{forward}
+            A[units, :] = T(1.0)
+        # The loss, and dL/dz of the output layer.
+        units = sizes[L]
+        Z = Zs[rows[L - 1]:rows[L]]
+        A = As[rows[L - 1] + L - 1:rows[L] + L - 1]
+        D = Ds[rows[L - 1]:rows[L]]
+        loss_terms(Z, A, y, V, D, units, m, scale)
+        if not {fused}:
+            activation = activation_ids[L - 1]
+{output_backward}
+        cost = T(0.0)
+        for j in range(units):
+            cost += dot(V[j], ones, m)
+        # Backward.
+        for l in range(L - 1, -1, -1):
+            fan_in, units = sizes[l], sizes[l + 1]
+            size = units * (fan_in + 1)
+            start = offsets[l] + k * size
+            W = params[start:start + size].reshape((units, fan_in + 1))
+            G = grads[start:start + size].reshape((units, fan_in + 1))
+            S = x if l == 0 else As[rows[l - 1] + l - 1:rows[l] + l]
+            D = Ds[rows[l]:rows[l + 1]]
+            if blas[l]:
+                np.dot(D, S.T, G)
+            else:
+                gradient(D, S, G, fan_in, units, m)
+            if l > 0:
+                Zb = Zs[rows[l - 1]:rows[l]]
+                Ab = As[rows[l - 1] + l - 1:rows[l] + l - 1]
+                Db = Ds[rows[l - 1]:rows[l]]
+                if blas[l]:
+                    Ub = U[:fan_in + 1]
+                    np.dot(W.T, D, Ub)
+                    Db[:, :] = Ub[:fan_in]
+                else:
+                    transposed_product(W, D, Db, fan_in, units, m)
+                activation = activation_ids[l - 1]
+{backward}
+        costs[k] = cost * scale
+"""
+
+
 # exp, expm1 and logaddexp, and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes
 # them (Numba calls libm's scalar exp and log1p, about 20 ns each, more than the rest of a sample).
 # exp: t = k ln2 + r with |r| <= ln2/2 (ln2 split in two, so that k ln2 is exact), expm1(r) by its
@@ -394,20 +576,20 @@ _SCALAR = {
 # -exp(t) expm1(-t), which keeps its digits near 0. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an
 # odd series. All are within 2-4 ulps of NumPy's (tests/test_jit.py checks them). tanh is built on
 # expm1 as np.tanh computes it, without overflow or cancellation.
-_PRELUDE = '''"""Generated by initlab.fast.jit for one architecture and dtype."""
+_PRELUDE = '''"""Generated by initlab.fast.jit: a training kernel for {dtype}. Do not edit."""
 import math
 
 import numpy as np
 from numba import njit
 
-from initlab.fast.jit import FASTMATH, pow2_{dtype}
+from initlab.fast.jit import pow2_{dtype}
 
 T = np.{dtype}
 LOWEST = T({lowest})
 HIGHEST = T({highest})
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def expm1_parts(t):
     tt = min(max(t, LOWEST), HIGHEST)
     k = np.floor(tt * T(1.4426950408889634) + T(0.5))
@@ -417,7 +599,7 @@ def expm1_parts(t):
     return k, q * r
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def exp_any(t):
     k, q = expm1_parts(t)
     shift = T(1.0) if k > T(0.0) else T(0.0)  # 2^k as 2^(k - 1) * 2 only where k is large
@@ -427,7 +609,7 @@ def exp_any(t):
     return result if inside else (T(0.0) if t < LOWEST else (T(np.inf) if t > HIGHEST else t))
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def expm1_neg(t):
     k, q = expm1_parts(t)
     scale = pow2_{dtype}(k)
@@ -435,12 +617,12 @@ def expm1_neg(t):
     return result if t >= LOWEST else (T(-1.0) if t < LOWEST else t)
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def expm1_any(t):
     return expm1_neg(t) if t <= T(0.0) else -exp_any(t) * expm1_neg(-t)
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def log1p_unit(e):
     s = e / (T(2.0) + e)
     s2 = s * s
@@ -449,13 +631,13 @@ def log1p_unit(e):
     return T(2.0) * s * p
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def logaddexp(a, b):
     larger = a if (a >= b or a != a) else b
     return larger + log1p_unit(exp_any(-abs(a - b)))
 
 
-@njit(fastmath={{"contract"}}, inline="always", error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def tanh(z):
     u = expm1_neg(T(-2.0) * abs(z))
     return -u / (T(2.0) + u) if z >= T(0.0) else u / (T(2.0) + u)
@@ -513,30 +695,161 @@ if numba is not None:
     pow2_float32 = _pow2(types.float32, ir.FloatType(), 32, 127, 23)
 
 
-# --- compiling --------------------------------------------------------------------------------
-# Kernels compiled in this process, by their source text. Nothing is cached on disk: Numba's
-# on-disk cache keeps its index and code as pickles, and initlab never loads a pickle from a file.
-_COMPILED = {}
+# --- compiling and the cache ------------------------------------------------------------------
+# Kernels loaded in this process, by digest.
+_LOADED = {}
 # An Ensemble's threads each build their training step at once: one of them compiles.
 _COMPILING = threading.Lock()
+_MANIFEST = "manifest-{digest}.json"
 
 
-def _compile(spec):
-    """The kernel for a spec, compiled on its first call (Numba compiles lazily)."""
-    return _namespace(_source(spec))["kernel"]
+def cache_directory():
+    """The private directory the kernels' compiled code is kept in, or None if there is none.
+
+    $INITLAB_CACHE_DIR, else $XDG_CACHE_HOME/initlab/kernels, else ~/.cache/initlab/kernels:
+    created with mode 0700, and used only while it is a real directory owned by this user that
+    no one else may read or write (else the kernels compile in memory, every process). Numba's
+    own NUMBA_CACHE_DIR, if set, would move the compiled files out of it: then too, no cache.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    path = os.environ.get("INITLAB_CACHE_DIR")
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "initlab", "kernels")
+    path = Path(path)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return None
+    private = (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    )
+    return path if private else None
+
+
+def _fingerprint():
+    """What the compiled code depends on besides its source: this module (the intrinsics and the
+    prelude it imports), Numba, llvmlite and Python. (Numba's index adds the CPU.)"""
+    own = Path(__file__).read_bytes()
+    import llvmlite
+
+    versions = f"{numba.__version__} {llvmlite.__version__} {sys.version}"
+    return hashlib.sha256(own).hexdigest() + versions
+
+
+def _kernel(source):
+    """The kernel compiled from `source`: from this process's memory, the private cache, or
+    compiled now (and cached)."""
+    digest = hashlib.sha256((source + _fingerprint()).encode()).hexdigest()[:24]
+    with _COMPILING:
+        if digest not in _LOADED:
+            _LOADED[digest] = _load(source, digest)
+        return _LOADED[digest]
+
+
+def _load(source, digest):
+    directory = cache_directory()
+    if directory is not None:
+        try:
+            kernel = _load_cached(directory, source, digest)
+            _write_manifest(directory, digest)
+            return kernel
+        except Exception:  # a damaged cache never fails a fit: compile in memory instead
+            _remove_compiled(directory, digest)
+    namespace = {}
+    code = compile(
+        source.replace("cache=True", "cache=False"), f"<initlab kernel {digest}>", "exec"
+    )
+    exec(code, namespace)
+    kernel = namespace["kernel"]
+    _warm_up(kernel, source)
+    return kernel
+
+
+def _load_cached(directory, source, digest):
+    path = directory / f"kernel_{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        _write_private(path, source.encode())
+    if not _manifest_holds(directory, digest):
+        _remove_compiled(directory, digest)
+    name = f"initlab_kernel_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _warm_up(module.kernel, source)
+    return module.kernel
+
+
+def _warm_up(kernel, source):
+    """Compile (or load) the kernel now, on a model of one unit: its types are those of every
+    call, so this is the one compilation, made while the lock is held."""
+    dtype = np.dtype(source.split("T = np.", 1)[1].split("\n", 1)[0])
+    params, grads = np.zeros(2, dtype), np.zeros(2, dtype)
+    x, y = np.ones((1, 2, 1), dtype), np.zeros((1, 1, 1), dtype)
+    one = np.ones(1, np.int64)
+    zero = np.zeros(1, np.int64)
+    # Numba leaves LLVM's SLP vectorizer off by default; the kernel's sums are written for it
+    # (_sums). On for this compilation only: other code in the process compiles as it would.
+    vectorize, numba.config.SLP_VECTORIZE = numba.config.SLP_VECTORIZE, 1
+    try:
+        kernel(params, grads, zero, one.repeat(2), zero, zero, x, y, np.empty(1, dtype), 1)
+    finally:
+        numba.config.SLP_VECTORIZE = vectorize
+
+
+def _compiled_files(directory, digest):
+    cache = directory / "__pycache__"
+    return sorted(cache.glob(f"kernel_{digest}.*")) if cache.is_dir() else []
+
+
+def _manifest_holds(directory, digest):
+    """Whether every compiled file of this kernel is the one this cache wrote, to the byte."""
+    try:
+        recorded = json.loads((directory / _MANIFEST.format(digest=digest)).read_text())
+    except (OSError, ValueError):
+        return False
+    files = _compiled_files(directory, digest)
+    return (
+        isinstance(recorded, dict)
+        and bool(files)
+        and recorded == {file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in files}
+    )
+
+
+def _write_manifest(directory, digest):
+    files = {
+        file.name: hashlib.sha256(file.read_bytes()).hexdigest()
+        for file in _compiled_files(directory, digest)
+    }
+    _write_private(directory / _MANIFEST.format(digest=digest), json.dumps(files).encode())
+
+
+def _remove_compiled(directory, digest):
+    for file in _compiled_files(directory, digest) + [directory / _MANIFEST.format(digest=digest)]:
+        try:
+            file.unlink()
+        except OSError:
+            pass
+
+
+def _write_private(path, data):
+    """Write a file of the cache whole (a temporary file, then renamed), readable by the user
+    alone."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)
 
 
 def math_functions(dtype):
     """The generated exp_any, expm1_any, logaddexp, log1p_unit and tanh for a dtype, in a dict
     (for the tests, which check them against NumPy)."""
-    return _namespace(_PRELUDE.format(dtype=np.dtype(dtype).name, **_MATH[np.dtype(dtype).name]))
-
-
-def _namespace(source):
-    with _COMPILING:
-        if source not in _COMPILED:
-            namespace = {}
-            name = hashlib.sha256(source.encode()).hexdigest()[:12]
-            exec(compile(source, f"<initlab.fast.jit kernel {name}>", "exec"), namespace)
-            _COMPILED[source] = namespace
-        return _COMPILED[source]
+    name = np.dtype(dtype).name
+    namespace = {}
+    exec(compile(_PRELUDE.format(dtype=name, **_MATH[name]), "<initlab math>", "exec"), namespace)
+    return namespace

@@ -51,6 +51,40 @@ def check_memory(what, nbytes, change):
     checks.memory(what, nbytes, change)
 
 
+# What importing a library adds to a process's resident memory (measured on Linux x86-64 with
+# Python 3.11: scikit-learn with SciPy, matplotlib with its fonts), for libraries a command will
+# import after it has estimated its memory.
+# numba: Numba and llvmlite, SciPy's BLAS bindings and LLVM's code generator with a kernel loaded.
+IMPORT_BYTES = {"sklearn": 85 * 10**6, "matplotlib": 30 * 10**6, "numba": 135 * 10**6}
+
+
+def resident_bytes():
+    """The memory this process holds now (its resident set: the interpreter, NumPy, initlab and
+    whatever else is imported), or 0 where the system does not say (no /proc)."""
+    import os
+
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def process_bytes(modules=(), drawing=0):
+    """About the memory the process of a command holds besides its study's own data: what it
+    holds now, the libraries of `modules` (names in IMPORT_BYTES) not imported yet, and
+    `drawing`, the bytes its figures take while drawn and saved.
+
+    A command's estimate of its data alone (12.7 MB for the post's study) is a small part of
+    what the process takes (about 260 MB): this is the rest, so that the estimate said and
+    checked against the machine's memory is the whole.
+    """
+    import sys
+
+    later = sum(IMPORT_BYTES[name] for name in modules if name not in sys.modules)
+    return resident_bytes() + later + drawing
+
+
 def check_number(option, value, minimum=0, strict=True):
     """value as a float, if it is finite and > minimum (>= minimum when strict is False)."""
     return checks.number(option, value, minimum=minimum, strict=strict)
@@ -126,6 +160,39 @@ def add_quiet(parser):
         help="print nothing but errors: no progress, no table (the results are "
         "in the output directory)",
     )
+
+
+def add_jit(parser):
+    """--jit and --no-jit: which training path a command runs (default: "auto", compiled where
+    Numba is installed and the kernel covers the model, as NeuralNetwork.fit does)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--jit",
+        dest="jit",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="train with the compiled kernel, or fail saying why not (default: compiled "
+        "where Numba is installed, else NumPy)",
+    )
+    group.add_argument(
+        "--no-jit",
+        dest="jit",
+        action="store_const",
+        const=False,
+        help="train with the NumPy path, the reference (equal to the compiled one to rounding, "
+        "which chaotic runs such as randn x 10 amplify)",
+    )
+
+
+def check_jit(jit_compile):
+    """Refuse --jit, before anything is created, where Numba is not installed."""
+    if jit_compile is True:
+        from initlab.fast import jit
+
+        if not jit.available():
+            raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
+    return jit_compile
 
 
 def printer(quiet):

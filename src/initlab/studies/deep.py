@@ -13,10 +13,11 @@ vanish and x10 explode.
     initlab deep --depths 5 10 20 30 50 --seeds 3 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
-averaged over seeds), runs.{md,csv,json} (one row per run) and config.json (the arguments and
-the time taken), swapped in as one set once all are written; and sweep.db, the store of
-initlab.sweeps, which keeps each network's row as it finishes, so that the command, killed and
-run again, trains only the networks it lacks (--backend serial, local or dask run them).
+averaged over seeds, with the mean-field theory's per-layer factors beside the measured ones),
+runs.{md,csv,json} (one row per run) and config.json (the arguments and the time taken),
+swapped in as one set once all are written; and sweep.db, the store of initlab.sweeps, which
+keeps each network's row as it finishes, so that the command, killed and run again, trains only
+the networks it lacks (--backend serial, local or dask run them).
 """
 
 import functools
@@ -72,6 +73,8 @@ SUMMARY_COLUMNS = [
     ("forward_variance_per_layer", "fwd variance x per layer", ".3g"),
     ("backward_ratio", "backward ratio", ".3g"),
     ("backward_variance_per_layer", "bwd variance x per layer", ".3g"),
+    ("predicted_forward_variance_per_layer", "theory: fwd x per layer", ".3g"),
+    ("predicted_backward_variance_per_layer", "theory: bwd x per layer", ".3g"),
     ("diverged", "diverged runs", "d"),
 ]
 
@@ -193,7 +196,8 @@ def run(args):
 
     title = (
         f"digits, width {args.width}, {args.epochs} epochs of SGD (lr {args.learning_rate}, "
-        f"batch {args.batch_size}), seeds {','.join(map(str, seeds))}"
+        f"batch {args.batch_size}), seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}"
     )
     config = {key: value for key, value in vars(args).items() if key != "run"}
     config.update(
@@ -307,6 +311,7 @@ def run_one(scheme, depth, activation, seed, data, args):
         )
         records = measure(model, X_batch, Y_batch)
         first, last = records[0], records[depth - 1]
+        predicted_forward, predicted_backward = predicted_ratios(model, X_batch, depth)
         history = model.fit(
             X_train,
             Y_train,
@@ -322,10 +327,36 @@ def run_one(scheme, depth, activation, seed, data, args):
         "seed": seed,
         "forward_ratio": ratio(last.activation_std, first.activation_std),
         "backward_ratio": ratio(first.activation_grad_std, last.activation_grad_std),
+        "predicted_forward_ratio": predicted_forward,
+        "predicted_backward_ratio": predicted_backward,
         "train_loss": float(history["loss"][-1]),
         "test_accuracy": test["accuracy"],
         "seconds": time.perf_counter() - started,
     }
+
+
+def predicted_ratios(model, X, depth):
+    """The mean-field theory's forward and backward ratios of a built deep_mlp on a batch X.
+
+    Forward: std(a) at the last hidden layer over the first, from theory.predict_signals (each
+    layer's σ_w² and σ_b² read from its drawn weights, the inputs' q carried through the length
+    map). Backward: √Π theory.backward_factor over hidden layers 2 .. depth, the std of dL/da
+    at the first hidden layer over the last's. (None, None) when the activation is not one the
+    theory covers.
+    """
+    from initlab.tools import theory
+
+    rows = theory.predict_signals(model, X)[:depth]
+    if len(rows) < depth or rows[-1]["activation_std"] is None:
+        return None, None
+    activation = model.layers[0].activation
+    forward = ratio(rows[-1]["activation_std"], rows[0]["activation_std"])
+    backward_variance = float(
+        np.prod(
+            [theory.backward_factor(activation, r["weight_variance"], r["q"]) for r in rows[1:]]
+        )
+    )
+    return forward, float(np.sqrt(backward_variance))
 
 
 def summarise_runs(runs):
@@ -338,6 +369,11 @@ def summarise_runs(runs):
         accuracy = [row["test_accuracy"] for row in rows]
         forward = geometric_mean([row["forward_ratio"] for row in rows])
         backward = geometric_mean([row["backward_ratio"] for row in rows])
+        # Stores written before the theory's columns existed hold rows without them.
+        predicted = {
+            key: geometric_mean([row.get(f"predicted_{key}_ratio") or np.nan for row in rows])
+            for key in ("forward", "backward")
+        }
         summary.append(
             {
                 "activation": activation,
@@ -352,6 +388,12 @@ def summarise_runs(runs):
                 "forward_variance_per_layer": per_layer_variance_factor(forward, depth),
                 "backward_ratio": backward,
                 "backward_variance_per_layer": per_layer_variance_factor(backward, depth),
+                "predicted_forward_variance_per_layer": per_layer_variance_factor(
+                    predicted["forward"], depth
+                ),
+                "predicted_backward_variance_per_layer": per_layer_variance_factor(
+                    predicted["backward"], depth
+                ),
                 "diverged": sum(not np.isfinite(row["train_loss"]) for row in rows),
             }
         )

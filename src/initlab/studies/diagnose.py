@@ -8,9 +8,9 @@ tables. With --epochs N it is then trained and re-measured at the --record-at ep
     initlab diagnose --depth 20 --width 64 --activation relu \\
         --schemes he_normal glorot_uniform random_normal:0.01 --out diag-relu
 
-signal_std.png also draws, dashed, the activation std that the mean-field theory predicts for
-each network from its drawn weights and the batch (initlab.tools.theory.predict_signals); the
-layers table gives it beside the measured one.
+signal_std.png also draws, as a wide pale line under each scheme's own, the activation std that
+the mean-field theory predicts for each network from its drawn weights and the batch
+(initlab.tools.theory.predict_signals); the layers table gives it beside the measured one.
 
 Files written in --out: signal_std.png, histograms.png, summary.{md,csv,json} (one row per
 scheme), layers.{md,csv,json} (one row per scheme, layer and measured epoch) and, when

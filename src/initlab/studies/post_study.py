@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from initlab import environment
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense
-from initlab.engine.model import NeuralNetwork
+from initlab.engine.model import NeuralNetwork, check_jit_compile, training_path
 from initlab.studies.arguments import check_int, split_list
 from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme, readable_label
+from initlab.version import __version__
 
 N_TRAIN = 400
 N_TEST = 100
@@ -155,14 +157,14 @@ def seed_plan(seed, n_seeds):
 
 
 def train_models(
-    models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False, jit_compile=False
+    models, X, Y, epochs, learning_rate=LEARNING_RATE, progress=False, jit_compile="auto"
 ):
     """Train model k on (X[k], Y[k]) for `epochs` full-batch epochs; return the (epochs, K) costs.
 
     models : list of K compiled NeuralNetworks of one architecture (trained in place)
     X, Y : sequences of K arrays, (n_features, m) and (n_outputs, m), one data set per model
     progress : show a tqdm bar on stderr
-    jit_compile : train with the compiled kernel (initlab.fast.jit, needs Numba)
+    jit_compile : "auto", True or False, as for NeuralNetwork.fit
 
     All K models train at once, stacked into one Ensemble (one matrix product per layer for all
     of them); each gets the numbers it would get alone, to floating-point rounding.
@@ -238,7 +240,7 @@ def study_bytes(n_schemes, n_seeds, epochs):
 def study_seconds(n_schemes, n_seeds, epochs):
     """About the time run_study's training takes here, from a short calibration: 8 of the post's
     models trained side by side for 30 epochs (about 0.1 s), scaled to every run and epoch.
-    Rough: the machine's load moves it, and --jit trains faster after its compile.
+    Rough: the machine's load moves it.
     """
     import time
 
@@ -255,7 +257,7 @@ def study_seconds(n_schemes, n_seeds, epochs):
 
 
 def run_study(
-    seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False, jit_compile=False
+    seed=0, n_seeds=N_SEEDS, epochs=EPOCHS, schemes=(), progress=False, jit_compile="auto"
 ):
     """Train every scheme (the post's three plus `schemes`) on n_seeds runs; return a StudyResult.
 
@@ -270,6 +272,8 @@ def run_study(
     runs = seed_plan(seed, n_seeds)
     epochs = check_int("epochs", epochs, minimum=1)
     models = []
+    # "auto" resolved once, here: the items (and the store's keys) say which path trained.
+    jit_compile = check_jit_compile(jit_compile, post_model("he"), n_features=2)
     records = train_runs(study_items(schemes, runs, epochs, jit_compile), progress, models)
     return study_result(seed, schemes, runs, epochs, records, jit_compile, models)
 
@@ -289,6 +293,9 @@ def study_items(schemes, runs, epochs, jit_compile=False):
             "epochs": epochs,
             "learning_rate": LEARNING_RATE,
             "training": "jit" if jit_compile else "numpy",
+            # Another initlab (or Numba) may train to other bits: its store keys differ.
+            "initlab": __version__,
+            "numba": environment.installed_version("numba") if jit_compile else None,
         }
         for scheme in schemes
         for run in runs
@@ -388,7 +395,7 @@ def study_result(seed, schemes, runs, epochs, records, jit_compile=False, models
         "hidden layers by the scheme, output layer randn x 1",
         "optimizer": "full-batch gradient descent",
         # The two paths agree to rounding, which the chaotic randn x 10 runs can amplify.
-        "training": "compiled kernel (initlab.fast.jit)" if jit_compile else "NumPy",
+        "training": training_path(jit_compile),
     }
     return StudyResult(
         settings,

@@ -1,8 +1,8 @@
 """Reproduce the post over many seeds: train, then write figures, tables and histories to --out.
 
     initlab reproduce [--seeds N] [--epochs E] [--schemes NAME ...] [--seed S] [--out DIR]
-                      [--force] [--jit] [--backend serial|local|dask] [--scheduler ADDRESS]
-                      [--no-progress] [--quiet]
+                      [--force] [--jit | --no-jit] [--backend serial|local|dask]
+                      [--scheduler ADDRESS] [--no-progress] [--quiet]
 
 Writes to DIR: dataset.png, costs.png, boundaries.png (figures); results.md, results.csv,
 results.json (the table, per scheme, with the settings; the JSON also holds every run's numbers and
@@ -32,6 +32,7 @@ from initlab.studies.post_study import (
     EPOCHS,
     N_SEEDS,
     check_int,
+    post_model,
     resolve_schemes,
     seed_plan,
     study_bytes,
@@ -44,6 +45,9 @@ from initlab.sweeps import engines
 from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 
 DEFAULT_OUT = os.path.join("results", "post")
+# What starting the local pool's (or a cluster's) workers adds before the first run trains:
+# measured 3-12 s on a 2-core machine, idle to busy.
+WORKER_START_SECONDS = 5.0
 FIGURES = ("dataset.png", "costs.png", "boundaries.png")
 TABLES = ("results.md", "results.csv", "results.json")
 HISTORIES = "histories.npz"
@@ -89,18 +93,19 @@ def add_arguments(parser):
         action="store_true",
         help="replace result files already in DIR (other files are left alone)",
     )
-    parser.add_argument(
-        "--jit",
-        action="store_true",
-        help="train with the compiled kernel (needs Numba: pip install numba): "
-        "faster, equal to the NumPy path to rounding, which the chaotic "
-        "randn x 10 runs amplify into visibly different single runs",
-    )
+    arguments.add_jit(parser)
     arguments.add_engine_arguments(parser)
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
     )
     arguments.add_quiet(parser)
+
+
+def compiles(jit_compile):
+    """Whether the study will train on the compiled path (see NeuralNetwork.fit)."""
+    from initlab.engine.model import check_jit_compile
+
+    return check_jit_compile(jit_compile, post_model("he"), n_features=2)
 
 
 def run(args):
@@ -109,30 +114,39 @@ def run(args):
     epochs = check_int("--epochs", args.epochs, minimum=1, maximum=arguments.MAX_EPOCHS)
     seed = check_int("--seed", args.seed, minimum=0)
     schemes = resolve_schemes(args.schemes)
+    arguments.check_jit(args.jit)
     memory = study_bytes(len(schemes), n_seeds, epochs)
+    # The whole process: Python, NumPy, scikit-learn, matplotlib (and Numba, on the compiled
+    # path) and the figures besides the runs.
+    jit_compile = compiles(args.jit)
+    libraries = ("sklearn", "matplotlib") + (("numba",) if jit_compile else ())
+    process = arguments.process_bytes(libraries, drawing=plots.FIGURES_BYTES)
     arguments.check_memory(
-        f"{len(schemes) * n_seeds} runs of {epochs} epochs", memory, "use fewer --seeds or --epochs"
+        f"{len(schemes) * n_seeds} runs of {epochs} epochs",
+        memory + process,
+        "use fewer --seeds or --epochs",
     )
-    if args.jit:
-        from initlab.fast import jit
-
-        if not jit.available():
-            raise ValueError("--jit " + jit.NEEDS_NUMBA.removeprefix("jit_compile=True "))
     backend, scheduler = arguments.check_engine_arguments(args)
     output.recover_staged(args.out)  # a set a killed run had finished writing goes in first
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 
     runs = seed_plan(seed, n_seeds)
-    items = study_items(schemes, runs, epochs, args.jit)
+    items = study_items(schemes, runs, epochs, jit_compile)
     # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
     workers = 1 if backend == "serial" or scheduler else engines.default_workers()
     workers = min(workers, len(study_groups(items, workers)))
     seconds = study_seconds(len(schemes), n_seeds, epochs) / workers
+    if backend != "serial":
+        # Worker processes start, import initlab (and Numba, and load its kernel) first.
+        seconds += WORKER_START_SECONDS
     say(
-        f"Training {len(schemes)} schemes x {n_seeds} seeds x {epochs} epochs "
+        f"Training {len(schemes)} schemes x {n_seeds} seed{'s' if n_seeds > 1 else ''} x "
+        f"{epochs} epochs "
         f"({', '.join(scheme.name for scheme in schemes)}; about "
-        f"{checks.format_bytes(memory)} of memory and {_duration(seconds)})"
+        f"{checks.format_bytes(memory + process)} of memory, {checks.format_bytes(memory)} "
+        f"of it the runs' and the rest Python, its libraries and the figures; about "
+        f"{_duration(seconds)})"
     )
     start = time.perf_counter()
     try:
@@ -153,7 +167,7 @@ def run(args):
         )
     trained = time.perf_counter() - start
     try:
-        result = study_result(seed, schemes, runs, epochs, records, args.jit)
+        result = study_result(seed, schemes, runs, epochs, records, jit_compile)
         with output.staged(out) as stage:
             write_results(result, stage)
     except KeyboardInterrupt:
@@ -193,7 +207,8 @@ def resume_command(args):
     if args.schemes:
         words += ["--schemes", *args.schemes]
     words += ["--out", str(args.out)]
-    for flag, given in (("--force", args.force), ("--jit", args.jit)):
+    jit = {True: "--jit", False: "--no-jit"}.get(args.jit)  # "auto", the default, says nothing
+    for flag, given in (("--force", args.force), (jit, jit is not None)):
         if given:
             words.append(flag)
     if args.backend != "local":

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from initlab.blocks import initializers
 from initlab.blocks.layers import Dense
 from initlab.engine.model import DATA_DEPENDENT, NeuralNetwork
-from initlab.engine.schemes import SPELLINGS, UnknownScheme, split_scheme
+from initlab.engine.schemes import SPELLINGS, UnknownScheme, listed_names, split_scheme
 from initlab.studies.arguments import check_int, split_list, unknown_name
 
 # The --schemes help of every command that compares schemes; {default} is the default list.
@@ -177,20 +177,14 @@ def parse_schemes(text):
     return schemes
 
 
-def accepted_names():
-    """Every scheme name the commands accept: each registry alias, the data-dependent ones, and
-    the SPELLINGS."""
-    return sorted(set(initializers.ALIASES) | set(DATA_DEPENDENT) | set(SPELLINGS))
-
-
 def _unknown_scheme(name):
-    # Suggest among every accepted spelling (kaiming_normal_, ...) but list the canonical names
-    # only: `initlab inits` lists the rest.
+    # Suggest among every spelling initlab prints (kaiming_normal_, ...) but list the canonical
+    # names only: `initlab inits` lists the rest.
     return unknown_name(
         "scheme",
         name,
         available_schemes(),
-        candidates=accepted_names(),
+        candidates=listed_names(),
         hint=" (`initlab inits` lists their Keras and PyTorch names too)",
     )
 

@@ -60,50 +60,67 @@ def _positive(values):
     return values
 
 
+# How the mean-field theory is drawn under the measured lines, and what the legend says of it.
+THEORY_STYLE = {"linestyle": "-", "linewidth": 6, "alpha": 0.3, "solid_capstyle": "round"}
+THEORY_LABEL = "mean-field theory: the wide pale line in each scheme's colour"
+
+
 def plot_signal_std(records_by_scheme, path, title="", predicted=None):
     """One panel per signal (STD_PANELS), std against layer, one line per scheme; saved at path.
 
     records_by_scheme : {label: list of LayerRecord}, e.g. the hidden layers of measure(...).
     predicted : optional {label: activation std per layer}, the mean-field theory's
-    (initlab.tools.theory.predict_signals), drawn dashed in the scheme's colour on the first panel.
+    (initlab.tools.theory.predict_signals), drawn on the first panel as a wide pale line
+    (THEORY_STYLE) in the scheme's colour under its measured line: the schemes' own line styles
+    include dashes and dots, so the theory has a style none of them has. Values a log axis cannot
+    show (0, inf, NaN) are marked on its edges (mark_off_axis), and the legend says so.
     """
     plt = _pyplot()
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(
         1, len(STD_PANELS), figsize=(5 * len(STD_PANELS), 4), constrained_layout=True
     )
+    off_axis = set()
     for ax, (field, label) in zip(axes, STD_PANELS, strict=True):
+        drawn = []
         for k, (scheme, records) in enumerate(records_by_scheme.items()):
             layers = [record.layer for record in records]
+            values = [getattr(r, field) for r in records]
             # A marker and line style per scheme: schemes that keep the scale coincide.
             (line,) = ax.plot(
                 layers,
-                _positive([getattr(r, field) for r in records]),
+                _positive(values),
                 marker=MARKERS[k % len(MARKERS)],
                 linestyle=LINESTYLES[k % len(LINESTYLES)],
                 markersize=4,
                 markerfacecolor="none",
                 label=scheme,
             )
+            drawn.append((layers, values, line.get_color()))
             if predicted and field == "activation_std" and scheme in predicted:
-                # The mean-field theory's prediction, dotted in the scheme's colour.
                 ax.plot(
                     layers,
                     _positive(predicted[scheme][: len(layers)]),
-                    linestyle=":",
                     color=line.get_color(),
-                    linewidth=1.5,
+                    zorder=1,
+                    label="_theory",
+                    **THEORY_STYLE,
                 )
         ax.set_yscale("log")
-        plain_log_ticks(ax)
+        log_ticks(ax)
+        for layers, values, color in drawn:
+            off_axis |= mark_off_axis(ax, layers, values, color)
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(
-        fontsize=8, title="dashed: mean-field theory" if predicted else None, title_fontsize=7
-    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    extra = off_axis_handles(off_axis)
+    if predicted:
+        extra.insert(0, Line2D([], [], color="grey", label=THEORY_LABEL, **THEORY_STYLE))
+    axes[0].legend(handles=handles + extra, fontsize=7)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -111,8 +128,9 @@ def plot_signal_std(records_by_scheme, path, title="", predicted=None):
 
 
 def plot_signal_std_over_training(records_by_scheme, path, field="activation_std", title=""):
-    """One panel per scheme, in rows of at most four: the std profile (field) at each recorded
-    epoch; saved at path.
+    """One panel per scheme, in rows of at most four: the std profile (field, one of
+    STD_PANELS) at each recorded epoch; saved at path. Values a log axis cannot show (0, inf,
+    NaN: a network that diverged) are marked on its edges, and its legend says so.
 
     records_by_scheme : {label: list of LayerRecord with their `epoch` set (None: at init)}.
     """
@@ -134,25 +152,35 @@ def plot_signal_std_over_training(records_by_scheme, path, field="activation_std
     for ax, (scheme, records) in zip(axes.ravel(), records_by_scheme.items()):
         epochs = sorted({r.epoch for r in records}, key=lambda e: -1 if e is None else e)
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(epochs)))
+        drawn = []
         for epoch, color in zip(epochs, colors, strict=True):
             chosen = [r for r in records if r.epoch == epoch]
+            layers, values = [r.layer for r in chosen], [getattr(r, field) for r in chosen]
             ax.plot(
-                [r.layer for r in chosen],
-                _positive([getattr(r, field) for r in chosen]),
+                layers,
+                _positive(values),
                 color=color,
                 marker="o",
                 markersize=3,
                 label="init" if epoch is None else f"epoch {epoch}",
             )
+            drawn.append((layers, values, color))
         ax.set_yscale("log")
-        plain_log_ticks(ax)
+        if not np.isfinite(_positive([v for _, values, _ in drawn for v in values])).any():
+            ax.set_ylim(0.1, 10)  # nothing a log axis can show: the edges still mark it
+        log_ticks(ax)
+        off_axis = set()
+        for layers, values, color in drawn:
+            off_axis |= mark_off_axis(ax, layers, values, color)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(scheme)
         ax.set_xlabel("layer")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + off_axis_handles(off_axis), fontsize=7)
+    axis_label = dict(STD_PANELS).get(field, field)
     for row in axes:
-        row[0].set_ylabel(field)
+        row[0].set_ylabel(axis_label)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -256,25 +284,129 @@ DEEP_PANELS = (
 )
 
 
+# The reference levels of the variance panels: what a scheme aims for, and Glorot's relu factor.
+DEEP_REFERENCES = {
+    1.0: {"linestyle": "-", "label": "x 1 per layer: variance kept (He's aim)"},
+    0.5: {"linestyle": ":", "label": "x 1/2 per layer: Glorot's scale on relu"},
+}
+REFERENCE_LABELS = [style["label"] for style in DEEP_REFERENCES.values()]
+
 # Markers and line styles, so that schemes whose lines coincide stay apart.
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
 GRID_COLUMNS = 4
 
 
-def plain_log_ticks(ax):
-    """Label a log y axis with plain numbers (0.5, 1, 1e+03), never as 9x10^-1.
+# Tick values written as plain numbers (0.0001 to 100000); beyond, every tick is a power of ten.
+PLAIN_TICKS = (1e-4, 1e5)
+MAX_DECADE_LABELS = 8
 
-    Call after plotting. Decades are labelled; an axis spanning less than about one decade has
-    too few of them, so its minor ticks (2, 3, ... times a power of ten) are labelled too.
+
+def log_ticks(ax):
+    """Ticks of a log y axis, every label in one format. Call after plotting.
+
+    Three or more decades in view: the decades are labelled (every second, third ... when there
+    are more than MAX_DECADE_LABELS), the 2-9 multiples are unlabelled minor ticks. Fewer:
+    1, 2 and 5 times the powers of ten (or every multiple) are labelled, so a narrow axis still
+    reads. The labels are plain numbers (0.001, 0.5, 20, 1000) when every one lies in
+    PLAIN_TICKS, else all powers of ten (10^-12, 2x10^-6): never 1e+03 beside 100.
     """
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
-    ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
-    narrow = low > 0 and np.log10(high / low) < 1.2
-    ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+        return
+    lowest, highest = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    powers = range(lowest, highest + 1)
+
+    def inside(values):
+        return [v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+
+    every = inside([m * 10.0**k for k in powers for m in range(1, 10)])
+    decades = inside([10.0**k for k in powers])
+    if len(decades) >= 3:
+        step = -(-len(decades) // MAX_DECADE_LABELS)
+        major = [v for v in decades if round(np.log10(v)) % step == 0]
+        minor = [v for v in (every if step == 1 else decades) if v not in major]
+    else:
+        major = inside([m * 10.0**k for k in powers for m in (1, 2, 5)])
+        if len(major) < 3:
+            major = every
+        if len(major) < 2:  # less than a factor of two in view: evenly spaced values
+            major = inside(MaxNLocator(nbins=4).tick_values(low, high))
+        minor = [v for v in every if v not in major]
+    plain = all(PLAIN_TICKS[0] <= v <= PLAIN_TICKS[1] for v in major)
+    ax.yaxis.set_major_locator(FixedLocator(major))
+    ax.yaxis.set_major_formatter(FuncFormatter(plain_number if plain else power_of_ten))
+    ax.yaxis.set_minor_locator(FixedLocator(minor))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(low, high)
+
+
+def plain_number(value, position=None):
+    """0.0005, 0.5, 20, 1000: a tick value without an exponent (3 significant digits)."""
+    return np.format_float_positional(float(f"{value:.3g}"), trim="-")
+
+
+def power_of_ten(value, position=None):
+    """10^-6 or 2x10^-6 as mathtext: a tick value as a power of ten."""
+    exponent = int(np.floor(np.log10(value) + 1e-9))
+    mantissa = float(f"{value / 10.0**exponent:.3g}")
+    if mantissa == 1:
+        return f"$10^{{{exponent}}}$"
+    return f"${mantissa:g}\\times10^{{{exponent}}}$"
+
+
+def mark_off_axis(ax, x, values, color):
+    """Mark the points a log axis cannot show, along its edges: values <= 0 as a down-triangle
+    just above the bottom edge, inf and NaN as a cross just below the top edge. Returns the kinds
+    marked (a subset of {"zero", "not finite"}) for the legend. Call after log_ticks (the
+    limits are final)."""
+    values = np.array([np.nan if v is None else v for v in values], dtype=float)
+    x = np.asarray(x)
+    low, high = ax.get_ylim()
+    inset = (high / low) ** 0.03  # 3% of the axis in from the edge: clear of the title
+    marked = set()
+    for kind, chosen, y, marker in (
+        ("zero", np.isfinite(values) & (values <= 0), low * inset, "v"),
+        ("not finite", ~np.isfinite(values), high / inset, "x"),
+    ):
+        if chosen.any():
+            ax.plot(
+                x[chosen],
+                np.full(chosen.sum(), y),
+                linestyle="none",
+                marker=marker,
+                markersize=6,
+                color=color,
+                zorder=5,
+            )
+            marked.add(kind)
+    return marked
+
+
+OFF_AXIS_LABELS = {
+    "zero": ("v", "0, off the log axis (along the bottom)"),
+    "not finite": ("x", "inf or NaN: diverged (along the top)"),
+}
+
+
+def off_axis_handles(kinds):
+    """Legend handles that say what the edge markers of mark_off_axis mean."""
+    from matplotlib.lines import Line2D
+
+    return [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=OFF_AXIS_LABELS[kind][0],
+            color="grey",
+            label=OFF_AXIS_LABELS[kind][1],
+        )
+        for kind in ("zero", "not finite")
+        if kind in kinds
+    ]
 
 
 def plot_deep(rows, path, title="", chance=None):
@@ -332,11 +464,16 @@ def plot_deep(rows, path, title="", chance=None):
             ax.grid(True, alpha=0.3)
             if log:
                 ax.set_yscale("log")
-                ax.axhline(1.0, color="grey", linewidth=0.8)
-                ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
-                plain_log_ticks(ax)
+                for level, style in DEEP_REFERENCES.items():
+                    ax.axhline(level, color="grey", linewidth=0.8, **style)
+                log_ticks(ax)
+    # The schemes and chance (from an accuracy panel), then the reference levels (from a log one).
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
+    for handle, label in zip(*axes[1][0].get_legend_handles_labels(), strict=True):
+        if label in REFERENCE_LABELS:
+            handles.append(handle)
+            labels.append(label)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8)
     if title:
         fig.suptitle(title)
     output.save_figure(fig, path)
@@ -348,8 +485,9 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
 
     phase_rows : dicts with weight_variance, bias_variance, q_star, xi_c (a full grid);
     edge_rows : dicts with bias_variance, critical_weight_variance (the line χ1 = 1);
-    scheme_rows : dicts with scheme, weight_variance, bias_variance (markers; σ_w² = 0 is drawn
-    at the left edge); points : (label, σ_w², σ_b²) of the measured networks (crosses).
+    scheme_rows : dicts with scheme, weight_variance, bias_variance (a marker shape each, named
+    with its σ_w² in the legend under the panels; σ_w² = 0 is drawn at the left edge);
+    points : (label, σ_w², σ_b²) of the measured networks (red crosses).
     σ_w² is on a log axis; q* = ∞ (no fixed point) is left white, ξ_c is capped at 1000.
     """
     plt = _pyplot()
@@ -369,7 +507,7 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
     # ξ_c = ∞ (on the edge) is drawn at the cap; nan (not computed: q* beyond the two-variable
     # quadrature's range) is left out, so the grey background shows.
     xi_c = np.clip(grids["xi_c"], 1e-1, 1e3)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), constrained_layout=True)
     panels = (
         (
             q_star,
@@ -404,40 +542,53 @@ def plot_phase_diagram(phase_rows, edge_rows, scheme_rows, points, path, title="
                 label="edge of chaos (χ1 = 1)",
             )
         for number, row in enumerate(scheme_rows):
-            x = max(row["weight_variance"], left)
+            # A marker shape per scheme, named in the legend: labels written beside the markers
+            # overlapped where schemes sit close (zeros and N(0, 0.01²); LeCun and He).
             ax.plot(
-                x,
+                max(row["weight_variance"], left),
                 row["bias_variance"],
-                marker="o",
+                marker=SCHEME_MARKERS[number % len(SCHEME_MARKERS)],
+                markersize=8,
                 color="white",
                 markeredgecolor="k",
                 linestyle="none",
                 clip_on=False,
+                zorder=4,
+                label=_scheme_point_label(row, left),
             )
-            name = row["scheme"] + (" (σ_w² = 0)" if row["weight_variance"] < left else "")
-            ax.annotate(
-                name,
-                (x, row["bias_variance"]),
-                textcoords="offset points",
-                xytext=(4, 8 + 10 * (number % 3)),
-                fontsize=7,
-                color="white",
-                ha="left" if number < 2 else "center",
-                bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.4, "linewidth": 0},
+        for index, (_, wv, bv) in enumerate(points):
+            ax.plot(
+                wv,
+                bv,
+                marker="x",
+                color="red",
+                markersize=7,
+                linestyle="none",
+                label="measured networks (propagation.png)" if index == 0 else "_measured",
             )
-        for _, wv, bv in points:
-            ax.plot(wv, bv, marker="x", color="red", markersize=7, linestyle="none")
         ax.set_xscale("log")
         ax.set_xlabel("σ_w² = fan_in · Var(W)")
         ax.set_ylabel("σ_b² = Var(b)")
         ax.set_title(label, fontsize=9)
         ax.set_xlim(weights[0], weights[-1])
         ax.set_ylim(biases[0], biases[-1])
-    axes[0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8)
     if title:
-        fig.suptitle(title + " (x: measured points)")
+        fig.suptitle(title)
     output.save_figure(fig, path)
     return fig
+
+
+# The named schemes' markers on the phase diagram, in scheme_rows' order.
+SCHEME_MARKERS = ("o", "s", "D", "^", "v", "P", "*", "X")
+
+
+def _scheme_point_label(row, left):
+    """The legend entry of a scheme on the phase diagram: its name and where it is drawn."""
+    if row["weight_variance"] < left:
+        return f"{row['scheme']} (σ_w² = {row['weight_variance']:g}, drawn at the left edge)"
+    return f"{row['scheme']} (σ_w² = {row['weight_variance']:.3g})"
 
 
 def plot_propagation(rows, path, title=""):
@@ -479,5 +630,100 @@ def plot_propagation(rows, path, title=""):
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    output.save_figure(fig, path)
+    return fig
+
+
+def _cell_edges(centres, log=False):
+    """Edges of cells around sorted centres: midpoints, and half a step beyond each end
+    (geometric midpoints on a log axis)."""
+    centres = np.asarray(centres, dtype=float)
+    values = np.log(centres) if log else centres
+    if values.size == 1:
+        edges = values + np.array([-0.5, 0.5]) * (abs(values[0]) or 1.0)
+    else:
+        middle = (values[1:] + values[:-1]) / 2
+        edges = np.concatenate(
+            [
+                [values[0] - (middle[0] - values[0])],
+                middle,
+                [values[-1] + (values[-1] - middle[-1])],
+            ]
+        )
+    return np.exp(edges) if log else edges
+
+
+# The trainability heat map writes each cell's accuracy in it up to this many cells.
+MAX_LABELLED_CELLS = 150
+
+
+def plot_trainability(cells, curve, critical, path, title="", chance=None):
+    """Test accuracy over (σ_w², depth) as a heat map, the predicted maximum depth over it.
+
+    cells : dicts with depth, weight_variance and test_accuracy (the mean over seeds), one per
+    grid cell; drawn as a cell per value, centred on it, depth on a log axis.
+    curve : dicts with weight_variance and predicted_max_depth (6 ξ_c), drawn as a line (values
+    beyond the axis, ∞ on the edge of chaos, leave it at the top). critical : the critical
+    σ_w², drawn as a vertical dashed line. chance : the accuracy of guessing, marked on the
+    colour bar. The heat map's values are the figure's first QuadMesh, rows by depth; up to
+    MAX_LABELLED_CELLS cells also show their value as text.
+    """
+    plt = _pyplot()
+    weights = np.array(sorted({cell["weight_variance"] for cell in cells}), dtype=float)
+    depths = np.array(sorted({cell["depth"] for cell in cells}), dtype=float)
+    accuracy = np.full((depths.size, weights.size), np.nan)
+    for cell in cells:
+        i = np.searchsorted(depths, cell["depth"])
+        j = np.searchsorted(weights, cell["weight_variance"])
+        accuracy[i, j] = cell["test_accuracy"]
+    x_edges, y_edges = _cell_edges(weights), _cell_edges(depths, log=True)
+    fig, ax = plt.subplots(figsize=(9, 5.2), constrained_layout=True)
+    ax.set_facecolor("lightgrey")  # a cell without a value
+    mesh = ax.pcolormesh(x_edges, y_edges, accuracy, cmap="viridis", vmin=0, vmax=100)
+    bar = fig.colorbar(mesh, ax=ax, label="test accuracy (%)")
+    if chance is not None:
+        bar.ax.axhline(chance, color="white", linewidth=1.5, linestyle=":")
+    curve_x = np.array([row["weight_variance"] for row in curve], dtype=float)
+    curve_y = np.array(
+        [
+            np.nan if row["predicted_max_depth"] is None else row["predicted_max_depth"]
+            for row in curve
+        ],
+        dtype=float,
+    )
+    ax.plot(curve_x, curve_y, color="red", linewidth=2, label="predicted maximum depth 6 ξ_c")
+    if critical is not None and np.isfinite(critical):
+        ax.axvline(
+            critical,
+            color="cyan",
+            linewidth=1.5,
+            linestyle="--",
+            label=f"critical σ_w² = {critical:.3g} (χ1 = 1)",
+        )
+    ax.set_yscale("log")
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_yticks(depths)
+    ax.set_yticks([], minor=True)
+    ax.set_yticklabels([f"{depth:g}" for depth in depths])
+    ax.set_xticks(weights)
+    ax.set_xticklabels([f"{wv:g}" for wv in weights], fontsize=8)
+    ax.set_xlabel("σ_w² = fan_in · Var(W)")
+    ax.set_ylabel("depth (hidden layers)")
+    if accuracy.size <= MAX_LABELLED_CELLS:  # the numbers too, where they fit
+        for (i, j), value in np.ndenumerate(accuracy):
+            if np.isfinite(value):
+                ax.text(
+                    weights[j],
+                    depths[i],
+                    f"{value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > 60 else "white",
+                )
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
     output.save_figure(fig, path)
     return fig

@@ -87,7 +87,9 @@ GAIN_COLUMNS = [
 
 def add_arguments(parser):
     parser.add_argument(
-        "--activation", default="tanh", help="any registered elementwise activation (default tanh)"
+        "--activation",
+        default="tanh",
+        help=f"the activation, one of {', '.join(elementwise_activations())} (default tanh)",
     )
     parser.add_argument(
         "--bias-variance",
@@ -138,11 +140,12 @@ def add_arguments(parser):
         action="store_true",
         help="replace result files already in --out (other files are left alone)",
     )
+    arguments.add_quiet(parser)
 
 
 def elementwise_activations():
-    """The registered activations the theory applies to (softmax is not elementwise)."""
-    return [name for name in activations_module.ACTIVATIONS if theory.is_elementwise(name)]
+    """The registered activations the theory applies to (softmax is not elementwise), sorted."""
+    return sorted(name for name in activations_module.ACTIVATIONS if theory.is_elementwise(name))
 
 
 def check_arguments(args):
@@ -258,8 +261,9 @@ def run(args):
     output.write_atomic(config_path, json.dumps(config, indent=1))
     written.append(config_path)
 
-    print(f"{title}. Edge of chaos (χ1 = 1), σ_w² = fan_in · Var(W):\n")
-    print(
+    say = arguments.printer(args.quiet)
+    say(f"{title}. Edge of chaos (χ1 = 1), σ_w² = fan_in · Var(W):\n")
+    say(
         output.markdown_table(
             [
                 row
@@ -269,9 +273,9 @@ def run(args):
             EDGE_COLUMNS,
         )
     )
-    print(f"\nNamed schemes, layers of {args.width} units, no bias:\n")
-    print(output.markdown_table(scheme_rows, SCHEME_COLUMNS))
-    print(f"\n{len(written)} files in {out_dir} ({elapsed:.1f} s)")
+    say(f"\nNamed schemes, layers of {args.width} units, no bias:\n")
+    say(output.markdown_table(scheme_rows, SCHEME_COLUMNS))
+    say(f"\n{len(written)} files in {out_dir} ({elapsed:.1f} s)")
     return 0
 
 

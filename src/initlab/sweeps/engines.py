@@ -41,12 +41,14 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def make_groups(runs, workers, architecture=lambda run: run.architecture()):
+def make_groups(runs, workers, architecture=None):
     """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP each,
     and of one architecture's runs as equal in size as can be (so the workers end together).
 
-    architecture : run -> what the runs trained together must share (spec.Run's, by default)
+    architecture : run -> what the runs trained together must share (default
+        run.architecture(), a sweep's spec.Run); a study's items pass their own
     """
+    architecture = architecture or (lambda run: run.architecture())
     by_architecture = {}
     for run in runs:
         by_architecture.setdefault(architecture(run), []).append(run)

@@ -235,7 +235,8 @@ def _clean_checkpoints(checkpoints, stored):
 def _progress_bar(enabled, total, done, desc="sweep", unit="run"):
     from tqdm import tqdm
 
-    # tqdm shows runs done / total, the rate and the time left from the runs of this sitting.
+    # tqdm shows runs done / total, the rate and the time left from the runs of this sitting;
+    # enabled None leaves it to tqdm (shown on a terminal only).
     return tqdm(
         total=total,
         initial=done,

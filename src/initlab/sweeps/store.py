@@ -5,7 +5,8 @@ Tables
            underscores: data_name, model_hidden as JSON text, ...); seed (the run's index k in its
            configuration), root_seed, train_data_seed, test_data_seed, weights_seed;
            train_accuracy, test_accuracy (percent), final_loss, seconds; the environment it
-           trained in: initlab, python, numpy, blas, cpu; finished (UTC, ISO 8601)
+           trained in: initlab, python, numpy, blas, cpu, training (NumPy or compiled);
+           finished (UTC, ISO 8601)
     costs  key PRIMARY KEY, epochs, costs: every epoch's training cost, float64 little-endian
     meta   name PRIMARY KEY, value: "spec", the JSON of the spec the sweep last ran
     records  key PRIMARY KEY, record: a study's own result rows as JSON (initlab deep's runs)
@@ -33,7 +34,7 @@ from initlab.sweeps.spec import SETTINGS
 
 SETTING_COLUMNS = {key: key.replace(".", "_") for key in SETTINGS}
 RESULT_COLUMNS = ("train_accuracy", "test_accuracy", "final_loss", "seconds")
-ENVIRONMENT_COLUMNS = ("initlab", "python", "numpy", "blas", "cpu")
+ENVIRONMENT_COLUMNS = ("initlab", "python", "numpy", "blas", "cpu", "training")
 SEED_COLUMNS = ("seed", "root_seed", "train_data_seed", "test_data_seed", "weights_seed")
 COLUMNS = (
     ("key",)
@@ -66,6 +67,12 @@ class Store:
                 self.connection.execute(
                     f"CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, {columns})"
                 )
+                # A store written by an earlier initlab lacks the newer columns: added, empty.
+                existing = {row[1] for row in self.connection.execute("PRAGMA table_info(runs)")}
+                for name in COLUMNS:
+                    if name not in existing:
+                        kind = _TYPES.get(name, "")
+                        self.connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
                 self.connection.execute(
                     "CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY "
                     "REFERENCES runs(key), epochs INTEGER, costs BLOB)"
@@ -111,7 +118,7 @@ class Store:
             value = run.settings[key]
             row[column] = json.dumps(value) if isinstance(value, list) else value
         row.update({name: getattr(result, name) for name in RESULT_COLUMNS})
-        row.update({name: result.environment[name] for name in ENVIRONMENT_COLUMNS})
+        row.update({name: result.environment.get(name) for name in ENVIRONMENT_COLUMNS})
         costs = np.ascontiguousarray(result.costs, dtype="<f8")
         with self.connection:
             inserted = self.connection.execute(

@@ -112,7 +112,7 @@ def train_group(runs, checkpoints=None, checkpoint_seconds=CHECKPOINT_SECONDS):
                 states[i][1] or make_model(runs[i], data[i][0], data[i][1].shape[0])
                 for i in members
             ]
-            costs = _train(
+            costs, path = _train(
                 models,
                 [runs[i] for i in members],
                 [data[i] for i in members],
@@ -134,13 +134,14 @@ def train_group(runs, checkpoints=None, checkpoint_seconds=CHECKPOINT_SECONDS):
                 float(run_costs[-1]),
                 seconds,
                 run_costs,
-                environment.summary(),
+                {**environment.summary(), "training": path},
             )
     return results
 
 
 def _train(models, runs, data, start, done, checkpoints, checkpoint_seconds):
-    """Train from epoch `start` to the end; return each model's costs of every epoch."""
+    """Train from epoch `start` to the end; return each model's costs of every epoch, and the
+    path that trained them (NumPy or compiled: Ensemble.last_fit_path)."""
     settings = runs[0].settings
     epochs, batch_size = settings["train.epochs"], settings["train.batch_size"] or None
     ensemble = Ensemble(models)
@@ -171,7 +172,7 @@ def _train(models, runs, data, start, done, checkpoints, checkpoint_seconds):
                 _save_checkpoint(checkpoints, run, model, costs[:, k], reached)
             last_checkpoint = time.monotonic()
     costs = np.concatenate(history).astype(np.float64)
-    return [costs[:, k].copy() for k in range(len(models))]
+    return [costs[:, k].copy() for k in range(len(models))], ensemble.last_fit_path
 
 
 # --- checkpoints --------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ import numpy as np
 
 from initlab import checks
 from initlab.blocks import optimizers
+from initlab.blocks.initializers import Initializer
 from initlab.engine import model as model_module
 from initlab.engine import training
 from initlab.engine.model import NeuralNetwork
@@ -96,6 +97,7 @@ class Ensemble:
         self.models = models
         self.costs = []
         self.history = None
+        self.last_fit_path = None  # "NumPy" or "compiled (initlab.fast.jit)" once fitted
         self.learning_rate = None
         self.stop_training = False
         # Groups of models: (slice of self.models, a NeuralNetwork whose parameters carry a
@@ -119,7 +121,7 @@ class Ensemble:
         log_every=1000,
         batch_size=None,
         callbacks=(),
-        jit_compile=False,
+        jit_compile="auto",
     ):
         """Train all K models at once, continuing from their current weights.
 
@@ -129,8 +131,10 @@ class Ensemble:
             either way every model's optimizer keeps the rate used, as after NeuralNetwork.fit.
         callbacks : objects with any of on_train_begin(ensemble), on_epoch_end(ensemble, epoch,
             costs) with costs a (K,) array, on_train_end(ensemble).
-        jit_compile : run each step as one compiled kernel (initlab.fast.jit; needs Numba), equal to
-            the NumPy path to rounding. Without callbacks the models are then split into one
+        jit_compile : "auto", True or False, as for NeuralNetwork.fit: True runs each step as one
+            compiled kernel (initlab.fast.jit; needs Numba), equal to the NumPy path to
+            rounding; "auto" (the default) does so where Numba is installed and the kernel
+            covers the models. Compiled and without callbacks, the models are split into one
             group per core (numba.config.NUMBA_NUM_THREADS), each trained in its own thread.
         Returns {"loss": (epochs, K) array}: each model's cost at every epoch.
         """
@@ -148,15 +152,60 @@ class Ensemble:
         )
         jit_compile = model_module.check_jit_compile(jit_compile, self.models[0], X.shape[-2])
         learning_rate = self._check_learning_rate(learning_rate)
-        m = X.shape[-1]
         threads = 1
         if jit_compile and not callbacks:
             from initlab.fast import jit
 
             threads = min(jit.thread_count(), self.n_models)
-        # Everything is checked: from here on the models change.
-        groups = self._stacked(X.shape[-2], batch_size or m, jit_compile, threads)
+        # Everything is checked. Until the first epoch has run, a failure (an allocation: the
+        # stacks, the training buffers, the history) puts everything back: all or nothing.
+        restore = _restorer(self)
+        started = []  # holds True once an epoch has run
+        try:
+            history = self._fit(
+                X,
+                Y,
+                epochs,
+                learning_rate,
+                log_every,
+                batch_size,
+                callbacks,
+                jit_compile,
+                threads,
+                started,
+            )
+        except BaseException:
+            if not started:
+                restore()
+            raise
+        self.history = {"loss": history}
+        self.last_fit_path = model_module.training_path(jit_compile)
+        for k, model in enumerate(self.models):
+            model.history = {"loss": history[:, k].copy()}
+            model.costs = [cost[k] for cost in self.costs]
+        return self.history
+
+    def _fit(
+        self,
+        X,
+        Y,
+        epochs,
+        learning_rate,
+        log_every,
+        batch_size,
+        callbacks,
+        jit_compile,
+        threads,
+        started,
+    ):
+        """fit's work on checked arguments; returns the (epochs, K) history. `started` gets
+        True appended when the first epoch begins."""
+        m = X.shape[-1]
         K = self.n_models
+        # Every allocation that does not wait for the callbacks comes first: the history, then
+        # the stacks (the models are built there if they are not).
+        history = np.empty((epochs, K))
+        groups = self._stacked(X.shape[-2], batch_size or m, jit_compile, threads)
         for _, stack in groups:
             stack.optimizer.learning_rate = learning_rate
         for model in self.models:  # as NeuralNetwork.fit leaves a model: at the rate it trained
@@ -165,7 +214,7 @@ class Ensemble:
 
         def run_epoch_of(part, stack):
             # Each model draws its minibatch order from its own seed, as it does alone.
-            return stack.training_loop(
+            run_epoch = stack.training_loop(
                 _part(X, part, K),
                 _part(Y, part, K),
                 batch_size,
@@ -173,6 +222,12 @@ class Ensemble:
                 rngs=[model.shuffle_generator() for model in self.models[part]],
                 jit_compile=jit_compile,
             ).run_epoch
+
+            def run_epoch_and_note_it():
+                started.append(True)
+                return run_epoch()
+
+            return run_epoch_and_note_it
 
         try:
             if callbacks:
@@ -185,7 +240,14 @@ class Ensemble:
 
                 self.costs = []
                 history = training.run_epochs(
-                    make_run_epoch, epochs, log_every, self, self.costs, callbacks, cost_shape=(K,)
+                    make_run_epoch,
+                    epochs,
+                    log_every,
+                    self,
+                    self.costs,
+                    callbacks,
+                    cost_shape=(K,),
+                    history=history,
                 )
             else:
                 # Nothing looks between epochs: each group trains all its epochs in a row,
@@ -215,23 +277,21 @@ class Ensemble:
                         self,
                         group_costs[index],
                         cost_shape=(part.stop - part.start,),
+                        history=history[:, part],
                     )
 
+                # Each group writes its columns of the history.
                 if threads > 1:
                     # The compiled kernel releases the GIL: one group per core, side by side.
-                    histories = _in_threads(train, len(groups), stop)
+                    _in_threads(train, len(groups), stop)
                 else:
-                    histories = [train(index) for index in range(len(groups))]
-                history = np.concatenate(histories, axis=1)
+                    for index in range(len(groups)):
+                        train(index)
                 self.costs = [np.concatenate(costs) for costs in zip(*group_costs, strict=True)]
         finally:
             self._write_back()
             self._write_back_optimizer_state()
-        self.history = {"loss": history}
-        for k, model in enumerate(self.models):
-            model.history = {"loss": history[:, k].copy()}
-            model.costs = [cost[k] for cost in self.costs]
-        return self.history
+        return history
 
     # --- inference ---------------------------------------------------------------------------
     def predict(self, X):
@@ -673,3 +733,24 @@ def _as_stacked_data(name, value, dtype, n_models, rows):
 
 def _per_model(value, n_models):
     return np.broadcast_to(np.asarray(value, dtype=float), (n_models,)).copy()
+
+
+def _restorer(ensemble):
+    """A function that puts back, as they are now, the attributes of the ensemble, its models,
+    their optimizers and layers, and the layers' initializers (which building changes): what a
+    fit changes before its first epoch. Arrays are restored by reference: up to the first epoch
+    a fit writes into them only the values they already hold."""
+    objects = [ensemble]
+    for model in ensemble.models:
+        objects += [model, model.optimizer]
+        for layer in model.layers:
+            objects.append(layer)
+            objects += [v for v in vars(layer).values() if isinstance(v, Initializer)]
+    saved = [(obj, dict(vars(obj))) for obj in objects]
+
+    def restore():
+        for obj, attributes in saved:
+            vars(obj).clear()
+            vars(obj).update(attributes)
+
+    return restore

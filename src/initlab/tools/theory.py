@@ -364,6 +364,23 @@ def chi1(activation, weight_variance, bias_variance):
     return _result(_chi1(phi, derivative, wv, bv, _fixed_point(phi, wv, bv)))
 
 
+def backward_factor(activation, weight_variance, q):
+    """σ_w² E[φ'(√q z)²]: the factor by which a layer whose pre-activations have second moment q
+    multiplies the variance of the gradient sent back through it (equal fan-in and fan-out).
+
+    Var(dL/da^{l-1}) = fan_out · Var(W^l) · E[φ'(z^l)²] · Var(dL/da^l); χ1 is this factor at
+    q = q*, and a network's per-layer backward factor is its product along the q^l it reaches.
+
+    >>> round(float(backward_factor("relu", 2.0, 0.3)), 12)   # σ_w² / 2, whatever q
+    1.0
+
+    Reference: Schoenholz et al. (2017), §4 (the gradients' variance, eq. 12).
+    """
+    _, _, derivative = _phi_and_derivative(activation)
+    wv, q = np.broadcast_arrays(_variance("weight_variance", weight_variance), _variance("q", q))
+    return _result(wv * gaussian_expectation(lambda u: derivative(u) ** 2, q))
+
+
 def _chi1(phi, derivative, wv, bv, q_star):
     return wv * gaussian_expectation(lambda u: derivative(u) ** 2, _evaluation_q(q_star))
 
