@@ -61,7 +61,7 @@ CASES = {
 }
 
 
-# --- the vectorised exp, expm1, logaddexp, log1p and tanh ---------------------------------------
+# --- the vectorised exp, expm1, logaddexp, log, log1p and tanh ---------------------------------------
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     module = types.SimpleNamespace(**jit.math_functions(dtype))
@@ -88,6 +88,22 @@ def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     for e in np.linspace(0, 1, 2001).astype(dtype)[1:]:
         expected = np.log1p(e)
         assert abs(module.log1p_unit(e) - expected) <= 2 * eps * expected, e
+    # log and log1p over the whole range, subnormals and the neighbourhood of -1 included.
+    finfo = np.finfo(dtype)
+    with np.errstate(over="ignore"):  # geomspace's own steps overflow on the way to max
+        positive = np.geomspace(finfo.smallest_subnormal, finfo.max, 3001)
+    near_zero = np.geomspace(finfo.tiny, 0.999, 1001)
+    for x in np.concatenate([positive, -near_zero, np.linspace(-0.999, 3, 2001)]).astype(dtype):
+        for ours, theirs in ((module.log_any, np.log), (module.log1p_any, np.log1p)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                expected = theirs(x)
+            if np.isfinite(expected):
+                assert abs(ours(x) - expected) <= 2 * eps * abs(expected), (ours, x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for x in map(cast, (0.0, -0.0, -1.0, -2.0, np.inf, -np.inf, np.nan)):
+            for ours, theirs in ((module.log_any, np.log), (module.log1p_any, np.log1p)):
+                np.testing.assert_equal(ours(x), theirs(x))  # the sign of a zero as well
+                assert np.signbit(ours(x)) == np.signbit(theirs(x)) or np.isnan(theirs(x))
     # Below the normal range exp is flushed to 0 and expm1 to -1, above it exp is inf; NaN stays.
     assert module.exp_any(cast(lowest - 1)) == 0 and module.expm1_any(cast(-np.inf)) == -1
     assert module.exp_any(cast(np.inf)) == np.inf and module.expm1_any(cast(np.inf)) == np.inf

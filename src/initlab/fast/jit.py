@@ -21,7 +21,7 @@ says why anything else is not covered (a custom layer, an activation that overri
 
 The same bits on every machine. The kernel's own sums run in an order fixed by its source, never
 by the CPU: products add their terms one after another, sums over the samples keep LANES running
-sums (sample n in sum n mod LANES) and add them pairwise, and nothing is fused into an FMA or
+sums (sample n in sum n mod LANES) and add them by halving, and nothing is fused into an FMA or
 reassociated (no fastmath). A CPU with wider vectors runs the same sums side by side, so the
 compiled path gives the same bits on any x86-64 CPU (tests/test_jit.py compiles for Numba's
 generic target and for the host and compares). Layers large enough to be worth it (BLAS_WEIGHTS)
@@ -360,14 +360,16 @@ _SCALAR = {
     "less": "({} < {})".format,
     "less_equal": "({} <= {})".format,
     "where": lambda c, x, y: f"({x} if {c} else {y})",
-    "maximum": lambda a, b: f"({a} if ({a} >= {b} or {a} != {a}) else {b})",
-    "minimum": lambda a, b: f"({a} if ({a} <= {b} or {a} != {a}) else {b})",
+    # `|`, not `or`: both sides are evaluated, so the choice is a select, not a branch per
+    # element, and the loop vectorizes.
+    "maximum": lambda a, b: f"({a} if (({a} >= {b}) | ({a} != {a})) else {b})",
+    "minimum": lambda a, b: f"({a} if (({a} <= {b}) | ({a} != {a})) else {b})",
     "abs": "abs({})".format,
     "ceil": "T(np.ceil({}))".format,
     "exp": "exp_any({})".format,
     "expm1": "expm1_any({})".format,
-    "log": "T(np.log({}))".format,
-    "log1p": "T(np.log1p({}))".format,
+    "log": "log_any({})".format,
+    "log1p": "log1p_any({})".format,
     "sqrt": "T(np.sqrt({}))".format,
     "tanh": "tanh({})".format,
     "erf": "T(math.erf({}))".format,
@@ -413,7 +415,7 @@ def _sums():
     side by side (the compiler's SLP pass packs the LANES independent sums into vectors):
 
     dot(x, y, m): sum over n of x[n] y[n], in LANES running sums (sample n in sum n mod LANES,
-        the last m mod LANES samples in one more) added pairwise;
+        the last m mod LANES samples in one more) added by halving (sum t + sum t + LANES/2, ...);
     product(W, S, Z, ...): Z = W S, and transposed_product(W, D, B, ...): B = Wᵀ D without the
         bias row; each entry a sum in the order of its terms, LANES samples at a time.
 
@@ -421,9 +423,12 @@ def _sums():
     compiler that the LANES loads are side by side."""
     lanes = range(LANES)
 
-    def pairwise(terms):
+    def halving(terms):
+        # Sum t with sum t + half, then again on the first half: the order a vector reduction
+        # takes, so the running sums stay side by side in vectors to the end.
         while len(terms) > 1:
-            terms = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])]
+            half = len(terms) // 2
+            terms = [f"({a} + {b})" for a, b in zip(terms[:half], terms[half:])]
         return terms[0]
 
     def chunked(name, arguments, outer, first, rest, target):
@@ -459,7 +464,7 @@ def _sums():
     dot += ["        u = np.uint64(start)"]
     dot += [f"        a{t} += x[u + C{t}] * y[u + C{t}]" for t in lanes]
     dot += ["    tail = T(0.0)", "    for n in range(full, m):", "        tail += x[n] * y[n]"]
-    dot += [f"    return {pairwise([f'a{t}' for t in lanes])} + tail"]
+    dot += [f"    return {halving([f'a{t}' for t in lanes])} + tail"]
     product = chunked(
         "product",
         "W, S, Z, fan_in, units, m",
@@ -567,14 +572,17 @@ def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per
 """
 
 
-# exp, expm1 and logaddexp, and log1p(e) for 0 <= e <= 1, written so that the compiler vectorizes
-# them (Numba calls libm's scalar exp and log1p, about 20 ns each, more than the rest of a sample).
+# exp, expm1, logaddexp, log and log1p, written so that the compiler vectorizes them (Numba calls
+# libm's scalar exp, log and log1p, which keep a loop from vectorizing: one log1p per sample in
+# the post's loss cost more than all of its products).
 # exp: t = k ln2 + r with |r| <= ln2/2 (ln2 split in two, so that k ln2 is exact), expm1(r) by its
 # Taylor series, 2^k from the bits of the float (as 2^(k-1) times 2 for k > 0, so that k may
 # reach the largest exponent); below the smallest normal number exp is 0 and expm1 is -1, above the
 # largest finite one exp is inf. A NaN comes out as NaN. expm1(t) for t > 0 is
 # -exp(t) expm1(-t), which keeps its digits near 0. log1p: 2 atanh(s), s = e / (2 + e) <= 1/3, an
-# odd series. All are within 2-4 ulps of NumPy's (tests/test_jit.py checks them). tanh is built on
+# odd series. log: u = 2^k f with f in [sqrt(1/2), sqrt(2)] read from the float's bits, then
+# k ln2 + log1p_unit(f - 1) (f - 1 is exact there); log1p adds what rounding 1 + x lost, c / u.
+# All are within 2-4 ulps of NumPy's (tests/test_jit.py checks them). tanh is built on
 # expm1 as np.tanh computes it, without overflow or cancellation.
 _PRELUDE = '''"""Generated by initlab.fast.jit: a training kernel for {dtype}. Do not edit."""
 import math
@@ -582,7 +590,7 @@ import math
 import numpy as np
 from numba import njit
 
-from initlab.fast.jit import pow2_{dtype}
+from initlab.fast.jit import exponent_{dtype}, pow2_{dtype}, significand_{dtype}
 
 T = np.{dtype}
 LOWEST = T({lowest})
@@ -638,6 +646,37 @@ def logaddexp(a, b):
 
 
 @njit(inline="always", error_model="numpy")
+def log_split(u):
+    # u = 2^k f for a positive normal u, with f in [sqrt(1/2), sqrt(2)]: f - 1 is then exact
+    # and log(f) = log1p_unit(f - 1) converges fast.
+    k = exponent_{dtype}(u)
+    f = significand_{dtype}(u)
+    high = f > T(1.4142135623730951)
+    return (k + T(1.0) if high else k), (f * T(0.5) if high else f)
+
+
+@njit(inline="always", error_model="numpy")
+def log_any(x):
+    small = x < T({tiny})  # subnormal: scaled into the normal range first
+    k, f = log_split(x * T({subnormal_scale}) if small else x)
+    k = k - T({subnormal_bits}) if small else k
+    result = k * T({ln2_hi}) + (log1p_unit(f - T(1.0)) + k * T({ln2_lo}))
+    inside = x > T(0.0) and x < T(np.inf)
+    return result if inside else (T(-np.inf) if x == T(0.0) else (x if x > T(0.0) else T(np.nan)))
+
+
+@njit(inline="always", error_model="numpy")
+def log1p_any(x):
+    u = T(1.0) + x
+    k, f = log_split(u)
+    # What rounding 1 + x lost, relative to u: log(u + c) = log(u) + c / u.
+    c = (T(1.0) - (u - x)) if k > T(0.0) else (x - (u - T(1.0)))
+    result = k * T({ln2_hi}) + (log1p_unit(f - T(1.0)) + (c / u + k * T({ln2_lo})))
+    inside = x > T(-1.0) and x < T(np.inf) and x != T(0.0)  # log1p(-0.0) is -0.0
+    return result if inside else (T(-np.inf) if x == T(-1.0) else (x if x >= T(0.0) else T(np.nan)))
+
+
+@njit(inline="always", error_model="numpy")
 def tanh(z):
     u = expm1_neg(T(-2.0) * abs(z))
     return -u / (T(2.0) + u) if z >= T(0.0) else u / (T(2.0) + u)
@@ -646,12 +685,15 @@ def tanh(z):
 '''
 
 
-def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
+def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo, tiny, subnormal_bits):
     # expm1(r) = r (1 + r/2! + ... + r^(n-1)/n!): the Horner coefficients, highest first.
     exp_coefficients = [1.0 / math.factorial(i) for i in range(exp_degree, 0, -1)]
     log_coefficients = [1.0 / (2 * i + 1) for i in range(log_terms - 1, -1, -1)]
     return {
         "lowest": repr(lowest),
+        "tiny": repr(tiny),
+        "subnormal_bits": repr(float(subnormal_bits)),
+        "subnormal_scale": repr(2.0**subnormal_bits),
         "highest": repr(highest),
         "ln2_hi": repr(ln2_hi),
         "ln2_lo": repr(ln2_lo),
@@ -666,9 +708,18 @@ def _math_constants(exp_degree, log_terms, lowest, highest, ln2_hi, ln2_lo):
 # half an ulp of the dtype. ln2_hi has few enough bits that k * ln2_hi is exact for every k used.
 _MATH = {
     "float64": _math_constants(
-        13, 18, -708.0, 709.782712893384, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+        13,
+        18,
+        -708.0,
+        709.782712893384,
+        6.93147180369123816490e-01,
+        1.90821492927058770002e-10,
+        2.2250738585072014e-308,
+        54,
     ),
-    "float32": _math_constants(8, 8, -87.0, 88.72283, 0.693145751953125, 1.428606765330187045e-06),
+    "float32": _math_constants(
+        8, 8, -87.0, 88.72283, 0.693145751953125, 1.428606765330187045e-06, 1.1754944e-38, 24
+    ),
 }
 
 
@@ -690,9 +741,48 @@ def _pow2(float_type, llvm_float, bits, bias, mantissa):
     return pow2
 
 
+def _exponent(float_type, llvm_float, bits, bias, mantissa):
+    """An intrinsic: the exponent k of a positive normal float u = 2^k f, 1 <= f < 2, as a float
+    (read from its bits, which vectorizes where a call to frexp does not)."""
+
+    @intrinsic
+    def exponent(typingctx, u):
+        def codegen(context, builder, signature, args):
+            integer = builder.lshr(
+                builder.bitcast(args[0], ir.IntType(bits)), ir.Constant(ir.IntType(bits), mantissa)
+            )
+            unbiased = builder.sub(integer, ir.Constant(ir.IntType(bits), bias))
+            return builder.sitofp(unbiased, llvm_float)
+
+        return float_type(float_type), codegen
+
+    return exponent
+
+
+def _significand(float_type, llvm_float, bits, bias, mantissa):
+    """An intrinsic: f in [1, 2) of a positive normal float u = 2^k f (its mantissa's bits under
+    the exponent of 1)."""
+
+    @intrinsic
+    def significand(typingctx, u):
+        def codegen(context, builder, signature, args):
+            integer = builder.bitcast(args[0], ir.IntType(bits))
+            fraction = builder.and_(integer, ir.Constant(ir.IntType(bits), (1 << mantissa) - 1))
+            one = ir.Constant(ir.IntType(bits), bias << mantissa)
+            return builder.bitcast(builder.or_(fraction, one), llvm_float)
+
+        return float_type(float_type), codegen
+
+    return significand
+
+
 if numba is not None:
     pow2_float64 = _pow2(types.float64, ir.DoubleType(), 64, 1023, 52)
     pow2_float32 = _pow2(types.float32, ir.FloatType(), 32, 127, 23)
+    exponent_float64 = _exponent(types.float64, ir.DoubleType(), 64, 1023, 52)
+    exponent_float32 = _exponent(types.float32, ir.FloatType(), 32, 127, 23)
+    significand_float64 = _significand(types.float64, ir.DoubleType(), 64, 1023, 52)
+    significand_float32 = _significand(types.float32, ir.FloatType(), 32, 127, 23)
 
 
 # --- compiling and the cache ------------------------------------------------------------------
@@ -847,7 +937,8 @@ def _write_private(path, data):
 
 
 def math_functions(dtype):
-    """The generated exp_any, expm1_any, logaddexp, log1p_unit and tanh for a dtype, in a dict
+    """The generated exp_any, expm1_any, logaddexp, log_any, log1p_any, log1p_unit and tanh for a
+    dtype, in a dict
     (for the tests, which check them against NumPy)."""
     name = np.dtype(dtype).name
     namespace = {}
