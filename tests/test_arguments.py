@@ -111,3 +111,26 @@ def test_resident_bytes_is_what_the_kernel_reports():
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
     reported = int(status["VmRSS"].split()[0]) * 1024
     assert abs(arguments.resident_bytes() - reported) < 0.05 * reported
+
+
+def test_auto_backend_is_this_process_when_compiled_and_a_pool_otherwise():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    arguments.add_engine_arguments(parser, default="auto")
+    args = parser.parse_args([])
+    assert args.backend == "auto"
+    assert arguments.check_engine_arguments(args, compiled=True) == ("serial", None)
+    assert arguments.check_engine_arguments(args, compiled=False) == ("local", None)
+    given = parser.parse_args(["--backend", "local"])
+    assert arguments.check_engine_arguments(given, compiled=True) == ("local", None)
+    with pytest.raises(ValueError, match="--scheduler 'tcp://h:1' needs --backend dask"):
+        arguments.check_engine_arguments(
+            parser.parse_args(["--scheduler", "tcp://h:1"]), compiled=True
+        )
+    # A command whose default is local offers no auto.
+    plain = argparse.ArgumentParser()
+    arguments.add_engine_arguments(plain)
+    assert plain.parse_args([]).backend == "local"
+    with pytest.raises(SystemExit):
+        plain.parse_args(["--backend", "auto"])

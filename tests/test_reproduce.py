@@ -374,7 +374,11 @@ def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path):
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
     kept = stored(out)
-    resume = f"initlab reproduce --seeds 4 --epochs 2500 --seed 5 --out {out} --no-progress"
+    # --backend local was given, so it is repeated: reproduce's default is auto.
+    resume = (
+        f"initlab reproduce --seeds 4 --epochs 2500 --seed 5 --out {out} --backend local "
+        "--no-progress"
+    )
     assert stderr.strip() == (
         f"initlab reproduce: interrupted; {kept} of 12 runs are kept in {out / 'sweep.db'}. "
         f"Resume with: {resume}"

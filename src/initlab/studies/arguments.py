@@ -205,14 +205,27 @@ def _silent(*args, **kwargs):
 
 
 # --- the sweep engine's options, shared by every command that runs on it ----------------------
-def add_engine_arguments(parser):
+def add_engine_arguments(parser, default="local"):
+    """--backend and --scheduler. default="auto" (reproduce's): this process where the runs
+    train on the compiled path, whose Ensemble already spreads over every core in threads, so
+    that worker processes would add only their start; a process per core otherwise."""
     from initlab.sweeps.engines import BACKENDS
 
+    if default == "auto":
+        choices, meaning = ("auto",) + BACKENDS, (
+            "auto (default): this process when training compiled (its threads use every core), "
+            "else local; "
+        )
+    else:
+        choices, meaning = BACKENDS, ""
     parser.add_argument(
         "--backend",
-        default="local",
-        choices=BACKENDS,
-        help="serial: this process; local: a process per core (default); dask: a Dask cluster",
+        default=default,
+        choices=choices,
+        help=meaning
+        + "serial: this process; local: a process per core"
+        + (" (default)" if default == "local" else "")
+        + "; dask: a Dask cluster",
     )
     parser.add_argument(
         "--scheduler",
@@ -222,11 +235,15 @@ def add_engine_arguments(parser):
     )
 
 
-def check_engine_arguments(args):
+def check_engine_arguments(args, compiled=False):
+    """(backend, scheduler), checked; "auto" becomes serial if the runs train `compiled`, else
+    local."""
     from initlab.sweeps.engines import BACKENDS
 
     backend, scheduler = getattr(args, "backend", "local"), getattr(args, "scheduler", None)
-    choice("--backend", backend, BACKENDS)
+    choice("--backend", backend, ("auto",) + BACKENDS)
+    if backend == "auto":
+        backend = "serial" if compiled else "local"
     if scheduler is not None and backend != "dask":
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
     return backend, scheduler

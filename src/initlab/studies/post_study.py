@@ -237,10 +237,14 @@ def study_bytes(n_schemes, n_seeds, epochs):
     return BYTES_PER_STUDY + n_models * BYTES_PER_RUN + 2 * n_models * epochs * 8
 
 
+CALIBRATION_EPOCHS = 200
+
+
 def study_seconds(n_schemes, n_seeds, epochs):
     """About the time run_study's training takes here, from a short calibration: 8 of the post's
-    models trained side by side for 30 epochs (about 0.1 s), scaled to every run and epoch.
-    Rough: the machine's load moves it.
+    models trained side by side for 200 epochs (a fraction of a second; fewer would time mostly
+    what an epoch costs besides the arithmetic), scaled to every run and epoch. Rough: the
+    machine's load moves it.
     """
     import time
 
@@ -251,8 +255,8 @@ def study_seconds(n_schemes, n_seeds, epochs):
     ensemble = Ensemble([post_model("he", seed=k) for k in range(sample)])
     ensemble.fit(X, Y, epochs=2, learning_rate=LEARNING_RATE)  # allocations, caches
     start = time.perf_counter()
-    ensemble.fit(X, Y, epochs=30, learning_rate=LEARNING_RATE)
-    per_model_epoch = (time.perf_counter() - start) / (30 * sample)
+    ensemble.fit(X, Y, epochs=CALIBRATION_EPOCHS, learning_rate=LEARNING_RATE)
+    per_model_epoch = (time.perf_counter() - start) / (CALIBRATION_EPOCHS * sample)
     return per_model_epoch * n_models * epochs
 
 
