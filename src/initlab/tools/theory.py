@@ -174,9 +174,17 @@ def gaussian_expectation(f, q):
     >>> round(float(gaussian_expectation(np.abs, 1.0)), 12)      # √(2/π)
     0.797884560803
     """
+    (expectation,) = gaussian_expectations((f,), q)
+    return expectation
+
+
+def gaussian_expectations(functions, q):
+    """[E[f(√q z)] for f in functions]: gaussian_expectation of each, on one quadrature rule (the
+    rule, a few exponentials per node and q, costs more than most f)."""
     q = np.asarray(q, dtype=float)
     nodes, weights = _normal_rule(q)
-    return np.sum(f(np.sqrt(q)[..., None] * nodes) * weights, axis=-1)
+    u = np.sqrt(q)[..., None] * nodes
+    return [np.sum(f(u) * weights, axis=-1) for f in functions]
 
 
 def bivariate_expectation(f, g, q1, q2, c):
@@ -824,7 +832,7 @@ def predict_signals(model, X):
     if not getattr(model, "built", False):
         raise ValueError("model must be built (call model.build(n_features) or predict first)")
     X = np.asarray(X, dtype=float)
-    q = previous = None  # previous: the φ of the layer below
+    q = second_moments = None  # of the layer below: its q and E[φ²] at it, per input
     predictions = []
     for layer in model.layers:
         weights, bias = layer.params["weights"], layer.params["bias"]
@@ -833,7 +841,7 @@ def predict_signals(model, X):
         if q is None:
             q = wv * np.mean(X * X, axis=0) + bv  # (m,), one per input
         else:
-            q = wv * gaussian_expectation(_squared(previous), q) + bv
+            q = wv * second_moments + bv  # the length map
         row = {
             "weight_variance": wv,
             "bias_variance": bv,
@@ -842,14 +850,13 @@ def predict_signals(model, X):
             "activation_std": None,
         }
         if is_elementwise(layer.activation):
-            _, previous, _ = _phi_and_derivative(layer.activation)
-            second = np.mean(gaussian_expectation(_squared(previous), q))
-            mean = np.mean(gaussian_expectation(previous, q))
+            _, phi, _ = _phi_and_derivative(layer.activation)
+            # E[φ²] serves twice: this layer's activation std, and the next layer's q.
+            second_moments, means = gaussian_expectations((_squared(phi), phi), q)
+            second, mean = np.mean(second_moments), np.mean(means)
             row["activation_std"] = float(np.sqrt(max(second - mean * mean, 0.0)))
-        else:
-            previous = None
         predictions.append(row)
-        if previous is None:
+        if row["activation_std"] is None:
             break
     return predictions
 
