@@ -240,3 +240,23 @@ def test_readme_deep_table_shows_the_theorys_per_layer_factors():
             ]
             written = [float(value) for value in cell.split("/")]
             assert written == pytest.approx(computed, rel=6e-3), (scheme.label, activation)
+
+
+@pytest.mark.parametrize("flag, progress", [([], None), (["--no-progress"], False)])
+def test_no_progress_hides_the_bar_and_keeps_the_table(
+    tmp_path, capsys, monkeypatch, flag, progress
+):
+    from initlab.studies import deep
+
+    seen = []
+    run_records = deep.run_records
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["progress"])
+        return run_records(*args, **kwargs)
+
+    monkeypatch.setattr(deep, "run_records", recording)
+    tiny = ["deep", "--depths", "2", "--activations", "relu", "--width", "4", "--schemes", "he"]
+    assert main(tiny + ["--epochs", "1", "--out", str(tmp_path / "out"), *flag]) == 0
+    assert seen == [progress]  # None: a bar on a terminal only
+    assert "| Activation | Depth | Scheme |" in capsys.readouterr().out

@@ -61,7 +61,7 @@ CASES = {
 }
 
 
-# --- the vectorised exp, expm1, logaddexp, log, log1p and tanh ---------------------------------------
+# --- the vectorised exp, expm1, logaddexp, log, log1p and tanh ---------------------------------
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     module = types.SimpleNamespace(**jit.math_functions(dtype))

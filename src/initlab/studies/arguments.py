@@ -152,6 +152,14 @@ def choice(option, value, choices):
     return value
 
 
+def add_progress(parser):
+    """The --no-progress every command with a progress bar takes (the bar goes to the terminal
+    only; --quiet hides it too)."""
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
+    )
+
+
 def add_quiet(parser):
     """The --quiet every command that reports progress takes."""
     parser.add_argument(
@@ -212,9 +220,12 @@ def add_engine_arguments(parser, default="local"):
     from initlab.sweeps.engines import BACKENDS
 
     if default == "auto":
-        choices, meaning = ("auto",) + BACKENDS, (
-            "auto (default): this process when training compiled (its threads use every core), "
-            "else local; "
+        choices, meaning = (
+            ("auto",) + BACKENDS,
+            (
+                "auto (default): this process when training compiled (its threads use every core), "
+                "else local; "
+            ),
         )
     else:
         choices, meaning = BACKENDS, ""

@@ -139,6 +139,7 @@ def add_arguments(parser):
         action="store_true",
         help="replace result files already in --out (other files are left alone)",
     )
+    arguments.add_progress(parser)
     arguments.add_quiet(parser)
     arguments.add_engine_arguments(parser)
 
@@ -188,7 +189,9 @@ def run(args):
         for seed in seeds
     ]
     try:
-        runs = train_grid(grid, args, out_dir, backend, scheduler, quiet=args.quiet)
+        runs = train_grid(
+            grid, args, out_dir, backend, scheduler, progress=args.progress and not args.quiet
+        )
     except SweepInterrupted as stop:
         return arguments.interrupted("deep", stop, "networks", os.path.join(out_dir, STORE_NAME))
     summary = summarise_runs(runs)
@@ -236,7 +239,7 @@ def run(args):
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 
 
-def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False):
+def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=True):
     """Every network's row, in grid order: those in out_dir's store as stored, the others
     trained on the backend (deepest first, so the workers finish together) and stored as each
     ends. SweepInterrupted(kept, total) when interrupted: the store keeps every finished network."""
@@ -252,7 +255,7 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, quiet=False
         backend,
         scheduler,
         groups=_deepest_first,
-        progress=False if quiet else None,
+        progress=None if progress else False,
         desc="initlab deep",
         unit="net",
         label=lambda item: (

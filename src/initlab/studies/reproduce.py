@@ -11,12 +11,13 @@ in as one set. Every argument is checked, and DIR is created and probed for writ
 training starts. Files already in DIR are replaced only with --force, and only these files:
 nothing else in DIR is touched.
 
-The runs train on initlab.sweeps' engines (--backend: this process, a process per core, or
-Dask; by default this process when the runs train compiled, whose Ensemble threads use every
-core, else a process per core), in groups of one Ensemble each, and each run's numbers (its costs, accuracies and trained
-weights) go into DIR/sweep.db as its group ends. Killed and run again with the same command, it
-trains only the runs the store lacks; a run's numbers do not depend on its group, backend or
-interruption, so the files are the bits of one uninterrupted run (post_study.run_study's).
+The runs train on initlab.sweeps' engines (--backend: this process, a process per core, or Dask; by
+default this process when the runs train compiled, whose Ensemble threads use every core, else a
+process per core), in groups of one Ensemble each, and each run's numbers (its costs, accuracies
+and trained weights) go into DIR/sweep.db as its group ends. Killed and run again with the same
+command, it trains only the runs the store lacks; a run's numbers do not depend on its group,
+backend or interruption, so the files are the bits of one uninterrupted run
+(post_study.run_study's).
 """
 
 import io
@@ -99,9 +100,7 @@ def add_arguments(parser):
     )
     arguments.add_jit(parser)
     arguments.add_engine_arguments(parser, default=DEFAULT_BACKEND)
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
-    )
+    arguments.add_progress(parser)
     arguments.add_quiet(parser)
 
 

@@ -51,9 +51,7 @@ def add_arguments(parser):
         help=f"save a long run's weights and optimizer state every "
         f"S seconds (default {CHECKPOINT_SECONDS:g})",
     )
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="do not show the progress bar"
-    )
+    arguments.add_progress(parser)
 
 
 def run(args):

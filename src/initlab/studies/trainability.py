@@ -174,6 +174,7 @@ def add_arguments(parser):
         action="store_true",
         help="replace result files already in --out (other files are left alone)",
     )
+    arguments.add_progress(parser)
     arguments.add_quiet(parser)
     arguments.add_engine_arguments(parser)
 
@@ -318,7 +319,7 @@ def run(args):
             backend,
             scheduler,
             groups=deepest_first,
-            progress=False if args.quiet else None,
+            progress=None if args.progress and not args.quiet else False,
             desc="initlab trainability",
             unit="net",
             label=lambda item: f"depth {item['depth']}, σ_w² {item['weight_variance']:g}",
