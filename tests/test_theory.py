@@ -365,3 +365,13 @@ def test_predict_signals_follows_relus_closed_form_layer_by_layer():
         assert row["activation_std"] == pytest.approx(
             math.sqrt(np.mean(q) / 2 - mean**2), rel=1e-12
         )
+
+
+def test_expectations_on_one_rule_are_the_bits_of_one_at_a_time():
+    q = np.geomspace(1e-3, 1e3, 7)
+    functions = (np.tanh, lambda u: np.maximum(u, 0.0) ** 2, np.abs)
+    together = theory.gaussian_expectations(functions, q)
+    for f, expectation in zip(functions, together, strict=True):
+        assert np.array_equal(expectation, theory.gaussian_expectation(f, q))
+    # E|√q z| = √(2q/π): the closed form, at every q.
+    np.testing.assert_allclose(together[2], np.sqrt(2 * q / np.pi), rtol=1e-12)
