@@ -492,3 +492,26 @@ def test_a_cache_directory_others_may_write_is_not_used(tmp_path, monkeypatch):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "other"))
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
     assert jit.cache_directory() is None
+
+
+def test_the_cache_keeps_the_kernels_loaded_most_recently(tmp_path, monkeypatch):
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(jit, "CACHE_KERNELS", 2)
+    (tmp_path / "__pycache__").mkdir(mode=0o700)
+    for age, old in enumerate(["a" * 24, "b" * 24, "c" * 24], start=1):  # c the oldest
+        for path in (
+            tmp_path / f"kernel_{old}.py",
+            tmp_path / "__pycache__" / f"kernel_{old}.index",
+            tmp_path / f"manifest-{old}.json",
+        ):
+            path.write_text("{}")
+            os.utime(path, (1e9 - age, 1e9 - age))
+    monkeypatch.setattr(jit, "_LOADED", {})
+    expected = _tiny().fit(X, Y, epochs=5, jit_compile=False)["loss"]
+    history = _tiny().fit(X, Y, epochs=5, jit_compile=True)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=1e-12)
+    kept = sorted(path.name for path in tmp_path.glob("manifest-*.json"))
+    # The kernel just loaded and the most recent other one stay; b and c, and their files, go.
+    assert len(kept) == 2 and "manifest-" + "a" * 24 + ".json" in kept
+    for gone in ("b" * 24, "c" * 24):
+        assert not list(tmp_path.rglob(f"*{gone}*"))

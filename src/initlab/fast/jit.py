@@ -32,7 +32,8 @@ The cache. Numba keeps compiled code on disk as pickles, which initlab never loa
 user can be handed. A kernel's cache therefore lives only in a private directory of the user's
 (cache_directory(): created with mode 0700 and used only while it is owned by the user and closed
 to others), with a manifest of the SHA-256 of every file Numba wrote there: a file that does not
-match (damaged, truncated, replaced) is removed before loading, and the kernel recompiles.
+match (damaged, truncated, replaced) is removed before loading, and the kernel recompiles. The
+cache keeps the CACHE_KERNELS kernels loaded most recently.
 
     model.fit(X, Y, epochs=15000, jit_compile=True)      # or Ensemble(models).fit(...)
 """
@@ -791,6 +792,9 @@ _LOADED = {}
 # An Ensemble's threads each build their training step at once: one of them compiles.
 _COMPILING = threading.Lock()
 _MANIFEST = "manifest-{digest}.json"
+# Kernels the cache keeps: loading one stamps its manifest, and past this many the least
+# recently loaded are removed (each version of initlab, Numba or Python writes new ones).
+CACHE_KERNELS = 64
 
 
 def cache_directory():
@@ -847,6 +851,7 @@ def _load(source, digest):
         try:
             kernel = _load_cached(directory, source, digest)
             _write_manifest(directory, digest)
+            _prune(directory, digest)
             return kernel
         except Exception:  # a damaged cache never fails a fit: compile in memory instead
             _remove_compiled(directory, digest)
@@ -925,6 +930,26 @@ def _remove_compiled(directory, digest):
             file.unlink()
         except OSError:
             pass
+
+
+def _prune(directory, digest):
+    """Remove all but the CACHE_KERNELS most recently loaded kernels (never `digest`'s). A kernel
+    another process is loading at that moment fails to load there, and compiles again."""
+    manifests = []
+    for manifest in directory.glob(_MANIFEST.format(digest="*")):
+        try:
+            manifests.append((manifest.stat().st_mtime, manifest))
+        except OSError:  # removed meanwhile by another process
+            pass
+    manifests.sort(reverse=True)
+    for _, manifest in manifests[CACHE_KERNELS:]:
+        old = manifest.name.removeprefix("manifest-").removesuffix(".json")
+        if old != digest:
+            _remove_compiled(directory, old)
+            try:
+                (directory / f"kernel_{old}.py").unlink()
+            except OSError:
+                pass
 
 
 def _write_private(path, data):
