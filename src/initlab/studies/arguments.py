@@ -253,10 +253,10 @@ def check_engine_arguments(args, compiled=False):
 
     backend, scheduler = getattr(args, "backend", "local"), getattr(args, "scheduler", None)
     choice("--backend", backend, ("auto",) + BACKENDS)
-    if backend == "auto":
-        backend = "serial" if compiled else "local"
     if scheduler is not None and backend != "dask":
         raise ValueError(f"--scheduler {scheduler!r} needs --backend dask, got {backend!r}")
+    if backend == "auto":
+        backend = "serial" if compiled else "local"
     return backend, scheduler
 
 
