@@ -3,6 +3,9 @@
 import functools
 import io
 import json
+import os
+import sqlite3
+import time
 import types
 import zipfile
 
@@ -121,3 +124,28 @@ def object_state(obj, _seen=None):
     if hasattr(obj, "__dict__") and not isinstance(obj, _CODE):
         return (type(obj).__name__, object_state(vars(obj), seen))
     return ("object", id(obj))
+
+
+# --- stores written by another process (the sweeps' resume tests) -------------------------------
+def stored_rows(out, table):
+    """How many rows `table` of out/sweep.db holds now: 0 before the store or the table exists.
+    Read while another process writes it, as a user's second look would."""
+    path = os.path.join(out, "sweep.db")
+    if not os.path.exists(path):
+        return 0
+    connection = sqlite3.connect(path, timeout=10)
+    try:
+        return connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        connection.close()
+
+
+def wait_until(process, condition, timeout):
+    """Poll `condition` while `process` runs; fail if it ends or `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the command ended before it could be stopped"
+        assert time.monotonic() < deadline, "the command made no progress"
+        time.sleep(0.02)

@@ -7,10 +7,8 @@ import json
 import os
 import shlex
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ pytest.importorskip("sklearn")
 
 from matplotlib.image import imread  # noqa: E402
 
+from conftest import stored_rows, wait_until
 from initlab import cli  # noqa: E402
 from initlab.studies import post_study as post  # noqa: E402
 from initlab.studies import reproduce  # noqa: E402
@@ -312,19 +311,6 @@ def test_jit_trains_on_the_engine_as_run_study_does(tmp_path):
 STOPPED = ["--seeds", "4", "--epochs", "2500", "--seed", "5", "--no-progress"]
 
 
-def stored(out):
-    path = os.path.join(out, "sweep.db")
-    if not os.path.exists(path):
-        return 0
-    connection = sqlite3.connect(path, timeout=10)
-    try:
-        return connection.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-    except sqlite3.OperationalError:  # the table is not created yet
-        return 0
-    finally:
-        connection.close()
-
-
 def start(*options):
     return subprocess.Popen(
         [sys.executable, "-m", "initlab.cli", "reproduce", *options],
@@ -335,22 +321,14 @@ def start(*options):
     )
 
 
-def wait_until(process, condition, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, "reproduce ended before it could be stopped"
-        assert time.monotonic() < deadline, "reproduce made no progress"
-        time.sleep(0.02)
-
-
 def test_killed_and_run_again_it_trains_only_the_missing_runs_to_the_same_bits(tmp_path):
     out = tmp_path / "out"
     command = [*STOPPED, "--backend", "serial", "--out", str(out)]
     process = start(*command)
-    wait_until(process, lambda: stored(out) >= 1)
+    wait_until(process, lambda: stored_rows(out, "records") >= 1, timeout=300)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    kept = stored(out)
+    kept = stored_rows(out, "records")
     assert 1 <= kept < 12
     assert sorted(os.listdir(out)) == ["sweep.db"]  # no files of a half-finished study
 
@@ -369,11 +347,11 @@ def test_killed_and_run_again_it_trains_only_the_missing_runs_to_the_same_bits(t
 def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path):
     out = tmp_path / "out"
     process = start(*STOPPED, "--backend", "local", "--out", str(out))
-    wait_until(process, lambda: stored(out) >= 1)
+    wait_until(process, lambda: stored_rows(out, "records") >= 1, timeout=300)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal does: to every process of the group
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
-    kept = stored(out)
+    kept = stored_rows(out, "records")
     # --backend local was given, so it is repeated: reproduce's default is auto.
     resume = (
         f"initlab reproduce --seeds 4 --epochs 2500 --seed 5 --out {out} --backend local "

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import stored_rows, wait_until
 from initlab import cli
 
 SPEC = """
@@ -44,19 +45,6 @@ def rows(out):
     return found
 
 
-def count(out):
-    path = os.path.join(out, "sweep.db")
-    if not os.path.exists(path):
-        return 0
-    connection = sqlite3.connect(path, timeout=10)
-    try:
-        return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    except sqlite3.OperationalError:  # the table is not created yet
-        return 0
-    finally:
-        connection.close()
-
-
 def start(spec_path, out, *options, session=False):
     return subprocess.Popen(
         [
@@ -82,14 +70,6 @@ def children(pid):
         return handle.read().split()
 
 
-def wait_until(process, condition, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, "the sweep ended before it could be interrupted"
-        assert time.monotonic() < deadline, "the sweep made no progress"
-        time.sleep(0.02)
-
-
 def killed_twice_and_resumed(tmp_path, spec_text, runs):
     """Run the sweep whole, and again killed twice with SIGKILL then resumed; return both
     directories' rows."""
@@ -102,15 +82,15 @@ def killed_twice_and_resumed(tmp_path, spec_text, runs):
         )
         == 0
     )
-    assert count(whole) == runs
+    assert stored_rows(whole, "runs") == runs
 
     # Groups of 2 to 5 runs (--workers 3), one process: killed once 2 runs are stored ...
     options = ("--backend", "serial", "--workers", "3", "--checkpoint-seconds", "0")
     process = start(spec_path, cut, *options)
-    wait_until(process, lambda: count(cut) >= 2)
+    wait_until(process, lambda: stored_rows(cut, "runs") >= 2, timeout=120)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    kept = count(cut)
+    kept = stored_rows(cut, "runs")
     assert 2 <= kept < runs
     # ... and again in the middle of a group, once it has checkpointed past where it started.
     process = start(spec_path, cut, *options)
@@ -118,16 +98,17 @@ def killed_twice_and_resumed(tmp_path, spec_text, runs):
     wait_until(
         process,
         lambda: (
-            count(cut) > kept
+            stored_rows(cut, "runs") > kept
             and any(
                 name.endswith(".npz")
                 for name in (os.listdir(checkpoints) if checkpoints.exists() else ())
             )
         ),
+        timeout=120,
     )
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert kept < count(cut) < runs
+    assert kept < stored_rows(cut, "runs") < runs
     assert any(name.endswith(".npz") for name in os.listdir(checkpoints))
 
     finished = subprocess.run(
@@ -220,15 +201,15 @@ def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path, moment):
     # resource trackers too.
     process = start(spec_path, out, "--backend", "local", "--workers", "2", session=True)
     if moment == "while they train":
-        wait_until(process, lambda: count(out) >= 1)
+        wait_until(process, lambda: stored_rows(out, "runs") >= 1, timeout=120)
     else:
         # The pool's two resource trackers, then its first worker, still importing.
-        wait_until(process, lambda: len(children(process.pid)) >= 3)
+        wait_until(process, lambda: len(children(process.pid)) >= 3, timeout=120)
         time.sleep(0.3)
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
-    kept = count(out)
+    kept = stored_rows(out, "runs")
     # initlab's one line, and nothing else: no worker's traceback, no resource tracker's warning.
     assert stdout == ""
     assert stderr.strip() == (
