@@ -219,24 +219,19 @@ def add_engine_arguments(parser, default="local"):
     that worker processes would add only their start; a process per core otherwise."""
     from initlab.sweeps.engines import BACKENDS
 
-    if default == "auto":
-        choices, meaning = (
-            ("auto",) + BACKENDS,
-            (
-                "auto (default): this process when training compiled (its threads use every core), "
-                "else local; "
-            ),
+    auto = default == "auto"
+    local = "local: a process per core" + ("" if auto else " (default)")
+    meaning = f"serial: this process; {local}; dask: a Dask cluster"
+    if auto:
+        meaning = (
+            "auto (default): this process when training compiled (its threads use every core), "
+            f"else local; {meaning}"
         )
-    else:
-        choices, meaning = BACKENDS, ""
     parser.add_argument(
         "--backend",
         default=default,
-        choices=choices,
-        help=meaning
-        + "serial: this process; local: a process per core"
-        + (" (default)" if default == "local" else "")
-        + "; dask: a Dask cluster",
+        choices=(("auto",) if auto else ()) + BACKENDS,
+        help=meaning,
     )
     parser.add_argument(
         "--scheduler",

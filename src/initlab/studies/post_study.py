@@ -285,6 +285,8 @@ def run_study(
 def study_items(schemes, runs, epochs, jit_compile=False):
     """One item per (scheme, run), scheme-major (item k: scheme k // n_seeds, run k % n_seeds):
     the JSON values a run's numbers depend on, which train_runs trains and the store keys."""
+    # Another initlab (or Numba) may train to other bits: its store keys differ.
+    numba = environment.installed_version("numba") if jit_compile else None
     return [
         {
             "scheme": scheme.name,
@@ -297,9 +299,8 @@ def study_items(schemes, runs, epochs, jit_compile=False):
             "epochs": epochs,
             "learning_rate": LEARNING_RATE,
             "training": "jit" if jit_compile else "numpy",
-            # Another initlab (or Numba) may train to other bits: its store keys differ.
             "initlab": __version__,
-            "numba": environment.installed_version("numba") if jit_compile else None,
+            "numba": numba,
         }
         for scheme in schemes
         for run in runs
