@@ -55,6 +55,7 @@ from initlab.blocks.layers import Dense
 
 try:  # Numba is optional: the study and fast extras bring it
     import numba
+    from llvmlite import binding as llvm
     from llvmlite import ir
     from numba.core import types
     from numba.extending import intrinsic
@@ -76,6 +77,12 @@ LANES = 16
 # cost, above, BLAS's blocked kernels win (measured with benchmarks/bench_mlp.py).
 BLAS_WEIGHTS = 4096
 BLAS_SAMPLES = 32
+# Entries of a gradient's row computed at once (_sums).
+INPUTS_AT_ONCE = 2
+# Rows of a product computed at once (_sums).
+OUTPUTS_AT_ONCE = 2
+# Iterations of a vectorized loop the kernel runs side by side (_warm_up).
+INTERLEAVE = 4
 
 NEEDS_NUMBA = (
     "jit_compile=True needs Numba, which is not installed: pip install numba "
@@ -433,31 +440,52 @@ def _sums():
         return terms[0]
 
     def chunked(name, arguments, outer, first, rest, target):
-        """A loop over `outer`, then over the samples LANES at a time: value_t = first(t), then
-        value_t += w * rest(t) for each step of the inner range; stored through target(t)."""
-        lines = [
+        """A loop over `outer` (its name and end), then over the samples LANES at a time:
+        value = first(o, n), then value += weight(o) * term(n) for each step of rest's range;
+        stored through target(o, n). OUTPUTS_AT_ONCE values of `outer` at a time, so that each
+        read of a term serves them all; the rest of them one at a time."""
+        o, end = outer
+        variable, steps, weight, term = rest
+
+        def body(group, indent):
+            pad = "    " * indent
+            index = [o if g == 0 else f"{o} + {g}" for g in range(group)]
+            code = [f"for start in range(0, full, {LANES}):", "    u = np.uint64(start)"]
+            code = [pad + line for line in code]
+            code += [
+                pad + f"    v{g}_{t} = {first(index[g], f'u + C{t}')}"
+                for g in range(group)
+                for t in lanes
+            ]
+            code += [pad + f"    for {variable} in range({steps}):"]
+            code += [pad + f"        w{g} = {weight(index[g])}" for g in range(group)]
+            code += [pad + f"        s{t} = {term(f'u + C{t}')}" for t in lanes]
+            code += [pad + f"        v{g}_{t} += w{g} * s{t}" for g in range(group) for t in lanes]
+            code += [
+                pad + f"    {target(index[g], f'u + C{t}')} = v{g}_{t}"
+                for g in range(group)
+                for t in lanes
+            ]
+            code += [pad + "for n in range(full, m):"]
+            for g in range(group):
+                code += [
+                    pad + f"    v = {first(index[g], 'n')}",
+                    pad + f"    for {variable} in range({steps}):",
+                    pad + f"        v += {weight(index[g])} * {term('n')}",
+                    pad + f"    {target(index[g], 'n')} = v",
+                ]
+            return code
+
+        return [
             "@njit(error_model='numpy', boundscheck=False)",
             f"def {name}({arguments}):",
             f"    full = m - m % {LANES}",
-            f"    for {outer[0]} in range({outer[1]}):",
-            f"        for start in range(0, full, {LANES}):",
-            "            u = np.uint64(start)",
+            f"    grouped = {end} - {end} % {OUTPUTS_AT_ONCE}",
+            f"    for {o} in range(0, grouped, {OUTPUTS_AT_ONCE}):",
+            *body(OUTPUTS_AT_ONCE, 2),
+            f"    for {o} in range(grouped, {end}):",
+            *body(1, 2),
         ]
-        lines += [f"            v{t} = {first(f'u + C{t}')}" for t in lanes]
-        lines += [
-            f"            for {rest[0]} in range({rest[1]}):",
-            f"                w = {rest[2]}",
-        ]
-        lines += [f"                v{t} += w * {rest[3](f'u + C{t}')}" for t in lanes]
-        lines += [f"            {target(f'u + C{t}')} = v{t}" for t in lanes]
-        lines += [
-            "        for n in range(full, m):",
-            f"            v = {first('n')}",
-            f"            for {rest[0]} in range({rest[1]}):",
-            f"                v += {rest[2]} * {rest[3]('n')}",
-            f"            {target('n')} = v",
-        ]
-        return lines
 
     dot = ["@njit(error_model='numpy', boundscheck=False)", "def dot(x, y, m):"]
     dot += [f"    a{t} = T(0.0)" for t in lanes]
@@ -466,35 +494,60 @@ def _sums():
     dot += [f"        a{t} += x[u + C{t}] * y[u + C{t}]" for t in lanes]
     dot += ["    tail = T(0.0)", "    for n in range(full, m):", "        tail += x[n] * y[n]"]
     dot += [f"    return {halving([f'a{t}' for t in lanes])} + tail"]
+    # gradient(D, S, G, ...): G = D Sᵀ ([dW | db], the ones row of S summing D for the bias),
+    # every entry a dot as above; INPUTS_AT_ONCE entries of a row at a time, so that each read
+    # of D serves them all.
+    group = range(INPUTS_AT_ONCE)
+    gradient = [
+        "@njit(error_model='numpy', boundscheck=False)",
+        "def gradient(D, S, G, fan_in, units, m):",
+        f"    full = m - m % {LANES}",
+        f"    inputs = fan_in + 1 - (fan_in + 1) % {INPUTS_AT_ONCE}",
+        "    for j in range(units):",
+        f"        for i in range(0, inputs, {INPUTS_AT_ONCE}):",
+    ]
+    gradient += [f"            a{g}_{t} = T(0.0)" for g in group for t in lanes]
+    gradient += [
+        f"            for start in range(0, full, {LANES}):",
+        "                u = np.uint64(start)",
+    ]
+    gradient += [f"                d{t} = D[j, u + C{t}]" for t in lanes]
+    gradient += [
+        f"                a{g}_{t} += d{t} * S[i + {g}, u + C{t}]" for g in group for t in lanes
+    ]
+    gradient += [f"            tail{g} = T(0.0)" for g in group]
+    gradient += ["            for n in range(full, m):"]
+    gradient += [f"                tail{g} += D[j, n] * S[i + {g}, n]" for g in group]
+    gradient += [
+        f"            G[j, i + {g}] = {halving([f'a{g}_{t}' for t in lanes])} + tail{g}"
+        for g in group
+    ]
+    gradient += [
+        "        for i in range(inputs, fan_in + 1):",
+        "            G[j, i] = dot(D[j], S[i], m)",
+    ]
     product = chunked(
         "product",
         "W, S, Z, fan_in, units, m",
         ("j", "units"),
-        lambda n: f"W[j, 0] * S[0, {n}]",
-        ("i", "1, fan_in + 1", "W[j, i]", lambda n: f"S[i, {n}]"),
-        lambda n: f"Z[j, {n}]",
+        lambda j, n: f"W[{j}, 0] * S[0, {n}]",
+        ("i", "1, fan_in + 1", lambda j: f"W[{j}, i]", lambda n: f"S[i, {n}]"),
+        lambda j, n: f"Z[{j}, {n}]",
     )
     transposed = chunked(
         "transposed_product",
         "W, D, B, fan_in, units, m",
         ("i", "fan_in"),
-        lambda n: f"W[0, i] * D[0, {n}]",
-        ("j", "1, units", "W[j, i]", lambda n: f"D[j, {n}]"),
-        lambda n: f"B[i, {n}]",
+        lambda i, n: f"W[0, {i}] * D[0, {n}]",
+        ("j", "1, units", lambda i: f"W[j, {i}]", lambda n: f"D[j, {n}]"),
+        lambda i, n: f"B[{i}, {n}]",
     )
     constants = [f"C{t} = np.uint64({t})" for t in lanes]
-    return "\n".join(constants + [""] + dot + ["", ""] + product + ["", ""] + transposed) + "\n"
+    functions = [dot, gradient, product, transposed]
+    return "\n".join(constants + [""] + ["\n".join(code) + "\n\n" for code in functions]) + "\n"
 
 
-_KERNEL = """@njit(error_model="numpy", boundscheck=False)
-def gradient(D, S, G, fan_in, units, m):
-    # G = D Sᵀ: [dW | db], the ones row of S summing D for the bias.
-    for j in range(units):
-        for i in range(fan_in + 1):
-            G[j, i] = dot(D[j], S[i], m)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+_KERNEL = """@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per_sample):
     L = activation_ids.shape[0]
     m = X.shape[2]
@@ -724,14 +777,20 @@ _MATH = {
 }
 
 
+# The intrinsics below move between a float's bits and integers without converting an integer
+# to a float or back: x86-64 before AVX-512 has no vector instruction for those conversions of
+# 64-bit integers, so one of them makes the compiler take a float64 loop apart lane by lane. They
+# add or subtract 1.5 * 2^mantissa instead, which puts a small integer in a float's low bits.
 def _pow2(float_type, llvm_float, bits, bias, mantissa):
     """An intrinsic: 2.0 ** k for an integral float k in the normal range, made from the float's
-    bits (the biased exponent k + bias, shifted above the mantissa), which vectorizes."""
+    bits: k + 1.5 * 2^mantissa holds k in its low bits; add the bias and shift it above the
+    mantissa (the shift drops the bits above the exponent)."""
 
     @intrinsic
     def pow2(typingctx, k):
         def codegen(context, builder, signature, args):
-            integer = builder.fptosi(args[0], ir.IntType(bits))
+            shifted = builder.fadd(args[0], ir.Constant(llvm_float, 1.5 * 2.0**mantissa))
+            integer = builder.bitcast(shifted, ir.IntType(bits))
             biased = builder.add(integer, ir.Constant(ir.IntType(bits), bias))
             return builder.bitcast(
                 builder.shl(biased, ir.Constant(ir.IntType(bits), mantissa)), llvm_float
@@ -743,8 +802,9 @@ def _pow2(float_type, llvm_float, bits, bias, mantissa):
 
 
 def _exponent(float_type, llvm_float, bits, bias, mantissa):
-    """An intrinsic: the exponent k of a positive normal float u = 2^k f, 1 <= f < 2, as a float
-    (read from its bits, which vectorizes where a call to frexp does not)."""
+    """An intrinsic: the exponent k of a positive normal float u = 2^k f, 1 <= f < 2, as a float:
+    its biased exponent, read from its bits, put under the exponent of 2^mantissa (a float
+    2^mantissa + k + bias), from which 2^mantissa + bias is subtracted."""
 
     @intrinsic
     def exponent(typingctx, u):
@@ -752,8 +812,9 @@ def _exponent(float_type, llvm_float, bits, bias, mantissa):
             integer = builder.lshr(
                 builder.bitcast(args[0], ir.IntType(bits)), ir.Constant(ir.IntType(bits), mantissa)
             )
-            unbiased = builder.sub(integer, ir.Constant(ir.IntType(bits), bias))
-            return builder.sitofp(unbiased, llvm_float)
+            base = ir.Constant(ir.IntType(bits), (bias + mantissa) << mantissa)  # 2^mantissa
+            biased = builder.bitcast(builder.or_(integer, base), llvm_float)
+            return builder.fsub(biased, ir.Constant(llvm_float, 2.0**mantissa + bias))
 
         return float_type(float_type), codegen
 
@@ -889,12 +950,17 @@ def _warm_up(kernel, source):
     one = np.ones(1, np.int64)
     zero = np.zeros(1, np.int64)
     # Numba leaves LLVM's SLP vectorizer off by default; the kernel's sums are written for it
-    # (_sums). On for this compilation only: other code in the process compiles as it would.
+    # (_sums). And a vectorized loop of the activations or the loss is one long chain of
+    # dependent operations (a polynomial per exp or log): running INTERLEAVE of its iterations
+    # side by side keeps the CPU's units busy while each waits. Both are for this compilation
+    # only: other code in the process compiles as it would. Neither changes an operation.
     vectorize, numba.config.SLP_VECTORIZE = numba.config.SLP_VECTORIZE, 1
+    llvm.set_option("", f"-force-vector-interleave={INTERLEAVE}")
     try:
         kernel(params, grads, zero, one.repeat(2), zero, zero, x, y, np.empty(1, dtype), 1)
     finally:
         numba.config.SLP_VECTORIZE = vectorize
+        llvm.set_option("", "-force-vector-interleave=0")  # LLVM's default: its cost model
 
 
 def _compiled_files(directory, digest):
