@@ -159,6 +159,66 @@ def test_the_same_seed_gives_the_same_bits():
     np.testing.assert_array_equal(first, second)
 
 
+class _EveryEpoch:
+    """A callback that looks at every epoch, so the fit runs its epochs one call at a time."""
+
+    def on_epoch_end(self, model, epoch, cost):
+        pass
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_epochs_run_in_one_call_give_the_bits_of_one_call_per_epoch(dtype, capsys):
+    # Gradient descent inside the kernel rounds as optimizers.SGD does: params - grads * rate.
+    def fit(callbacks):
+        model = post_model(seed=2, dtype=dtype)
+        history = model.fit(
+            X.astype(dtype),
+            Y.astype(dtype),
+            epochs=300,
+            learning_rate=0.3,
+            log_every=7,
+            print_log=True,
+            callbacks=callbacks,
+            jit_compile=True,
+        )["loss"]
+        return history, model.costs, model.parameters, capsys.readouterr().out
+
+    at_once, one_by_one = fit(()), fit([_EveryEpoch()])
+    np.testing.assert_array_equal(at_once[0], one_by_one[0])
+    np.testing.assert_array_equal(at_once[1], one_by_one[1])  # the logged costs, 0, 7, ..., 299
+    assert len(at_once[1]) == len(range(0, 300, 7)) + 1
+    np.testing.assert_array_equal(at_once[2], one_by_one[2])
+    assert at_once[3] == one_by_one[3] and at_once[3].count("Epochs: ") == len(at_once[1])
+
+
+def test_epochs_in_one_call_go_in_calls_that_double_until_they_take_a_moment(monkeypatch):
+    calls = []
+    original = jit.training_step
+
+    def recording(*args):
+        step = original(*args)
+        descend = step.descend
+        step.descend = lambda epochs, rate: calls.append(epochs) or descend(epochs, rate)
+        return step
+
+    monkeypatch.setattr(jit, "training_step", recording)
+    model = post_model()
+    model.fit(X, Y, epochs=100, jit_compile=True)
+    assert sum(calls) == 100 and calls[:4] == [1, 2, 4, 8]
+    calls.clear()
+    monkeypatch.setattr("initlab.engine.training.CALL_SECONDS", 0.0)  # every call is long
+    model.fit(X, Y, epochs=5, jit_compile=True)
+    assert calls == [1, 1, 1, 1, 1]
+
+
+def test_other_optimizers_step_with_numpy_between_compiled_steps():
+    # Only plain gradient descent runs inside the kernel; momentum keeps its NumPy update.
+    model, reference = two_output_model(), two_output_model()
+    history = model.fit(X, TWO_OUTPUTS, epochs=40, jit_compile=True)["loss"]
+    expected = reference.fit(X, TWO_OUTPUTS, epochs=40, jit_compile=False)["loss"]
+    np.testing.assert_allclose(history, expected, rtol=1e-12)
+
+
 # --- ensembles -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("shared_data", [True, False])
 def test_ensemble_equals_its_models_trained_alone(shared_data):

@@ -24,7 +24,15 @@ Leading axes: X may be (n_features, m), shared by every stacked model, or (K, n_
 one data set per model; with one shuffling Generator per model, each model draws its own order.
 """
 
+import time
+
 import numpy as np
+
+from initlab.blocks.optimizers import SGD
+
+# A fit whose epochs run many at a time (a compiled full batch, nothing looking between epochs)
+# runs them in calls of about this long, so that Ctrl-C ends it within moments.
+CALL_SECONDS = 0.05
 
 
 def run_epochs(
@@ -41,12 +49,13 @@ def run_epochs(
     """The epoch loop of fit; returns the history: every epoch's cost.
 
     make_run_epoch() -> run_epoch() -> cost; it is called once the callbacks' on_train_begin
-    have run. The history has shape (epochs,) + cost_shape, fewer rows if a callback set
-    owner.stop_training; `history`, if given, is that array allocated by the caller (so that
-    a fit allocates everything before it changes anything). The list `costs` receives the costs
-    at epoch 0, every log_every and the last, printed as the post prints them when print_log.
-    Callbacks get `owner`: on_train_begin(owner), on_epoch_end(owner, epoch, cost),
-    on_train_end(owner).
+    have run. A run_epoch with an attribute at_once(count) -> costs, which runs that many
+    epochs in one call, runs them so when no callback looks between epochs. The history has
+    shape (epochs,) + cost_shape, fewer rows if a callback set owner.stop_training; `history`,
+    if given, is that array allocated by the caller (so that a fit allocates everything before
+    it changes anything). The list `costs` receives the costs at epoch 0, every log_every and
+    the last, printed as the post prints them when print_log. Callbacks get `owner`:
+    on_train_begin(owner), on_epoch_end(owner, epoch, cost), on_train_end(owner).
     """
     if history is None:
         history = np.empty((epochs,) + tuple(cost_shape))
@@ -55,21 +64,48 @@ def run_epochs(
     for hook in begin:
         hook(owner)
     run_epoch = make_run_epoch()
-    for epoch in range(epochs):
-        cost = run_epoch()
-        history[epoch] = cost
-        if epoch % log_every == 0 or epoch == epochs - 1:
-            costs.append(cost)
-            if print_log:
-                print(f"Epochs: {epoch} - Cost: {cost}")
-        for hook in epoch_end:
-            hook(owner, epoch, cost)
-        if owner.stop_training:
-            history = history[: epoch + 1]
-            break
+    # Without a callback between epochs, a loop that can run many epochs in one call does.
+    at_once = None if epoch_end else getattr(run_epoch, "at_once", None)
+    if at_once is not None:
+        _run_at_once(at_once, epochs, log_every, costs, print_log, history)
+    else:
+        for epoch in range(epochs):
+            cost = run_epoch()
+            history[epoch] = cost
+            if epoch % log_every == 0 or epoch == epochs - 1:
+                costs.append(cost)
+                if print_log:
+                    print(f"Epochs: {epoch} - Cost: {cost}")
+            for hook in epoch_end:
+                hook(owner, epoch, cost)
+            if owner.stop_training:
+                history = history[: epoch + 1]
+                break
     for hook in end:
         hook(owner)
     return history
+
+
+def _run_at_once(at_once, epochs, log_every, costs, print_log, history):
+    """Epochs in calls of at_once(count) -> costs of count epochs, each call twice as long as the
+    last until one takes CALL_SECONDS; the history, costs and printed log as run_epochs keeps
+    them epoch by epoch."""
+    epoch, count = 0, 1
+    while epoch < epochs:
+        count = min(count, epochs - epoch)
+        started = time.perf_counter()
+        chunk = at_once(count)
+        elapsed = time.perf_counter() - started
+        history[epoch : epoch + count] = chunk
+        for offset in range(count):
+            if (epoch + offset) % log_every == 0 or epoch + offset == epochs - 1:
+                cost = chunk[offset]
+                costs.append(cost.copy() if np.ndim(cost) else cost)
+                if print_log:
+                    print(f"Epochs: {epoch + offset} - Cost: {cost}")
+        epoch += count
+        if elapsed < CALL_SECONDS:
+            count *= 2
 
 
 def _callback_hooks(callbacks):
@@ -137,6 +173,8 @@ class TrainingLoop:
             np.copyto(self._step.y, self.Y)
             self._step.load_targets()
             self.run_epoch = self._step.run  # full batch: the data never move
+            if self._step.descend is not None:
+                self.run_epoch = _with_at_once(self._step.run, self._step.descend)
             return
         self.batch_size = batch_size
         self._in_order = np.arange(self.m)  # the order when shuffle is off, made once per fit
@@ -221,7 +259,14 @@ class _StepBinder:
 
             # The kernel reads x and y as they are: no targets to prepare, no ops to chain.
             fused_step = jit.training_step(self.layers, self.loss, self.params, self.grads, x, y)
-            return _Step(x, y, (), fused_step, (), update, _nothing)
+            descend = None
+            if type(self.optimizer) is SGD:  # plain gradient descent: the kernel runs it too
+                optimizer = self.optimizer
+
+                def descend(epochs):
+                    return fused_step.descend(epochs, optimizer.learning_rate)
+
+            return _Step(x, y, (), fused_step, (), update, _nothing, descend)
         forward_ops, backward_ops = [], []
         inputs, grad_inputs = x, None  # no layer needs dL/dX
         for layer in self.layers:
@@ -243,11 +288,15 @@ class _Step:
     """One step of training over fixed buffers; a batch goes into `x` (above its ones row) and
     `y`, then `load_targets()`, then `run()`."""
 
-    def __init__(self, x, y, forward_ops, loss_step, backward_ops, update, load_targets):
+    def __init__(
+        self, x, y, forward_ops, loss_step, backward_ops, update, load_targets, descend=None
+    ):
         self.x, self.y = x, y
         self.forward_ops, self.backward_ops = tuple(forward_ops), tuple(backward_ops)
         self.loss_step, self.update = loss_step, update
         self.load_targets = load_targets
+        # descend(epochs) -> costs: that many steps and updates in one call, or None.
+        self.descend = descend
 
     def run(self):
         """Every gradient from one forward pass, then one update. Returns the cost."""
@@ -258,6 +307,16 @@ class _Step:
             op()
         self.update()
         return cost
+
+
+def _with_at_once(run, at_once):
+    """run, as a function that also carries at_once (see run_epochs)."""
+
+    def run_epoch():
+        return run()
+
+    run_epoch.at_once = at_once
+    return run_epoch
 
 
 class _Gather:

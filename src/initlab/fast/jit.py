@@ -160,20 +160,30 @@ def training_step(layers, loss, params, grads, x, y):
     params, grads : the flat vectors every layer's kernel and grad_kernel are views into.
     x : (..., n_features + 1, m), its last row ones; y : (..., n_outputs, m); C-ordered. A
     leading axis, if any, is the K stacked models (or data sets). The step fills every layer's
-    grad_kernel and returns the cost: a float, or one cost per stacked model.
+    grad_kernel and returns the cost: a float, or one cost per stacked model. Its attribute
+    `descend(epochs, learning_rate)` runs many steps of plain gradient descent in one call.
     """
     check_supported(layers, loss)
     plan = _Plan(layers, loss, params, grads, x, y)
     kernel = _kernel(plan.spec)
-    costs = np.empty(plan.n_models, params.dtype)
-    arguments = plan.arguments(costs)
+    costs = np.empty((1, plan.n_models), params.dtype)
+    arguments = plan.arguments(costs) + (0.0,)
     stacked = plan.stacked
 
     def step():
         kernel(*arguments)
         # A copy: the callers keep the costs they are given (history, logged costs).
-        return costs.copy() if stacked else costs[0]
+        return costs[0].copy() if stacked else costs[0, 0]
 
+    def descend(epochs, learning_rate):
+        """`epochs` steps, each followed by plain gradient descent (params -= learning_rate *
+        grads, as optimizers.SGD computes it) in one call: the costs, (epochs,) or
+        (epochs, K)."""
+        history = np.empty((epochs, plan.n_models), params.dtype)
+        kernel(*plan.arguments(history), float(learning_rate))
+        return history if stacked else history[:, 0]
+
+    step.descend = descend
     return step
 
 
@@ -548,10 +558,11 @@ def _sums():
 
 
 _KERNEL = """@njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
-def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per_sample):
+def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per_sample, rate):
+    # costs.shape[0] steps, each followed, for a rate above 0, by gradient descent on the flat
+    # vectors: params - grads * rate, the two roundings of the optimizer's NumPy step.
     L = activation_ids.shape[0]
     m = X.shape[2]
-    scale = T(1.0 / (per_sample * m))
     # rows[l]: where layer l's units start in Zs and Ds; in As, layer l's block (its units and a
     # row of ones, the next layer's input) starts l rows further.
     rows = np.zeros(L + 1, np.int64)
@@ -565,6 +576,22 @@ def kernel(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per
     U = np.empty((widest, m), T)
     V = np.empty((sizes[L], m), T)
     ones = np.ones(m, T)
+    step_rate = T(rate)
+    for epoch in range(costs.shape[0]):
+        step(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs[epoch], per_sample,
+             rows, Zs, As, Ds, U, V, ones)
+        if rate > 0.0:
+            for e in range(params.shape[0]):
+                params[e] = params[e] - grads[e] * step_rate
+
+
+@njit(error_model="numpy", boundscheck=False)
+def step(params, grads, offsets, sizes, activation_ids, blas, X, Y, costs, per_sample,
+         rows, Zs, As, Ds, U, V, ones):
+    # One training step of every stacked model: its gradients, and its cost in costs[k].
+    L = activation_ids.shape[0]
+    m = X.shape[2]
+    scale = T(1.0 / (per_sample * m))
     for k in range(costs.shape[0]):
         x = X[k if X.shape[0] > 1 else 0]
         y = Y[k if Y.shape[0] > 1 else 0]
@@ -957,7 +984,8 @@ def _warm_up(kernel, source):
     vectorize, numba.config.SLP_VECTORIZE = numba.config.SLP_VECTORIZE, 1
     llvm.set_option("", f"-force-vector-interleave={INTERLEAVE}")
     try:
-        kernel(params, grads, zero, one.repeat(2), zero, zero, x, y, np.empty(1, dtype), 1)
+        costs = np.empty((1, 1), dtype)
+        kernel(params, grads, zero, one.repeat(2), zero, zero, x, y, costs, 1, 0.0)
     finally:
         numba.config.SLP_VECTORIZE = vectorize
         llvm.set_option("", "-force-vector-interleave=0")  # LLVM's default: its cost model
