@@ -11,8 +11,10 @@ The code of the activations and the loss is written from their traced definition
 (`expressions.trace`; _elementwise_code and _column_code), never kept here: an elementwise
 definition becomes a loop over the samples that the compiler vectorizes; one that sums or takes
 the maximum over the units (softmax, categorical cross-entropy) a loop over the units for each
-sample. The update stays the optimizer's own NumPy step on the flat vectors, so every optimizer
-works. The kernel releases the GIL, so an Ensemble runs its groups of models in threads.
+sample. The update is the optimizer's own NumPy step on the flat vectors, so every optimizer
+works; plain gradient descent, the post's, also runs inside the kernel (`descend`), many epochs
+in one call, rounded as its NumPy step is. The kernel releases the GIL, so an Ensemble runs its
+groups of models in threads.
 
 What it covers: stacks of Dense layers of any size, with any activation the registry defines
 (built in or a user's), ending in any loss with a definition (the fused pairs from the logits, as

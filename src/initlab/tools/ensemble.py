@@ -227,6 +227,14 @@ class Ensemble:
                 started.append(True)
                 return run_epoch()
 
+            at_once = getattr(run_epoch, "at_once", None)  # epochs in one call (run_epochs)
+            if at_once is not None:
+
+                def at_once_and_note_it(count):
+                    started.append(True)
+                    return at_once(count)
+
+                run_epoch_and_note_it.at_once = at_once_and_note_it
             return run_epoch_and_note_it
 
         try:
@@ -268,6 +276,15 @@ class Ensemble:
                                 raise _Stopped
                             return run_epoch()
 
+                        at_once = getattr(run_epoch, "at_once", None)
+                        if at_once is not None:
+
+                            def at_once_unless_stopped(count):
+                                if stop.is_set():
+                                    raise _Stopped
+                                return at_once(count)
+
+                            run_epoch_unless_stopped.at_once = at_once_unless_stopped
                         return run_epoch_unless_stopped
 
                     return training.run_epochs(
