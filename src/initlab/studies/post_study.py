@@ -237,14 +237,15 @@ def study_bytes(n_schemes, n_seeds, epochs):
     return BYTES_PER_STUDY + n_models * BYTES_PER_RUN + 2 * n_models * epochs * 8
 
 
-CALIBRATION_EPOCHS = 200
+CALIBRATION_EPOCHS = 1000
 
 
 def study_seconds(n_schemes, n_seeds, epochs):
     """About the time run_study's training takes here, from a short calibration: 8 of the post's
-    models trained side by side for 200 epochs (a fraction of a second; fewer would time mostly
-    what an epoch costs besides the arithmetic), scaled to every run and epoch. Rough: the
-    machine's load moves it.
+    models trained side by side for CALIBRATION_EPOCHS epochs (a fraction of a second; fewer
+    would time mostly what a fit costs besides the arithmetic, which the compiled path's epochs,
+    run many per call, no longer hide), scaled to every run and epoch. Rough: the machine's load
+    moves it.
     """
     import time
 
