@@ -211,6 +211,16 @@ def test_epochs_in_one_call_go_in_calls_that_double_until_they_take_a_moment(mon
     assert calls == [1, 1, 1, 1, 1]
 
 
+def test_a_stop_asked_before_the_first_epoch_is_kept_when_epochs_run_in_one_call():
+    class StopAtOnce:
+        def on_train_begin(self, model):
+            model.stop_training = True
+
+    history = post_model().fit(X, Y, epochs=50, callbacks=[StopAtOnce()], jit_compile=True)
+    expected = post_model().fit(X, Y, epochs=50, callbacks=[StopAtOnce()], jit_compile=False)
+    assert len(history["loss"]) == len(expected["loss"]) == 1
+
+
 def test_other_optimizers_step_with_numpy_between_compiled_steps():
     # Only plain gradient descent runs inside the kernel; momentum keeps its NumPy update.
     model, reference = two_output_model(), two_output_model()

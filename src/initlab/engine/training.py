@@ -64,8 +64,9 @@ def run_epochs(
     for hook in begin:
         hook(owner)
     run_epoch = make_run_epoch()
-    # Without a callback between epochs, a loop that can run many epochs in one call does.
-    at_once = None if epoch_end else getattr(run_epoch, "at_once", None)
+    # Without a callback between epochs, a loop that can run many epochs in one call does
+    # (unless on_train_begin already asked to stop: then one epoch runs, as below).
+    at_once = None if epoch_end or owner.stop_training else getattr(run_epoch, "at_once", None)
     if at_once is not None:
         _run_at_once(at_once, epochs, log_every, costs, print_log, history)
     else:
