@@ -320,6 +320,25 @@ def _with_at_once(run, at_once):
     return run_epoch
 
 
+def before_each(run_epoch, hook):
+    """run_epoch with hook() called before each of its calls, and before each call of its
+    at_once if it has one (see run_epochs)."""
+
+    def run():
+        hook()
+        return run_epoch()
+
+    at_once = getattr(run_epoch, "at_once", None)
+    if at_once is not None:
+
+        def run_many(count):
+            hook()
+            return at_once(count)
+
+        run.at_once = run_many
+    return run
+
+
 class _Gather:
     """Copies the samples `index` of sample-major data into a batch buffer, allocating nothing.
 

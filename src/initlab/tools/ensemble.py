@@ -223,19 +223,7 @@ class Ensemble:
                 jit_compile=jit_compile,
             ).run_epoch
 
-            def run_epoch_and_note_it():
-                started.append(True)
-                return run_epoch()
-
-            at_once = getattr(run_epoch, "at_once", None)  # epochs in one call (run_epochs)
-            if at_once is not None:
-
-                def at_once_and_note_it(count):
-                    started.append(True)
-                    return at_once(count)
-
-                run_epoch_and_note_it.at_once = at_once_and_note_it
-            return run_epoch_and_note_it
+            return training.before_each(run_epoch, lambda: started.append(True))
 
         try:
             if callbacks:
@@ -271,21 +259,11 @@ class Ensemble:
                     def make_run_epoch():
                         run_epoch = run_epoch_of(part, stack)
 
-                        def run_epoch_unless_stopped():
+                        def unless_stopped():
                             if stop.is_set():
                                 raise _Stopped
-                            return run_epoch()
 
-                        at_once = getattr(run_epoch, "at_once", None)
-                        if at_once is not None:
-
-                            def at_once_unless_stopped(count):
-                                if stop.is_set():
-                                    raise _Stopped
-                                return at_once(count)
-
-                            run_epoch_unless_stopped.at_once = at_once_unless_stopped
-                        return run_epoch_unless_stopped
+                        return training.before_each(run_epoch, unless_stopped)
 
                     return training.run_epochs(
                         make_run_epoch,
