@@ -256,6 +256,24 @@ def test_ensemble_threads_give_the_bits_of_one_thread(monkeypatch):
     np.testing.assert_array_equal(fit(1), fit(3))
 
 
+def test_ensemble_threads_get_their_kernels_from_the_calling_thread(monkeypatch):
+    # A kernel may compile for many seconds, and Ctrl-C reaches only the main thread: compiled in
+    # a group's thread, it would hold up the interrupted fit until the compilation ended.
+    import threading
+
+    binding_threads = []
+    training_step = jit.training_step
+
+    def recording(*args):
+        binding_threads.append(threading.current_thread())
+        return training_step(*args)
+
+    monkeypatch.setattr(jit, "thread_count", lambda: 3)
+    monkeypatch.setattr(jit, "training_step", recording)
+    Ensemble([post_model(seed=seed) for seed in range(6)]).fit(X, Y, epochs=3, jit_compile=True)
+    assert binding_threads == [threading.current_thread()] * 3
+
+
 def test_ensemble_with_callbacks_sees_every_model_every_epoch():
     seen = []
 

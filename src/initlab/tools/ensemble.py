@@ -253,20 +253,22 @@ class Ensemble:
                 group_costs = [[] for _ in groups]
                 stop = threading.Event()  # set when another group failed or fit was interrupted
 
+                def unless_stopped():
+                    if stop.is_set():
+                        raise _Stopped
+
+                # Bound here, in the calling thread, because binding may compile a kernel: Ctrl-C
+                # reaches this thread at once, while a group's thread would see the stop only
+                # once its compilation had ended.
+                run_epochs = [
+                    training.before_each(run_epoch_of(part, stack), unless_stopped)
+                    for part, stack in groups
+                ]
+
                 def train(index):
-                    part, stack = groups[index]
-
-                    def make_run_epoch():
-                        run_epoch = run_epoch_of(part, stack)
-
-                        def unless_stopped():
-                            if stop.is_set():
-                                raise _Stopped
-
-                        return training.before_each(run_epoch, unless_stopped)
-
+                    part = groups[index][0]
                     return training.run_epochs(
-                        make_run_epoch,
+                        lambda: run_epochs[index],
                         epochs,
                         log_every,
                         self,
