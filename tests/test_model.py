@@ -305,6 +305,25 @@ def test_predict_builds_the_model_as_the_post_does():
     assert model.layers[0].weights.shape == (12, 2)
 
 
+def test_a_large_predict_runs_in_parts_that_leave_the_buffers_small(monkeypatch):
+    from initlab.engine import model as model_module
+
+    model = post_model(seed=0)
+    model.fit(*moons(100, noise=0.2, seed=0), epochs=20)
+    grid = np.random.default_rng(0).uniform(-2, 3, (2, 2500))
+    # The whole grid in one pass: the reference the parts must equal.
+    a = grid
+    for layer in model.layers:
+        a = layer.forward(a)
+    whole = a.copy()
+    # Parts of 1000, 1000 and 500 samples.
+    monkeypatch.setattr(model_module, "INFERENCE_SAMPLES", 1000, raising=False)
+    np.testing.assert_allclose(model.output(grid), whole, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(model.predict(grid), model.predict_from_output(whole))
+    buffers = [b for layer in model.layers for b in layer._buffers.values()]
+    assert max(buffer.shape[-1] for buffer in buffers) <= 1000
+
+
 def test_summary_counts_parameters():
     model = post_model()
     model.build(2)

@@ -24,6 +24,12 @@ from initlab.engine import saving, training
 from initlab.engine.parameters import pack_parameters
 from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
+# Inference passes over at most this many samples at a time. The layers keep the buffers of their
+# last pass, for training to reuse every epoch; one pass over a large input would leave them that
+# large (a decision boundary's grid of 60,000 points: 20 MB for the post's network, kept with the
+# model until its next pass).
+INFERENCE_SAMPLES = 8192
+
 # Initialisations that need data, by name: function(model, X, **options) -> one report dict per
 # layer (layer_report), run by NeuralNetwork.initialize on a built model, which restores the model
 # if it fails. initlab.tools.lsuv registers "lsuv".
@@ -378,6 +384,17 @@ class NeuralNetwork:
     __call__ = predict
 
     def output(self, X):
+        """The output layer's values before predict_from_output, INFERENCE_SAMPLES at a time."""
+        m = X.shape[-1]
+        if m <= INFERENCE_SAMPLES:
+            return self._forward(X)
+        parts = [
+            self._forward(X[..., start : start + INFERENCE_SAMPLES])
+            for start in range(0, m, INFERENCE_SAMPLES)
+        ]
+        return np.concatenate(parts, axis=-1)
+
+    def _forward(self, X):
         a = X
         for layer in self.layers:
             a = layer.forward(a)
