@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 
 
@@ -92,11 +93,13 @@ def write_atomic(path, data):
 
 def save_figure(figure, path, dpi=120):
     """Save a matplotlib figure as PNG, atomically, and close it."""
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    plt.close(figure)
+    # Only pyplot's figures need closing (pyplot keeps them); importing it for one made with
+    # plots.new_figure would load pyplot's backends for nothing.
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
     write_atomic(path, buffer.getvalue())
 
 
