@@ -74,6 +74,14 @@ def test_make_groups_keeps_architectures_apart_and_balances(runs):
     # Sizes differ by one at most, so that the workers end together: 30 runs, 2 workers.
     sizes = [len(g) for g in engines.make_groups(list(range(30)), 2, architecture=lambda r: 0)]
     assert sizes == [7, 8, 7, 8]
+    # Groups an Ensemble splits over 2 threads take whole pairs (7 + 7 and 8 + 8, where two
+    # groups of 15 would each take as long as 8 + 8), and none is empty.
+    sizes = [
+        len(g) for g in engines.make_groups(list(range(30)), 1, architecture=lambda r: 0, threads=2)
+    ]
+    assert sizes == [14, 16]
+    sizes = [len(g) for g in engines.make_groups([0, 1, 2], 4, architecture=lambda r: 0, threads=2)]
+    assert sizes == [2, 1]
 
 
 def test_serial_and_local_store_the_bits_of_runs_trained_alone(runs, reference):

@@ -136,9 +136,14 @@ def run(args):
 
     runs = seed_plan(seed, n_seeds)
     items = study_items(schemes, runs, epochs, jit_compile)
+    threads = ensemble_threads(backend, jit_compile)
+
+    def groups(items, workers):
+        return study_groups(items, workers, threads)
+
     # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
     workers = 1 if backend == "serial" or scheduler else engines.default_workers()
-    workers = min(workers, len(study_groups(items, workers)))
+    workers = min(workers, len(groups(items, workers)))
     seconds = study_seconds(len(schemes), n_seeds, epochs) / workers
     if backend != "serial":
         # Worker processes start, import initlab (and Numba, and load its kernel) first.
@@ -159,7 +164,7 @@ def run(args):
             out,
             backend,
             scheduler,
-            groups=study_groups,
+            groups=groups,
             progress=args.progress and not args.quiet,
             desc="training",
             unit="run",
@@ -189,12 +194,24 @@ def run(args):
     return 0
 
 
-def study_groups(items, workers):
+def study_groups(items, workers, threads=1):
     """The groups the runs train in: one Ensemble each, about two per worker (a group is what
-    a Ctrl-C or a kill loses at most, and the progress bar's step)."""
+    a Ctrl-C or a kill loses at most, and the progress bar's step), split over `threads`."""
     return engines.make_groups(
-        items, workers, architecture=lambda item: (item["epochs"], item["training"])
+        items,
+        workers,
+        architecture=lambda item: (item["epochs"], item["training"]),
+        threads=threads,
     )
+
+
+def ensemble_threads(backend, jit_compile):
+    """The threads each group's Ensemble trains in: compiled in this process, one per core."""
+    if backend != "serial" or not jit_compile:
+        return 1
+    from initlab.fast import jit
+
+    return jit.thread_count()
 
 
 def resume_command(args):

@@ -41,12 +41,16 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def make_groups(runs, workers, architecture=None):
+def make_groups(runs, workers, architecture=None, threads=1):
     """Split runs into groups of one architecture, about two per worker, at most MAX_GROUP each,
     and of one architecture's runs as equal in size as can be (so the workers end together).
 
     architecture : run -> what the runs trained together must share (default
         run.architecture(), a sweep's spec.Run); a study's items pass their own
+    threads : the threads a group's Ensemble splits its runs over (compiled, in this process);
+        sizes are multiples of it where they can be, so that those threads end together too:
+        30 runs on 2 threads in 2 groups are 16 and 14 (8 + 8, 7 + 7), not 15 and 15 (8 + 7,
+        which take as long as 8 + 8).
     """
     architecture = architecture or (lambda run: run.architecture())
     by_architecture = {}
@@ -54,11 +58,14 @@ def make_groups(runs, workers, architecture=None):
         by_architecture.setdefault(architecture(run), []).append(run)
     groups = []
     for members in by_architecture.values():
-        size = max(1, min(MAX_GROUP, math.ceil(len(members) / (2 * workers))))
-        count = math.ceil(len(members) / size)
-        # Sizes differ by one at most: 30 runs in 4 groups are 8, 8, 7, 7 (not 8, 8, 8, 6).
-        bounds = [len(members) * i // count for i in range(count + 1)]
-        groups += [members[a:b] for a, b in zip(bounds, bounds[1:])]
+        n = len(members)
+        size = max(1, min(MAX_GROUP, math.ceil(n / (2 * workers))))
+        count = math.ceil(n / size)
+        # Blocks of `threads` runs, as many to each group as can be: 30 runs in 4 groups are 8,
+        # 8, 7, 7 (not 8, 8, 8, 6).
+        blocks = math.ceil(n / threads)
+        bounds = [min(n, threads * (blocks * i // count)) for i in range(count + 1)]
+        groups += [members[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
     return groups
 
 
