@@ -317,7 +317,7 @@ def test_a_large_predict_runs_in_parts_that_leave_the_buffers_small(monkeypatch)
         a = layer.forward(a)
     whole = a.copy()
     # Parts of 1000, 1000 and 500 samples.
-    monkeypatch.setattr(model_module, "INFERENCE_SAMPLES", 1000, raising=False)
+    monkeypatch.setattr(model_module, "INFERENCE_SAMPLES", 1000)
     np.testing.assert_allclose(model.output(grid), whole, rtol=1e-14, atol=0)
     np.testing.assert_array_equal(model.predict(grid), model.predict_from_output(whole))
     buffers = [b for layer in model.layers for b in layer._buffers.values()]

@@ -879,7 +879,7 @@ if numba is not None:
 # --- compiling and the cache ------------------------------------------------------------------
 # Kernels loaded in this process, by digest.
 _LOADED = {}
-# An Ensemble's threads each build their training step at once: one of them compiles.
+# Threads that ask for one kernel at once: one of them compiles, the others wait for it.
 _COMPILING = threading.Lock()
 _MANIFEST = "manifest-{digest}.json"
 # Kernels the cache keeps: loading one stamps its manifest, and past this many the least

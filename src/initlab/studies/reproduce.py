@@ -254,14 +254,18 @@ def write_results(result, out):
     the command writes them into output.staged(DIR), which swaps them into DIR as one set."""
     out = Path(out)
     runs = report.representative_runs(result)
-    # Each figure is drawn when it is saved, so that one at a time holds memory.
+    # Each figure is drawn when it is saved and cleared after, so that one at a time holds
+    # memory (a figure and its canvas refer to each other: only a garbage collection would free
+    # it otherwise).
     figures = {
         "dataset.png": lambda: plots.dataset_figure(result, run=0),
         "costs.png": lambda: plots.cost_figure(result),
         "boundaries.png": lambda: plots.boundary_figure(result, runs),
     }
     for name, draw in figures.items():
-        output.save_figure(draw(), out / name, dpi=plots.DPI)
+        figure = draw()
+        output.save_figure(figure, out / name, dpi=plots.DPI)
+        figure.clear()
     output.write_atomic(out / "results.md", report.to_markdown(result, FIGURES))
     output.write_atomic(out / "results.csv", report.to_csv(result))
     output.write_atomic(out / "results.json", report.to_json(result))

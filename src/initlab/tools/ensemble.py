@@ -45,6 +45,7 @@ evaluate from a callback see them, and the models get them when fit ends (or is 
 
 import concurrent.futures
 import copy
+import functools
 import threading
 
 import numpy as np
@@ -257,18 +258,14 @@ class Ensemble:
                     if stop.is_set():
                         raise _Stopped
 
-                # Bound here, in the calling thread, because binding may compile a kernel: Ctrl-C
-                # reaches this thread at once, while a group's thread would see the stop only
-                # once its compilation had ended.
-                run_epochs = [
-                    training.before_each(run_epoch_of(part, stack), unless_stopped)
-                    for part, stack in groups
-                ]
+                def bound_run_epoch(index):
+                    part, stack = groups[index]
+                    return training.before_each(run_epoch_of(part, stack), unless_stopped)
 
-                def train(index):
+                def train(index, make_run_epoch):
                     part = groups[index][0]
                     return training.run_epochs(
-                        lambda: run_epochs[index],
+                        make_run_epoch,
                         epochs,
                         log_every,
                         self,
@@ -280,10 +277,18 @@ class Ensemble:
                 # Each group writes its columns of the history.
                 if threads > 1:
                     # The compiled kernel releases the GIL: one group per core, side by side.
-                    _in_threads(train, len(groups), stop)
+                    # Their steps are bound here, in the calling thread, because binding may
+                    # compile a kernel: Ctrl-C reaches this thread at once, while a group's
+                    # thread would see the stop only once its compilation had ended.
+                    run_epochs = [bound_run_epoch(index) for index in range(len(groups))]
+                    _in_threads(
+                        lambda index: train(index, lambda: run_epochs[index]), len(groups), stop
+                    )
                 else:
+                    # One group at a time, each bound when its turn comes: only one holds its
+                    # training buffers (NumPy's groups are many, each sized to the CPU's caches).
                     for index in range(len(groups)):
-                        train(index)
+                        train(index, functools.partial(bound_run_epoch, index))
                 self.costs = [np.concatenate(costs) for costs in zip(*group_costs, strict=True)]
         finally:
             self._write_back()
