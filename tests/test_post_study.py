@@ -1,5 +1,9 @@
 """The post's experiment over many seeds: seeding, data, model, schemes and training."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -229,12 +233,30 @@ def test_the_memory_estimate_is_above_the_peak_and_less_than_twice_it(n_seeds, e
 def test_the_time_estimate_is_near_the_time_a_small_study_takes():
     import time
 
+    post.run_study(seed=0, n_seeds=1, epochs=2)  # imports, the kernel: what the estimate skips
     start = time.perf_counter()
     post.run_study(seed=0, n_seeds=4, epochs=400)
     took = time.perf_counter() - start
     estimate = post.study_seconds(3, 4, 400)
     # Rough, on a shared machine: the right order of magnitude is what the first line needs.
     assert took / 5 < estimate < 5 * took, (estimate, took)
+
+
+def test_the_time_estimate_calibrates_on_the_studys_path():
+    # A study on the NumPy path is timed on it: the compiled path, three times faster, would
+    # cut its estimate to a third (and load Numba, 130 MB, into a process that never uses it).
+    code = (
+        "import sys; from initlab.studies.post_study import study_seconds; "
+        "study_seconds(3, 1, 10, jit_compile=False); print('numba' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=120,
+    )
+    assert done.stdout == "False\n", done.stderr
 
 
 def test_the_posts_names_and_their_other_spellings_are_accepted_and_run_once():

@@ -22,6 +22,7 @@ retrained by hand:
     >>> model = post_model(POST_SCHEMES["he"].initializer(), seed=runs[1].weights_seed)
 """
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,12 +241,13 @@ def study_bytes(n_schemes, n_seeds, epochs):
 CALIBRATION_EPOCHS = 1000
 
 
-def study_seconds(n_schemes, n_seeds, epochs):
+def study_seconds(n_schemes, n_seeds, epochs, jit_compile="auto"):
     """About the time run_study's training takes here, from a short calibration: 8 of the post's
     models trained side by side for CALIBRATION_EPOCHS epochs (a fraction of a second; fewer
     would time mostly what a fit costs besides the arithmetic, which the compiled path's epochs,
     run many per call, no longer hide), scaled to every run and epoch. Rough: the machine's load
-    moves it.
+    moves it. `jit_compile` is the study's: the calibration trains on its path (and loads Numba
+    only if the study will).
     """
     import time
 
@@ -254,9 +256,12 @@ def study_seconds(n_schemes, n_seeds, epochs):
     n_models, sample = n_schemes * n_seeds, min(8, n_schemes * n_seeds)
     X, Y = moons_data(N_TRAIN, 0)
     ensemble = Ensemble([post_model("he", seed=k) for k in range(sample)])
-    ensemble.fit(X, Y, epochs=2, learning_rate=LEARNING_RATE)  # allocations, caches
+    fit = functools.partial(
+        ensemble.fit, X, Y, learning_rate=LEARNING_RATE, jit_compile=jit_compile
+    )
+    fit(epochs=2)  # allocations, caches
     start = time.perf_counter()
-    ensemble.fit(X, Y, epochs=CALIBRATION_EPOCHS, learning_rate=LEARNING_RATE)
+    fit(epochs=CALIBRATION_EPOCHS)
     per_model_epoch = (time.perf_counter() - start) / (CALIBRATION_EPOCHS * sample)
     return per_model_epoch * n_models * epochs
 

@@ -144,7 +144,7 @@ def run(args):
     # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
     workers = 1 if backend == "serial" or scheduler else engines.default_workers()
     workers = min(workers, len(groups(items, workers)))
-    seconds = study_seconds(len(schemes), n_seeds, epochs) / workers
+    seconds = study_seconds(len(schemes), n_seeds, epochs, jit_compile) / workers
     if backend != "serial":
         # Worker processes start, import initlab (and Numba, and load its kernel) first.
         seconds += WORKER_START_SECONDS
