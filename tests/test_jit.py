@@ -549,7 +549,10 @@ def _tiny():
 def test_a_damaged_cache_is_removed_and_the_kernel_recompiled(tmp_path, monkeypatch):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(jit, "_LOADED", {})
-    expected = _tiny().fit(X, Y, epochs=5, jit_compile=True)["loss"]
+    tiny = _tiny()
+    assert not jit.is_compiled(tiny.layers, tiny.loss, tiny.dtype)  # an empty cache
+    expected = tiny.fit(X, Y, epochs=5, jit_compile=True)["loss"]
+    assert jit.is_compiled(tiny.layers, tiny.loss, tiny.dtype)
     assert oct(tmp_path.stat().st_mode & 0o777) == "0o700"
     compiled = sorted((tmp_path / "__pycache__").glob("kernel_*"))
     assert compiled and all(file.stat().st_size > 0 for file in compiled)
@@ -558,6 +561,8 @@ def test_a_damaged_cache_is_removed_and_the_kernel_recompiled(tmp_path, monkeypa
         data[len(data) // 2] ^= 0xFF
         file.write_bytes(bytes(data))
     monkeypatch.setattr(jit, "_LOADED", {})
+    # In the cache but damaged: the next fit compiles, and is_compiled says so.
+    assert not jit.is_compiled(tiny.layers, tiny.loss, tiny.dtype)
     history = _tiny().fit(X, Y, epochs=5, jit_compile=True)["loss"]
     np.testing.assert_array_equal(history, expected)
     # Recompiled and cached again, with a manifest that matches.

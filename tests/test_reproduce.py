@@ -209,6 +209,35 @@ def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsy
     assert [s["scheme"] for s in document["schemes"]] == list(post.POST_SCHEMES)
 
 
+def test_a_first_run_says_it_compiles_before_it_does(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("numba")
+    from initlab.fast import jit
+
+    # A new machine: an empty private cache, nothing loaded in this process.
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(jit, "_LOADED", {})
+    assert not reproduce.kernel_is_compiled()
+    # Its first line says so; the compilation itself is not this test's to wait for.
+    monkeypatch.setattr(reproduce, "study_seconds", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["reproduce", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path / "o")])
+    assert capsys.readouterr().out.startswith("Compiling the training kernel for this machine")
+
+
+def test_a_run_with_its_kernel_ready_does_not_say_it_compiles(
+    short_run, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("numba")
+    # short_run trained compiled: its kernel is loaded in this process.
+    assert reproduce.kernel_is_compiled()
+    monkeypatch.setattr(reproduce, "study_seconds", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["reproduce", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path / "o")])
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
 def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     # The whole process (Python, NumPy, scikit-learn, matplotlib, the figures), not only the

@@ -236,17 +236,10 @@ class _Plan:
             ],
             np.int64,
         )
-        # The activations' code, each written once: their ids follow the sorted code, so that a
-        # model's layer order never makes another kernel.
-        codes = [_activation_code(layer.activation) for layer in layers]
-        distinct = sorted(set(codes))
-        self.activation_ids = np.array([distinct.index(code) for code in codes], np.int64)
-        self.fused = layers[-1].emits_logits
-        loss_graph = _loss_graph(layers, loss)
+        self.spec, self.activation_ids = _source_of(layers, loss, dtype)
         # How many numbers of one sample the mean runs over (outputs, or 1 for a sum over them).
         probe = np.empty((int(self.sizes[-1]), 2), dtype)
         self.per_sample = loss.count(probe) // 2
-        self.spec = _source(np.dtype(dtype).name, distinct, loss_graph, self.fused)
 
     def arguments(self, costs):
         return (
@@ -925,10 +918,43 @@ def _fingerprint():
     return hashlib.sha256(own).hexdigest() + versions
 
 
+def _source_of(layers, loss, dtype):
+    """The kernel's source for these layers and loss, and each layer's activation id in it."""
+    # The activations' code, each written once: their ids follow the sorted code, so that a
+    # model's layer order never makes another kernel.
+    codes = [_activation_code(layer.activation) for layer in layers]
+    distinct = sorted(set(codes))
+    activation_ids = np.array([distinct.index(code) for code in codes], np.int64)
+    source = _source(
+        np.dtype(dtype).name, distinct, _loss_graph(layers, loss), layers[-1].emits_logits
+    )
+    return source, activation_ids
+
+
+def _digest(source):
+    return hashlib.sha256((source + _fingerprint()).encode()).hexdigest()[:24]
+
+
+def is_compiled(layers, loss, dtype):
+    """Whether a model of these layers and loss trains without compiling its kernel first: the
+    kernel is loaded in this process, or in the cache. Else the first fit compiles it, once per
+    machine (and per version of initlab, Numba and Python), for a minute or so of CPU."""
+    check_supported(layers, loss)
+    digest = _digest(_source_of(layers, loss, dtype)[0])
+    if digest in _LOADED:
+        return True
+    directory = cache_directory()
+    return (
+        directory is not None
+        and (directory / f"kernel_{digest}.py").exists()
+        and _manifest_holds(directory, digest)
+    )
+
+
 def _kernel(source):
     """The kernel compiled from `source`: from this process's memory, the private cache, or
     compiled now (and cached)."""
-    digest = hashlib.sha256((source + _fingerprint()).encode()).hexdigest()[:24]
+    digest = _digest(source)
     with _COMPILING:
         if digest not in _LOADED:
             _LOADED[digest] = _load(source, digest)
