@@ -1,5 +1,6 @@
 """Argument checks of the study commands: each error names the option and echoes the value."""
 
+import numpy as np
 import pytest
 
 from initlab.studies import arguments
@@ -137,3 +138,44 @@ def test_auto_backend_is_this_process_when_compiled_and_a_pool_otherwise():
     assert plain.parse_args([]).backend == "local"
     with pytest.raises(SystemExit):
         plain.parse_args(["--backend", "auto"])
+
+
+def test_say_compiling_counts_the_kernels_neither_loaded_nor_cached(tmp_path, monkeypatch):
+    pytest.importorskip("numba")
+    from initlab import Dense, NeuralNetwork
+    from initlab.blocks import activations
+    from initlab.fast import jit
+
+    def model(activation):
+        network = NeuralNetwork(seed=0)
+        network.add(Dense(4, activation))
+        network.add(Dense(1, "sigmoid"))
+        network.compile(loss="crossentropy")
+        return network
+
+    # A new machine: an empty private cache, nothing loaded in this process.
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(jit, "_LOADED", {})
+    said = []
+    arguments.say_compiling(said.append, [model("tanh")])
+    arguments.say_compiling(said.append, [model("tanh"), model("relu")])
+    assert said[0].startswith("Compiling the training kernel for this machine: once")
+    assert said[1].startswith("Compiling 2 training kernels for this machine: once")
+
+    # Nothing to say for a model the kernel does not cover (it trains on NumPy), nor without
+    # Numba.
+    class Doubled(activations.Activation):  # NumPy runs it; the kernel has nothing to write
+        def forward(self, z, out=None):
+            return np.multiply(z, 2.0, out=out)
+
+        def backward(self, z, a, grad_a, out=None):
+            return np.multiply(grad_a, 2.0, out=out)
+
+    uncovered = model("tanh")
+    uncovered.layers[0].activation = Doubled()
+    arguments.say_compiling(said.append, [uncovered])
+    monkeypatch.setattr(jit, "numba", None)
+    arguments.say_compiling(said.append, [model("relu")])
+    assert len(said) == 2

@@ -212,6 +212,31 @@ def _silent(*args, **kwargs):
     pass
 
 
+def say_compiling(say, models):
+    """Before training, say that the compiled path will first compile a kernel for each of
+    `models` (one model per kernel the command needs) that is neither loaded nor cached: a first
+    run on a machine otherwise sits silent for a minute or so for each. Nothing is said for a
+    model that trains on NumPy (no Numba, or a layer the kernel does not cover)."""
+    from initlab.fast import jit
+
+    missing = 0
+    for model in models:
+        try:
+            missing += not jit.is_compiled(model.layers, model.loss, model.dtype)
+        except jit.Unsupported:
+            pass
+    if missing == 1:
+        say(
+            "Compiling the training kernel for this machine: once, a minute or so of CPU; "
+            "later runs load it from the cache."
+        )
+    elif missing:
+        say(
+            f"Compiling {missing} training kernels for this machine: once, a minute or so of "
+            "CPU each; later runs load them from the cache."
+        )
+
+
 # --- the sweep engine's options, shared by every command that runs on it ----------------------
 def add_engine_arguments(parser, default="local"):
     """--backend and --scheduler. default="auto" (reproduce's): this process where the runs

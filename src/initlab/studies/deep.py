@@ -51,6 +51,7 @@ DEFAULT_DEPTHS = "5,10,20,50"
 MEASURE_SAMPLES = 500
 # Guessing among digits' ten classes is right this often: the figure's chance level.
 DIGITS_CLASSES = 10
+DIGITS_FEATURES = 64  # its 8x8 pixels
 
 RUN_COLUMNS = [
     ("activation", "Activation", "s"),
@@ -180,6 +181,16 @@ def run(args):
     output.recover_staged(args.out)  # a set a killed run had finished writing goes in first
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
+    say = arguments.printer(args.quiet)
+    # One kernel per activation serves every depth.
+    scheme = parse_schemes("he")[0]
+    arguments.say_compiling(
+        say,
+        [
+            deep_mlp(scheme, 1, args.width, DIGITS_FEATURES, DIGITS_CLASSES, activation)
+            for activation in activations
+        ],
+    )
     started = time.perf_counter()
     grid = [
         (activation, depth, scheme, seed)
@@ -223,7 +234,6 @@ def run(args):
         output.write_atomic(os.path.join(stage, "config.json"), json.dumps(config, indent=1))
     written = [os.path.join(out_dir, name) for name in OUTPUTS]
 
-    say = arguments.printer(args.quiet)
     say(
         f"{title}. forward ratio = std(a) at the last hidden layer / the first; backward "
         f"ratio = std(dL/da) at the first hidden layer / the last; both at initialisation, "

@@ -111,14 +111,6 @@ def compiles(jit_compile):
     return check_jit_compile(jit_compile, post_model("he"), n_features=2)
 
 
-def kernel_is_compiled():
-    """Whether the post's model trains compiled without compiling its kernel first."""
-    from initlab.fast import jit
-
-    model = post_model("he")
-    return jit.is_compiled(model.layers, model.loss, model.dtype)
-
-
 def run(args):
     # Every check comes first: a bad argument must not cost a training run.
     n_seeds = check_int("--seeds", args.seeds, minimum=1, maximum=arguments.MAX_SEEDS)
@@ -142,12 +134,8 @@ def run(args):
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 
-    if jit_compile and not kernel_is_compiled():
-        # Else the first line waits for the compilation, and a first run sits silent.
-        say(
-            "Compiling the training kernel for this machine: once, a minute or so of CPU; "
-            "later runs load it from the cache."
-        )
+    if jit_compile:  # the first line's calibration compiles the kernel, if it is not cached
+        arguments.say_compiling(say, [post_model("he")])
     runs = seed_plan(seed, n_seeds)
     items = study_items(schemes, runs, epochs, jit_compile)
     threads = ensemble_threads(backend, jit_compile)
