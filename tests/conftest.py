@@ -22,6 +22,20 @@ def moons_data():
     return X, Y
 
 
+@pytest.fixture
+def new_machine(tmp_path, monkeypatch):
+    """As on a machine that never compiled a kernel: an empty private cache, and no kernel loaded
+    in this process. Yields initlab.fast.jit (the test is skipped without Numba)."""
+    pytest.importorskip("numba")
+    from initlab.fast import jit
+
+    cache = tmp_path / "kernel-cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(jit, "_LOADED", {})
+    return jit
+
+
 def numerical_gradient(f, array, eps=1e-6):
     """Central differences of the scalar f() with respect to every entry of `array`, in place."""
     grad = np.zeros_like(array)

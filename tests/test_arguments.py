@@ -140,11 +140,11 @@ def test_auto_backend_is_this_process_when_compiled_and_a_pool_otherwise():
         plain.parse_args(["--backend", "auto"])
 
 
-def test_say_compiling_counts_the_kernels_neither_loaded_nor_cached(tmp_path, monkeypatch):
-    pytest.importorskip("numba")
+def test_say_compiling_counts_the_kernels_neither_loaded_nor_cached(new_machine, monkeypatch):
     from initlab import Dense, NeuralNetwork
     from initlab.blocks import activations
-    from initlab.fast import jit
+
+    jit = new_machine
 
     def model(activation):
         network = NeuralNetwork(seed=0)
@@ -153,11 +153,6 @@ def test_say_compiling_counts_the_kernels_neither_loaded_nor_cached(tmp_path, mo
         network.compile(loss="crossentropy")
         return network
 
-    # A new machine: an empty private cache, nothing loaded in this process.
-    cache = tmp_path / "cache"
-    cache.mkdir(mode=0o700)
-    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
-    monkeypatch.setattr(jit, "_LOADED", {})
     said = []
     arguments.say_compiling(said.append, [model("tanh")])
     arguments.say_compiling(said.append, [model("tanh"), model("relu")])

@@ -20,15 +20,11 @@ from initlab.studies.deep import (  # noqa: E402
 )
 
 
-def test_a_first_run_says_it_compiles_one_kernel_per_activation(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("numba")
-    from initlab.fast import jit
+def test_a_first_run_says_it_compiles_one_kernel_per_activation(
+    new_machine, tmp_path, monkeypatch, capsys
+):
     from initlab.studies import deep
 
-    cache = tmp_path / "cache"
-    cache.mkdir(mode=0o700)
-    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
-    monkeypatch.setattr(jit, "_LOADED", {})
     # The message comes before training, which is not this test's to wait for.
     monkeypatch.setattr(deep, "train_grid", lambda *args, **kwargs: 1 / 0)
     with pytest.raises(ZeroDivisionError):

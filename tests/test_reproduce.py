@@ -209,15 +209,7 @@ def test_quiet_prints_nothing_and_the_printed_names_are_accepted(tmp_path, capsy
     assert [s["scheme"] for s in document["schemes"]] == list(post.POST_SCHEMES)
 
 
-def test_a_first_run_says_it_compiles_before_it_does(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("numba")
-    from initlab.fast import jit
-
-    # A new machine: an empty private cache, nothing loaded in this process.
-    cache = tmp_path / "cache"
-    cache.mkdir(mode=0o700)
-    monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
-    monkeypatch.setattr(jit, "_LOADED", {})
+def test_a_first_run_says_it_compiles_before_it_does(new_machine, tmp_path, monkeypatch, capsys):
     # Its first line says it compiles; the compilation itself is not this test's to wait for.
     monkeypatch.setattr(reproduce, "study_seconds", lambda *args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
