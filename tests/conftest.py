@@ -5,6 +5,8 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 import types
 import zipfile
@@ -34,6 +36,15 @@ def new_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(cache))
     monkeypatch.setattr(jit, "_LOADED", {})
     return jit
+
+
+def run_python(code, **environment):
+    """`python -c code` in a fresh process that imports this initlab (this process's sys.path),
+    with `environment` added to os.environ: its CompletedProcess, the output captured as text."""
+    env = {**os.environ, **environment, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def numerical_gradient(f, array, eps=1e-6):

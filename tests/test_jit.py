@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import types
@@ -11,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import post_model
+from conftest import post_model, run_python
 from initlab import Dense, NeuralNetwork
 from initlab.blocks import activations, datasets
 from initlab.blocks.activations import LeakyReLU
@@ -526,11 +524,7 @@ def test_the_same_bits_on_a_generic_x86_64_cpu_as_on_this_one(tmp_path):
     # The post's randn x 10 runs are chaotic: a different order of sums anywhere shows within
     # 2000 epochs. Numba's generic target has no vectors wider than SSE2 and no FMA.
     def run(**environment):
-        env = {**os.environ, "INITLAB_CACHE_DIR": str(tmp_path / "cache"), **environment}
-        env["PYTHONPATH"] = os.pathsep.join(sys.path)
-        done = subprocess.run(
-            [sys.executable, "-c", _RANDN_X10_FIT], env=env, capture_output=True, text=True
-        )
+        done = run_python(_RANDN_X10_FIT, INITLAB_CACHE_DIR=str(tmp_path / "cache"), **environment)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

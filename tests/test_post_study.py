@@ -1,14 +1,11 @@
 """The post's experiment over many seeds: seeding, data, model, schemes and training."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
 
+from conftest import run_python  # noqa: E402
 from initlab import Initializer  # noqa: E402
 from initlab.studies import post_study as post  # noqa: E402
 
@@ -249,13 +246,7 @@ def test_the_time_estimate_calibrates_on_the_studys_path():
         "import sys; from initlab.studies.post_study import study_seconds; "
         "study_seconds(3, 1, 10, jit_compile=False); print('numba' in sys.modules)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        timeout=120,
-    )
+    done = run_python(code)
     assert done.stdout == "False\n", done.stderr
 
 

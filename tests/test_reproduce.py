@@ -18,7 +18,7 @@ pytest.importorskip("sklearn")
 
 from matplotlib.image import imread  # noqa: E402
 
-from conftest import stored_rows, wait_until
+from conftest import run_python, stored_rows, wait_until
 from initlab import cli  # noqa: E402
 from initlab.studies import post_study as post  # noqa: E402
 from initlab.studies import reproduce  # noqa: E402
@@ -233,8 +233,6 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     # The whole process (Python, NumPy, scikit-learn, matplotlib, the figures), not only the
     # runs' data: within a quarter of the peak resident memory the kernel reports.
     import re
-    import subprocess
-    import sys
 
     script = (
         "from initlab import cli\n"
@@ -243,13 +241,8 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
         "status = open('/proc/self/status').read().splitlines()\n"
         "print([line for line in status if line.startswith('VmHWM')][0])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     said = re.search(r"about ([\d.]+) MB of memory, [\d.]+ [kMG]?B of it the runs'", lines[0])
     assert said, lines[0]

@@ -182,12 +182,12 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
     say = arguments.printer(args.quiet)
-    # One kernel per activation serves every depth.
-    scheme = parse_schemes("he")[0]
+    # One kernel per activation serves every depth and scheme.
+    (he,) = parse_schemes("he")
     arguments.say_compiling(
         say,
         [
-            deep_mlp(scheme, 1, args.width, DIGITS_FEATURES, DIGITS_CLASSES, activation)
+            deep_mlp(he, 1, args.width, DIGITS_FEATURES, DIGITS_CLASSES, activation)
             for activation in activations
         ],
     )
