@@ -158,6 +158,20 @@ def test_signals_are_copies_not_the_layers_buffers():
                 np.testing.assert_array_equal(value, saved[key])
 
 
+def test_a_pass_larger_than_predicts_parts_keeps_no_buffers():
+    from initlab.engine.model import INFERENCE_SAMPLES
+
+    model = _deep_relu("he", 0, depth=2, width=8)
+    X, Y = _batch(0, n_features=4, m=INFERENCE_SAMPLES + 1)
+    signals = layer_signals(model, X, Y)
+    assert signals[0]["preactivation"].shape == (8, INFERENCE_SAMPLES + 1)
+    # The signals are copies; the layers' buffers of X's size went with the pass.
+    assert all(layer._buffers == {} and layer.cache is None for layer in model.layers)
+    # A batch's size keeps them, for the training that the diagnostics interleave with.
+    layer_signals(model, X[:, :100], Y[:, :100])
+    assert all(layer._buffers["z"].shape == (layer.units, 100) for layer in model.layers)
+
+
 def _snapshot(model):
     state = model.optimizer._state
     return (

@@ -305,7 +305,7 @@ def test_predict_builds_the_model_as_the_post_does():
     assert model.layers[0].weights.shape == (12, 2)
 
 
-def test_a_large_predict_runs_in_parts_that_leave_the_buffers_small(monkeypatch):
+def test_a_large_predict_runs_in_parts_and_keeps_none_of_their_buffers(monkeypatch):
     from initlab.engine import model as model_module
 
     model = post_model(seed=0)
@@ -320,8 +320,18 @@ def test_a_large_predict_runs_in_parts_that_leave_the_buffers_small(monkeypatch)
     monkeypatch.setattr(model_module, "INFERENCE_SAMPLES", 1000)
     np.testing.assert_allclose(model.output(grid), whole, rtol=1e-14, atol=0)
     np.testing.assert_array_equal(model.predict(grid), model.predict_from_output(whole))
+    # Nothing of the parts is kept: a model kept after drawing its boundary holds no grid.
+    assert all(layer._buffers == {} and layer.cache is None for layer in model.layers)
+    # An input of at most one part is a training batch's size: its buffers stay for reuse.
+    model.predict(grid[:, :1000])
     buffers = [b for layer in model.layers for b in layer._buffers.values()]
-    assert max(buffer.shape[-1] for buffer in buffers) <= 1000
+    assert buffers and all(buffer.shape[-1] == 1000 for buffer in buffers)
+    # And a model whose buffers were released trains on as before.
+    reference = post_model(seed=0)
+    reference.fit(*moons(100, noise=0.2, seed=0), epochs=20)
+    for trained in (model, reference):
+        trained.fit(*moons(100, noise=0.2, seed=0), epochs=5, jit_compile=False)
+    np.testing.assert_array_equal(model.parameters, reference.parameters)
 
 
 def test_summary_counts_parameters():

@@ -79,6 +79,12 @@ class Layer:
                 )
             target[...] = value
 
+    def release_buffers(self):
+        """Forget the last pass: its buffers, and the cache that holds its input. The next pass
+        allocates them again; after a pass of a shape training will not repeat, nothing is lost."""
+        self.cache = None
+        self._buffers = {}
+
     def _buffer(self, key, shape, dtype):
         # Reused across epochs: the training loop allocates nothing once the shapes are known.
         buffer = self._buffers.get(key)

@@ -16,9 +16,10 @@ import numpy as np
 from initlab.studies.post_study import NOISE
 
 DPI = 100
-# About the memory the three figures of `initlab reproduce` take while drawn and saved at DPI
-# (the boundaries' grids and filled contours most; measured on Linux x86-64, matplotlib 3.10).
-FIGURES_BYTES = 100 * 10**6
+# About the memory the three figures of `initlab reproduce` take while drawn and saved at DPI, one
+# at a time, beyond matplotlib's import (its fonts, text layout and log-scale tick labels most;
+# measured on Linux x86-64, matplotlib 3.10).
+FIGURES_BYTES = 50 * 10**6
 
 
 def new_figure(width, height):

@@ -20,6 +20,7 @@ backend or interruption, so the files are the bits of one uninterrupted run
 (post_study.run_study's).
 """
 
+import gc
 import io
 import os
 import shlex
@@ -256,9 +257,13 @@ def write_results(result, out):
     the command writes them into output.staged(DIR), which swaps them into DIR as one set."""
     out = Path(out)
     runs = report.representative_runs(result)
-    # Each figure is drawn when it is saved and cleared after, so that one at a time holds
-    # memory (a figure and its canvas refer to each other: only a garbage collection would free
-    # it otherwise).
+    output.write_atomic(out / "results.md", report.to_markdown(result, FIGURES))
+    output.write_atomic(out / "results.csv", report.to_csv(result))
+    output.write_atomic(out / "results.json", report.to_json(result))
+    output.write_atomic(out / HISTORIES, _histories(result))
+    # The figures come last, each drawn when it is saved, then cleared and collected (a figure
+    # and its canvas refer to each other), so that one at a time holds memory and what the
+    # tables took is free for them: the command's peak is while the last figure is drawn.
     figures = {
         "dataset.png": lambda: plots.dataset_figure(result, run=0),
         "costs.png": lambda: plots.cost_figure(result),
@@ -268,9 +273,12 @@ def write_results(result, out):
         figure = draw()
         output.save_figure(figure, out / name, dpi=plots.DPI)
         figure.clear()
-    output.write_atomic(out / "results.md", report.to_markdown(result, FIGURES))
-    output.write_atomic(out / "results.csv", report.to_csv(result))
-    output.write_atomic(out / "results.json", report.to_json(result))
+        del figure
+        gc.collect()
+
+
+def _histories(result):
+    """histories.npz's bytes: every cost of every run, and the accuracies."""
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -279,4 +287,4 @@ def write_results(result, out):
         train_accuracy=result.train_accuracy,
         test_accuracy=result.test_accuracy,
     )
-    output.write_atomic(out / HISTORIES, buffer.getvalue())
+    return buffer.getvalue()

@@ -53,6 +53,7 @@ import numpy as np
 
 from initlab import checks
 from initlab.blocks.layers import Dense
+from initlab.engine.model import INFERENCE_SAMPLES
 
 # An activation within this distance of one of its asymptotes (Activation.asymptotes) is
 # saturated (see the module docstring).
@@ -111,6 +112,9 @@ def layer_signals(model, X, Y):
     finally:
         # The backward pass wrote into the model's gradient vector: put back what was there.
         model.gradients[...] = saved_grads
+        if X.shape[-1] > INFERENCE_SAMPLES:
+            # Buffers of X's size, larger than any pass of predict: the signals are copies.
+            model.release_buffers()
 
 
 def _forward_backward(model, X, Y):
