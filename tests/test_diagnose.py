@@ -28,6 +28,21 @@ TINY = [
 ]
 
 
+@pytest.mark.parametrize("epochs", [0, 3])
+def test_a_first_run_says_it_compiles_when_it_trains(
+    new_machine, tmp_path, monkeypatch, capsys, epochs
+):
+    from initlab.studies import diagnose
+
+    # The message comes before the first network is measured, which is not this test's to wait for.
+    monkeypatch.setattr(diagnose, "layer_signals", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(TINY + ["--out", str(tmp_path / "out"), "--epochs", str(epochs)])
+    said = capsys.readouterr().out
+    # Without training (--epochs 0, the default), nothing compiles.
+    assert said.startswith("Compiling the training kernel for this machine") == (epochs > 0), said
+
+
 def _load(path):
     with open(path) as handle:
         return json.load(handle)

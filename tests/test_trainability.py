@@ -40,6 +40,19 @@ TINY = [
 ]
 
 
+def test_a_first_run_says_it_compiles_before_training(new_machine, tmp_path, monkeypatch, capsys):
+    from initlab.sweeps import runner
+
+    monkeypatch.setattr(runner, "run_records", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(TINY + ["--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().out.splitlines()
+    # After the line that says what will train: one kernel serves both depths.
+    assert lines[0].startswith("8 networks") and lines[1].startswith(
+        "Compiling the training kernel for this machine"
+    ), lines
+
+
 def _load(path):
     with open(path) as handle:
         return json.load(handle)

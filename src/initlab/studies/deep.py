@@ -36,6 +36,7 @@ from initlab.studies.schemes import (
     deep_mlp,
     deep_mlp_bytes,
     default_schemes,
+    kernel_models,
     parse_schemes,
 )
 from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
@@ -182,14 +183,8 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
     say = arguments.printer(args.quiet)
-    # One kernel per activation serves every depth and scheme.
-    (he,) = parse_schemes("he")
     arguments.say_compiling(
-        say,
-        [
-            deep_mlp(he, 1, args.width, DIGITS_FEATURES, DIGITS_CLASSES, activation)
-            for activation in activations
-        ],
+        say, kernel_models(activations, args.width, DIGITS_FEATURES, DIGITS_CLASSES)
     )
     started = time.perf_counter()
     grid = [

@@ -30,6 +30,7 @@ from initlab.studies.schemes import (
     deep_mlp,
     deep_mlp_bytes,
     default_schemes,
+    kernel_models,
     parse_schemes,
 )
 from initlab.tools.diagnostics import SignalRecorder, layer_signals, summarise
@@ -176,11 +177,16 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
     from initlab.blocks.datasets import digits
 
+    say = arguments.printer(args.quiet)
     started = time.perf_counter()
     X_train, Y_train, X_test, Y_test = digits(seed=args.seed)
     n = min(args.samples, X_train.shape[1])
     X, Y = X_train[:, :n], Y_train[:, :n]
     hidden = slice(0, args.depth)
+    if args.epochs:
+        arguments.say_compiling(
+            say, kernel_models([args.activation], args.width, X.shape[0], Y.shape[0])
+        )
 
     init_records, init_signals, trained_records, summary = {}, {}, {}, []
     # The mean-field theory's activation std per hidden layer, from each network's drawn weights.
@@ -257,7 +263,6 @@ def run(args):
         )
         written.append(path)
 
-    say = arguments.printer(args.quiet)
     say(
         f"{title}; forward ratio = std(a) at layer {args.depth} / layer 1, backward ratio = "
         f"std(dL/da) at layer 1 / layer {args.depth}, both at initialisation\n"

@@ -242,6 +242,13 @@ def deep_mlp(
 DIGITS_SAMPLES = 1797
 
 
+def kernel_models(activations, width, n_inputs, n_outputs):
+    """One deep_mlp per activation, one hidden layer deep: the training kernel each needs serves
+    every depth and scheme of that activation (arguments.say_compiling counts them)."""
+    (he,) = parse_schemes("he")
+    return [deep_mlp(he, 1, width, n_inputs, n_outputs, activation) for activation in activations]
+
+
 def deep_mlp_bytes(depth, width, batch_size, epochs, signals=1, samples=DIGITS_SAMPLES):
     """About the memory one deep_mlp takes on digits: its training (engine.model's
     training_bytes) and `signals` records of every layer's signals (z, a, their gradients,

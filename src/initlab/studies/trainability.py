@@ -285,7 +285,8 @@ def run(args):
     say = arguments.printer(args.quiet)
 
     items = grid_items(grid)
-    n_train = _digits(grid["data_seed"])[0].shape[1]
+    X_train, Y_train = _digits(grid["data_seed"])[:2]
+    n_train = X_train.shape[1]
     core_seconds = estimated_seconds(
         grid["depths"],
         len(grid["weight_variances"]) * len(grid["seeds"]),
@@ -302,6 +303,18 @@ def run(args):
         f"are not trained again.",
         flush=True,
     )
+    # Every network has the grid's activation and softmax: one kernel serves every depth.
+    probe = _network(
+        grid["activation"],
+        1.0,
+        grid["bias_variance"],
+        1,
+        grid["width"],
+        0,
+        X_train.shape[0],
+        Y_train.shape[0],
+    )
+    arguments.say_compiling(say, [probe])
     started = time.perf_counter()
     from initlab.sweeps import engines
     from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
