@@ -40,6 +40,7 @@ cache keeps the CACHE_KERNELS kernels loaded most recently.
     model.fit(X, Y, epochs=15000, jit_compile=True)      # or Ensemble(models).fit(...)
 """
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -423,6 +424,7 @@ def _source(dtype, activation_codes, loss_graph, fused):
     return "\n\n".join(parts)
 
 
+@functools.cache  # a pure function of this module's constants, written once per process
 def _sums():
     """The kernel's sums, in an order fixed here, written so that any CPU's vectors can run them
     side by side (the compiler's SLP pass packs the LANES independent sums into vectors):
@@ -908,6 +910,7 @@ def cache_directory():
     return path if private else None
 
 
+@functools.cache  # read once: a change to this file takes a new process to load anyway
 def _fingerprint():
     """What the compiled code depends on besides its source: this module (the intrinsics and the
     prelude it imports), Numba, llvmlite and Python. (Numba's index adds the CPU.)"""
