@@ -13,6 +13,8 @@ import pytest
 
 from conftest import stored_rows, wait_until
 from initlab import cli
+from initlab.sweeps.runner import run_sweep
+from initlab.sweeps.spec import load_spec
 
 SPEC = """
 [data]
@@ -218,6 +220,20 @@ def test_ctrl_c_stops_in_one_line_that_says_how_to_resume(tmp_path, moment):
     )
 
 
+def test_a_first_sweep_says_it_compiles_before_training(new_machine, tmp_path, monkeypatch, capsys):
+    from initlab.sweeps import engines
+
+    # The message comes before training, which is not this test's to wait for.
+    monkeypatch.setattr(engines, "execute", lambda *args, **kwargs: 1 / 0)
+    spec_path = tmp_path / "grid.toml"
+    spec_path.write_text(SPEC)
+    argv = ["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--no-progress"]
+    with pytest.raises(ZeroDivisionError):
+        cli.main(argv)
+    printed = capsys.readouterr().out
+    assert printed.startswith("Compiling the training kernel for this machine"), printed
+
+
 def test_report_and_argument_errors(tmp_path, capsys):
     spec_path = tmp_path / "grid.toml"
     spec_path.write_text(SPEC.replace("epochs = 400", "epochs = 20"))
@@ -230,6 +246,12 @@ def test_report_and_argument_errors(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "12 runs trained" in printed and "| he | 4 |" in printed
+    # Run again, nothing is missing: nothing trains, nor is told it will.
+    told = []
+    run_sweep(
+        load_spec(spec_path), out, backend="serial", progress=False, before_training=told.append
+    )
+    assert told == []
     for name in ("summary.md", "summary.csv", "summary.json", "costs.png", "accuracy.png"):
         os.remove(out / name)
     assert cli.main(["sweep", "--report", str(out)]) == 0

@@ -118,3 +118,25 @@ def test_a_group_must_share_an_architecture():
     mixed = plan_runs(parse_spec("[sweep]\n'model.hidden' = [[3], [4]]\n[train]\nepochs = 2"))
     with pytest.raises(ValueError, match="one architecture"):
         train_group(mixed)
+
+
+def test_networks_per_kernel_gives_one_network_per_activation_and_data_set(new_machine):
+    spec = parse_spec(
+        SPEC.replace('scheme = ["he", "random_normal:3", "lsuv", "zeros"]', "")
+        + '"model.activation" = ["relu", "tanh"]\nscheme = ["he", "zeros"]\n'
+    )
+    runs = plan_runs(spec)
+    networks = trainer.networks_per_kernel(runs)
+    assert [network.layers[0].activation.name for network in networks] == ["relu", "tanh"]
+    # Each is the network its runs train, not built (nothing drawn), and needs its own kernel.
+    sources = set()
+    for network, run in zip(networks, (runs[0], runs[-1]), strict=True):
+        trained = make_model(run, make_data(run)[0], 1)
+        assert not network.built
+        assert [(layer.units, layer.activation.name) for layer in network.layers] == [
+            (layer.units, layer.activation.name) for layer in trained.layers
+        ]
+        assert type(network.loss) is type(trained.loss)
+        assert not new_machine.is_compiled(network.layers, network.loss, network.dtype)
+        sources.add(new_machine._source_of(network.layers, network.loss, network.dtype)[0])
+    assert len(sources) == 2

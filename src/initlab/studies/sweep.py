@@ -20,7 +20,7 @@ import time
 from initlab.studies import arguments, sweep_report
 from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_sweep
 from initlab.sweeps.spec import load_spec
-from initlab.sweeps.trainer import CHECKPOINT_SECONDS
+from initlab.sweeps.trainer import CHECKPOINT_SECONDS, networks_per_kernel
 
 
 def add_arguments(parser):
@@ -77,6 +77,7 @@ def run(args):
             force=args.force,
             progress=args.progress,
             checkpoint_seconds=args.checkpoint_seconds,
+            before_training=lambda runs: arguments.say_compiling(print, networks_per_kernel(runs)),
         )
     except SweepInterrupted as stop:
         again = shlex.join(["initlab", "sweep", args.spec, "--out", args.out])

@@ -112,8 +112,11 @@ def run_sweep(
     force=False,
     progress=True,
     checkpoint_seconds=CHECKPOINT_SECONDS,
+    before_training=None,
 ):
     """Train the spec's runs that `out`'s store lacks and store each as it finishes.
+
+    before_training : called with those runs, if any, before the first trains.
 
     Returns a SweepStatus. Raises SweepInterrupted on Ctrl-C (the store keeps every run
     finished), ValueError for bad arguments or a changed spec (before anything trains).
@@ -133,6 +136,8 @@ def run_sweep(
         status = SweepStatus(total=len(runs), stored_before=len(runs) - len(missing), trained=0)
         checkpoints = os.path.join(os.path.dirname(store.path), CHECKPOINT_DIR)
         _clean_checkpoints(checkpoints, stored)
+        if before_training is not None and missing:
+            before_training(missing)
         with _progress_bar(progress, len(runs), status.stored_before) as bar:
 
             def on_result(run, result):

@@ -66,6 +66,27 @@ def make_data(run):
 
 def make_model(run, X_train, n_outputs):
     """The run's compiled, built network: hidden layers by its scheme, LSUV applied if asked."""
+    model = network(run, n_outputs)
+    model.build(X_train.shape[0])
+    name = parse_scheme(run.settings["model.scheme"])[0]
+    if name in DATA_DEPENDENT:
+        model.initialize(X_train, method=name)
+    return model
+
+
+def networks_per_kernel(runs):
+    """One network (compiled, not built) per training kernel that `runs` need: runs of one
+    activation on one data set (so one output layer and loss) share theirs."""
+    models = {}
+    for run in runs:
+        key = (run.settings["model.activation"], run.settings["data.name"])
+        if key not in models:
+            models[key] = network(run, make_data(run)[1].shape[0])
+    return list(models.values())
+
+
+def network(run, n_outputs):
+    """The run's network, compiled and not built: its layers, their schemes, loss and optimizer."""
     s = run.settings
     scheme = s["model.scheme"]
     output_scheme = scheme if s["model.output_scheme"] == "same" else s["model.output_scheme"]
@@ -84,10 +105,6 @@ def make_model(run, X_train, n_outputs):
         loss="crossentropy" if binary else "categorical_crossentropy",
         optimizer=s["train.optimizer"],
     )
-    model.build(X_train.shape[0])
-    name = parse_scheme(scheme)[0]
-    if name in DATA_DEPENDENT:
-        model.initialize(X_train, method=name)
     return model
 
 
