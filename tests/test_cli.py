@@ -228,3 +228,21 @@ def test_abbreviated_options_are_not_guessed(capsys):
     # argparse would read --seed as --seeds where only --seeds exists, --epoch as --epochs.
     assert cli.main(["theory", "--pair", "3", "--out", "o"]) == cli.EXIT_USAGE
     assert "option '--pair' is not known (did you mean '--pairs'?)" in capsys.readouterr().err
+
+
+def test_the_program_exits_with_mains_code_and_skips_the_last_collections(monkeypatch):
+    import gc
+    import tomllib
+    from pathlib import Path
+
+    import initlab.cli
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["initlab"] == "initlab.cli:command"
+    monkeypatch.setattr(initlab.cli, "main", lambda argv=None: 3)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            initlab.cli.command([])
+        assert stop.value.code == 3 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
