@@ -110,9 +110,10 @@ def run_process(argv, marker=None, env=None):
 
 
 def initlab_command(*args):
-    """argv of `initlab ARGS...` run from the source beside the benchmarks, in a fresh process."""
+    """argv of `initlab ARGS...` run from the source beside the benchmarks, in a fresh process,
+    as the installed `initlab` program runs it (initlab.cli.command)."""
     code = f"import sys; sys.path.insert(0, {os.path.abspath(_SRC)!r}); " + (
-        "from initlab.cli import main; sys.exit(main())"
+        "from initlab.cli import command; command()"
     )
     return [sys.executable, "-c", code, *map(str, args)]
 
