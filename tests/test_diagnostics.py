@@ -167,7 +167,7 @@ def test_a_pass_larger_than_predicts_parts_keeps_no_buffers():
     assert signals[0]["preactivation"].shape == (8, INFERENCE_SAMPLES + 1)
     # The signals are copies; the layers' buffers of X's size went with the pass.
     assert all(layer._buffers == {} and layer.cache is None for layer in model.layers)
-    # A batch's size keeps them, for the training that the diagnostics interleave with.
+    # A batch's size keeps them, for the next measurement of that batch.
     layer_signals(model, X[:, :100], Y[:, :100])
     assert all(layer._buffers["z"].shape == (layer.units, 100) for layer in model.layers)
 

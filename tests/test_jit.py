@@ -209,6 +209,23 @@ def test_epochs_in_one_call_go_in_calls_that_double_until_they_take_a_moment(mon
     assert calls == [1, 1, 1, 1, 1]
 
 
+def test_minibatches_of_plain_gradient_descent_update_in_the_kernels_call(monkeypatch):
+    calls = []
+    original = jit.training_step
+
+    def recording(*args):
+        step = original(*args)
+        descend = step.descend
+        step.descend = lambda epochs, rate: calls.append((epochs, rate)) or descend(epochs, rate)
+        return step
+
+    monkeypatch.setattr(jit, "training_step", recording)
+    model = post_model(seed=4)
+    model.fit(X, Y, epochs=3, batch_size=32, learning_rate=0.05, jit_compile=True)
+    # 120 samples: batches of 32, 32, 32 and 24, each one call that also updates, at the rate.
+    assert calls == [(1, 0.05)] * 12
+
+
 def test_a_stop_asked_before_the_first_epoch_is_kept_when_epochs_run_in_one_call():
     class StopAtOnce:
         def on_train_begin(self, model):

@@ -322,16 +322,10 @@ def test_a_large_predict_runs_in_parts_and_keeps_none_of_their_buffers(monkeypat
     np.testing.assert_array_equal(model.predict(grid), model.predict_from_output(whole))
     # Nothing of the parts is kept: a model kept after drawing its boundary holds no grid.
     assert all(layer._buffers == {} and layer.cache is None for layer in model.layers)
-    # An input of at most one part is a training batch's size: its buffers stay for reuse.
+    # An input of at most one part keeps its buffers, for the next pass of its size.
     model.predict(grid[:, :1000])
     buffers = [b for layer in model.layers for b in layer._buffers.values()]
     assert buffers and all(buffer.shape[-1] == 1000 for buffer in buffers)
-    # And a model whose buffers were released trains on as before.
-    reference = post_model(seed=0)
-    reference.fit(*moons(100, noise=0.2, seed=0), epochs=20)
-    for trained in (model, reference):
-        trained.fit(*moons(100, noise=0.2, seed=0), epochs=5, jit_compile=False)
-    np.testing.assert_array_equal(model.parameters, reference.parameters)
 
 
 def test_summary_counts_parameters():

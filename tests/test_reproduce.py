@@ -43,6 +43,15 @@ def test_a_short_run_writes_every_file(short_run):
     assert sorted(p.name for p in out.iterdir()) == sorted(reproduce.OUTPUTS + ("sweep.db",))
 
 
+def test_writing_the_figures_leaves_nothing_frozen_from_collection(tmp_path):
+    import gc
+
+    # The objects are frozen only while the figures are drawn: a caller's garbage is collected.
+    reproduce.write_results(post.run_study(n_seeds=1, epochs=5), tmp_path)
+    assert gc.get_freeze_count() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reproduce.OUTPUTS)
+
+
 @pytest.mark.parametrize("name", sorted(FIGURE_SIZES))
 def test_every_figure_is_a_readable_png(short_run, name):
     data = (short_run[0] / name).read_bytes()

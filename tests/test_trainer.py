@@ -120,18 +120,29 @@ def test_a_group_must_share_an_architecture():
         train_group(mixed)
 
 
-def test_networks_per_kernel_gives_one_network_per_activation_and_data_set(new_machine):
+def test_networks_per_kernel_gives_one_network_per_activation_and_kind_of_output(new_machine):
     spec = parse_spec(
         SPEC.replace('scheme = ["he", "random_normal:3", "lsuv", "zeros"]', "")
         + '"model.activation" = ["relu", "tanh"]\nscheme = ["he", "zeros"]\n'
+        + '"data.name" = ["moons", "circles", "digits"]\n'
     )
     runs = plan_runs(spec)
     networks = trainer.networks_per_kernel(runs)
-    assert [network.layers[0].activation.name for network in networks] == ["relu", "tanh"]
-    # Each is the network its runs train, not built (nothing drawn), and needs its own kernel.
+    # moons and circles share a sigmoid output, digits has a softmax over ten classes.
+    kinds = {(n.layers[0].activation.name, n.layers[-1].activation.name) for n in networks}
+    assert len(networks) == 4
+    assert kinds == {(a, o) for a in ("relu", "tanh") for o in ("sigmoid", "softmax")}
     sources = set()
-    for network, run in zip(networks, (runs[0], runs[-1]), strict=True):
-        trained = make_model(run, make_data(run)[0], 1)
+    for network in networks:
+        # Each is the network its runs train, not built (nothing drawn), and needs its own kernel.
+        run = next(
+            run
+            for run in runs
+            if run.settings["model.activation"] == network.layers[0].activation.name
+            and (run.settings["data.name"] == "digits") == (network.layers[-1].units == 10)
+        )
+        X_train, Y_train = make_data(run)[:2]
+        trained = make_model(run, X_train, Y_train.shape[0])
         assert not network.built
         assert [(layer.units, layer.activation.name) for layer in network.layers] == [
             (layer.units, layer.activation.name) for layer in trained.layers
@@ -139,4 +150,4 @@ def test_networks_per_kernel_gives_one_network_per_activation_and_data_set(new_m
         assert type(network.loss) is type(trained.loss)
         assert not new_machine.is_compiled(network.layers, network.loss, network.dtype)
         sources.add(new_machine._source_of(network.layers, network.loss, network.dtype)[0])
-    assert len(sources) == 2
+    assert len(sources) == 4

@@ -216,8 +216,10 @@ def command(argv=None):
     """The `initlab` program: main(argv), then exit with its code."""
     code = main(argv)
     # Python's last garbage collections at exit walk every object the libraries made (Numba's
-    # type system most: 0.6 s after reproduce's table). Frozen, they are skipped; each is still
-    # freed as the modules are cleared, and every file initlab writes is closed by now.
+    # type system most: most of a second after reproduce's table). Frozen, they are skipped;
+    # each is still freed as the modules are cleared, and atexit hooks and weakref finalizers
+    # still run. Only a __del__ of an object in a reference cycle would not: every file initlab
+    # writes is closed by now.
     gc.freeze()
     sys.exit(code)
 

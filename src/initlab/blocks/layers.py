@@ -81,7 +81,7 @@ class Layer:
 
     def release_buffers(self):
         """Forget the last pass: its buffers, and the cache that holds its input. The next pass
-        allocates them again; after a pass of a shape training will not repeat, nothing is lost."""
+        allocates them again; after a pass of a size unlikely to come again, nothing is lost."""
         self.cache = None
         self._buffers = {}
 

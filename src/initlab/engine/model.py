@@ -25,9 +25,10 @@ from initlab.engine.parameters import pack_parameters
 from initlab.engine.saving import FILE_FORMAT, FILE_VERSION
 
 # Inference passes over at most this many samples at a time. The layers keep the buffers of their
-# last pass, for training to reuse every epoch; one pass over a large input would make them that
-# large (a decision boundary's grid of 60,000 points: 20 MB for the post's network). A pass in
-# parts needs buffers of one part only, and releases them after.
+# last pass, for the next pass of the same size to reuse (predict, the diagnostics, a layer of
+# one's own trained without a fast path); one pass over a large input would make them that large
+# (a decision boundary's grid of 60,000 points: 20 MB for the post's network). A pass in parts
+# needs buffers of one part only, and releases them after.
 INFERENCE_SAMPLES = 8192
 
 # Initialisations that need data, by name: function(model, X, **options) -> one report dict per
@@ -392,8 +393,8 @@ class NeuralNetwork:
             self._forward(X[..., start : start + INFERENCE_SAMPLES])
             for start in range(0, m, INFERENCE_SAMPLES)
         ]
-        # The last part's buffers fit no batch training will run: a model kept after a large
-        # predict (a decision boundary's grid) would hold them for nothing.
+        # The last part's buffers fit no pass likely to come: a model kept after a large predict
+        # (a decision boundary's grid) would hold them for nothing.
         self.release_buffers()
         return np.concatenate(parts, axis=-1)
 

@@ -356,15 +356,16 @@ class _Gather:
         self.rows = data.reshape(-1, r)
         self.offsets = (np.arange(data.shape[0]) * M)[:, None] if data.ndim == 3 else 0
         self.row_index = np.empty(out.shape[:-1], np.intp)
-        # Rows copied into a transposed view (the compiled kernel's feature-major batch) would
-        # each be scattered over the batch: they are gathered side by side first, then moved by
-        # one transposing copy (for 128 samples of 784: 75 µs instead of 240).
-        whole_rows = out.strides[-1] == out.itemsize
-        self.gathered = out if whole_rows else np.empty(out.shape, out.dtype)
+        # np.take writes straight into a C-contiguous `out` only; into any other (the rows of a
+        # batch beside its ones, or the compiled kernel's feature-major batch, where each row
+        # would be scattered over the batch) it fills a temporary first. So the rows are
+        # gathered side by side into a buffer of their own, then moved by one copy.
+        contiguous = out.flags.c_contiguous
+        self.gathered = out if contiguous else np.empty(out.shape, out.dtype)
 
     def __call__(self, index):
-        # mode="clip": np.take copies into a temporary first under the default "raise" (an
-        # order's indices are in range, so clipping never applies).
+        # mode="clip": under the default "raise" np.take fills a temporary first, even for a
+        # contiguous `out` (an order's indices are in range, so clipping never applies).
         if index.ndim == 1:
             np.take(self.data, index, axis=-2, out=self.gathered, mode="clip")
         else:

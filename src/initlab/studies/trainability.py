@@ -306,13 +306,13 @@ def run(args):
     # Every network has the grid's activation and softmax: one kernel serves every depth.
     probe = _network(
         grid["activation"],
-        1.0,
-        grid["bias_variance"],
-        1,
-        grid["width"],
-        0,
-        X_train.shape[0],
-        Y_train.shape[0],
+        weight_variance=1.0,
+        bias_variance=grid["bias_variance"],
+        depth=1,
+        width=grid["width"],
+        seed=0,
+        n_inputs=X_train.shape[0],
+        n_outputs=Y_train.shape[0],
     )
     arguments.say_compiling(say, [probe])
     started = time.perf_counter()

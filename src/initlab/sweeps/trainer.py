@@ -75,13 +75,18 @@ def make_model(run, X_train, n_outputs):
 
 
 def networks_per_kernel(runs):
-    """One network (compiled, not built) per training kernel that `runs` need: runs of one
-    activation on one data set (so one output layer and loss) share theirs."""
+    """One network (compiled, not built) per training kernel that `runs` need: a kernel serves
+    every run of one hidden activation and one kind of output (a sigmoid unit, or a softmax over
+    any number of classes), whatever the sizes."""
+    n_outputs = {}  # by data set
     models = {}
     for run in runs:
-        key = (run.settings["model.activation"], run.settings["data.name"])
+        name = run.settings["data.name"]
+        if name not in n_outputs:
+            n_outputs[name] = make_data(run)[1].shape[0]
+        key = (run.settings["model.activation"], n_outputs[name] == 1)
         if key not in models:
-            models[key] = network(run, make_data(run)[1].shape[0])
+            models[key] = network(run, n_outputs[name])
     return list(models.values())
 
 

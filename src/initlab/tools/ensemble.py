@@ -540,7 +540,7 @@ def _stack_models(models):
     stack = NeuralNetwork(dtype=reference.dtype)
     for i, layer in enumerate(reference.layers):
         stacked = copy.deepcopy(layer)
-        stacked.cache = None
+        stacked.release_buffers()  # the model's last pass, of another shape than the stack's
         stacked.params = {
             name: np.stack([model.layers[i].params[name] for model in models])
             for name in layer.params
