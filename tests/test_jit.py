@@ -189,27 +189,9 @@ def test_epochs_run_in_one_call_give_the_bits_of_one_call_per_epoch(dtype, capsy
     assert at_once[3] == one_by_one[3] and at_once[3].count("Epochs: ") == len(at_once[1])
 
 
-def test_epochs_in_one_call_go_in_calls_that_double_until_they_take_a_moment(monkeypatch):
-    calls = []
-    original = jit.training_step
-
-    def recording(*args):
-        step = original(*args)
-        descend = step.descend
-        step.descend = lambda epochs, rate: calls.append(epochs) or descend(epochs, rate)
-        return step
-
-    monkeypatch.setattr(jit, "training_step", recording)
-    model = post_model()
-    model.fit(X, Y, epochs=100, jit_compile=True)
-    assert sum(calls) == 100 and calls[:4] == [1, 2, 4, 8]
-    calls.clear()
-    monkeypatch.setattr("initlab.engine.training.CALL_SECONDS", 0.0)  # every call is long
-    model.fit(X, Y, epochs=5, jit_compile=True)
-    assert calls == [1, 1, 1, 1, 1]
-
-
-def test_minibatches_of_plain_gradient_descent_update_in_the_kernels_call(monkeypatch):
+def _record_descents(monkeypatch):
+    """The (epochs, learning rate) of every call of the kernel's gradient descent, as a list
+    that fills as the fits run."""
     calls = []
     original = jit.training_step
 
@@ -220,6 +202,23 @@ def test_minibatches_of_plain_gradient_descent_update_in_the_kernels_call(monkey
         return step
 
     monkeypatch.setattr(jit, "training_step", recording)
+    return calls
+
+
+def test_epochs_in_one_call_go_in_calls_that_double_until_they_take_a_moment(monkeypatch):
+    calls = _record_descents(monkeypatch)
+    model = post_model()
+    model.fit(X, Y, epochs=100, jit_compile=True)
+    epochs = [count for count, _ in calls]
+    assert sum(epochs) == 100 and epochs[:4] == [1, 2, 4, 8]
+    calls.clear()
+    monkeypatch.setattr("initlab.engine.training.CALL_SECONDS", 0.0)  # every call is long
+    model.fit(X, Y, epochs=5, jit_compile=True)
+    assert [count for count, _ in calls] == [1, 1, 1, 1, 1]
+
+
+def test_minibatches_of_plain_gradient_descent_update_in_the_kernels_call(monkeypatch):
+    calls = _record_descents(monkeypatch)
     model = post_model(seed=4)
     model.fit(X, Y, epochs=3, batch_size=32, learning_rate=0.05, jit_compile=True)
     # 120 samples: batches of 32, 32, 32 and 24, each one call that also updates, at the rate.
