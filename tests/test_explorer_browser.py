@@ -62,9 +62,16 @@ def _free_port():
 @pytest.fixture(scope="module")
 def server():
     """`initlab serve` in a subprocess on a free port: its URL, first line, and ready time."""
+    yield from _serve()
+
+
+def _serve(**environment):
+    """Start `initlab serve` with `environment` added to os.environ; yield what `server` gives."""
     port = _free_port()
     env = dict(
-        os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+        os.environ,
+        PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **environment,
     )
     began = time.monotonic()
     process = subprocess.Popen(
@@ -195,6 +202,17 @@ def test_the_page_loads_with_the_posts_experiment_and_no_console_error(page, ser
     assert "scheme=he" in page.url and "hidden=12%2C6" in page.url
     expect(page.get_by_test_id("theory")).to_contain_text("theory")
     screenshot(page, "page-at-epoch-0")
+
+
+def test_a_new_machine_is_told_that_the_first_training_compiles(page, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("kernel-cache")
+    cache.chmod(0o700)  # a private cache, empty: as on a machine that never compiled
+    new_machine = _serve(INITLAB_CACHE_DIR=str(cache))
+    try:
+        open_page(page, next(new_machine))
+        expect(page.get_by_test_id("message")).to_contain_text("compiles its kernel")
+    finally:
+        new_machine.close()
 
 
 def test_zeros_keep_the_cost_at_ln2_and_the_accuracy_at_half(page, server):

@@ -249,6 +249,15 @@ def test_histogram_of_equal_and_non_finite_values():
     assert histogram([np.nan])["counts"] == []
 
 
+def test_start_says_whether_the_first_training_compiles(new_machine, monkeypatch):
+    session = Session(parse_settings({"hidden": "8", "seeds": "2"}))
+    # A new machine: the page is told, and says so until training has run.
+    assert session.start()["compiling"] is True
+    # Once the kernel is loaded or cached (as a first training leaves it), it starts at once.
+    monkeypatch.setattr(new_machine, "is_compiled", lambda layers, loss, dtype: True)
+    assert session.start()["compiling"] is False
+
+
 def test_theory_predicts_chi1_and_the_phase_of_the_drawn_layers():
     settings = parse_settings({"hidden": "64,64", "scheme": "he"})
     session = Session(settings)

@@ -11,7 +11,8 @@ The page sends JSON messages
 and receives
 
     {"type": "options", ...}    first, once: the settings' names, defaults and choices
-    {"type": "start", ...}      a new experiment: settings, points, the boundary's extent, theory
+    {"type": "start", ...}      a new experiment: settings, points, the boundary's extent, theory,
+                                and whether its first training compiles a kernel first
     {"type": "frame", ...}      the numbers of the current weights (Session.frame), the measured
                                 speed, and whether it is playing
     {"type": "error", "message": "..."}   a refused value or a failed run, in words; the

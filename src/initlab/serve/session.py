@@ -28,6 +28,7 @@ import numpy as np
 
 from initlab import Dense, NeuralNetwork
 from initlab.blocks import datasets
+from initlab.studies.arguments import kernels_to_compile
 from initlab.studies.schemes import parse_scheme
 from initlab.tools import diagnostics, theory
 from initlab.tools.ensemble import Ensemble
@@ -96,6 +97,9 @@ class Session:
             "extent": self.extent,
             "grid": GRID,
             "theory": self.theory,
+            # The first training compiles the models' kernel (a minute or so, once per machine):
+            # the page says so, for the wait would otherwise look like a hang.
+            "compiling": kernels_to_compile(self.models[:1]) > 0,
         }
 
     def frame(self):

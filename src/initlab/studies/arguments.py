@@ -212,11 +212,10 @@ def _silent(*args, **kwargs):
     pass
 
 
-def say_compiling(say, models):
-    """Before training, say that the compiled path will first compile a kernel for each of
-    `models` (one model per kernel the command needs) that is neither loaded nor cached: a first
-    run on a machine otherwise sits silent for a minute or so for each. Nothing is said for a
-    model that trains on NumPy (no Numba, or a layer the kernel does not cover)."""
+def kernels_to_compile(models):
+    """How many of `models` (one model per kernel a command needs) will compile their kernel
+    first, neither loaded nor cached: 0 for a model that trains on NumPy (no Numba, or a layer
+    the kernel does not cover)."""
     from initlab.fast import jit
 
     missing = 0
@@ -225,6 +224,14 @@ def say_compiling(say, models):
             missing += not jit.is_compiled(model.layers, model.loss, model.dtype)
         except jit.Unsupported:
             pass
+    return missing
+
+
+def say_compiling(say, models):
+    """Before training, say that the compiled path will first compile the kernels of `models`
+    (kernels_to_compile): a first run on a machine otherwise sits silent for a minute or so for
+    each."""
+    missing = kernels_to_compile(models)
     if missing == 1:
         say(
             "Compiling the training kernel for this machine: once, a minute or so of CPU; "

@@ -9,6 +9,7 @@ let socket = null;
 let fields = [];          // the settings' names, from the server
 let experiment = null;    // the last "start" message: settings, points, extent
 let lastFrame = null;
+let compilingNotice = false;  // the "compiling" note is shown until training has run
 let history = [];         // one point per frame: {epoch, train_loss: [min, median, max], ...}
 let costChart = null, accuracyChart = null, depthChart = null;
 const frameTimes = [];    // arrival times of the last second's frames, for the page's own fps
@@ -75,6 +76,11 @@ function start(message) {
   }
   replaceUrl("?" + query.toString());
   drawTheory(message.theory);
+  compilingNotice = message.compiling;
+  if (compilingNotice) {
+    showMessage("The first training compiles its kernel for this computer: once, a minute or " +
+                "so; later experiments, and later runs of initlab, start at once.", false);
+  }
 }
 
 function replaceUrl(search) {
@@ -105,6 +111,10 @@ const fixed = (value, digits) => (value === null || value === undefined ? "–" 
 
 function draw(frame) {
   lastFrame = frame;
+  if (compilingNotice && frame.epoch > 0) {
+    compilingNotice = false;
+    clearMessage();
+  }
   const now = performance.now();
   frameTimes.push(now);
   while (frameTimes.length && now - frameTimes[0] > 1000) frameTimes.shift();
