@@ -141,7 +141,8 @@ def main(argv=None):
     ok = peak < TARGET_MB
     print(f"  NumPy path: peak {peak:.1f} MB; target < {TARGET_MB} MB: {verdict(ok)}")
 
-    # The quick run's reproduce is a short one, without --no-jit.
+    # The quick run's reproduce is a short one, and skips the --no-jit comparison (the NumPy
+    # path's reproduce takes half a minute, and has no target).
     size = ("--seeds", 2, "--epochs", 200) if args.quick else ()
     label = " ".join(map(str, ("initlab reproduce", *size)))
     print(f"\nthe main job, `{label}`, a fresh process:")
