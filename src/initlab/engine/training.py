@@ -190,7 +190,6 @@ class TrainingLoop:
                 lead + self.Y.shape[-2:-1] + (size,),
                 size,
                 sample_major=True,
-                largest=batch_size,
             )
             for size in sizes
         }
@@ -240,9 +239,8 @@ class _StepBinder:
         self.params, self.grads = params, grads
         self.jit_compile = jit_compile
 
-    def __call__(self, x_lead, n_features, y_shape, m, sample_major=False, largest=None):
-        """A _Step for batches of m samples; `largest` is the fit's largest batch (the compiled
-        kernel made for it also runs the smaller last batch)."""
+    def __call__(self, x_lead, n_features, y_shape, m, sample_major=False):
+        """A _Step for batches of m samples."""
         dtype = self.params.dtype
         # The compiled kernel reads samples along rows: one layout, so one compilation.
         sample_major = sample_major and not self.jit_compile
