@@ -375,3 +375,42 @@ def test_expectations_on_one_rule_are_the_bits_of_one_at_a_time():
         assert np.array_equal(expectation, theory.gaussian_expectation(f, q))
     # E|√q z| = √(2q/π): the closed form, at every q.
     np.testing.assert_allclose(together[2], np.sqrt(2 * q / np.pi), rtol=1e-12)
+
+
+def test_a_homogeneous_function_is_ruled_once_and_scaled_exactly_at_every_q():
+    _, phi, derivative = theory._phi_and_derivative("relu")
+    q = np.array([0.0, 1e-300, 1e-6, 0.3, 1.0, 7.0, 1e12])
+    second, mean, slope = theory.gaussian_expectations(
+        (theory._squared(phi), phi, theory._squared(derivative)), q
+    )
+    # relu: E[relu(√q z)²] = q/2, E[relu(√q z)] = √(q/2π), E[relu'(√q z)²] = 1/2 for q > 0; at
+    # q = 0 every sample is relu's at 0 (its derivative there is 0, as in the NumPy path).
+    np.testing.assert_allclose(second, q / 2, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(mean, np.sqrt(q / (2 * np.pi)), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(slope[1:], 0.5, rtol=1e-13)
+    assert slope[0] == derivative(np.zeros(1))[0] ** 2
+
+
+def test_a_square_after_its_function_squares_its_values_and_gives_the_same_bits():
+    calls = []
+
+    def counted(u):
+        calls.append(u.shape)
+        return np.tanh(u)
+
+    q = np.geomspace(1e-2, 1e2, 5)
+    mean, second = theory.gaussian_expectations((counted, theory._squared(counted)), q)
+    assert len(calls) == 1
+    assert np.array_equal(second, theory.gaussian_expectation(lambda u: np.tanh(u) ** 2, q))
+    assert np.array_equal(mean, theory.gaussian_expectation(np.tanh, q))
+
+
+def test_a_qs_rule_does_not_depend_on_the_others_ruled_with_it():
+    q = np.array([[0.05, 1.0, 3.0], [0.7, 3.0, 1e-40]])
+    nodes, weights = theory._normal_rule(q)
+    assert nodes.shape == weights.shape == q.shape + (nodes.shape[-1],)
+    for index in np.ndindex(q.shape):
+        alone = theory._normal_rule(np.array(q[index]))
+        assert np.array_equal(nodes[index], alone[0]) and np.array_equal(weights[index], alone[1])
+    # Every q <= 1 is ruled alike (its graded panels start at 1/8).
+    assert np.array_equal(nodes[0, 0], nodes[1, 0]) and not np.array_equal(nodes[0, 2], nodes[0, 1])

@@ -158,14 +158,20 @@ def _normal_rule(q):
     crossed. Shapes: q (...) -> nodes and weights (..., 2 * HALF_LINE_PANELS * PANEL_NODES).
     """
     t, v = _legendre(PANEL_NODES)
-    start = np.minimum(1.0, 1.0 / np.sqrt(np.maximum(q, Q_MIN)))[..., None] / 8
+    # Every q <= 1 has the same rule (s = 1/8): each distinct s is ruled once.
+    starts, inverse = np.unique(
+        np.minimum(1.0, 1.0 / np.sqrt(np.maximum(q, Q_MIN))) / 8, return_inverse=True
+    )
+    start = starts[:, None]
     graded = start * (1.0 / start) ** (np.arange(GRADED_PANELS + 1) / GRADED_PANELS)
-    tail = np.broadcast_to(np.array(TAIL_EDGES), q.shape + (len(TAIL_EDGES),))
-    edges = np.concatenate([np.zeros(q.shape + (1,)), graded, tail], axis=-1)
-    half = np.diff(edges, axis=-1)[..., None] / 2  # (..., panels, 1)
-    x = (edges[..., :-1, None] + half * (t + 1)).reshape(q.shape + (-1,))
+    tail = np.broadcast_to(np.array(TAIL_EDGES), starts.shape + (len(TAIL_EDGES),))
+    edges = np.concatenate([np.zeros(starts.shape + (1,)), graded, tail], axis=-1)
+    half = np.diff(edges, axis=-1)[..., None] / 2  # (rules, panels, 1)
+    x = (edges[..., :-1, None] + half * (t + 1)).reshape(starts.shape + (-1,))
     w = (half * v).reshape(x.shape) * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
-    return np.concatenate([x, -x], axis=-1), np.concatenate([w, w], axis=-1)
+    x, w = np.concatenate([x, -x], axis=-1), np.concatenate([w, w], axis=-1)
+    shape = np.shape(q) + (-1,)
+    return x[inverse.ravel()].reshape(shape), w[inverse.ravel()].reshape(shape)
 
 
 def gaussian_expectation(f, q):
@@ -180,11 +186,29 @@ def gaussian_expectation(f, q):
 
 def gaussian_expectations(functions, q):
     """[E[f(√q z)] for f in functions]: gaussian_expectation of each, on one quadrature rule (the
-    rule, a few exponentials per node and q, costs more than most f)."""
+    rule, a few exponentials per node and q, costs more than most f).
+
+    A positively homogeneous f (its `degree` d, from _phi_and_derivative or _squared) is
+    integrated once, at q = 1, and scaled by q^(d/2): exact at any q > 0, and f(0) at q = 0.
+    _squared(g) after g squares g's values instead of evaluating g again.
+    """
     q = np.asarray(q, dtype=float)
-    nodes, weights = _normal_rule(q)
-    u = np.sqrt(q)[..., None] * nodes
-    return [np.sum(f(u) * weights, axis=-1) for f in functions]
+    expectations = {}
+    general = [f for f in functions if getattr(f, "degree", None) is None]
+    if general:
+        nodes, weights = _normal_rule(q)
+        u = np.sqrt(q)[..., None] * nodes
+        values = {}
+        for f in general:
+            root = getattr(f, "root", None)
+            values[f] = values[root] ** 2 if root in values else f(u)
+            expectations[f] = np.sum(values[f] * weights, axis=-1)
+    for f in functions:
+        if f not in expectations:
+            (unit,) = gaussian_expectations((_unscaled(f),), 1.0)
+            at_zero = f(np.zeros(1))[0]
+            expectations[f] = np.where(q > 0, unit * q ** (f.degree / 2), at_zero)
+    return [expectations[f] for f in functions]
 
 
 def bivariate_expectation(f, g, q1, q2, c):
@@ -234,9 +258,14 @@ def bivariate_expectation(f, g, q1, q2, c):
 
 
 def _squared(f):
+    """z -> f(z)², positively homogeneous of twice f's degree if f is."""
+
     def square(z):
         return f(z) ** 2
 
+    square.root = f
+    if getattr(f, "degree", None) is not None:
+        square.degree = 2 * f.degree
     return square
 
 
@@ -287,7 +316,7 @@ def q_map(activation, weight_variance, bias_variance, q):
 
 
 def _q_map(phi, wv, bv, q):
-    return wv * gaussian_expectation(lambda u: phi(u) ** 2, q) + bv
+    return wv * gaussian_expectation(_squared(phi), q) + bv
 
 
 def fixed_point(activation, weight_variance, bias_variance, q0=1.0):
@@ -386,11 +415,11 @@ def backward_factor(activation, weight_variance, q):
     """
     _, _, derivative = _phi_and_derivative(activation)
     wv, q = np.broadcast_arrays(_variance("weight_variance", weight_variance), _variance("q", q))
-    return _result(wv * gaussian_expectation(lambda u: derivative(u) ** 2, q))
+    return _result(wv * gaussian_expectation(_squared(derivative), q))
 
 
 def _chi1(phi, derivative, wv, bv, q_star):
-    return wv * gaussian_expectation(lambda u: derivative(u) ** 2, _evaluation_q(q_star))
+    return wv * gaussian_expectation(_squared(derivative), _evaluation_q(q_star))
 
 
 def correlation_map(activation, weight_variance, bias_variance, c, q=None):
@@ -658,7 +687,7 @@ def gamma(activation):
     """
     _, phi, _ = _phi_and_derivative(activation)
     mean = gaussian_expectation(phi, 1.0)
-    second = gaussian_expectation(lambda u: phi(u) ** 2, 1.0)
+    second = gaussian_expectation(_squared(phi), 1.0)
     return float(1.0 / np.sqrt(second - mean**2))
 
 
@@ -674,7 +703,7 @@ def variance_preserving_gain(activation):
     Reference: K. He et al., "Delving deep into rectifiers", ICCV 2015, eq. 10.
     """
     _, phi, _ = _phi_and_derivative(activation)
-    return float(1.0 / np.sqrt(gaussian_expectation(lambda u: phi(u) ** 2, 1.0)))
+    return float(1.0 / np.sqrt(gaussian_expectation(_squared(phi), 1.0)))
 
 
 def gain_table(activations=None):
@@ -852,7 +881,7 @@ def predict_signals(model, X):
         if is_elementwise(layer.activation):
             _, phi, _ = _phi_and_derivative(layer.activation)
             # E[φ²] serves twice: this layer's activation std, and the next layer's q.
-            second_moments, means = gaussian_expectations((_squared(phi), phi), q)
+            means, second_moments = gaussian_expectations((phi, _squared(phi)), q)
             second, mean = np.mean(second_moments), np.mean(means)
             row["activation_std"] = float(np.sqrt(max(second - mean * mean, 0.0)))
         predictions.append(row)
