@@ -24,6 +24,8 @@ Contenders:
     initlab jit          fit(..., jit_compile=True) (needs Numba)
     Ensemble ...         Ensemble(models).fit, the same three ways, for 64 seeds
     JAX                  as above; for 64 seeds, jax.vmap of the one model's scan
+    products alone       the MLP's products that initlab's kernel hands to BLAS, and nothing
+                         else (run_products): the floor of any path over the same BLAS
 initlab's contenders run in this process after a first fit that compiles whatever their path
 compiles ("first fit s"). Every contender starts from initlab's weights for the same seed and
 keeps every epoch's loss; the MLP's JAX run follows initlab's minibatch order (the model's own
@@ -56,7 +58,7 @@ from _common import (
     worker_report,
 )
 from bench_ensemble import K, fit_ensemble, fit_one
-from bench_mlp import BATCH, initlab_model, make_data
+from bench_mlp import BATCH, SIZES, initlab_model, make_data
 from bench_mlp import LEARNING_RATE as MLP_LEARNING_RATE
 from bench_mlp import run_initlab as run_initlab_mlp
 from bench_moons import LEARNING_RATE, initial_weights
@@ -176,10 +178,48 @@ def run_jax(workload, dtype, epochs, n_samples):
     return seconds, {"compile": compile_seconds[0], "history": history.tolist()}
 
 
+def run_products(n_samples, epochs):
+    """The MLP's products that the compiled kernel hands to BLAS, and nothing else (no gather,
+    activation, loss, update or Python between batches): for each layer large enough
+    (jit.BLAS_WEIGHTS), every full batch of every epoch, its product, its weights' gradient and,
+    above the first layer, the product sent back. The same np.dot calls as the kernel's, in a
+    Numba function, so through the same BLAS (SciPy's): the floor of any path over that BLAS."""
+    import numba
+
+    from initlab.fast import jit
+
+    @numba.njit(nogil=True)
+    def layer_products(W, S, Z, G, U, back):
+        np.dot(W, S, Z)
+        np.dot(Z, S.T, G)
+        if back:
+            np.dot(W.T, Z, U)
+
+    rng = np.random.default_rng(0)
+    layers = []
+    for index, (fan_in, units) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        if (fan_in + 1) * units >= jit.BLAS_WEIGHTS:
+            W = rng.standard_normal((units, fan_in + 1)).astype(np.float32)
+            S = rng.standard_normal((fan_in + 1, BATCH)).astype(np.float32)
+            U = np.empty((fan_in + 1, BATCH), np.float32)
+            layers.append((W, S, np.empty((units, BATCH), np.float32), np.empty_like(W), U, index))
+    for W, S, Z, G, U, index in layers:  # compiles, before the clock starts
+        layer_products(W, S, Z, G, U, index > 0)
+
+    def run():
+        for _ in range(epochs * (n_samples // BATCH)):
+            for W, S, Z, G, U, index in reversed(layers):
+                layer_products(W, S, Z, G, U, index > 0)
+
+    return timed(run)[0]
+
+
 def worker(library, workload, dtype, epochs, n_samples):
     """One run in this fresh process; prints its JSON report."""
     if library == "jax":
         seconds, result = run_jax(workload, dtype, epochs, n_samples)
+    elif library == "products":
+        seconds, result = run_products(n_samples, epochs), {"compile": 0.0, "history": []}
     else:  # initlab's MLP, with the BLAS threads its environment sets
         X, labels = make_data(n_samples)
         first, _ = timed(run_initlab_mlp, X[:, :1000], labels[:1000], 1)  # warm-up
@@ -328,20 +368,29 @@ def many_seeds(epochs, rounds, have_jit, have_jax, targets, dtypes):
     return same
 
 
+def _blas_threads(count):
+    return {"OPENBLAS_NUM_THREADS": str(count)}  # read when NumPy loads: a worker's setting
+
+
 def mlp(n_samples, epochs, threads, rounds, have_jax, targets):
-    contenders = {}
+    contenders, floor = {}, []
     for count in threads:
         label = f"{count} thread{'s' * (count > 1)}"
-        blas = {"OPENBLAS_NUM_THREADS": str(count)}  # read when NumPy loads: a worker's setting
         contenders[f"initlab default, {label}"] = jax_contender(
-            "mlp", "float32", epochs, n_samples, env=blas, library="initlab"
+            "mlp", "float32", epochs, n_samples, env=_blas_threads(count), library="initlab"
         )
         if have_jax:
             # XLA's CPU backend takes one thread, or its pool over every core: nothing between.
             contenders[f"JAX, {label if count == 1 else 'all cores'}"] = jax_contender(
                 "mlp", "float32", epochs, n_samples, env=JAX_ONE_THREAD if count == 1 else None
             )
+        if jit_available():
+            floor.append(f"products alone, {label}")
+            contenders[floor[-1]] = jax_contender(
+                "mlp", "float32", epochs, n_samples, env=_blas_threads(count), library="products"
+            )
     results = measure(contenders, rounds, {})
+    floor = {name: results.pop(name) for name in floor}
     X, labels = make_data(n_samples)
     reference = run_initlab_mlp(X, labels, epochs, jit_compile=False)
     title = (
@@ -349,6 +398,11 @@ def mlp(n_samples, epochs, threads, rounds, have_jax, targets):
         f"epoch(s) (unit: an epoch; CPU time is the worker's, all its threads)"
     )
     same = table(title, results, reference, epochs, "float32")
+    for name, ((wall, cpu), _, _) in floor.items():
+        print(
+            f"  {name:28s} {wall / epochs * 1e6:9.2f} {cpu / epochs * 1e6:9.2f}"
+            f"   (the kernel's BLAS calls and nothing else: run_products)"
+        )
     if have_jax:
         ours = min(wall for name, ((wall, _), *_) in results.items() if name.startswith("initlab"))
         theirs = min(wall for name, ((wall, _), *_) in results.items() if name.startswith("JAX"))
