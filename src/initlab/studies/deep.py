@@ -9,7 +9,7 @@ experiment behind Glorot & Bengio (2010) and He et al. (2015): with relu, He sho
 forward ratio near 1 at every depth, Glorot lose about half the variance per layer, N(0, 0.01)
 vanish and x10 explode.
 
-    initlab deep --out deep-study                       # the default grid, 1 minute on 2 free cores
+    initlab deep --out deep-study                      # the default grid: under a minute, 2 cores
     initlab deep --depths 5 10 20 30 50 --seeds 3 --epochs 30 --out deep-full
 
 Files written in --out: deep.png, summary.{md,csv,json} (one row per activation, depth and scheme,
