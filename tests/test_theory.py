@@ -391,6 +391,34 @@ def test_a_homogeneous_function_is_ruled_once_and_scaled_exactly_at_every_q():
     assert slope[0] == derivative(np.zeros(1))[0] ** 2
 
 
+def test_a_homogeneous_function_is_evaluated_on_one_rule_whatever_the_number_of_qs():
+    calls = []
+
+    def square(u):  # u², homogeneous of degree 2: E[(√q z)²] = q
+        calls.append(u.shape)
+        return u * u
+
+    square.homogeneous_degree = 2
+    q = np.array([[0.0, 0.5, 3.0], [1e-8, 40.0, np.nan]])
+    (expectation,) = theory.gaussian_expectations((square,), q)
+    # The rule at q = 1 once, and f(0) once: never a rule per q.
+    assert sorted(calls) == sorted([(theory._normal_rule(1.0)[0].size,), (1,)])
+    unit = theory.gaussian_expectation(lambda u: u * u, 1.0)
+    assert np.array_equal(expectation[np.isfinite(q)], unit * q[np.isfinite(q)])
+    assert np.isnan(expectation[1, 2])  # a nan q is no vanishing signal
+    scalar = theory.gaussian_expectation(square, 2.0)
+    assert isinstance(scalar, np.floating) and scalar == 2.0 * unit
+
+
+def test_any_callable_is_integrated_hashable_or_not():
+    # NumPy's polynomials define __eq__ without __hash__: E[He_2(z)] = 0, E[z² + 1] = 2.
+    hermite = np.polynomial.HermiteE([0, 0, 1])
+    moment = np.polynomial.Polynomial([1, 0, 1])
+    first, second = theory.gaussian_expectations((hermite, moment), np.array([1.0, 1.0]))
+    np.testing.assert_allclose(first, 0.0, atol=1e-14)
+    np.testing.assert_allclose(second, 2.0, rtol=1e-14)
+
+
 def test_a_square_after_its_function_squares_its_values_and_gives_the_same_bits():
     calls = []
 

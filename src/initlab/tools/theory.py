@@ -41,6 +41,7 @@ NeurIPS 2017; Y. Cho, L. Saul, "Kernel methods for deep learning", NeurIPS 2009.
 
 import functools
 import math
+import numbers
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def _phi_and_derivative(activation):
     if np.array_equal(phi(2 * probe), 2 * phi(probe)) and np.array_equal(
         derivative(2 * probe), derivative(probe)
     ):
-        phi.degree, derivative.degree = 1, 0
+        phi.homogeneous_degree, derivative.homogeneous_degree = 1, 0
     return act, phi, derivative
 
 
@@ -188,27 +189,35 @@ def gaussian_expectations(functions, q):
     """[E[f(√q z)] for f in functions]: gaussian_expectation of each, on one quadrature rule (the
     rule, a few exponentials per node and q, costs more than most f).
 
-    A positively homogeneous f (its `degree` d, from _phi_and_derivative or _squared) is
-    integrated once, at q = 1, and scaled by q^(d/2): exact at any q > 0, and f(0) at q = 0.
-    _squared(g) after g squares g's values instead of evaluating g again.
+    A positively homogeneous f (its degree d, from _phi_and_derivative or _squared) is
+    integrated once, at q = 1, and scaled by q^(d/2): exact at any q > 0, f(0) at q = 0 (nan
+    stays nan). _squared(g) after g squares g's values instead of evaluating g again.
     """
     q = np.asarray(q, dtype=float)
+    # Keyed by id: any callable may be integrated, hashable or not (a NumPy Polynomial is not).
     expectations = {}
-    general = [f for f in functions if getattr(f, "degree", None) is None]
+    general = [f for f in functions if _degree(f) is None]
     if general:
         nodes, weights = _normal_rule(q)
         u = np.sqrt(q)[..., None] * nodes
         values = {}
         for f in general:
-            root = getattr(f, "root", None)
-            values[f] = values[root] ** 2 if root in values else f(u)
-            expectations[f] = np.sum(values[f] * weights, axis=-1)
+            root = id(getattr(f, "root", None))
+            values[id(f)] = values[root] ** 2 if root in values else f(u)
+            expectations[id(f)] = np.sum(values[id(f)] * weights, axis=-1)
     for f in functions:
-        if f not in expectations:
+        if id(f) not in expectations:
             (unit,) = gaussian_expectations((_unscaled(f),), 1.0)
-            at_zero = f(np.zeros(1))[0]
-            expectations[f] = np.where(q > 0, unit * q ** (f.degree / 2), at_zero)
-    return [expectations[f] for f in functions]
+            at_zero = np.where(q == 0, f(np.zeros(1))[0], np.nan)
+            scaled = np.where(q > 0, unit * q ** (_degree(f) / 2), at_zero)
+            expectations[id(f)] = scaled[()]  # a scalar for a scalar q, as np.sum gives
+    return [expectations[id(f)] for f in functions]
+
+
+def _degree(f):
+    """f's degree of positive homogeneity (f(λz) = λ^d f(z), λ > 0) if it is known, else None."""
+    degree = getattr(f, "homogeneous_degree", None)
+    return degree if isinstance(degree, numbers.Real) else None
 
 
 def bivariate_expectation(f, g, q1, q2, c):
@@ -222,7 +231,7 @@ def bivariate_expectation(f, g, q1, q2, c):
     0.333333333333
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
-    degrees = getattr(f, "degree", None), getattr(g, "degree", None)
+    degrees = _degree(f), _degree(g)
     if None not in degrees:  # positively homogeneous: exact from q = 1 (_phi_and_derivative)
         unit = bivariate_expectation(_unscaled(f), _unscaled(g), 1.0, 1.0, c)
         return unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
@@ -264,8 +273,8 @@ def _squared(f):
         return f(z) ** 2
 
     square.root = f
-    if getattr(f, "degree", None) is not None:
-        square.degree = 2 * f.degree
+    if _degree(f) is not None:
+        square.homogeneous_degree = 2 * _degree(f)
     return square
 
 
@@ -481,9 +490,7 @@ def correlation_fixed_point(activation, weight_variance, bias_variance):
 def _correlation_fixed_point(phi, wv, bv, q_star, chi):
     q = _evaluation_q(q_star)
     # Not computed: no fixed point (q* = ∞), or beyond the two-variable quadrature's range.
-    unreachable = ~np.isfinite(q_star) | (
-        (q > Q_TWO_VARIABLES) & (getattr(phi, "degree", None) is None)
-    )
+    unreachable = ~np.isfinite(q_star) | ((q > Q_TWO_VARIABLES) & (_degree(phi) is None))
     c_star = np.where((chi > 1) & unreachable, np.nan, 1.0)
     chaotic = (chi > 1) & ~unreachable
     if np.any(chaotic):
