@@ -32,6 +32,18 @@ def test_a_first_run_says_it_compiles_one_kernel_per_activation(
     assert capsys.readouterr().out.startswith("Compiling 2 training kernels for this machine")
 
 
+def test_a_run_whose_store_holds_every_network_compiles_nothing(request, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(TINY + ["--quiet", "--out", str(out)]) == 0
+    rows = _load(out / "runs.json")
+    request.getfixturevalue("new_machine")  # no kernel anywhere: a compile would take a minute
+    assert main(TINY + ["--force", "--out", str(out)]) == 0
+    assert "Compiling" not in capsys.readouterr().out
+    assert [dict(row, seconds=0) for row in _load(out / "runs.json")] == [
+        dict(row, seconds=0) for row in rows
+    ]
+
+
 TINY = [
     "deep",
     "--depths",

@@ -237,6 +237,24 @@ def test_a_run_with_its_kernel_ready_does_not_say_it_compiles(
     assert capsys.readouterr().out == ""
 
 
+def test_a_run_whose_store_holds_every_run_neither_calibrates_nor_compiles(
+    short_run, request, tmp_path, monkeypatch
+):
+    out, first_output = short_run
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "sweep.db").write_bytes((out / "sweep.db").read_bytes())
+    request.getfixturevalue("new_machine")  # no kernel anywhere: a compile would take a minute
+    monkeypatch.setattr(reproduce, "study_seconds", lambda *args: 1 / 0)
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        assert cli.main(ARGS + ["--out", str(again)]) == 0
+    first_line = capture.getvalue().splitlines()[0]
+    assert first_line.startswith("Training 3 schemes x 2 seeds")
+    assert first_line.endswith(f"nothing to train: every run is in {again / 'sweep.db'})")
+    assert (again / "results.csv").read_text() == (out / "results.csv").read_text()
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
 def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     # The whole process (Python, NumPy, scikit-learn, matplotlib, the figures), not only the

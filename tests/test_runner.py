@@ -124,3 +124,21 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="exists and is not a directory"):
         run_sweep(spec(), tmp_path / "file", backend="serial")
+
+
+def _squares(items):
+    """A study's work: one record per item (module level, so workers could import it)."""
+    return [{"square": item["n"] ** 2} for item in items]
+
+
+def test_missing_items_are_what_run_records_would_compute(tmp_path):
+    items = [{"n": n} for n in range(5)]
+    assert runner.missing_items(items, tmp_path) == items
+    records, stored = runner.run_records(
+        items[1:4:2], _squares, tmp_path, backend="serial", progress=False
+    )
+    assert (records, stored) == ([{"square": 1}, {"square": 9}], 0)
+    assert runner.missing_items(items, tmp_path) == [items[0], items[2], items[4]]
+    records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
+    assert stored == 2 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
+    assert runner.missing_items(items, tmp_path) == []

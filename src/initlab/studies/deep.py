@@ -39,7 +39,7 @@ from initlab.studies.schemes import (
     kernel_models,
     parse_schemes,
 )
-from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, missing_items, run_records
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -183,10 +183,6 @@ def run(args):
     out_dir = output.prepare_out_dir(args.out, args.force, OUTPUTS)
 
     say = arguments.printer(args.quiet)
-    arguments.say_compiling(
-        say, kernel_models(activations, args.width, DIGITS_FEATURES, DIGITS_CLASSES)
-    )
-    started = time.perf_counter()
     grid = [
         (activation, depth, scheme, seed)
         for activation in activations
@@ -194,6 +190,15 @@ def run(args):
         for scheme in schemes
         for seed in seeds
     ]
+    # Only networks the store lacks train, so only their activations' kernels compile.
+    untrained = {item["activation"] for item in missing_items(grid_items(grid, args), out_dir)}
+    arguments.say_compiling(
+        say,
+        kernel_models(
+            [a for a in activations if a in untrained], args.width, DIGITS_FEATURES, DIGITS_CLASSES
+        ),
+    )
+    started = time.perf_counter()
     try:
         runs = train_grid(
             grid, args, out_dir, backend, scheduler, progress=args.progress and not args.quiet
@@ -244,17 +249,21 @@ def run(args):
 RUN_SETTINGS = ("width", "epochs", "learning_rate", "batch_size", "data_seed")
 
 
+def grid_items(grid, args):
+    """The store's items of the grid's networks: all that a network's row depends on."""
+    settings = {name: getattr(args, name) for name in RUN_SETTINGS}
+    return [
+        {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
+        for activation, depth, scheme, seed in grid
+    ]
+
+
 def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=True):
     """Every network's row, in grid order: those in out_dir's store as stored, the others
     trained on the backend (deepest first, so the workers finish together) and stored as each
     ends. SweepInterrupted(kept, total) when interrupted: the store keeps every finished network."""
-    settings = {name: getattr(args, name) for name in RUN_SETTINGS}
-    items = [
-        {"activation": activation, "depth": depth, "scheme": scheme.label, "seed": seed, **settings}
-        for activation, depth, scheme, seed in grid
-    ]
     rows, _ = run_records(
-        items,
+        grid_items(grid, args),
         run_networks,
         out_dir,
         backend,

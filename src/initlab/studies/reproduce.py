@@ -45,7 +45,7 @@ from initlab.studies.post_study import (
     train_runs,
 )
 from initlab.sweeps import engines
-from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, missing_items, run_records
 
 DEFAULT_OUT = os.path.join("results", "post")
 # What starting the local pool's (or a cluster's) workers adds before the first run trains:
@@ -135,29 +135,34 @@ def run(args):
     out = Path(output.prepare_out_dir(args.out, args.force, OUTPUTS))
     say = arguments.printer(args.quiet)
 
-    if jit_compile:  # the first line's calibration compiles the kernel, if it is not cached
-        arguments.say_compiling(say, [post_model("he")])
     runs = seed_plan(seed, n_seeds)
     items = study_items(schemes, runs, epochs, jit_compile)
+    missing = missing_items(items, out)  # an earlier run's store may hold some, or all
     threads = ensemble_threads(backend, jit_compile)
 
     def groups(items, workers):
         return study_groups(items, workers, threads)
 
-    # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
-    workers = 1 if backend == "serial" or scheduler else engines.default_workers()
-    workers = min(workers, len(groups(items, workers)))
-    seconds = study_seconds(len(schemes), n_seeds, epochs, jit_compile) / workers
-    if backend != "serial":
-        # Worker processes start, import initlab (and Numba, and load its kernel) first.
-        seconds += WORKER_START_SECONDS
+    if missing:
+        if jit_compile:  # the calibration below compiles the kernel, if it is not cached
+            arguments.say_compiling(say, [post_model("he")])
+        # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
+        workers = 1 if backend == "serial" or scheduler else engines.default_workers()
+        workers = min(workers, len(groups(missing, workers)))
+        seconds = study_seconds(len(schemes), n_seeds, epochs, jit_compile) / workers
+        seconds *= len(missing) / len(items)
+        if backend != "serial":
+            # Worker processes start, import initlab (and Numba, and load its kernel) first.
+            seconds += WORKER_START_SECONDS
+        duration = f"about {_duration(seconds)}"
+    else:  # nothing to train: no calibration (nor a kernel to compile for it)
+        duration = f"nothing to train: every run is in {out / STORE_NAME}"
     say(
         f"Training {len(schemes)} schemes x {n_seeds} seed{'s' if n_seeds > 1 else ''} x "
         f"{epochs} epochs "
         f"({', '.join(scheme.name for scheme in schemes)}; about "
         f"{checks.format_bytes(memory + process)} of memory, {checks.format_bytes(memory)} "
-        f"of it the runs' and the rest Python, its libraries and the figures; about "
-        f"{_duration(seconds)})"
+        f"of it the runs' and the rest Python, its libraries and the figures; {duration})"
     )
     start = time.perf_counter()
     try:

@@ -172,6 +172,17 @@ def record_key(item):
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def missing_items(items, out):
+    """The items whose records the store in `out` lacks, in order: what run_records would
+    compute."""
+    store = open_store(out)
+    try:
+        keys = store.record_keys()
+    finally:
+        store.close()
+    return [item for item in items if record_key(item) not in keys]
+
+
 def run_records(
     items,
     work,
