@@ -131,7 +131,7 @@ def _squares(items):
     return [{"square": item["n"] ** 2} for item in items]
 
 
-def test_missing_items_are_what_run_records_would_compute(tmp_path):
+def test_missing_items_are_what_run_records_would_compute(tmp_path, monkeypatch):
     items = [{"n": n} for n in range(5)]
     assert runner.missing_items(items, tmp_path) == items
     records, stored = runner.run_records(
@@ -142,3 +142,7 @@ def test_missing_items_are_what_run_records_would_compute(tmp_path):
     records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
     assert stored == 2 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
     assert runner.missing_items(items, tmp_path) == []
+    # A complete store: its records, and no backend started for nothing.
+    monkeypatch.setattr(runner.engines, "execute", lambda *args, **kwargs: 1 / 0)
+    records, stored = runner.run_records(items, _squares, tmp_path, "local", progress=False)
+    assert stored == 5 and [r["square"] for r in records] == [0, 1, 4, 9, 16]

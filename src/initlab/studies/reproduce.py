@@ -149,8 +149,7 @@ def run(args):
         # The estimate counts the cores a local pool (or cluster) gets; a cluster elsewhere, one.
         workers = 1 if backend == "serial" or scheduler else engines.default_workers()
         workers = min(workers, len(groups(missing, workers)))
-        seconds = study_seconds(len(schemes), n_seeds, epochs, jit_compile) / workers
-        seconds *= len(missing) / len(items)
+        seconds = study_seconds(1, len(missing), epochs, jit_compile) / workers
         if backend != "serial":
             # Worker processes start, import initlab (and Numba, and load its kernel) first.
             seconds += WORKER_START_SECONDS

@@ -230,7 +230,8 @@ def run_records(
                     bar.set_postfix_str(label(item))
                 bar.update(1)
 
-            engines.execute(plan, on_result, backend, scheduler, workers, work=work)
+            if plan:  # a complete store starts no workers (nor a Dask cluster)
+                engines.execute(plan, on_result, backend, scheduler, workers, work=work)
         return [records[key] for key in keys], stored_before
     except KeyboardInterrupt:
         raise SweepInterrupted(len(store.record_keys() & set(keys)), len(items)) from None
