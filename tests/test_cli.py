@@ -176,14 +176,7 @@ def test_ctrl_c_ends_a_study_with_one_line_and_code_130(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == cli.EXIT_INTERRUPTED
-    # Two lines are right, as the signal lands before the runs' store is open or after: the
-    # store exists before the first line (reproduce asks it what is missing), so mostly after.
-    out = tmp_path / "out"
-    assert err in (
-        "initlab reproduce: error: interrupted\n",
-        f"\ninitlab reproduce: interrupted; 0 of 6 runs are kept in {out / 'sweep.db'}. Resume "
-        f"with: initlab reproduce --seeds 2 --epochs 10000000 --out {out} --no-progress\n",
-    )
+    assert err == "initlab reproduce: error: interrupted\n"
 
 
 @pytest.mark.parametrize(

@@ -146,3 +146,9 @@ def test_missing_items_are_what_run_records_would_compute(tmp_path, monkeypatch)
     monkeypatch.setattr(runner.engines, "execute", lambda *args, **kwargs: 1 / 0)
     records, stored = runner.run_records(items, _squares, tmp_path, "local", progress=False)
     assert stored == 5 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
+
+
+def test_asking_what_is_missing_writes_nothing(tmp_path):
+    out = tmp_path / "new"
+    assert runner.missing_items([{"n": 1}], out) == [{"n": 1}]
+    assert not out.exists()

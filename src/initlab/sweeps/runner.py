@@ -174,7 +174,9 @@ def record_key(item):
 
 def missing_items(items, out):
     """The items whose records the store in `out` lacks, in order: what run_records would
-    compute."""
+    compute. Asking writes nothing: without a store, every item is missing."""
+    if not os.path.isfile(os.path.join(os.fspath(out), STORE_NAME)):
+        return list(items)
     store = open_store(out)
     try:
         keys = store.record_keys()
