@@ -11,7 +11,7 @@ import pytest
 
 from conftest import post_model, run_python
 from initlab import Dense, NeuralNetwork
-from initlab.blocks import activations, datasets
+from initlab.blocks import activations, datasets, expressions, losses
 from initlab.blocks.activations import LeakyReLU
 from initlab.blocks.initializers import Initializer
 from initlab.fast import jit
@@ -110,6 +110,31 @@ def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
     assert np.isnan(module.logaddexp(cast(np.nan), cast(0))) and np.isnan(
         module.logaddexp(cast(0), cast(np.nan))
     )
+
+
+def test_a_log1p_known_to_see_only_0_to_1_needs_no_range_reduction():
+    # The fused loss's log1p(exp(-|u|)) is written as log1p_unit, exact there to 2 ulps (above);
+    # a log1p whose argument may leave [0, 1] keeps the general log1p_any.
+    def written(definition):
+        lines, _ = jit._scalar_code(expressions.trace(definition, 1), ["u"], "e")
+        return "\n".join(lines)
+
+    for inside in (
+        lambda u, math: math.log1p(math.exp(-math.abs(u))),
+        lambda u, math: math.log1p(math.exp(-math.abs(-u))),
+        lambda u, math: math.log1p(0.5),
+    ):
+        assert "log1p_unit(" in written(inside) and "log1p_any(" not in written(inside)
+    for outside in (
+        lambda u, math: math.log1p(math.exp(math.abs(u))),  # [1, inf]
+        lambda u, math: math.log1p(-math.exp(-math.abs(u))),  # [-1, 0]
+        lambda u, math: math.log1p(math.exp(-u)),  # [0, inf]
+        lambda u, math: math.log1p(math.exp(-math.abs(u)) * 0.5),  # a product: any float
+        lambda u, math: math.log1p(u),
+    ):
+        assert "log1p_any(" in written(outside) and "log1p_unit(" not in written(outside)
+    source, _ = jit._source_of(post_model().layers, losses.get("crossentropy"), "float64")
+    assert "log1p_unit(" in source.split("def loss_terms", 1)[1].split("def kernel", 1)[0]
 
 
 # --- one model -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import numerical_gradient
-from initlab.blocks import activations, losses
+from initlab.blocks import activations, expressions, losses
 
 
 def _binary(shape=(1, 9), seed=0):
@@ -119,6 +119,23 @@ def test_crossentropy_is_finite_and_uncapped_at_huge_logits():
     assert np.isfinite(cost) and np.all(np.isfinite(grad))
     np.testing.assert_allclose(cost, 1000.0)
     np.testing.assert_allclose(grad, [[-1.0]])
+
+
+def test_crossentropy_from_logits_is_within_a_few_ulps_of_the_exact_loss_and_gradient():
+    # The loss softplus(u) and its gradient s sigmoid(u) (u = s z, s = 1 - 2y) from one
+    # exponential, against both computed in x87 extended precision (64-bit significands).
+    z = np.concatenate([np.linspace(-40, 40, 801), [-740.0, -700.0, -1e-300, 0.0, 700.0, 740.0]])
+    for label in (0.0, 1.0):
+        y = np.full_like(z, label)
+        values, grad = expressions.evaluate(losses.get("crossentropy").logit_definition, z, y)
+        u = np.longdouble(1 - 2 * label) * z.astype(np.longdouble)
+        exact = np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))
+        exact_grad = np.longdouble(1 - 2 * label) / (1 + np.exp(-u))
+        eps = np.finfo(np.float64).eps
+        # Past u = -708 the loss and the gradient are subnormal numbers, exact to their last bit.
+        tiny = np.finfo(np.float64).tiny
+        assert np.all(np.abs(values - exact) <= 2 * eps * np.abs(exact) + tiny), label
+        assert np.all(np.abs(grad - exact_grad) <= 3 * eps * np.abs(exact_grad) + tiny), label
 
 
 def test_zero_logits_cost_ln2():

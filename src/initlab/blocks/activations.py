@@ -203,7 +203,8 @@ class LeakyReLU(Activation):
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + exp(-z)); f'(z) = f(z) (1 - f(z)).
 
-    Computed as exp(-logaddexp(0, -z)), which never overflows: exp(-z) alone does for z < -709.
+    Computed from e = exp(-|z|), which never overflows (exp(-z) alone does for z < -709): f(z) is
+    1 / (1 + e) for z >= 0 and e / (1 + e) below, within two roundings of the exact value.
     """
 
     gain = 1.0
@@ -211,7 +212,8 @@ class Sigmoid(Activation):
     initializer = "glorot_uniform"
 
     def function(self, z, math):
-        return math.exp(-math.logaddexp(0.0, -z))
+        e = math.exp(-math.abs(z))
+        return math.where(z >= 0.0, 1.0, e) / (1.0 + e)
 
     def derivative(self, z, a, math):
         return a * (1.0 - a)

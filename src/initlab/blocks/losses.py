@@ -202,9 +202,9 @@ class BinaryCrossentropy(Loss):
 
     From logits z (p = sigmoid(z)), the fused pair: targets are 0 or 1 (prepare_targets
     checks), so with s = 1 - 2y (+1 or -1) and u = s z, each sample's loss softplus(z) - y z is
-    softplus(u), and dL/dz = s sigmoid(u) = p - y. softplus(u) = max(u, 0) + log1p(exp(-|u|)) is
-    exact and never overflows (exp sees only values <= 0), nor does sigmoid(u) =
-    exp(u - softplus(u)), an exponent <= 0 too. Unlike ln(p + 1e-5), this never caps the loss or
+    softplus(u), and dL/dz = s sigmoid(u) = p - y. Both come from the one exponential e =
+    exp(-|u|), which never overflows: softplus(u) = max(u, 0) + log1p(e), and sigmoid(u) is
+    1 / (1 + e) for u >= 0 and e / (1 + e) below. Unlike ln(p + 1e-5), this never caps the loss or
     its gradient, and each call runs a SIMD loop (np.logaddexp would run a scalar one).
     """
 
@@ -227,8 +227,10 @@ class BinaryCrossentropy(Loss):
     def logit_definition(self, z, y, math):
         s = 1.0 - 2.0 * y
         u = s * z
-        softplus = math.maximum(u, 0.0) + math.log1p(math.exp(-math.abs(u)))
-        return softplus, s * math.exp(u - softplus)
+        e = math.exp(-math.abs(u))
+        softplus = math.maximum(u, 0.0) + math.log1p(e)
+        # One exponential serves both: a second, exp(u - softplus), would cost as much again.
+        return softplus, s * (math.where(u >= 0.0, 1.0, e) / (1.0 + e))
 
     def _definition(self, y_pred):
         # The clipping bound depends on the dtype the probabilities are computed in.

@@ -355,12 +355,46 @@ def _scalar_code(graph, inputs, prefix):
     def ref(node):
         return f"T({node.value!r})" if node.is_constant else names[id(node)]
 
+    bounds = _bounds(graph)
     lines = []
     for k, node in enumerate(graph.calls):
         name = f"{prefix}{k}"
-        lines.append(f"{name} = {_SCALAR[node.op](*map(ref, node.args))}")
+        write = _SCALAR[node.op]
+        if node.op == "log1p" and _within(bounds, node.args[0], 0.0, 1.0):
+            write = "log1p_unit({})".format  # no range reduction needed on [0, 1]
+        lines.append(f"{name} = {write(*map(ref, node.args))}")
         names[id(node)] = name
     return lines, [ref(node) for node in graph.outputs]
+
+
+def _bounds(graph):
+    """{id(node): (low, high)}: the values each call of a traced definition can take, NaN aside,
+    as far as abs, negative and exp tell (any other call: any float). A loss's log1p(exp(-|u|))
+    is then known to see only [0, 1]."""
+    bounds = {}
+
+    def of(node):
+        if node.is_constant:
+            return node.value, node.value
+        return bounds.get(id(node), (-math.inf, math.inf))
+
+    for node in graph.calls:
+        low, high = of(node.args[0]) if node.args else (-math.inf, math.inf)
+        if node.op == "abs":
+            bounds[id(node)] = (max(low, -high, 0.0), max(-low, high))
+        elif node.op == "negative":
+            bounds[id(node)] = (-high, -low)
+        elif node.op == "exp":
+            with np.errstate(over="ignore"):
+                bounds[id(node)] = (float(np.exp(low)), float(np.exp(high)))
+    return bounds
+
+
+def _within(bounds, node, low, high):
+    if node.is_constant:
+        return low <= node.value <= high
+    lowest, highest = bounds.get(id(node), (-math.inf, math.inf))
+    return low <= lowest and highest <= high
 
 
 _SCALAR = {
