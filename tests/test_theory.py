@@ -410,6 +410,32 @@ def test_a_homogeneous_function_is_evaluated_on_one_rule_whatever_the_number_of_
     assert isinstance(scalar, np.floating) and scalar == 2.0 * unit
 
 
+def test_two_homogeneous_functions_at_a_variance_of_zero_or_nan_are_what_the_rule_gives():
+    # A step (degree 0) that is 1 at 0: with q1 = 0 its variable is the constant 0, so
+    # E[step(u1) step(u2)] = step(0) P(u2 >= 0) = 1/2, not the 1/4 + asin(c)/2π of q1 > 0.
+    def step(u):
+        return np.where(u >= 0, 1.0, 0.0)
+
+    step.homogeneous_degree = 0
+    _, phi, derivative = theory._phi_and_derivative("relu")
+    q1 = np.array([0.0, 1.0, 0.0, 2.0, np.nan, 1.0])
+    q2 = np.array([1.0, 0.0, 0.0, 3.0, 1.0, np.nan])
+    c = 0.5
+    np.testing.assert_allclose(
+        theory.bivariate_expectation(step, step, q1, q2, c),
+        [0.5, 0.5, 1.0, 0.25 + math.asin(c) / (2 * math.pi), np.nan, np.nan],
+        rtol=1e-12,
+    )
+    for f in (phi, derivative):  # the scaled path against the plain quadrature, as given
+        plain = theory._unscaled(f)
+        np.testing.assert_allclose(
+            theory.bivariate_expectation(f, f, q1, q2, c),
+            theory.bivariate_expectation(plain, plain, q1, q2, c),
+            rtol=1e-12,
+            atol=1e-15,
+        )
+
+
 def test_any_callable_is_integrated_hashable_or_not():
     # NumPy's polynomials define __eq__ without __hash__: E[He_2(z)] = 0, E[z² + 1] = 2.
     hermite = np.polynomial.HermiteE([0, 0, 1])
