@@ -36,12 +36,30 @@ def test_a_run_whose_store_holds_every_network_compiles_nothing(request, tmp_pat
     out = tmp_path / "out"
     assert main(TINY + ["--quiet", "--out", str(out)]) == 0
     rows = _load(out / "runs.json")
-    request.getfixturevalue("new_machine")  # no kernel anywhere: a compile would take a minute
+    jit = request.getfixturevalue("new_machine")  # no kernel anywhere: a compile takes a minute
     assert main(TINY + ["--force", "--out", str(out)]) == 0
     assert "Compiling" not in capsys.readouterr().out
+    # Nor silently: no kernel was loaded, none written to the (new) cache.
+    assert not jit._LOADED and not any((tmp_path / "kernel-cache").iterdir())
     assert [dict(row, seconds=0) for row in _load(out / "runs.json")] == [
         dict(row, seconds=0) for row in rows
     ]
+
+
+def test_a_run_whose_store_holds_one_activations_networks_compiles_the_others_kernel(
+    request, tmp_path, monkeypatch, capsys
+):
+    from initlab.studies import deep
+
+    out = tmp_path / "out"
+    relu_only = [word for word in TINY if word != "tanh"]
+    assert main(relu_only + ["--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    request.getfixturevalue("new_machine")
+    monkeypatch.setattr(deep, "train_grid", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(TINY + ["--force", "--out", str(out)])
+    assert capsys.readouterr().out.startswith("Compiling the training kernel for this machine")
 
 
 TINY = [

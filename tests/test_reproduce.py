@@ -244,15 +244,39 @@ def test_a_run_whose_store_holds_every_run_neither_calibrates_nor_compiles(
     again = tmp_path / "again"
     again.mkdir()
     (again / "sweep.db").write_bytes((out / "sweep.db").read_bytes())
-    request.getfixturevalue("new_machine")  # no kernel anywhere: a compile would take a minute
+    jit = request.getfixturevalue("new_machine")  # no kernel anywhere: a compile takes a minute
     monkeypatch.setattr(reproduce, "study_seconds", lambda *args: 1 / 0)
     capture = io.StringIO()
     with contextlib.redirect_stdout(capture):
         assert cli.main(ARGS + ["--out", str(again)]) == 0
+    # Nor silently: no kernel was loaded, none written to the (new) cache.
+    assert not jit._LOADED and not any((tmp_path / "kernel-cache").iterdir())
     first_line = capture.getvalue().splitlines()[0]
     assert first_line.startswith("Training 3 schemes x 2 seeds")
     assert first_line.endswith(f"nothing to train: every run is in {again / 'sweep.db'})")
     assert (again / "results.csv").read_text() == (out / "results.csv").read_text()
+
+
+def test_the_first_lines_estimate_counts_only_the_runs_the_store_lacks(
+    short_run, tmp_path, monkeypatch
+):
+    # The store holds 2 seeds of each of the 3 schemes; a third seed leaves 3 runs to train.
+    out, _ = short_run
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "sweep.db").write_bytes((out / "sweep.db").read_bytes())
+    asked = []
+
+    def estimate(*args):
+        asked.append(args[:3])
+        raise KeyboardInterrupt  # the estimate is all this test is about: stop before training
+
+    monkeypatch.setattr(reproduce, "study_seconds", estimate)
+    args = [a if a != "2" else "3" for a in ARGS] + ["--backend", "serial", "--out", str(again)]
+    assert args[args.index("--seeds") + 1] == "3"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(KeyboardInterrupt):
+        cli.main(args)
+    assert asked == [(1, 3, EPOCHS)]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
