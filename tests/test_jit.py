@@ -113,7 +113,7 @@ def test_the_math_is_within_a_few_ulps_of_numpy(dtype):
 
 
 def test_a_log1p_known_to_see_only_0_to_1_needs_no_range_reduction():
-    # The fused loss's log1p(exp(-|u|)) is written as log1p_unit, exact there to 2 ulps (above);
+    # The fused loss's log1p(exp(-|u|)) is written as log1p_unit, within 2 ulps of NumPy's there;
     # a log1p whose argument may leave [0, 1] keeps the general log1p_any.
     def written(definition):
         lines, _ = jit._scalar_code(expressions.trace(definition, 1), ["u"], "e")

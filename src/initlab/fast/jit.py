@@ -347,8 +347,9 @@ def _scalar_code(graph, inputs, prefix):
     """A traced elementwise definition as scalar statements over the names `inputs`.
 
     Returns (lines, output expressions). Each call becomes one temporary, `prefix` + its index.
-    maximum and minimum keep NumPy's rule that a NaN operand gives NaN; exp, expm1, tanh and
-    logaddexp are the prelude's vectorizable versions; the rest are Numba's.
+    maximum and minimum keep NumPy's rule that a NaN operand gives NaN; exp, expm1, log, log1p,
+    tanh and logaddexp are the prelude's vectorizable versions, and a log1p of a value that
+    _bounds puts in [0, 1] its log1p_unit; the rest are Numba's.
     """
     names = {id(node): name for node, name in zip(graph.inputs, inputs, strict=True)}
 

@@ -234,7 +234,7 @@ def bivariate_expectation(f, g, q1, q2, c):
     degrees = _degree(f), _degree(g)
     if None not in degrees:  # positively homogeneous: exact from q = 1 (_phi_and_derivative)
         unit = bivariate_expectation(_unscaled(f), _unscaled(g), 1.0, 1.0, c)
-        with np.errstate(invalid="ignore"):  # a negative q: nan, as the quadrature gives
+        with np.errstate(invalid="ignore", over="ignore"):
             scaled = unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
         # A variance of 0 makes its variable the constant 0, which the scaling misses where the
         # degree is 0 (a step's value at 0 is not its value over a half-line): E[f(0) g(u2)].
@@ -243,7 +243,9 @@ def bivariate_expectation(f, g, q1, q2, c):
         f0, g0 = f(zero)[0], g(zero)[0]
         scaled = np.where(q1 == 0, f0 * gaussian_expectation(g, np.where(q1 == 0, q2, 1.0)), scaled)
         scaled = np.where(q2 == 0, g0 * gaussian_expectation(f, np.where(q2 == 0, q1, 1.0)), scaled)
-        scaled = np.where(np.isnan(q1) | np.isnan(q2) | np.isnan(c), np.nan, scaled)
+        # A negative variance is no variance: nan, as gaussian_expectations gives.
+        invalid = np.isnan(q1) | np.isnan(q2) | np.isnan(c) | (q1 < 0) | (q2 < 0)
+        scaled = np.where(invalid, np.nan, scaled)
         return scaled[()]
     psi = np.arccos(np.clip(c, -1.0, 1.0))
     cuts = np.sort(
