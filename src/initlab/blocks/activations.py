@@ -205,7 +205,8 @@ class Sigmoid(Activation):
 
     Computed from e = exp(-|z|), which never overflows (exp(-z) alone does for z < -709): f(z) is
     1 / (1 + e) for z >= 0 and e / (1 + e) below: within 2 ulps of the exact value in float64
-    (tests/test_activations.py), where exp(-logaddexp(0, -z)) was up to 16 off.
+    (tests/test_activations.py). exp(-logaddexp(0, -z)) would carry the rounding of logaddexp's
+    large value into the exponent: 16 ulps at z = -30.
     """
 
     gain = 1.0
