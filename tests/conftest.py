@@ -38,6 +38,15 @@ def new_machine(tmp_path, monkeypatch):
     return jit
 
 
+# A reference computed in x87 extended precision (64-bit significands) needs a long double wider
+# than float64: where it is float64 (Windows, macOS on ARM), such a test would compare float64 with
+# itself.
+needs_wide_long_double = pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
+    reason="the reference needs a long double wider than float64 (x87's, as on x86-64 Linux)",
+)
+
+
 def run_python(code, **environment):
     """`python -c code` in a fresh process that imports this initlab (this process's sys.path),
     with `environment` added to os.environ: its CompletedProcess, the output captured as text."""

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient
+from conftest import needs_wide_long_double, numerical_gradient
 from initlab.blocks import activations
 
 NAMES = sorted(activations.ACTIVATIONS)
@@ -82,10 +82,7 @@ def test_sigmoid_and_softmax_are_finite_at_extreme_inputs():
     np.testing.assert_allclose(s.sum(axis=0), 1.0)
 
 
-@pytest.mark.skipif(
-    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
-    reason="the reference needs a long double wider than float64 (x87's, as on x86-64 Linux)",
-)
+@needs_wide_long_double
 def test_sigmoid_is_within_a_few_ulps_of_the_exact_value_everywhere():
     # From e = exp(-|z|) alone: 1 / (1 + e) or e / (1 + e), against x87 extended precision,
     # out to where sigmoid(z) leaves float64's normal numbers (z = -708).

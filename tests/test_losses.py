@@ -4,7 +4,7 @@ unfused path, finiteness at any scale, and target validation."""
 import numpy as np
 import pytest
 
-from conftest import numerical_gradient
+from conftest import needs_wide_long_double, numerical_gradient
 from initlab.blocks import activations, expressions, losses
 
 
@@ -121,10 +121,7 @@ def test_crossentropy_is_finite_and_uncapped_at_huge_logits():
     np.testing.assert_allclose(grad, [[-1.0]])
 
 
-@pytest.mark.skipif(
-    np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant,
-    reason="the reference needs a long double wider than float64 (x87's, as on x86-64 Linux)",
-)
+@needs_wide_long_double
 def test_crossentropy_from_logits_is_within_a_few_ulps_of_the_exact_loss_and_gradient():
     # The loss softplus(u) and its gradient s sigmoid(u) (u = s z, s = 1 - 2y) from one
     # exponential, against both computed in x87 extended precision (64-bit significands).

@@ -199,6 +199,12 @@ class LeakyReLU(Activation):
         return z <= 0.0
 
 
+def logistic(z, e, math):
+    """1 / (1 + exp(-z)) from e = exp(-|z|): 1 / (1 + e) for z >= 0 and e / (1 + e) below. The
+    fused cross-entropy has e already, for its softplus."""
+    return math.where(z >= 0.0, 1.0, e) / (1.0 + e)
+
+
 @register("sigmoid")
 class Sigmoid(Activation):
     """f(z) = 1 / (1 + exp(-z)); f'(z) = f(z) (1 - f(z)).
@@ -214,8 +220,7 @@ class Sigmoid(Activation):
     initializer = "glorot_uniform"
 
     def function(self, z, math):
-        e = math.exp(-math.abs(z))
-        return math.where(z >= 0.0, 1.0, e) / (1.0 + e)
+        return logistic(z, math.exp(-math.abs(z)), math)
 
     def derivative(self, z, a, math):
         return a * (1.0 - a)

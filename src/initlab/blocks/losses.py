@@ -29,6 +29,7 @@ import functools
 import numpy as np
 
 from initlab.blocks import expressions
+from initlab.blocks.activations import logistic
 from initlab.blocks.products import dot as _dot
 from initlab.registry import Block, Registry
 
@@ -230,7 +231,7 @@ class BinaryCrossentropy(Loss):
         e = math.exp(-math.abs(u))
         softplus = math.maximum(u, 0.0) + math.log1p(e)
         # One exponential serves both: a second, exp(u - softplus), would cost as much again.
-        return softplus, s * (math.where(u >= 0.0, 1.0, e) / (1.0 + e))
+        return softplus, s * logistic(u, e, math)
 
     def _definition(self, y_pred):
         # The clipping bound depends on the dtype the probabilities are computed in.

@@ -309,6 +309,7 @@ def _column_code(graph, inputs, outputs):
     def ref(node):
         return f"T({node.value!r})" if node.is_constant else names[id(node)]
 
+    bounds = _bounds(graph)
     setup, body = [], []
     for k, node in enumerate(graph.calls):
         args = list(map(ref, node.args))
@@ -328,11 +329,11 @@ def _column_code(graph, inputs, outputs):
             name = f"t{k}"
             kind = "np.bool_" if node.is_boolean else "T"
             setup.append(f"{name} = np.empty(units, {kind})")
-            body += ["for j in range(units):", f"    {name}[j] = {_SCALAR[node.op](*args)}"]
+            body += ["for j in range(units):", f"    {name}[j] = {_writer(node, bounds)(*args)}"]
             names[id(node)], _ = f"{name}[j]", per_unit.add(id(node))
         else:
             name = f"s{k}"
-            body.append(f"{name} = {_SCALAR[node.op](*args)}")
+            body.append(f"{name} = {_writer(node, bounds)(*args)}")
             names[id(node)] = name
     body.append("for j in range(units):")
     body += ["    " + template.format(ref(node)) for template, node in zip(outputs, graph.outputs)]
@@ -348,8 +349,8 @@ def _scalar_code(graph, inputs, prefix):
 
     Returns (lines, output expressions). Each call becomes one temporary, `prefix` + its index.
     maximum and minimum keep NumPy's rule that a NaN operand gives NaN; exp, expm1, log, log1p,
-    tanh and logaddexp are the prelude's vectorizable versions, and a log1p of a value that
-    _bounds puts in [0, 1] its log1p_unit; the rest are Numba's.
+    tanh and logaddexp are the prelude's vectorizable versions (see _writer); the rest are
+    Numba's.
     """
     names = {id(node): name for node, name in zip(graph.inputs, inputs, strict=True)}
 
@@ -360,12 +361,19 @@ def _scalar_code(graph, inputs, prefix):
     lines = []
     for k, node in enumerate(graph.calls):
         name = f"{prefix}{k}"
-        write = _SCALAR[node.op]
-        if node.op == "log1p" and _within(bounds, node.args[0], 0.0, 1.0):
-            write = "log1p_unit({})".format  # no range reduction needed on [0, 1]
-        lines.append(f"{name} = {write(*map(ref, node.args))}")
+        lines.append(f"{name} = {_writer(node, bounds)(*map(ref, node.args))}")
         names[id(node)] = name
     return lines, [ref(node) for node in graph.outputs]
+
+
+def _writer(node, bounds):
+    """The code template of a call: _SCALAR's, but a log1p of a value in [0, 1] is log1p_unit,
+    which needs no range reduction there."""
+    if node.op == "log1p":
+        low, high = _bound(bounds, node.args[0])
+        if 0.0 <= low and high <= 1.0:
+            return "log1p_unit({})".format
+    return _SCALAR[node.op]
 
 
 def _bounds(graph):
@@ -373,14 +381,8 @@ def _bounds(graph):
     as far as abs, negative and exp tell (any other call: any float). A loss's log1p(exp(-|u|))
     is then known to see only [0, 1]."""
     bounds = {}
-
-    def of(node):
-        if node.is_constant:
-            return node.value, node.value
-        return bounds.get(id(node), (-math.inf, math.inf))
-
     for node in graph.calls:
-        low, high = of(node.args[0]) if node.args else (-math.inf, math.inf)
+        low, high = _bound(bounds, node.args[0]) if node.args else (-math.inf, math.inf)
         if node.op == "abs":
             bounds[id(node)] = (max(low, -high, 0.0), max(-low, high))
         elif node.op == "negative":
@@ -391,11 +393,10 @@ def _bounds(graph):
     return bounds
 
 
-def _within(bounds, node, low, high):
+def _bound(bounds, node):
     if node.is_constant:
-        return low <= node.value <= high
-    lowest, highest = bounds.get(id(node), (-math.inf, math.inf))
-    return low <= lowest and highest <= high
+        return node.value, node.value
+    return bounds.get(id(node), (-math.inf, math.inf))
 
 
 _SCALAR = {

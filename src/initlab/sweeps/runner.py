@@ -53,6 +53,11 @@ class SweepInterrupted(Exception):
         self.kept, self.total = kept, total
 
 
+def store_path(out):
+    """Where the store of directory `out` is (or would be)."""
+    return os.path.join(os.path.abspath(os.fspath(out)), STORE_NAME)
+
+
 def open_store(out):
     """The store in directory `out`, created with the directory if needed."""
     out = os.path.abspath(os.fspath(out))
@@ -62,7 +67,7 @@ def open_store(out):
         os.makedirs(out, exist_ok=True)
     except OSError as error:
         raise ValueError(f"--out {out!r} cannot be created ({error.strerror})") from None
-    return Store(os.path.join(out, STORE_NAME))
+    return Store(store_path(out))
 
 
 def check_compatible(spec, store, force=False):
@@ -175,7 +180,7 @@ def record_key(item):
 def missing_items(items, out):
     """The items whose records the store in `out` lacks, in order: what run_records would
     compute. Asking writes nothing: without a store, every item is missing."""
-    if not os.path.isfile(os.path.join(os.fspath(out), STORE_NAME)):
+    if not os.path.isfile(store_path(out)):
         return list(items)
     store = open_store(out)
     try:

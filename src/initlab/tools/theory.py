@@ -238,12 +238,15 @@ def bivariate_expectation(f, g, q1, q2, c):
             scaled = unit * q1 ** (degrees[0] / 2) * q2 ** (degrees[1] / 2)
         # A variance of 0 makes its variable the constant 0, which the scaling misses where the
         # degree is 0 (a step's value at 0 is not its value over a half-line): E[f(0) g(u2)].
-        # And nan ** 0 is 1, so a nan variance is carried over by hand.
-        zero = np.zeros(1)
-        f0, g0 = f(zero)[0], g(zero)[0]
-        scaled = np.where(q1 == 0, f0 * gaussian_expectation(g, np.where(q1 == 0, q2, 1.0)), scaled)
-        scaled = np.where(q2 == 0, g0 * gaussian_expectation(f, np.where(q2 == 0, q1, 1.0)), scaled)
-        # A negative variance is no variance: nan, as gaussian_expectations gives.
+        # The theory's own callers pass q > 0, so none of this runs for them.
+        for q, other_q, fixed, varying in ((q1, q2, f, g), (q2, q1, g, f)):
+            if np.any(q == 0):
+                at_zero = fixed(np.zeros(1))[0] * gaussian_expectation(
+                    varying, np.where(q == 0, other_q, 1.0)
+                )
+                scaled = np.where(q == 0, at_zero, scaled)
+        # nan ** 0 is 1, so a nan is carried over by hand; a negative variance is none: nan, as
+        # gaussian_expectations gives.
         invalid = np.isnan(q1) | np.isnan(q2) | np.isnan(c) | (q1 < 0) | (q2 < 0)
         scaled = np.where(invalid, np.nan, scaled)
         return scaled[()]
