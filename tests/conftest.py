@@ -183,3 +183,14 @@ def wait_until(process, condition, timeout):
         assert process.poll() is None, "the command ended before it could be stopped"
         assert time.monotonic() < deadline, "the command made no progress"
         time.sleep(0.02)
+
+
+def default_interrupt():
+    """A subprocess's preexec_fn: Ctrl-C as a terminal gives it, whoever started the tests.
+
+    A process started in the background of a non-interactive shell (`pytest &`, nohup, some CI
+    runners) inherits SIGINT ignored, and Python keeps it ignored: a test's SIGINT would then
+    never reach the command it stops."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -485,11 +485,17 @@ def test_ctrl_c_stops_a_threaded_ensemble_fit_within_moments(monkeypatch):
     ensemble = Ensemble(models)
     ensemble.fit(X, Y, epochs=2, jit_compile=True)  # compiles
     before = [model.parameters.copy() for model in models]
+    # Python's own handler, even if the tests were started with SIGINT ignored (conftest's
+    # default_interrupt says when that happens).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, signal.raise_signal, (signal.SIGINT,))
     start = time.perf_counter()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        ensemble.fit(X, Y, epochs=10**7, jit_compile=True)  # hours, if nothing stopped it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ensemble.fit(X, Y, epochs=10**7, jit_compile=True)  # hours, if nothing stopped it
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 5
     # Every model got the weights its group reached: trained, and still finite.
     for model, weights in zip(models, before):

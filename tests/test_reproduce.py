@@ -18,7 +18,7 @@ pytest.importorskip("sklearn")
 
 from matplotlib.image import imread  # noqa: E402
 
-from conftest import run_python, stored_rows, wait_until
+from conftest import default_interrupt, run_python, stored_rows, wait_until
 from initlab import cli  # noqa: E402
 from initlab.studies import post_study as post  # noqa: E402
 from initlab.studies import reproduce  # noqa: E402
@@ -381,6 +381,7 @@ def start(*options):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_interrupt,
     )
 
 

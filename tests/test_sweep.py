@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import stored_rows, wait_until
+from conftest import default_interrupt, stored_rows, wait_until
 from initlab import cli
 from initlab.sweeps.runner import run_sweep
 from initlab.sweeps.spec import load_spec
@@ -64,6 +64,7 @@ def start(spec_path, out, *options, session=False):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=session,
+        preexec_fn=default_interrupt,
     )
 
 
