@@ -301,13 +301,36 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     assert 0.75 * peak < float(said.group(1)) < 1.25 * peak, (lines[0], peak)
 
 
+def test_results_json_says_where_runs_from_the_store_trained(tmp_path, monkeypatch):
+    from initlab import environment
+
+    out = tmp_path / "out"
+    elsewhere = {**environment.describe(), "cpu": {"model": "another CPU"}, "numpy": "1.26.4"}
+    with monkeypatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
+        patch.setattr(environment, "describe", lambda: elsewhere)
+        assert cli.main(ARGS + ["--epochs", "5", "--seeds", "1", "--out", str(out)]) == 0
+    # A second seed: its three runs train here, seed 0's three come from the store.
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(ARGS + ["--epochs", "5", "--out", str(out), "--force"]) == 0
+    document = json.loads((out / "results.json").read_text())
+    here = environment.describe()
+    assert document["environment"] == here
+    # Each environment once, with how many runs trained in it.
+    assert document["trained_in"] == [
+        {"runs": 3, "environment": elsewhere},
+        {"runs": 3, "environment": here},
+    ]
+
+
 # --- on the sweep engine: every backend, a kill, a Ctrl-C: the bits of run_study ------------------
 def study_numbers(out):
-    """histories.npz's arrays and results.json without its environment, from a directory."""
+    """histories.npz's arrays and results.json without its environments (this process's, and
+    where the runs trained: the local pool's workers run BLAS in fewer threads), from a
+    directory."""
     with np.load(out / "histories.npz", allow_pickle=False) as saved:
         arrays = {name: saved[name] for name in saved.files}
     document = json.loads((out / "results.json").read_text())
-    del document["environment"]
+    del document["environment"], document["trained_in"]
     return arrays, document
 
 
@@ -320,7 +343,7 @@ def expected_numbers(seed, n_seeds, epochs, schemes=(), jit_compile="auto"):
         seed=seed, n_seeds=n_seeds, epochs=epochs, schemes=schemes, jit_compile=jit_compile
     )
     document = json.loads(report.to_json(result))
-    del document["environment"]
+    del document["environment"], document["trained_in"]
     arrays = {
         "costs": result.costs,
         "schemes": np.array([scheme.name for scheme in result.schemes]),

@@ -7,6 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from initlab import environment
 from initlab.sweeps import runner
 from initlab.sweeps.runner import SweepInterrupted, run_sweep
 from initlab.sweeps.spec import parse_spec
@@ -137,7 +138,11 @@ def test_missing_items_are_what_run_records_would_compute(tmp_path, monkeypatch)
     records, stored = runner.run_records(
         items[1:4:2], _squares, tmp_path, backend="serial", progress=False
     )
-    assert (records, stored) == ([{"square": 1}, {"square": 9}], 0)
+    here = environment.describe()
+    assert (records, stored) == (
+        [{"square": 1, "environment": here}, {"square": 9, "environment": here}],
+        0,
+    )
     assert runner.missing_items(items, tmp_path) == [items[0], items[2], items[4]]
     records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
     assert stored == 2 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
@@ -146,6 +151,29 @@ def test_missing_items_are_what_run_records_would_compute(tmp_path, monkeypatch)
     monkeypatch.setattr(runner.engines, "execute", lambda *args, **kwargs: 1 / 0)
     records, stored = runner.run_records(items, _squares, tmp_path, "local", progress=False)
     assert stored == 5 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
+
+
+def test_each_record_keeps_the_environment_it_was_computed_in(tmp_path, monkeypatch):
+    items = [{"n": n} for n in range(4)]
+    elsewhere = {**environment.describe(), "cpu": {"model": "another CPU"}, "numpy": "1.26.4"}
+    monkeypatch.setattr(runner.environment, "describe", lambda: elsewhere)
+    runner.run_records(items[:3], _squares, tmp_path, "serial", progress=False)
+    monkeypatch.undo()
+    records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
+    assert stored == 3
+    # The stored three say where they were computed (read back from the store), not here.
+    assert [record["environment"] for record in records] == [elsewhere] * 3 + [
+        environment.describe()
+    ]
+    assert runner.trained_in(records) == [
+        {"runs": 3, "environment": elsewhere},
+        {"runs": 1, "environment": environment.describe()},
+    ]
+    # A record an earlier initlab stored, without one: counted, as not known.
+    assert runner.trained_in([{"square": 0}] + records[3:]) == [
+        {"runs": 1, "environment": None},
+        {"runs": 1, "environment": environment.describe()},
+    ]
 
 
 def test_asking_what_is_missing_writes_nothing(tmp_path):

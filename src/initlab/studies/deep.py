@@ -39,7 +39,13 @@ from initlab.studies.schemes import (
     kernel_models,
     parse_schemes,
 )
-from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, missing_items, run_records
+from initlab.sweeps.runner import (
+    STORE_NAME,
+    SweepInterrupted,
+    missing_items,
+    run_records,
+    trained_in,
+)
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -222,6 +228,7 @@ def run(args):
         runs=len(runs),
         elapsed_seconds=round(elapsed, 1),
         environment=environment.describe(),
+        trained_in=trained_in(runs),
     )
     # The figure and tables are written beside out_dir, then swapped in as one set.
     with output.staged(out_dir) as stage:

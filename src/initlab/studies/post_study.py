@@ -33,6 +33,7 @@ from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork, check_jit_compile, training_path
 from initlab.studies.arguments import check_int, split_list
 from initlab.studies.schemes import DATA_DEPENDENT, parse_scheme, readable_label
+from initlab.sweeps.runner import recorded_work, trained_in
 from initlab.version import __version__
 
 N_TRAIN = 400
@@ -208,6 +209,8 @@ class StudyResult:
     test_accuracy: np.ndarray
     data: list = field(repr=False)  # per run: (X_train, Y_train, X_test, Y_test)
     models: list = field(repr=False)  # [scheme][run]: the trained NeuralNetwork
+    # Where the runs trained (sweeps.runner.trained_in): a store's may come from elsewhere.
+    trained_in: list = field(default_factory=list, repr=False)
 
     @property
     def final_cost(self):
@@ -284,7 +287,8 @@ def run_study(
     models = []
     # "auto" resolved once, here: the items (and the store's keys) say which path trained.
     jit_compile = check_jit_compile(jit_compile, post_model("he"), n_features=2)
-    records = train_runs(study_items(schemes, runs, epochs, jit_compile), progress, models)
+    items = study_items(schemes, runs, epochs, jit_compile)
+    records = recorded_work(train_runs, items, progress, models)
     return study_result(seed, schemes, runs, epochs, records, jit_compile, models)
 
 
@@ -417,6 +421,7 @@ def study_result(seed, schemes, runs, epochs, records, jit_compile=False, models
         test_accuracy=np.array([r["test_accuracy"] for r in records], float).reshape(shape),
         data=data,
         models=[models[s * n_seeds : (s + 1) * n_seeds] for s in range(len(schemes))],
+        trained_in=trained_in(records),
     )
 
 

@@ -147,7 +147,10 @@ def to_json(result):
         "schemes": scheme_summaries(result),
         "runs": run_rows(result),
         # What the numbers depend on: chaotic runs move with the BLAS and CPU, times with all.
+        # The runs trained where trained_in says (a store's may have trained elsewhere); this
+        # file, its tables and figures were made here.
         "environment": environment.describe(),
+        "trained_in": result.trained_in,
     }
     return json.dumps(document, indent=2) + "\n"
 

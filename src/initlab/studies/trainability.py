@@ -317,7 +317,7 @@ def run(args):
     arguments.say_compiling(say, [probe])
     started = time.perf_counter()
     from initlab.sweeps import engines
-    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
+    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records, trained_in
 
     def deepest_first(missing, workers):
         # Networks of one depth train together; the deepest first, so the workers end together.
@@ -362,6 +362,7 @@ def run(args):
         elapsed_seconds=round(elapsed, 1),
         estimated_core_seconds=round(core_seconds, 1),
         environment=environment.describe(),
+        trained_in=trained_in(runs),
     )
     with output.staged(out_dir) as stage:
         signal_plots.plot_trainability(

@@ -20,12 +20,13 @@ the items the store lacks, on the same engines (initlab deep, initlab reproduce)
     SweepStatus(total=2, stored_before=0, trained=2)
 """
 
+import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 
-from initlab import checks
+from initlab import checks, environment
 from initlab.sweeps import engines
 from initlab.sweeps.spec import Spec, plan_runs
 from initlab.sweeps.store import Store
@@ -212,7 +213,8 @@ def run_records(
     groups : (missing items, workers) -> the groups to compute, in order; default one per item
     progress : a bar on stderr: True, False, or None for a terminal only; desc and unit name
         it, label(item) says which item ended last
-    Returns (records, how many the store held before). Raises SweepInterrupted (how many of
+    Each record computed here gets the environment it was computed in (recorded_work), stored
+    with it. Returns (records, how many the store held before). Raises SweepInterrupted (how many of
     the items the store keeps) on Ctrl-C: every record finished is kept.
 
     This is how `initlab deep` and `initlab reproduce` run: killed and run again, they compute
@@ -238,12 +240,38 @@ def run_records(
                 bar.update(1)
 
             if plan:  # a complete store starts no workers (nor a Dask cluster)
-                engines.execute(plan, on_result, backend, scheduler, workers, work=work)
+                engines.execute(
+                    plan,
+                    on_result,
+                    backend,
+                    scheduler,
+                    workers,
+                    work=functools.partial(recorded_work, work),
+                )
         return [records[key] for key in keys], stored_before
     except KeyboardInterrupt:
         raise SweepInterrupted(len(store.record_keys() & set(keys)), len(items)) from None
     finally:
         store.close()
+
+
+def recorded_work(work, group, *arguments):
+    """work(group, *arguments), each record with the environment it was computed in
+    (environment.describe(), under "environment"): a store's records may come from another
+    machine, or another version of initlab, NumPy or Numba, than the files made from them."""
+    where = environment.describe()
+    return [{**record, "environment": where} for record in work(group, *arguments)]
+
+
+def trained_in(records):
+    """The environments `records` were computed in (recorded_work's), each once, in order of
+    first appearance: [{"runs": how many, "environment": describe()'s dict}]; the environment is
+    None for records an initlab that did not record it stored."""
+    found = {}
+    for record in records:
+        where = record.get("environment")
+        found.setdefault(json.dumps(where, sort_keys=True), [0, where])[0] += 1
+    return [{"runs": count, "environment": where} for count, where in found.values()]
 
 
 def _clean_checkpoints(checkpoints, stored):
