@@ -115,6 +115,13 @@ def test_tiny_grid_writes_every_file(tmp_path, capsys):
     assert config["runs"] == 16 and config["elapsed_seconds"] >= 0
     assert config["seeds"] == [0, 1] and config["depths"] == [1, 3]
     assert config["environment"]["numpy"] == __import__("numpy").__version__
+    # Where the networks trained (the workers' BLAS may run in fewer threads), all 16; the rows
+    # keep only their numbers.
+    assert sum(where["runs"] for where in config["trained_in"]) == 16
+    assert {where["environment"]["numpy"] for where in config["trained_in"]} == {
+        __import__("numpy").__version__
+    }
+    assert not any("environment" in row for row in runs)
     assert "16 networks trained" in capsys.readouterr().out
 
 

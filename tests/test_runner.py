@@ -135,21 +135,18 @@ def _squares(items):
 def test_missing_items_are_what_run_records_would_compute(tmp_path, monkeypatch):
     items = [{"n": n} for n in range(5)]
     assert runner.missing_items(items, tmp_path) == items
-    records, stored = runner.run_records(
+    records, stored, where = runner.run_records(
         items[1:4:2], _squares, tmp_path, backend="serial", progress=False
     )
-    here = environment.describe()
-    assert (records, stored) == (
-        [{"square": 1, "environment": here}, {"square": 9, "environment": here}],
-        0,
-    )
+    assert (records, stored) == ([{"square": 1}, {"square": 9}], 0)
+    assert where == [{"runs": 2, "environment": environment.describe()}]
     assert runner.missing_items(items, tmp_path) == [items[0], items[2], items[4]]
-    records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
+    records, stored, _ = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
     assert stored == 2 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
     assert runner.missing_items(items, tmp_path) == []
     # A complete store: its records, and no backend started for nothing.
     monkeypatch.setattr(runner.engines, "execute", lambda *args, **kwargs: 1 / 0)
-    records, stored = runner.run_records(items, _squares, tmp_path, "local", progress=False)
+    records, stored, _ = runner.run_records(items, _squares, tmp_path, "local", progress=False)
     assert stored == 5 and [r["square"] for r in records] == [0, 1, 4, 9, 16]
 
 
@@ -159,20 +156,17 @@ def test_each_record_keeps_the_environment_it_was_computed_in(tmp_path, monkeypa
     monkeypatch.setattr(runner.environment, "describe", lambda: elsewhere)
     runner.run_records(items[:3], _squares, tmp_path, "serial", progress=False)
     monkeypatch.undo()
-    records, stored = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
-    assert stored == 3
-    # The stored three say where they were computed (read back from the store), not here.
-    assert [record["environment"] for record in records] == [elsewhere] * 3 + [
-        environment.describe()
-    ]
-    assert runner.trained_in(records) == [
+    records, stored, where = runner.run_records(items, _squares, tmp_path, "serial", progress=False)
+    # The records are the work's; where the store's three were computed is read back from it.
+    assert stored == 3 and records == [{"square": n**2} for n in range(4)]
+    assert where == [
         {"runs": 3, "environment": elsewhere},
         {"runs": 1, "environment": environment.describe()},
     ]
     # A record an earlier initlab stored, without one: counted, as not known.
-    assert runner.trained_in([{"square": 0}] + records[3:]) == [
+    assert runner.trained_in([{"square": 0}, {"square": 1, "environment": elsewhere}]) == [
         {"runs": 1, "environment": None},
-        {"runs": 1, "environment": environment.describe()},
+        {"runs": 1, "environment": elsewhere},
     ]
 
 

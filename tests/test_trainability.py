@@ -119,6 +119,7 @@ def test_writes_every_file_and_one_row_per_network(tiny_run):
     assert {r["width"] for r in runs} == {6} and {r["bias_variance"] for r in runs} == {0.05}
     config = _load(out / "config.json")
     assert config["seeds"] == [0, 1] and config["runs"] == 8 and config["depth_multiple"] == 6
+    assert sum(where["runs"] for where in config["trained_in"]) == 8
     assert config["critical_weight_variance"] == pytest.approx(
         theory.critical_weight_variance("tanh", 0.05), rel=1e-12
     )

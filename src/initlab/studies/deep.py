@@ -39,13 +39,7 @@ from initlab.studies.schemes import (
     kernel_models,
     parse_schemes,
 )
-from initlab.sweeps.runner import (
-    STORE_NAME,
-    SweepInterrupted,
-    missing_items,
-    run_records,
-    trained_in,
-)
+from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, missing_items, run_records
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -206,7 +200,7 @@ def run(args):
     )
     started = time.perf_counter()
     try:
-        runs = train_grid(
+        runs, where = train_grid(
             grid, args, out_dir, backend, scheduler, progress=args.progress and not args.quiet
         )
     except SweepInterrupted as stop:
@@ -228,7 +222,7 @@ def run(args):
         runs=len(runs),
         elapsed_seconds=round(elapsed, 1),
         environment=environment.describe(),
-        trained_in=trained_in(runs),
+        trained_in=where,
     )
     # The figure and tables are written beside out_dir, then swapped in as one set.
     with output.staged(out_dir) as stage:
@@ -266,10 +260,11 @@ def grid_items(grid, args):
 
 
 def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=True):
-    """Every network's row, in grid order: those in out_dir's store as stored, the others
-    trained on the backend (deepest first, so the workers finish together) and stored as each
-    ends. SweepInterrupted(kept, total) when interrupted: the store keeps every finished network."""
-    rows, _ = run_records(
+    """(Every network's row, in grid order; where they trained: runner.trained_in): the rows in
+    out_dir's store as stored, the others trained on the backend (deepest first, so the workers
+    finish together) and stored as each ends. SweepInterrupted(kept, total) when interrupted:
+    the store keeps every finished network."""
+    rows, _, where = run_records(
         grid_items(grid, args),
         run_networks,
         out_dir,
@@ -283,7 +278,7 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=Tr
             f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
         ),
     )
-    return rows
+    return rows, where
 
 
 def _deepest_first(items, workers):

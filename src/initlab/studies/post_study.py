@@ -289,7 +289,8 @@ def run_study(
     jit_compile = check_jit_compile(jit_compile, post_model("he"), n_features=2)
     items = study_items(schemes, runs, epochs, jit_compile)
     records = recorded_work(train_runs, items, progress, models)
-    return study_result(seed, schemes, runs, epochs, records, jit_compile, models)
+    where = trained_in(records)
+    return study_result(seed, schemes, runs, epochs, records, jit_compile, models, where)
 
 
 def study_items(schemes, runs, epochs, jit_compile=False):
@@ -387,9 +388,12 @@ def trained_model(scheme, weights_seed, weights):
     return model
 
 
-def study_result(seed, schemes, runs, epochs, records, jit_compile=False, models=None):
+def study_result(
+    seed, schemes, runs, epochs, records, jit_compile=False, models=None, trained_in=()
+):
     """The StudyResult of a study's records (train_runs', in study_items' order); models: the
-    trained models in that order, else rebuilt from the records' weights."""
+    trained models in that order, else rebuilt from the records' weights; trained_in: where the
+    records were computed (sweeps.runner.trained_in)."""
     n_seeds = len(runs)
     shape = (len(schemes), n_seeds)
     data = [run_data(vars(run)) for run in runs]
@@ -421,7 +425,7 @@ def study_result(seed, schemes, runs, epochs, records, jit_compile=False, models
         test_accuracy=np.array([r["test_accuracy"] for r in records], float).reshape(shape),
         data=data,
         models=[models[s * n_seeds : (s + 1) * n_seeds] for s in range(len(schemes))],
-        trained_in=trained_in(records),
+        trained_in=list(trained_in),
     )
 
 

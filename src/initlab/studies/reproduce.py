@@ -165,7 +165,7 @@ def run(args):
     )
     start = time.perf_counter()
     try:
-        records, stored = run_records(
+        records, stored, trained_in = run_records(
             items,
             train_runs,
             out,
@@ -182,7 +182,9 @@ def run(args):
         )
     trained = time.perf_counter() - start
     try:
-        result = study_result(seed, schemes, runs, epochs, records, jit_compile)
+        result = study_result(
+            seed, schemes, runs, epochs, records, jit_compile, trained_in=trained_in
+        )
         with output.staged(out) as stage:
             write_results(result, stage)
     except KeyboardInterrupt:

@@ -317,7 +317,7 @@ def run(args):
     arguments.say_compiling(say, [probe])
     started = time.perf_counter()
     from initlab.sweeps import engines
-    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records, trained_in
+    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
 
     def deepest_first(missing, workers):
         # Networks of one depth train together; the deepest first, so the workers end together.
@@ -325,7 +325,7 @@ def run(args):
         return engines.make_groups(ordered, workers, architecture)
 
     try:
-        runs, _ = run_records(
+        runs, _, where = run_records(
             items,
             train_networks,
             out_dir,
@@ -362,7 +362,7 @@ def run(args):
         elapsed_seconds=round(elapsed, 1),
         estimated_core_seconds=round(core_seconds, 1),
         environment=environment.describe(),
-        trained_in=trained_in(runs),
+        trained_in=where,
     )
     with output.staged(out_dir) as stage:
         signal_plots.plot_trainability(

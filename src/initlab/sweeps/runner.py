@@ -213,8 +213,9 @@ def run_records(
     groups : (missing items, workers) -> the groups to compute, in order; default one per item
     progress : a bar on stderr: True, False, or None for a terminal only; desc and unit name
         it, label(item) says which item ended last
-    Each record computed here gets the environment it was computed in (recorded_work), stored
-    with it. Returns (records, how many the store held before). Raises SweepInterrupted (how many of
+    The store keeps each record with the environment it was computed in (recorded_work).
+    Returns (records, how many the store held before, trained_in(records)): the records as work
+    returned them, and where they were computed. Raises SweepInterrupted (how many of
     the items the store keeps) on Ctrl-C: every record finished is kept.
 
     This is how `initlab deep` and `initlab reproduce` run: killed and run again, they compute
@@ -248,7 +249,8 @@ def run_records(
                     workers,
                     work=functools.partial(recorded_work, work),
                 )
-        return [records[key] for key in keys], stored_before
+        found = [records[key] for key in keys]
+        return [_without_environment(record) for record in found], stored_before, trained_in(found)
     except KeyboardInterrupt:
         raise SweepInterrupted(len(store.record_keys() & set(keys)), len(items)) from None
     finally:
@@ -258,7 +260,8 @@ def run_records(
 def recorded_work(work, group, *arguments):
     """work(group, *arguments), each record with the environment it was computed in
     (environment.describe(), under "environment"): a store's records may come from another
-    machine, or another version of initlab, NumPy or Numba, than the files made from them."""
+    machine, or another version of initlab, NumPy or Numba, than the files made from them. A
+    module-level function, so that the workers import it by name."""
     where = environment.describe()
     return [{**record, "environment": where} for record in work(group, *arguments)]
 
@@ -272,6 +275,10 @@ def trained_in(records):
         where = record.get("environment")
         found.setdefault(json.dumps(where, sort_keys=True), [0, where])[0] += 1
     return [{"runs": count, "environment": where} for count, where in found.values()]
+
+
+def _without_environment(record):
+    return {name: value for name, value in record.items() if name != "environment"}
 
 
 def _clean_checkpoints(checkpoints, stored):
