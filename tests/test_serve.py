@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from initlab import Dense, NeuralNetwork
-from initlab.serve.command import _audience, _listen
+from initlab.serve.command import _audience, _listen, allowed_hosts
 from initlab.serve.session import GRID, Session, histogram, theory_prediction
 from initlab.serve.settings import MAX_SEEDS, Settings, parse_settings
 from initlab.tools import diagnostics
@@ -493,6 +493,57 @@ def test_another_sites_page_may_not_connect(server):
     assert "403" in str(error.value) or "1008" in str(error.value)
 
 
+def _handshake_status(address, host, origin):
+    """The status line the server answers a websocket handshake with, sent by hand so that the
+    Host header can be anyone's."""
+    name, port = address.rsplit(":", 1)
+    with socket.create_connection((name, int(port)), timeout=10) as connection:
+        connection.sendall(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        return connection.recv(4096).decode().split("\r\n", 1)[0]
+
+
+def test_a_page_of_another_name_pointed_at_this_computer_may_not_connect(server):
+    # DNS rebinding: evil.example resolves to 127.0.0.1, so its page's Origin matches the Host
+    # its browser sends; only the name gives it away.
+    port = server[1].rsplit(":", 1)[1]
+    for name in ("127.0.0.1", "localhost"):
+        own = f"{name}:{port}"
+        assert _handshake_status(server[1], own, f"http://{own}").endswith(
+            "101 Switching Protocols"
+        )
+    evil = f"evil.example:{port}"
+    assert _handshake_status(server[1], evil, f"http://{evil}").endswith("400 Bad Request")
+    request = urllib.request.Request(f"http://{server[1]}/", headers={"Host": evil})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400
+
+
+@pytest.mark.parametrize(
+    "host, names",
+    [
+        ("127.0.0.1", ("127.0.0.1", "localhost", "[::1]")),
+        ("127.0.0.2", ("127.0.0.1", "localhost", "[::1]", "127.0.0.2")),
+        ("::1", ("127.0.0.1", "localhost", "[::1]")),
+        ("localhost", ("127.0.0.1", "localhost", "[::1]")),
+        # Told to listen where other computers reach it: by any of the names they use.
+        ("0.0.0.0", ("*",)),
+        ("", ("*",)),
+        ("192.168.1.5", ("*",)),
+    ],
+)
+def test_a_server_answers_to_its_own_names(host, names):
+    from initlab.serve.app import LOOPBACK_HOSTS
+
+    assert allowed_hosts(host, LOOPBACK_HOSTS) == names
+
+
 def test_http_serves_the_page_and_its_assets_only(server):
     address = server[1]
     with urllib.request.urlopen(f"http://{address}/") as response:
@@ -546,6 +597,16 @@ def test_it_says_who_can_reach_it():
     assert "127.0.0.1 only" in _audience("127.0.0.1")
     assert "localhost only" in _audience("localhost")
     assert "any computer" in _audience("0.0.0.0")
+    assert "Listening on every address: any computer" in _audience("")
+
+
+def test_an_address_not_of_this_computer_is_named_as_the_problem():
+    with pytest.raises(ValueError) as refused:
+        _listen("999.1.1.1", 0)
+    assert str(refused.value).startswith("cannot listen on --host '999.1.1.1' --port 0: ")
+    assert str(refused.value).endswith(
+        "expected an address of this computer, such as 127.0.0.1 (the default)"
+    )
 
 
 def test_a_busy_port_is_a_clear_error():
@@ -554,6 +615,8 @@ def test_a_busy_port_is_a_clear_error():
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ValueError, match=f"cannot listen on --host '127.0.0.1' --port {port}"):
+            _listen("127.0.0.1", port)
+        with pytest.raises(ValueError, match=r"choose another port \(0 picks a free one\)$"):
             _listen("127.0.0.1", port)
 
 

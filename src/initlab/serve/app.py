@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -349,14 +351,22 @@ def _same_origin(websocket):
     return origin in (f"http://{host}", f"https://{host}")
 
 
-def create_app():
-    """The Starlette application; app.state.tabs holds the open tabs."""
+# The names of this computer a browser uses to reach a server on a loopback address.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def create_app(hosts=LOOPBACK_HOSTS):
+    """The Starlette application, answering requests whose Host header names one of `hosts`
+    (without the port; "*" for any) and refusing others with 400; app.state.tabs holds the open
+    tabs. A page of another site can point a name of its own at 127.0.0.1 ("DNS rebinding") and
+    then passes as the server's own origin: the Host header it sends gives it away."""
     app = Starlette(
         routes=[
             Route("/", page),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
             WebSocketRoute("/ws", explorer_socket),
-        ]
+        ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
     )
     app.state.tabs = set()
     return app

@@ -6,6 +6,7 @@ The web stack (Starlette, uvicorn) is imported only here, when the command runs,
 `initlab` command stays light: `pip install -e ".[explore]"` installs it.
 """
 
+import errno
 import ipaddress
 import socket
 import sys
@@ -40,7 +41,7 @@ def run(args):
     try:
         import uvicorn
 
-        from initlab.serve.app import create_app
+        from initlab.serve.app import LOOPBACK_HOSTS, create_app
     except ImportError as error:
         print(
             f"initlab serve: error: the explorer needs its web stack ({error.name} is missing): "
@@ -52,7 +53,12 @@ def run(args):
     port = listener.getsockname()[1]
     url = f"http://{_url_host(host)}:{port}/"
     server = uvicorn.Server(
-        uvicorn.Config(create_app(), log_level="warning", ws_max_size=64 * 1024, lifespan="off")
+        uvicorn.Config(
+            create_app(allowed_hosts(host, LOOPBACK_HOSTS)),
+            log_level="warning",
+            ws_max_size=64 * 1024,
+            lifespan="off",
+        )
     )
     print(f"initlab explorer: {url}", flush=True)
     print(_audience(host) + " Ctrl-C stops it.", flush=True)
@@ -71,29 +77,47 @@ def _listen(host, port):
         listener.bind((host, port))
     except OSError as error:
         reason = error.strerror or error
+        advice = (
+            "choose another port (0 picks a free one)"
+            if error.errno == errno.EADDRINUSE
+            else "expected an address of this computer, such as 127.0.0.1 (the default)"
+        )
         raise ValueError(
-            f"cannot listen on --host {host!r} --port {port}: {reason}; choose "
-            f"another port (0 picks a free one)"
+            f"cannot listen on --host {host!r} --port {port}: {reason}; {advice}"
         ) from None
     listener.listen(64)
     return listener
 
 
 def _url_host(host):
-    if host in ("0.0.0.0", "::"):
+    if host in ("0.0.0.0", "::", ""):  # every address: this computer's own is one of them
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
+def is_loopback(host):
+    """Whether `host` is an address (or name) only this computer reaches."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def allowed_hosts(host, loopback_names):
+    """The names (Host headers) a server listening on `host` answers to: on a loopback address,
+    this computer's `loopback_names` and `host`; on any other, every name ("*"), since whoever
+    reaches the server may use it anyway."""
+    if not is_loopback(host):
+        return ("*",)
+    return tuple(dict.fromkeys((*loopback_names, _url_host(host))))
+
+
 def _audience(host):
     """Who can reach the page, in words."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if loopback:
+    if is_loopback(host):
         return f"Listening on {host} only: this computer can open it, no other."
-    return f"Listening on {host}: any computer that can reach this one can open it and train here."
+    where = host or "every address"
+    return f"Listening on {where}: any computer that can reach this one can open it and train here."
 
 
 def _open_when_started(server, url):
