@@ -301,6 +301,29 @@ def test_the_memory_said_in_the_first_line_is_what_the_process_takes(tmp_path):
     assert 0.75 * peak < float(said.group(1)) < 1.25 * peak, (lines[0], peak)
 
 
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        ("UPDATE records SET record = '{}'", "has train_accuracy None, not a number"),
+        ("DELETE FROM arrays WHERE name = 'weights'", "has weights None, expected floats"),
+        ("UPDATE arrays SET shape = '[2, 2]' WHERE name = 'costs'", "has costs float64 (2, 2)"),
+    ],
+)
+def test_a_damaged_store_is_one_line_that_names_it(tmp_path, capsys, damage, what):
+    import sqlite3
+
+    out = tmp_path / "out"
+    command = ARGS + ["--epochs", "4", "--seeds", "1", "--out", str(out), "--quiet"]
+    assert cli.main(command) == 0
+    with sqlite3.connect(out / "sweep.db") as connection:
+        connection.execute(damage)
+    capsys.readouterr()
+    assert cli.main(command + ["--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initlab reproduce: error: {str(out / 'sweep.db')!r} is damaged: ")
+    assert what in err and err.count("\n") == 1
+
+
 def test_results_json_says_where_runs_from_the_store_trained(tmp_path, monkeypatch):
     from initlab import environment
 

@@ -170,6 +170,20 @@ def test_each_record_keeps_the_environment_it_was_computed_in(tmp_path, monkeypa
     ]
 
 
+def test_a_stored_record_its_check_refuses_is_named_with_its_file(tmp_path):
+    items = [{"n": n} for n in range(2)]
+    runner.run_records(items, _squares, tmp_path, "serial", progress=False)
+    with sqlite3.connect(tmp_path / "sweep.db") as connection:
+        connection.execute("UPDATE records SET record = '{}' WHERE rowid = 2")
+    check = runner.has_fields("square")
+    with pytest.raises(ValueError) as damaged:
+        runner.run_records(items, _squares, tmp_path, "serial", progress=False, check=check)
+    key = runner.record_key(items[1])
+    assert str(damaged.value).startswith(
+        f"{str(tmp_path / 'sweep.db')!r} is damaged: record {key!r} lacks square; move it away"
+    )
+
+
 def test_asking_what_is_missing_writes_nothing(tmp_path):
     out = tmp_path / "new"
     assert runner.missing_items([{"n": 1}], out) == [{"n": 1}]

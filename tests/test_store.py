@@ -147,3 +147,56 @@ def test_a_store_written_before_the_training_column_gains_it(tmp_path):
     columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
     connection.close()
     assert columns[-1] == "training" and set(columns) == set(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        ("DELETE FROM costs", "has no costs"),
+        ("UPDATE costs SET costs = x'0102'", "the costs of run '{key}' cannot be read"),
+        ("UPDATE runs SET test_accuracy = 'abc'", "test_accuracy is 'abc', not a number"),
+        ("UPDATE runs SET model_hidden = '[4,'", "run '{key}' cannot be read"),
+    ],
+)
+def test_a_damaged_run_is_named_with_its_file(tmp_path, runs, damage, what):
+    path = tmp_path / "sweep.db"
+    store = Store(path)
+    store.add(runs[0], fake_result(runs[0], np.array([0.5, 0.25])))
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(damage)
+    store = Store(path)
+    with pytest.raises(ValueError) as damaged:
+        for row in store.rows():
+            store.costs(row["key"])
+    message = str(damaged.value)
+    assert message.startswith(f"{str(path)!r} is damaged: ")
+    assert what.format(key=runs[0].key) in message
+    assert message.endswith("move it away (or delete it) to start over, and its runs train again")
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        ("UPDATE records SET record = '{'", "record 'k' cannot be read"),
+        ("UPDATE records SET record = '[1]'", "record 'k' cannot be read (it is list"),
+        ("UPDATE arrays SET data = x'00'", "array 'costs' of record 'k' cannot be read"),
+        ("UPDATE arrays SET shape = '[3]'", "array 'costs' of record 'k' cannot be read"),
+        ("UPDATE arrays SET dtype = '|O'", "array 'costs' of record 'k' cannot be read (its dtype"),
+        ("UPDATE arrays SET dtype = 'garbage'", "array 'costs' of record 'k' cannot be read"),
+        ("UPDATE arrays SET key = 'other'", "array 'costs' belongs to no record ('other')"),
+    ],
+)
+def test_a_damaged_record_is_named_with_its_file(tmp_path, damage, what):
+    path = tmp_path / "sweep.db"
+    store = Store(path)
+    store.add_record("k", {"accuracy": 0.5, "costs": np.array([0.5, 0.25])})
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(damage)
+    store = Store(path)
+    with pytest.raises(ValueError) as damaged:
+        store.records()
+    assert str(damaged.value).startswith(f"{str(path)!r} is damaged: {what}")
+    store.close()

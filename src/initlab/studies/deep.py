@@ -39,7 +39,13 @@ from initlab.studies.schemes import (
     kernel_models,
     parse_schemes,
 )
-from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, missing_items, run_records
+from initlab.sweeps.runner import (
+    STORE_NAME,
+    SweepInterrupted,
+    has_fields,
+    missing_items,
+    run_records,
+)
 from initlab.tools.diagnostics import measure
 
 # Every file this command writes: an earlier run's are replaced only with --force.
@@ -277,6 +283,7 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=Tr
         label=lambda item: (
             f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
         ),
+        check=has_fields(*(name for name, _, _ in RUN_COLUMNS)),
     )
     return rows, where
 

@@ -366,6 +366,27 @@ def train_runs(items, progress=False, models=None):
     return records
 
 
+def check_record(item, record):
+    """Raise ValueError, in words, unless `record` is one train_runs could return for `item`:
+    run_records' check of what a store holds."""
+    for name in ("train_accuracy", "test_accuracy"):
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"has {name} {value!r}, not a number")
+    for name, shape in (("costs", (item["epochs"],)), ("weights", (_weights_size(),))):
+        value = record.get(name)
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:
+            found = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else value
+            raise ValueError(f"has {name} {found}, expected floats of shape {shape}")
+
+
+@functools.cache
+def _weights_size():
+    model = post_model("he")
+    model.build(2)
+    return model.parameters.size
+
+
 def scheme_named(name):
     """The Scheme of a name resolve_schemes gave (the post's, or an extra as written)."""
     return next(scheme for scheme in resolve_schemes([name]) if scheme.name == name)

@@ -35,6 +35,7 @@ from initlab.studies.post_study import (
     EPOCHS,
     N_SEEDS,
     check_int,
+    check_record,
     post_model,
     resolve_schemes,
     seed_plan,
@@ -175,6 +176,7 @@ def run(args):
             progress=args.progress and not args.quiet,
             desc="training",
             unit="run",
+            check=check_record,
         )
     except SweepInterrupted as stop:
         return arguments.interrupted(

@@ -317,7 +317,7 @@ def run(args):
     arguments.say_compiling(say, [probe])
     started = time.perf_counter()
     from initlab.sweeps import engines
-    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, run_records
+    from initlab.sweeps.runner import STORE_NAME, SweepInterrupted, has_fields, run_records
 
     def deepest_first(missing, workers):
         # Networks of one depth train together; the deepest first, so the workers end together.
@@ -336,6 +336,7 @@ def run(args):
             desc="initlab trainability",
             unit="net",
             label=lambda item: f"depth {item['depth']}, σ_w² {item['weight_variance']:g}",
+            check=has_fields(*(name for name, _, _ in RUN_COLUMNS)),
         )
     except SweepInterrupted as stop:
         return arguments.interrupted(

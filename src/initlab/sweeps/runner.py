@@ -203,6 +203,7 @@ def run_records(
     desc="sweep",
     unit="run",
     label=None,
+    check=None,
 ):
     """Each item's record, in order: those the store in `out` holds as they were stored, the
     others computed on the backend and stored as each group of them ends.
@@ -213,6 +214,8 @@ def run_records(
     groups : (missing items, workers) -> the groups to compute, in order; default one per item
     progress : a bar on stderr: True, False, or None for a terminal only; desc and unit name
         it, label(item) says which item ended last
+    check : check(item, record) raises ValueError, in words, if a stored record is not one work
+        could have returned for item (has_fields is one); the store is then said to be damaged
     The store keeps each record with the environment it was computed in (recorded_work).
     Returns (records, how many the store held before, trained_in(records)): the records as work
     returned them, and where they were computed. Raises SweepInterrupted (how many of
@@ -227,6 +230,13 @@ def run_records(
     store = open_store(out)
     try:
         records = store.records()
+        if check is not None:
+            for item, key in zip(items, keys):
+                if key in records:
+                    try:
+                        check(item, records[key])
+                    except ValueError as error:
+                        raise store.damaged(f"record {key!r} {error}") from None
         stored_before = sum(key in records for key in keys)
         missing = [item for item, key in zip(items, keys) if key not in records]
         plan = groups(missing, workers) if groups else [[item] for item in missing]
@@ -275,6 +285,17 @@ def trained_in(records):
         where = record.get("environment")
         found.setdefault(json.dumps(where, sort_keys=True), [0, where])[0] += 1
     return [{"runs": count, "environment": where} for count, where in found.values()]
+
+
+def has_fields(*names):
+    """A check for run_records: the record holds each of `names`."""
+
+    def check(item, record):
+        missing = [name for name in names if name not in record]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+
+    return check
 
 
 def _without_environment(record):

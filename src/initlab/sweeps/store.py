@@ -93,6 +93,14 @@ class Store:
     def close(self):
         self.connection.close()
 
+    def damaged(self, what):
+        """The error for a store whose contents cannot be what this class wrote: what is wrong,
+        and what to do (the file is left as it is, for the user to keep or move away)."""
+        return ValueError(
+            f"{self.path!r} is damaged: {what}; move it away (or delete it) to start over, "
+            "and its runs train again"
+        )
+
     def keys(self):
         """The keys of every stored run."""
         return {key for (key,) in self.connection.execute("SELECT key FROM runs")}
@@ -139,10 +147,16 @@ class Store:
         found = {}
         for values in cursor:
             row = dict(zip(COLUMNS, values))
-            for key, column in SETTING_COLUMNS.items():
-                value = row.pop(column)
-                row[key] = json.loads(value) if key == "model.hidden" else value
-            row["weights_seed"] = int(row["weights_seed"])
+            try:
+                for key, column in SETTING_COLUMNS.items():
+                    value = row.pop(column)
+                    row[key] = json.loads(value) if key == "model.hidden" else value
+                row["weights_seed"] = int(row["weights_seed"])
+                for name in RESULT_COLUMNS:
+                    if not isinstance(row[name], (int, float, type(None))):
+                        raise ValueError(f"{name} is {row[name]!r}, not a number")
+            except (TypeError, ValueError) as error:
+                raise self.damaged(f"run {row['key']!r} cannot be read ({error})") from None
             found[row["key"]] = row
         if keys is None:
             return list(found.values())
@@ -152,8 +166,13 @@ class Store:
         """Every epoch's training cost of a stored run, (epochs,) float64."""
         found = self.connection.execute("SELECT costs FROM costs WHERE key = ?", (key,)).fetchone()
         if found is None:
+            if key in self.keys():  # a run is stored with its costs, in one transaction
+                raise self.damaged(f"run {key!r} has no costs")
             raise KeyError(key)
-        return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
+        try:
+            return np.frombuffer(found[0], dtype="<f8").astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise self.damaged(f"the costs of run {key!r} cannot be read ({error})") from None
 
     # --- records: a study's own rows (initlab deep's, reproduce's), kept by key --------------
     def add_record(self, key, record):
@@ -187,16 +206,28 @@ class Store:
 
     def records(self):
         """{key: record} of every stored record, in the order stored, with its arrays."""
-        found = {
-            key: json.loads(text)
-            for key, text in self.connection.execute(
-                "SELECT key, record FROM records ORDER BY rowid"
-            )
-        }
+        found = {}
+        for key, text in self.connection.execute("SELECT key, record FROM records ORDER BY rowid"):
+            try:
+                found[key] = json.loads(text)
+                if not isinstance(found[key], dict):
+                    raise ValueError(f"it is {type(found[key]).__name__}, not an object")
+            except (TypeError, ValueError) as error:
+                raise self.damaged(f"record {key!r} cannot be read ({error})") from None
         for key, name, dtype, shape, data in self.connection.execute(
             "SELECT key, name, dtype, shape, data FROM arrays"
         ):
-            found[key][name] = np.frombuffer(data, dtype=dtype).reshape(json.loads(shape)).copy()
+            if key not in found:
+                raise self.damaged(f"array {name!r} belongs to no record ({key!r})")
+            try:
+                if np.dtype(dtype).kind not in "biuf":  # numbers only, as add_record wrote them
+                    raise ValueError(f"its dtype is {dtype!r}")
+                array = np.frombuffer(data, dtype=dtype).reshape(json.loads(shape)).copy()
+            except (TypeError, ValueError) as error:
+                raise self.damaged(
+                    f"array {name!r} of record {key!r} cannot be read ({error})"
+                ) from None
+            found[key][name] = array
         return found
 
     def get_meta(self, name):
