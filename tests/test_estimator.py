@@ -225,7 +225,7 @@ def _fitted(**params):
         (lambda clf, X, y: clf.fit(X.astype(str), y), r"X must hold real numbers .*\(strings\)"),
         (
             lambda clf, X, y: clf.set_params(hidden_layer_sizes=(4, 0)).fit(X, y),
-            r"hidden_layer_sizes\[1\]: units must be an integer >= 1, got 0",
+            r"hidden_layer_sizes\[1\] must be an integer >= 1, got 0",
         ),
     ],
 )
@@ -268,3 +268,19 @@ def test_a_refit_whose_allocation_fails_leaves_the_estimator_as_it_was(monkeypat
         fitted.set_params(epochs=10**15).fit(X.T, Y[0])
     fitted.set_params(epochs=20)  # the one change the caller made
     assert object_state(fitted) == before
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"hidden_layer_sizes": (4, 0)}, "hidden_layer_sizes[1] must be an integer >= 1, got 0"),
+        ({"initializer": "hee"}, "method 'hee' is not known"),
+        ({"activation": "relux"}, "activation 'relux' is not known"),
+    ],
+)
+def test_each_bad_setting_is_named_as_the_estimator_names_it(settings, message):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError) as refused:
+        Classifier(epochs=2, **settings).fit(X, y)
+    assert str(refused.value).startswith(message)

@@ -692,3 +692,18 @@ def test_bias_initializer_is_chosen_separately_and_defaults_to_zeros():
         _built_layer(initializer="he").weights,
         _built_layer(initializer="he", bias_initializer="ones").weights,
     )
+
+
+@pytest.mark.parametrize(
+    "name, close",
+    [
+        ("hee", "'he' or 'eye'"),
+        ("lsu", "'lsuv'"),
+        ("glorot_unifrom", "'glorot_uniform' or 'glorot_normal' or 'random_uniform'"),
+    ],
+)
+def test_an_unknown_name_offers_the_closest_ones(name, close):
+    with pytest.raises(ValueError) as refused:
+        Initializer(name)
+    assert str(refused.value).startswith(f"method {name!r} is not known; expected one of [")
+    assert str(refused.value).endswith(f"; did you mean {close}?")

@@ -925,8 +925,9 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
         np.errstate(all="raise"),
         pytest.raises(
             ValueError,
-            match=r"layer 2's initializer .*scale=1e\+39.* drew weights that are not "
-            r"finite in float32 \(whose largest number is 3.4e\+38\)",
+            match=r"layer 2's initializer .*scale=1e\+39.* drew weights beyond the largest "
+            r"number of float32, 3.4e\+38; expected finite numbers: use a smaller scale or "
+            r"dtype='float64'$",
         ),
     ):
         model.fit(X, Y, epochs=2)
@@ -934,6 +935,19 @@ def test_a_scale_the_dtype_cannot_hold_is_refused_when_the_model_is_built():
     # The same scale is representable in float64: it builds, and every weight is finite.
     model = NeuralNetwork([Dense(1, initializer=Initializer(scale=1e39))], seed=0)
     assert np.all(np.isfinite(model.predict(np.ones((2, 3)))))
+
+
+def test_weights_beyond_float64_or_nan_are_refused_with_advice_that_fits():
+    model = NeuralNetwork([Dense(1, initializer=Initializer(scale=1e308))], seed=0)
+    with pytest.raises(
+        ValueError,
+        match=r"float64, 1.8e\+308; expected finite numbers: use a "
+        r"smaller scale$",
+    ):
+        model.build(3)
+    nan = NeuralNetwork([Dense(1, initializer=lambda shape, rng: np.full(shape, np.nan))])
+    with pytest.raises(ValueError, match=r"drew weights that hold nan; expected finite numbers$"):
+        nan.build(3)
 
 
 @pytest.mark.parametrize("dtype", ["banana", None, "int32", complex, 5])

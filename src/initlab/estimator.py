@@ -76,13 +76,10 @@ class _Network(BaseEstimator):
         # find it.
         model = NeuralNetwork(seed=self.random_state, dtype=self.dtype)
         for k, hidden_units in enumerate(self._hidden_sizes()):
-            try:
-                layer = Dense(
-                    hidden_units, activation=self.activation, initializer=self.initializer
-                )
-            except ValueError as error:
-                raise ValueError(f"hidden_layer_sizes[{k}]: {error}") from None
-            model.add(layer)
+            # Dense's own errors name activation and initializer, as this estimator does; its
+            # units are the k-th hidden layer size here.
+            units_k = checks.integer(f"hidden_layer_sizes[{k}]", hidden_units, minimum=1)
+            model.add(Dense(units_k, activation=self.activation, initializer=self.initializer))
         model.add(Dense(units, activation=output_activation, initializer=self.initializer))
         model.compile(loss=loss, optimizer=self.optimizer)
         # The core's layout, (features, samples), from here on.

@@ -34,6 +34,7 @@ bounds a, b, Keras's truncated_normal at two standard deviations. The post's "ra
 its meaning, randn * scale with a standard deviation of 1 (Keras's default there is 0.05).
 """
 
+import difflib
 import inspect
 import math
 import re
@@ -738,9 +739,12 @@ def _resolve(cls, method, params):
             "method='lsuv') on a batch X"
         )
     if method in _NOT_SCHEMES or method.startswith("_") or not callable(getattr(cls, method, None)):
+        close = difflib.get_close_matches(key, list(ALIASES) + ["lsuv"], n=3)
+        hint = f"; did you mean {' or '.join(repr(name) for name in close)}?" if close else ""
         raise ValueError(
-            f"method {method!r} is not known; expected one of {sorted(ALIASES)} (or a Keras class "
-            f"name such as 'HeNormal'), or the name of a method patched onto Initializer"
+            f"method {method!r} is not known; expected one of {sorted(ALIASES)} (or a Keras "
+            f"class name such as 'HeNormal'), or the name of a method patched onto Initializer"
+            f"{hint}"
         )
     # A method patched onto the class: its parameters are its own; scale is the post's.
     params = dict(params)

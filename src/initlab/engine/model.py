@@ -704,13 +704,18 @@ def check_dtype(dtype):
 
 
 def _check_representable(number, layer, dtype):
-    """ValueError if a freshly drawn layer (numbered from 1) holds inf or nan (a scale its dtype
-    cannot hold)."""
+    """ValueError if a freshly drawn layer (numbered from 1) holds inf or nan: a scale its dtype
+    cannot hold, or an initializer that returned nan."""
     for name, value in layer.params.items():
         if not np.all(np.isfinite(value)):
+            drew = (
+                f"layer {number}'s initializer {getattr(layer, 'initializer', None)!r} drew {name}"
+            )
+            if np.isnan(value).any():
+                raise ValueError(f"{drew} that hold nan; expected finite numbers")
             largest = np.finfo(dtype).max
+            wider = " or dtype='float64'" if dtype != np.float64 else ""
             raise ValueError(
-                f"layer {number}'s initializer {getattr(layer, 'initializer', None)!r} drew "
-                f"{name} that are not finite in {dtype.name} (whose largest number is "
-                f"{largest:.3g}): use a smaller scale, or dtype='float64'"
+                f"{drew} beyond the largest number of {dtype.name}, {largest:.3g}; expected "
+                f"finite numbers: use a smaller scale{wider}"
             )
