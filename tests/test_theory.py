@@ -467,3 +467,17 @@ def test_a_qs_rule_does_not_depend_on_the_others_ruled_with_it():
         assert np.array_equal(nodes[index], alone[0]) and np.array_equal(weights[index], alone[1])
     # Every q <= 1 is ruled alike (its graded panels start at 1/8).
     assert np.array_equal(nodes[0, 0], nodes[1, 0]) and not np.array_equal(nodes[0, 2], nodes[0, 1])
+
+
+def test_a_map_that_nears_q_without_crossing_it_has_no_fixed_point():
+    # relu at σ_w² = 2 maps q to q + σ_b²: it grows without end, its gap σ_b² / q shrinking
+    # below any tolerance on the way. tanh at σ_w² = 1 without bias shrinks to 0 the same way.
+    assert theory.fixed_point("relu", 2.0, 0.05) == np.inf
+    assert theory.fixed_point("tanh", 1.0, 0.0) == 0.0
+    # Nothing forgets at a slope of 1 (rounded to 1 - 2⁻⁵³ on the way): both depths are inf.
+    assert theory.depth_scales("relu", 2.0, 0.05) == (np.inf, np.inf)
+    assert theory.depth_scales("relu", 2.0, 0.0) == (np.inf, np.inf)
+    # Just inside, the closed form σ_b² / (1 - σ_w²/2) is still found, however large.
+    for weight_variance in (1.9, 1.999, 1.99999):
+        expected = 0.05 / (1 - weight_variance / 2)
+        assert theory.fixed_point("relu", weight_variance, 0.05) == pytest.approx(expected, 1e-9)

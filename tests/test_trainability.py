@@ -302,3 +302,10 @@ def test_refuses_to_overwrite_results_without_force(tiny_run, capsys):
     assert main(TINY + ["--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "runs.json").read_text() == before
+
+
+def test_the_predicted_depth_is_infinite_on_the_edge_and_nan_where_unknown():
+    assert study._format_depth(float("inf")) == "∞"
+    assert study._format_depth(float("nan")) == "nan"
+    assert study._format_depth(None) == "nan"
+    assert study._format_depth(41.62) == "41.6"

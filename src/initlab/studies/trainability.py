@@ -425,7 +425,11 @@ def accuracy_grid(cells):
 
 
 def _format_depth(value):
-    return "∞" if value is None or not math.isfinite(value) else f"{value:.3g}"
+    """6 ξ_c as the table prints it: ∞ on the edge of chaos, where nothing limits the depth; nan
+    where the theory does not say (ξ_c is not computed deep in the chaotic phase)."""
+    if value is None or math.isnan(value):
+        return "nan"
+    return "∞" if math.isinf(value) else f"{value:.3g}"
 
 
 def summarise(runs):

@@ -365,11 +365,15 @@ def fixed_point(activation, weight_variance, bias_variance, q0=1.0):
 
 
 def _fixed_point(phi, wv, bv, q0=1.0):
-    def excess(q):  # sign of q-map(q) - q, relative, with rounding taken as 0
+    def excess(q, rounding=0.0):  # sign of q-map(q) - q, relative, with rounding taken as 0
         gap = (_q_map(phi, wv, bv, q) - q) / q
-        return np.sign(np.where(np.abs(gap) < 1e-12, 0.0, gap))
+        return np.sign(np.where(np.abs(gap) <= rounding, 0.0, gap))
 
-    direction = excess(np.full(wv.shape, q0))
+    # Where q0 is fixed to rounding, every q may be (relu at σ_w² = 2, σ_b² = 0): q0 it is. On the
+    # march only a change of sign beyond rounding is a crossing: a map that nears q without
+    # crossing it (relu at σ_w² = 2 with a bias, q + σ_b²; tanh at σ_w² = 1 without one) has no
+    # fixed point however small its gap gets.
+    direction = excess(np.full(wv.shape, q0), rounding=1e-12)
     q_star = np.full(wv.shape, q0)
     low, high = np.full(wv.shape, np.nan), np.full(wv.shape, np.nan)
     # March from q0 by factors of 10 the way the map moves q, until it turns back: then the
@@ -378,7 +382,7 @@ def _fixed_point(phi, wv, bv, q0=1.0):
     moving = direction != 0
     while np.any(moving):
         trial = current * 10.0**direction
-        turned = moving & (excess(trial) * direction <= 0)
+        turned = moving & (excess(trial, rounding=1e-12) * direction < 0)
         low = np.where(turned, np.minimum(current, trial), low)
         high = np.where(turned, np.maximum(current, trial), high)
         escaped = moving & ~turned & ((trial >= Q_MAX) | (trial <= Q_MIN))
@@ -661,8 +665,10 @@ def _depth_scales(phi, derivative, wv, bv):
 
 
 def _depth(slope):
+    # A slope of 1 to rounding (relu at σ_w² = 2 computes 1 - 2⁻⁵³) forgets nothing: its depth
+    # is inf, not the 2⁵³ that -1 / ln(1 - 2⁻⁵³) would give.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(slope >= 1, np.inf, np.where(slope <= 0, 0.0, -1.0 / np.log(slope)))
+        return np.where(slope >= 1 - 1e-12, np.inf, np.where(slope <= 0, 0.0, -1.0 / np.log(slope)))
 
 
 def propagate(activation, weight_variance, bias_variance, depth, q0=1.0, c0=0.5):
