@@ -126,6 +126,20 @@ def test_numbers_are_normalised_so_keys_are_stable():
         ("[sweep]\n'model.hidden' = [[3], 4]", "sweep.'model.hidden'[1] must be a non-empty list"),
         ("data = 3", "data must be a [data] section, got 3"),
         ("[data\n", "not valid TOML"),
+        # Sizes past any study's, as the commands' options bound them: typing mistakes.
+        (
+            "[train]\nepochs = 100000000000",
+            "train.epochs must be an integer in [1, 1000000000], got 100000000000",
+        ),
+        ("[sweep]\nseeds = 100000000", "sweep.seeds must be an integer in [1, 1000000], got"),
+        ("[data]\ntrain = 100000000000", "data.train must be an integer in [2, 10000000], got"),
+        ("[data]\ntest = 100000000", "data.test must be an integer in [1, 10000000], got"),
+        ("[model]\nhidden = [4, 100000]", "model.hidden[1] must be an integer in [1, 65536]"),
+        ("[data]\nnoise = 1e308", "data.noise must be a number in [0, 100], got 1e+308"),
+        (
+            "[sweep]\n'data.noise' = [0.1, 101]",
+            "sweep.'data.noise'[1] must be a number in [0, 100]",
+        ),
     ],
 )
 def test_every_bad_value_is_one_error_naming_the_key(text, message):

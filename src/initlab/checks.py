@@ -28,6 +28,15 @@ import sys
 
 import numpy as np
 
+# Upper bounds of the sizes the commands and sweep specs take: far beyond any study this machine
+# class can run, so they only stop typing mistakes (an extra zero or ten) before the memory
+# estimate, and a plan of runs too long to list.
+MAX_SEEDS = 10**6
+MAX_EPOCHS = 10**9
+MAX_WIDTH = 2**16
+MAX_DEPTH = 10**4
+MAX_SAMPLES = 10**7
+
 
 def integer(name, value, minimum=None, *, optional=False):
     """value as an int, if it is an integer (not a bool) >= minimum; None too when optional.
@@ -43,6 +52,20 @@ def integer(name, value, minimum=None, *, optional=False):
     if optional:
         expected = f"None or {expected}"
     raise ValueError(f"{name} must be {expected}, got {_describe(value, integer=True)}")
+
+
+def bounded_integer(name, value, minimum, maximum=None):
+    """value as an int, if it is an integer >= minimum (integer) and <= maximum.
+
+    >>> bounded_integer("--seeds", 10**7, 1, MAX_SEEDS)
+    Traceback (most recent call last):
+    ...
+    ValueError: --seeds must be an integer in [1, 1000000], got 10000000
+    """
+    value = integer(name, value, minimum=minimum)
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value}")
+    return value
 
 
 def number(name, value, minimum=None, *, strict=False):

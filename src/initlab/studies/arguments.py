@@ -26,22 +26,12 @@ import sys
 
 from initlab import checks
 
-
-def check_int(option, value, minimum, maximum=None):
-    """value as an int, if it is an integer >= minimum (initlab.checks.integer) and <= maximum."""
-    value = checks.integer(option, value, minimum=minimum)
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{option} must be an integer in [{minimum}, {maximum}], got {value}")
-    return value
+check_int = checks.bounded_integer
 
 
-# Upper bounds of the study commands' size options: far beyond any study this machine class can
-# run, so they only stop typing mistakes (an extra zero or ten) before the memory estimate.
-MAX_SEEDS = 10**6
-MAX_EPOCHS = 10**9
-MAX_WIDTH = 2**16
-MAX_DEPTH = 10**4
-MAX_SAMPLES = 10**7
+# The size options' upper bounds, shared with the sweep specs.
+MAX_SEEDS, MAX_EPOCHS = checks.MAX_SEEDS, checks.MAX_EPOCHS
+MAX_WIDTH, MAX_DEPTH, MAX_SAMPLES = checks.MAX_WIDTH, checks.MAX_DEPTH, checks.MAX_SAMPLES
 
 
 def check_memory(what, nbytes, change):

@@ -74,12 +74,27 @@ def _dataset(key, value):
     return _one_of(key, value, list(DATASETS))
 
 
+# The noise's standard deviation, against data of a scale near 1: far past this the points are
+# all noise (and past about 1e154 their squares overflow).
+MAX_NOISE = 100.0
+
+
+def _noise(key, value):
+    noise = checks.number(key, value, minimum=0)
+    if noise > MAX_NOISE:
+        raise ValueError(f"{key} must be a number in [0, {MAX_NOISE:g}], got {value!r}")
+    return noise
+
+
 def _hidden(key, value):
     if not isinstance(value, list) or not value:
         raise ValueError(
             f"{key} must be a non-empty list of layer widths such as [12, 6], got {value!r}"
         )
-    return [checks.integer(f"{key}[{i}]", width, minimum=1) for i, width in enumerate(value)]
+    return [
+        checks.bounded_integer(f"{key}[{i}]", width, 1, checks.MAX_WIDTH)
+        for i, width in enumerate(value)
+    ]
 
 
 def _activation(key, value):
@@ -109,20 +124,22 @@ class Setting:
 
 SETTINGS = {
     "data.name": Setting("moons", _dataset, f"one of {', '.join(DATASETS)}"),
-    "data.train": Setting(400, lambda k, v: checks.integer(k, v, minimum=2), "training samples"),
-    "data.test": Setting(100, lambda k, v: checks.integer(k, v, minimum=1), "test samples"),
-    "data.noise": Setting(
-        0.2,
-        lambda k, v: checks.number(k, v, minimum=0),
-        "noise (moons, circles, spirals, xor, gaussians)",
+    "data.train": Setting(
+        400, lambda k, v: checks.bounded_integer(k, v, 2, checks.MAX_SAMPLES), "training samples"
     ),
+    "data.test": Setting(
+        100, lambda k, v: checks.bounded_integer(k, v, 1, checks.MAX_SAMPLES), "test samples"
+    ),
+    "data.noise": Setting(0.2, _noise, "noise (moons, circles, spirals, xor, gaussians)"),
     "model.hidden": Setting([12, 6], _hidden, "hidden layer widths"),
     "model.activation": Setting("relu", _activation, "hidden activation"),
     "model.scheme": Setting("he", _scheme, "the hidden layers' initialisation"),
     "model.output_scheme": Setting(
         "random_normal", _output_scheme, "the output layer's initialisation, or 'same'"
     ),
-    "train.epochs": Setting(15000, lambda k, v: checks.integer(k, v, minimum=1), "epochs"),
+    "train.epochs": Setting(
+        15000, lambda k, v: checks.bounded_integer(k, v, 1, checks.MAX_EPOCHS), "epochs"
+    ),
     "train.learning_rate": Setting(0.01, lambda k, v: checks.positive(k, v), "learning rate"),
     "train.optimizer": Setting("sgd", _optimizer, "sgd, momentum or adam"),
     "train.batch_size": Setting(
@@ -223,7 +240,7 @@ def parse_spec(text):
                 raise ValueError(f"unknown key {key!r}; [{section}] takes {known}")
             fixed[key] = SETTINGS[key].check(key, value)
     sweep = dict(document.get("sweep", {}))
-    seeds = checks.integer("sweep.seeds", sweep.pop("seeds", 1), minimum=1)
+    seeds = checks.bounded_integer("sweep.seeds", sweep.pop("seeds", 1), 1, checks.MAX_SEEDS)
     seed = checks.integer("sweep.seed", sweep.pop("seed", 0), minimum=0)
     if "scheme" in sweep:
         if "model.scheme" in sweep:
