@@ -90,6 +90,11 @@ def test_schemes_draw_the_posts_formulas_and_the_output_layer_is_randn_x1(scheme
 def test_resolve_schemes_starts_with_the_posts_three_and_adds_each_extra_once():
     names = [s.name for s in post.resolve_schemes(["random_normal", "he", "random_normal"])]
     assert names == ["zeros", "random_normal_x10", "he", "random_normal"]
+    # Another spelling of a scheme already there is that scheme: one row, not two alike.
+    names = [s.name for s in post.resolve_schemes(["he_normal,HeNormal", "LSUV", "lsuv"])]
+    assert names == ["zeros", "random_normal_x10", "he", "he_normal", "LSUV"]
+    names = [s.name for s in post.resolve_schemes(["RandomNormal:10", "random_normal:0.010"])]
+    assert names == ["zeros", "random_normal_x10", "he", "random_normal:0.010"]
     assert [s.post_train for s in post.resolve_schemes()] == [50, 85, 95]
     assert [s.post_test for s in post.resolve_schemes()] == [50, 82, 94]
 

@@ -83,6 +83,17 @@ def test_lists_keep_order_and_refuse_repeats_and_emptiness():
     ]
     with pytest.raises(ValueError, match="more than once"):
         parse_schemes("he,he")
+    with pytest.raises(ValueError, match=r"\['HeNormal', 'he_normal'\], one scheme more than once"):
+        parse_schemes("he_normal,HeNormal")
+
+
+def test_a_value_on_a_spelling_that_sets_one_says_what_to_write():
+    with pytest.raises(ValueError) as refused:
+        parse_scheme("random_normal_x10:3")
+    assert str(refused.value) == (
+        "scheme 'random_normal_x10:3': random_normal_x10 stands for random_normal:10, whose "
+        "value it sets; expected random_normal_x10 alone, or random_normal:3"
+    )
     with pytest.raises(ValueError, match="at least one"):
         parse_schemes(" , ")
 

@@ -149,6 +149,13 @@ def default_schemes():
 def parse_scheme(text):
     """Parse one `name` or `name:value`; raise ValueError naming the scheme if it is unknown."""
     label = text.strip() if isinstance(text, str) else text
+    base, colon, given = label.partition(":") if isinstance(label, str) else (label, "", "")
+    if colon and base.strip() in SPELLINGS:  # random_normal_x10:3: a spelling sets its value
+        meant = SPELLINGS[base.strip()]
+        raise ValueError(
+            f"scheme {label!r}: {base.strip()} stands for {meant}, whose value it sets; "
+            f"expected {base.strip()} alone, or {meant.partition(':')[0]}:{given.strip()}"
+        )
     try:
         name, parameter, value = split_scheme(SPELLINGS.get(label, label))
     except UnknownScheme:
@@ -170,10 +177,13 @@ def parse_schemes(text):
     schemes = [parse_scheme(part) for part in split_list(text)]
     if not schemes:
         raise ValueError(f"schemes must name at least one scheme, got {text!r}")
-    labels = [scheme.label for scheme in schemes]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    # Two spellings of one scheme (he_normal, HeNormal) are a repeat too.
+    canonicals = [scheme.canonical for scheme in schemes]
+    repeated = sorted(
+        {scheme.label for scheme in schemes if canonicals.count(scheme.canonical) > 1}
+    )
     if repeated:
-        raise ValueError(f"schemes lists {repeated} more than once: {text!r}")
+        raise ValueError(f"schemes lists {repeated}, one scheme more than once: {text!r}")
     return schemes
 
 
