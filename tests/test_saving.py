@@ -360,3 +360,24 @@ def test_a_day_old_temporary_of_an_earlier_version_is_removed(model, tmp_path):
     os.utime(old, (0, 2 * 86400))  # 1970: long dead
     model.save(tmp_path / "m.npz")
     assert not old.exists() and recent.exists()  # recent: an old version may be writing it
+
+
+def test_saving_where_no_file_can_be_is_named_by_the_path_given(model, tmp_path, monkeypatch):
+    with pytest.raises(ValueError) as refused:
+        model.save(tmp_path)
+    assert str(refused.value) == (
+        f"path {str(tmp_path)!r} is a directory; expected a file name, such as "
+        f"{str(tmp_path / 'model.npz')!r}"
+    )
+    with pytest.raises(ValueError, match=r"the directory '.*nowhere' does not exist; expected a"):
+        model.save(tmp_path / "nowhere" / "model.npz")
+
+    # The machine's refusal (here: no space) names the user's path, not the temporary beside it.
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saving.np, "savez", full)
+    with pytest.raises(OSError) as failed:
+        model.save(tmp_path / "model.npz")
+    assert failed.value.errno == 28 and failed.value.filename == str(tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []  # the temporary file is gone too

@@ -89,20 +89,36 @@ def save(model, path):
     arrays.update(state_arrays)
     arrays["config"] = np.array(json.dumps(config))
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(
+            f"path {path!r} is a directory; expected a file name, such as "
+            f"{os.path.join(path, 'model.npz')!r}"
+        )
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"path {path!r}: the directory {directory!r} does not exist; expected a file in an "
+            f"existing directory"
+        )
     prefix = _temporary_prefix(path)
     remove_stale_temporaries(path)
     mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=directory)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)  # mkstemp makes 0600; a plain open() would not
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    except BaseException as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if isinstance(error, OSError) and error.errno is not None:
+            # The same error (no space, no permission), named by the path the user gave rather
+            # than the temporary file beside it.
+            raise type(error)(error.errno, error.strerror, path) from None
         raise
 
 
