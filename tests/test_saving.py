@@ -381,3 +381,25 @@ def test_saving_where_no_file_can_be_is_named_by_the_path_given(model, tmp_path,
         model.save(tmp_path / "model.npz")
     assert failed.value.errno == 28 and failed.value.filename == str(tmp_path / "model.npz")
     assert os.listdir(tmp_path) == []  # the temporary file is gone too
+
+
+def test_a_function_initializer_is_named_after_loading_and_never_drawn_from(tmp_path, capsys):
+    def my_init(shape, rng):
+        return rng.normal(size=shape) * 0.3
+
+    model = NeuralNetwork([Dense(3, "relu", initializer=my_init), Dense(1, "sigmoid")], seed=0)
+    model.compile(loss="crossentropy")
+    model.build(2)
+    model.save(tmp_path / "m.npz")
+    loaded = NeuralNetwork.load(tmp_path / "m.npz")
+    assert np.array_equal(loaded.parameters, model.parameters)
+    # Its config and summary name the function, as the saved model's do (not the default).
+    assert loaded.get_config()["layers"][0]["initializer"] == {"function": my_init.__qualname__}
+    loaded.summary()
+    assert f"relu        {my_init.__qualname__}" in capsys.readouterr().out
+    # New weights need the function itself, which no file holds: said, not drawn from a default.
+    with pytest.raises(ValueError) as refused:
+        loaded.layers[0].initializer((3, 2))
+    assert f"the function {my_init.__qualname__!r}, which a model file does not" in str(
+        refused.value
+    )

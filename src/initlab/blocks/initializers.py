@@ -313,7 +313,18 @@ class Initializer:
         else:
             self.rng = np.random.default_rng()
         weights, bias = getattr(self, self.method)()
-        return np.asarray(weights, dtype=float), np.asarray(bias, dtype=float)
+        return self._numbers("weights", weights), self._numbers("bias", bias)
+
+    def _numbers(self, name, value):
+        # A function or patched method may return anything: strings would be parsed as numbers
+        # ('1.5') or fail without naming the initializer, complex numbers lose their parts.
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise ValueError(
+                f"initializer {self!r} returned {name} of dtype {value.dtype}; expected real "
+                "numbers"
+            )
+        return value.astype(float, copy=False)
 
     # --- helpers the schemes share -------------------------------------------------------------
     def _zero_bias(self):
@@ -641,6 +652,11 @@ class Initializer:
         return weights, self.rng.uniform(-bound, bound, (self.shape[0], 1))
 
     # --- configuration -----------------------------------------------------------------------
+    @property
+    def name(self):
+        """The scheme's name (the function's, for a function initializer), as summary shows it."""
+        return self.method
+
     def get_config(self):
         return {"method": self.method, **self.params, "seed": self.seed}
 
@@ -682,11 +698,31 @@ class _FunctionInitializer(Initializer):
             return result
         return result, self._zero_bias()
 
+    @property
+    def name(self):
+        return getattr(self.function, "__qualname__", repr(self.function))
+
     def get_config(self):
-        return {"function": getattr(self.function, "__qualname__", repr(self.function))}
+        return {"function": self.name}
 
     def __repr__(self):
         return f"Initializer({self.function!r})"
+
+
+def function_not_saved(name):
+    """What stands for a function initializer in a loaded model: its name, which get_config and
+    summary give as the function's; drawing weights with it is an error that says why (a file
+    holds the weights the function drew, never the function)."""
+
+    def draw(shape):
+        raise ValueError(
+            f"this layer's initializer was the function {name!r}, which a model file does not "
+            "hold (its weights do); expected a new initializer for new weights: build the layer "
+            "again with one"
+        )
+
+    draw.__qualname__ = name
+    return _FunctionInitializer(draw)
 
 
 def _rng_argument(function):

@@ -468,7 +468,7 @@ class NeuralNetwork:
         rows = [("Layer", "Output shape", "Activation", "Initializer", "Params")]
         for number, layer in enumerate(self.layers, start=1):
             init = layer.initializer
-            init = "—" if init is None else getattr(init, "method", type(init).__name__)
+            init = "—" if init is None else getattr(init, "name", type(init).__name__)
             rows.append(
                 (
                     f"{type(layer).__name__} {number}",

@@ -552,11 +552,13 @@ def _layer(where, config, fan_in):
 
 
 def _initializer(where, config):
-    # A function initializer cannot be rebuilt from its name: None (the default) takes its place;
-    # the weights themselves are in the file.
+    # A function initializer cannot be rebuilt from its name (the weights it drew are in the
+    # file): a stand-in keeps the name, and refuses to draw.
     if isinstance(config, dict) and "method" not in config:
         _exact_keys(where, config, {"function"})
-        return None
+        if not isinstance(config["function"], str):
+            raise ValueError(f"{where}.function must be a string, got {_short(config['function'])}")
+        return initializers.function_not_saved(config["function"])
     return _built(where, config, initializers.get)
 
 
