@@ -77,6 +77,7 @@ def test_digits_are_scaled_one_hot_and_split():
     X_train, Y_train, X_test, Y_test = datasets.digits(seed=0)
     assert X_train.shape[0] == 64 and Y_train.shape[0] == 10
     assert X_train.shape[1] + X_test.shape[1] == 1797
+    assert (X_train.shape[1], X_test.shape[1]) == (datasets.DIGITS_TRAIN, datasets.DIGITS_TEST)
     assert 0 <= X_train.min() and X_train.max() <= 1
     np.testing.assert_array_equal(Y_test.sum(axis=0), 1)
 

@@ -197,3 +197,9 @@ def test_schemes_and_epochs_are_lists_with_spaces_or_commas_and_quiet_is_silent(
     summary = _load(out / "summary.json")
     assert [row["scheme"] for row in summary] == ["he", "random_normal_x10", "glorot_uniform"]
     assert sorted({row["epoch"] for row in _load(out / "layers.json")}, key=str) == [0, 2, "init"]
+
+
+def test_more_samples_than_digits_training_split_holds_are_refused(tmp_path, capsys):
+    assert main(TINY[:5] + ["--samples", "5000", "--out", str(tmp_path / "out")]) == 2
+    assert "--samples must be an integer in [2, 1348], got 5000" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

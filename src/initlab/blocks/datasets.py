@@ -107,6 +107,10 @@ def gaussians(n_samples=400, noise=0.5, seed=None):
     return _finish(points, labels, noise, rng)
 
 
+# The samples of digits' split at the default test_fraction (1797 images, a quarter for testing).
+DIGITS_TRAIN, DIGITS_TEST = 1348, 449
+
+
 def digits(seed=None, test_fraction=0.25):
     """scikit-learn's 8x8 digits, scaled to [0, 1]: X (64, m); Y one-hot (10, m).
 

@@ -23,9 +23,9 @@ import time
 import numpy as np
 
 from initlab.blocks import activations
+from initlab.blocks.datasets import DIGITS_TRAIN
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.schemes import (
-    DIGITS_SAMPLES,
     SCHEMES_HELP,
     deep_mlp,
     deep_mlp_bytes,
@@ -101,7 +101,8 @@ def add_arguments(parser):
         "--samples",
         type=int,
         default=500,
-        help="digits training samples in the measured batch (default 500)",
+        help=f"digits training samples in the measured batch (default 500, at most "
+        f"{DIGITS_TRAIN}: the training split holds that many)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data split")
     parser.add_argument(
@@ -136,13 +137,14 @@ def check_arguments(args):
     arguments.check_int("--width", args.width, minimum=1, maximum=arguments.MAX_WIDTH)
     arguments.choice("--activation", args.activation, hidden_activations())
     schemes = parse_schemes(default_schemes() if args.schemes is None else args.schemes)
-    arguments.check_int("--samples", args.samples, minimum=2, maximum=arguments.MAX_SAMPLES)
+    # Digits' training split is all there is: a larger batch would quietly be that split.
+    arguments.check_int("--samples", args.samples, minimum=2, maximum=DIGITS_TRAIN)
     arguments.check_int("--seed", args.seed, minimum=0)
     arguments.check_int("--epochs", args.epochs, minimum=0, maximum=arguments.MAX_EPOCHS)
     arguments.check_number("--learning-rate", args.learning_rate)
     arguments.check_int("--batch-size", args.batch_size, minimum=1, maximum=arguments.MAX_SAMPLES)
     # Each scheme's network in turn; the signals of every scheme are kept for the figures.
-    samples = min(args.samples, DIGITS_SAMPLES)
+    samples = args.samples
     arguments.check_memory(
         f"{len(schemes)} networks of depth {args.depth} and width {args.width}",
         deep_mlp_bytes(
@@ -180,8 +182,7 @@ def run(args):
     say = arguments.printer(args.quiet)
     started = time.perf_counter()
     X_train, Y_train, X_test, Y_test = digits(seed=args.seed)
-    n = min(args.samples, X_train.shape[1])
-    X, Y = X_train[:, :n], Y_train[:, :n]
+    X, Y = X_train[:, : args.samples], Y_train[:, : args.samples]
     hidden = slice(0, args.depth)
     if args.epochs:
         arguments.say_compiling(

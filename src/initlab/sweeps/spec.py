@@ -47,12 +47,11 @@ import numpy as np
 
 from initlab import checks
 from initlab.blocks import activations, initializers, optimizers
+from initlab.blocks.datasets import DIGITS_TEST, DIGITS_TRAIN
 from initlab.engine.model import DATA_DEPENDENT
 from initlab.engine.schemes import split_scheme
 
 DATASETS = ("moons", "circles", "spirals", "xor", "gaussians", "digits")
-# The digits split (blocks.datasets.digits, test_fraction 0.25) holds this many samples.
-DIGITS_TRAIN, DIGITS_TEST = 1348, 449
 
 
 def _one_of(key, value, names):
