@@ -481,3 +481,9 @@ def test_a_map_that_nears_q_without_crossing_it_has_no_fixed_point():
     for weight_variance in (1.9, 1.999, 1.99999):
         expected = 0.05 / (1 - weight_variance / 2)
         assert theory.fixed_point("relu", weight_variance, 0.05) == pytest.approx(expected, 1e-9)
+    # ... up to where the map's gap near q* is within rounding for a decade of q: still there,
+    # to the digits 1 - σ_w²/2 keeps (its rounding, 1e-16 of 1e-12, moves q* by 1e-4).
+    for gap, bias_variance in ((1.05e-12, 0.3), (2e-12, 1.0)):
+        expected = bias_variance / gap
+        found = theory.fixed_point("relu", 2 * (1 - gap), bias_variance)
+        assert found == pytest.approx(expected, rel=1e-3)

@@ -377,14 +377,19 @@ def _fixed_point(phi, wv, bv, q0=1.0):
     q_star = np.full(wv.shape, q0)
     low, high = np.full(wv.shape, np.nan), np.full(wv.shape, np.nan)
     # March from q0 by factors of 10 the way the map moves q, until it turns back: then the
-    # fixed point lies between the last two steps. Past Q_MIN or Q_MAX it is 0 or ∞.
+    # fixed point lies between the turn and the last step that still moved q the marching way
+    # beyond rounding (a step within rounding may already lie past it). Past Q_MIN or Q_MAX it
+    # is 0 or ∞.
     current = np.full(wv.shape, q0)
+    moved = current.copy()  # the last q the map moved the marching way beyond rounding
     moving = direction != 0
     while np.any(moving):
         trial = current * 10.0**direction
-        turned = moving & (excess(trial, rounding=1e-12) * direction < 0)
-        low = np.where(turned, np.minimum(current, trial), low)
-        high = np.where(turned, np.maximum(current, trial), high)
+        sign = excess(trial, rounding=1e-12) * direction
+        turned = moving & (sign < 0)
+        low = np.where(turned, np.minimum(moved, trial), low)
+        high = np.where(turned, np.maximum(moved, trial), high)
+        moved = np.where(moving & (sign > 0), trial, moved)
         escaped = moving & ~turned & ((trial >= Q_MAX) | (trial <= Q_MIN))
         q_star = np.where(escaped, np.where(direction > 0, np.inf, 0.0), q_star)
         moving &= ~turned & ~escaped
