@@ -513,7 +513,7 @@ def test_a_page_of_another_name_pointed_at_this_computer_may_not_connect(server)
     # DNS rebinding: evil.example resolves to 127.0.0.1, so its page's Origin matches the Host
     # its browser sends; only the name gives it away.
     port = server[1].rsplit(":", 1)[1]
-    for name in ("127.0.0.1", "localhost"):
+    for name in ("127.0.0.1", "localhost", "[::1]"):
         own = f"{name}:{port}"
         assert _handshake_status(server[1], own, f"http://{own}").endswith(
             "101 Switching Protocols"
@@ -599,6 +599,21 @@ def test_it_says_who_can_reach_it():
     assert "localhost only" in _audience("localhost")
     assert "any computer" in _audience("0.0.0.0")
     assert "Listening on every address: any computer" in _audience("")
+
+
+def test_a_port_this_user_may_not_use_says_so(monkeypatch):
+    import errno
+
+    def refused(self, address):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refused)
+    with pytest.raises(ValueError) as refused_error:
+        _listen("127.0.0.1", 80)
+    assert str(refused_error.value) == (
+        "cannot listen on --host '127.0.0.1' --port 80: Permission denied; choose a port of "
+        "1024 or above (0 picks a free one)"
+    )
 
 
 def test_an_address_not_of_this_computer_is_named_as_the_problem():

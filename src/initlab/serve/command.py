@@ -77,11 +77,12 @@ def _listen(host, port):
         listener.bind((host, port))
     except OSError as error:
         reason = error.strerror or error
-        advice = (
-            "choose another port (0 picks a free one)"
-            if error.errno == errno.EADDRINUSE
-            else "expected an address of this computer, such as 127.0.0.1 (the default)"
-        )
+        if error.errno == errno.EADDRINUSE:
+            advice = "choose another port (0 picks a free one)"
+        elif error.errno in (errno.EACCES, errno.EPERM):  # a port below 1024, for most users
+            advice = "choose a port of 1024 or above (0 picks a free one)"
+        else:
+            advice = "expected an address of this computer, such as 127.0.0.1 (the default)"
         raise ValueError(
             f"cannot listen on --host {host!r} --port {port}: {reason}; {advice}"
         ) from None
