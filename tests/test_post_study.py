@@ -95,6 +95,8 @@ def test_resolve_schemes_starts_with_the_posts_three_and_adds_each_extra_once():
     assert names == ["zeros", "random_normal_x10", "he", "he_normal", "LSUV"]
     names = [s.name for s in post.resolve_schemes(["RandomNormal:10", "random_normal:0.010"])]
     assert names == ["zeros", "random_normal_x10", "he", "random_normal:0.010"]
+    names = [s.name for s in post.resolve_schemes(["random_normal:10.00001"])]
+    assert names[3:] == ["random_normal:10.00001"]  # not the post's x 10, though it prints so
     assert [s.post_train for s in post.resolve_schemes()] == [50, 85, 95]
     assert [s.post_test for s in post.resolve_schemes()] == [50, 82, 94]
 

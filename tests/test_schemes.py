@@ -85,6 +85,10 @@ def test_lists_keep_order_and_refuse_repeats_and_emptiness():
         parse_schemes("he,he")
     with pytest.raises(ValueError, match=r"\['HeNormal', 'he_normal'\], one scheme more than once"):
         parse_schemes("he_normal,HeNormal")
+    # Values that print alike to 6 digits are still two schemes; the same value twice is one.
+    assert len(parse_schemes("random_normal:0.01000001,random_normal:0.01")) == 2
+    with pytest.raises(ValueError, match="one scheme more than once"):
+        parse_schemes("random_normal:0.01,RandomNormal:0.010")
 
 
 def test_a_value_on_a_spelling_that_sets_one_says_what_to_write():

@@ -95,12 +95,12 @@ def resolve_schemes(extra=()):
     if isinstance(extra, str) or not all(isinstance(item, str) for item in extra):
         raise ValueError(f"schemes must be a list of scheme names, got {extra!r}")
     schemes = dict(POST_SCHEMES)
-    seen = set(POST_CANONICAL)
+    seen = {parse_scheme(name).identity for name in POST_CANONICAL}
     for parsed in (parse_scheme(text) for text in split_list(extra)):
         # Another spelling of one already there (HeNormal after he_normal) is the same scheme.
-        if parsed.label in schemes or parsed.canonical in seen:
+        if parsed.label in schemes or parsed.identity in seen:
             continue
-        seen.add(parsed.canonical)
+        seen.add(parsed.identity)
         data_dependent = parsed.name if parsed.name in DATA_DEPENDENT else None
         schemes[parsed.label] = Scheme(
             parsed.label, parsed.title, parsed.initializer, initialize=data_dependent

@@ -95,6 +95,12 @@ class Scheme:
         return name if self.value is None else f"{name}:{self.value:g}"
 
     @property
+    def identity(self):
+        """What makes two spellings one scheme: the registry's name and the exact value
+        (canonical prints the value to 6 digits, which 0.01 and 0.01000001 share)."""
+        return self.canonical.partition(":")[0], self.value
+
+    @property
     def title(self):
         """Readable words for the scheme (see readable_label)."""
         return readable_label(self)
@@ -178,10 +184,8 @@ def parse_schemes(text):
     if not schemes:
         raise ValueError(f"schemes must name at least one scheme, got {text!r}")
     # Two spellings of one scheme (he_normal, HeNormal) are a repeat too.
-    canonicals = [scheme.canonical for scheme in schemes]
-    repeated = sorted(
-        {scheme.label for scheme in schemes if canonicals.count(scheme.canonical) > 1}
-    )
+    identities = [scheme.identity for scheme in schemes]
+    repeated = sorted({scheme.label for scheme in schemes if identities.count(scheme.identity) > 1})
     if repeated:
         raise ValueError(f"schemes lists {repeated}, one scheme more than once: {text!r}")
     return schemes
