@@ -369,8 +369,14 @@ def test_saving_where_no_file_can_be_is_named_by_the_path_given(model, tmp_path,
         f"path {str(tmp_path)!r} is a directory; expected a file name, such as "
         f"{str(tmp_path / 'model.npz')!r}"
     )
-    with pytest.raises(ValueError, match=r"the directory '.*nowhere' does not exist; expected a"):
+    with pytest.raises(ValueError, match=r"'.*nowhere' does not exist; expected a file in an"):
         model.save(tmp_path / "nowhere" / "model.npz")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"'.*afile' is not a directory; expected a file in an"):
+        model.save(tmp_path / "afile" / "model.npz")
+    with pytest.raises(ValueError, match=r"is a directory; expected a file name"):
+        model.save(str(tmp_path / "new") + os.sep)
+    (tmp_path / "afile").unlink()
 
     # The machine's refusal (here: no space) names the user's path, not the temporary beside it.
     def full(*args, **kwargs):
@@ -398,8 +404,29 @@ def test_a_function_initializer_is_named_after_loading_and_never_drawn_from(tmp_
     loaded.summary()
     assert f"relu        {my_init.__qualname__}" in capsys.readouterr().out
     # New weights need the function itself, which no file holds: said, not drawn from a default.
+    assert repr(loaded.layers[0].initializer) == (
+        f"Initializer(function {my_init.__qualname__!r}, not saved)"
+    )
     with pytest.raises(ValueError) as refused:
         loaded.layers[0].initializer((3, 2))
     assert f"the function {my_init.__qualname__!r}, which a model file does not" in str(
         refused.value
     )
+
+
+def test_a_loaded_layer_whose_biases_a_function_drew_can_be_initialized_again(tmp_path):
+    def ones(shape):
+        return np.ones(shape)
+
+    X, Y = moons(40, noise=0.2, seed=0)
+    model = NeuralNetwork([Dense(3, "relu", initializer="he", bias_initializer=ones), Dense(1)])
+    model.compile(loss="mse")
+    model.build(2)
+    model.save(tmp_path / "m.npz")
+    for method in ("lsuv", "he_normal"):
+        loaded = NeuralNetwork.load(tmp_path / "m.npz")
+        assert loaded.layers[0].bias_initializer.get_config() == {"function": ones.__qualname__}
+        # The function is not in the file: the new scheme draws the biases, as for a new layer.
+        loaded.initialize(X, method=method)
+        assert loaded.layers[0].bias_initializer is None
+        assert np.all(np.isfinite(loaded.parameters))

@@ -709,20 +709,25 @@ class _FunctionInitializer(Initializer):
         return f"Initializer({self.function!r})"
 
 
-def function_not_saved(name):
+class FunctionNotSaved(_FunctionInitializer):
     """What stands for a function initializer in a loaded model: its name, which get_config and
-    summary give as the function's; drawing weights with it is an error that says why (a file
-    holds the weights the function drew, never the function)."""
+    summary give as the function's; drawing with it is an error that says why (a file holds the
+    weights the function drew, never the function). `role`: "initializer" or "bias_initializer"."""
 
-    def draw(shape):
-        raise ValueError(
-            f"this layer's initializer was the function {name!r}, which a model file does not "
-            "hold (its weights do); expected a new initializer for new weights: build the layer "
-            "again with one"
-        )
+    def __init__(self, name, role="initializer"):
+        def draw(shape):
+            raise ValueError(
+                f"this layer's {role} was the function {name!r}, which a model file does not "
+                "hold (the numbers it drew are in the file); expected a new one to draw new "
+                "numbers: build the layer again with it"
+            )
 
-    draw.__qualname__ = name
-    return _FunctionInitializer(draw)
+        draw.__qualname__ = name
+        super().__init__(draw)
+        self.role = role
+
+    def __repr__(self):
+        return f"Initializer(function {self.name!r}, not saved)"
 
 
 def _rng_argument(function):

@@ -221,6 +221,10 @@ class NeuralNetwork:
         """
         initializer = initializers.get(initializer)
         for layer, rng in zip(self.layers, self.layer_generators(), strict=True):
+            if isinstance(layer.bias_initializer, initializers.FunctionNotSaved):
+                # The function that drew a loaded layer's biases is not in its file: the new
+                # scheme's own biases are drawn instead, as for a layer built without one.
+                layer.bias_initializer = None
             kept, layer.initializer = layer.initializer, initializer
             try:
                 layer.build(layer.fan_in, rng, dtype=self.dtype)

@@ -89,15 +89,15 @@ def save(model, path):
     arrays.update(state_arrays)
     arrays["config"] = np.array(json.dumps(config))
     directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith(os.sep):
         raise ValueError(
             f"path {path!r} is a directory; expected a file name, such as "
             f"{os.path.join(path, 'model.npz')!r}"
         )
     if not os.path.isdir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
         raise ValueError(
-            f"path {path!r}: the directory {directory!r} does not exist; expected a file in an "
-            f"existing directory"
+            f"path {path!r}: {directory!r} {what}; expected a file in an existing directory"
         )
     prefix = _temporary_prefix(path)
     remove_stale_temporaries(path)
@@ -558,7 +558,8 @@ def _initializer(where, config):
         _exact_keys(where, config, {"function"})
         if not isinstance(config["function"], str):
             raise ValueError(f"{where}.function must be a string, got {_short(config['function'])}")
-        return initializers.function_not_saved(config["function"])
+        role = where.rsplit(".", 1)[-1]  # initializer or bias_initializer
+        return initializers.FunctionNotSaved(config["function"], role)
     return _built(where, config, initializers.get)
 
 
