@@ -310,3 +310,22 @@ def test_no_progress_hides_the_bar_and_keeps_the_table(
     assert main(tiny + ["--epochs", "1", "--out", str(tmp_path / "out"), *flag]) == 0
     assert seen == [progress]  # None: a bar on a terminal only
     assert "| Activation | Depth | Scheme |" in capsys.readouterr().out
+
+
+def test_a_stored_network_whose_numbers_were_changed_is_one_line_naming_the_store(tmp_path, capsys):
+    import sqlite3
+
+    out = tmp_path / "out"
+    tiny = ["deep", "--depths", "2", "--activations", "relu", "--width", "4", "--schemes", "he"]
+    command = tiny + ["--epochs", "1", "--seeds", "1", "--out", str(out), "--quiet"]
+    assert main(command) == 0
+    with sqlite3.connect(out / "sweep.db") as connection:
+        (text,) = connection.execute("SELECT record FROM records").fetchone()
+        record = json.loads(text)
+        record["test_accuracy"] = "high"
+        connection.execute("UPDATE records SET record = ?", (json.dumps(record),))
+    capsys.readouterr()
+    assert main(command + ["--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"initlab deep: error: {str(out / 'sweep.db')!r} is damaged: record ")
+    assert "has test_accuracy 'high', not a number" in err

@@ -182,6 +182,14 @@ def test_a_stored_record_its_check_refuses_is_named_with_its_file(tmp_path):
     assert str(damaged.value).startswith(
         f"{str(tmp_path / 'sweep.db')!r} is damaged: record {key!r} lacks square; move it away"
     )
+    with sqlite3.connect(tmp_path / "sweep.db") as connection:
+        connection.execute("""UPDATE records SET record = '{"square": "1"}' WHERE rowid = 2""")
+    check = runner.has_fields("square", numbers=["square"])
+    with pytest.raises(ValueError, match=f"record {key!r} has square '1', not a number;"):
+        runner.run_records(items, _squares, tmp_path, "serial", progress=False, check=check)
+    # A number, or None (not measured), passes.
+    check(items[0], {"square": None})
+    check(items[0], {"square": float("nan")})
 
 
 def test_asking_what_is_missing_writes_nothing(tmp_path):

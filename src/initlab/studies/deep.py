@@ -283,7 +283,10 @@ def train_grid(grid, args, out_dir, backend="local", scheduler=None, progress=Tr
         label=lambda item: (
             f"{item['activation']} depth {item['depth']} {item['scheme']} seed {item['seed']}"
         ),
-        check=has_fields(*(name for name, _, _ in RUN_COLUMNS)),
+        check=has_fields(
+            *(name for name, _, _ in RUN_COLUMNS),
+            numbers=[name for name, _, form in RUN_COLUMNS if form != "s"],
+        ),
     )
     return rows, where
 

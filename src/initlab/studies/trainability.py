@@ -336,7 +336,10 @@ def run(args):
             desc="initlab trainability",
             unit="net",
             label=lambda item: f"depth {item['depth']}, σ_w² {item['weight_variance']:g}",
-            check=has_fields(*(name for name, _, _ in RUN_COLUMNS)),
+            check=has_fields(
+                *(name for name, _, _ in RUN_COLUMNS),
+                numbers=[name for name, _, form in RUN_COLUMNS if form != "s"],
+            ),
         )
     except SweepInterrupted as stop:
         return arguments.interrupted(

@@ -287,13 +287,18 @@ def trained_in(records):
     return [{"runs": count, "environment": where} for count, where in found.values()]
 
 
-def has_fields(*names):
-    """A check for run_records: the record holds each of `names`."""
+def has_fields(*names, numbers=()):
+    """A check for run_records: the record holds each of `names`, and each of `numbers` is a
+    number (or None: a value that was not measured)."""
 
     def check(item, record):
         missing = [name for name in names if name not in record]
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}")
+        for name in numbers:
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
+                raise ValueError(f"has {name} {value!r}, not a number")
 
     return check
 
