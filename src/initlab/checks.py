@@ -75,7 +75,7 @@ def number(name, value, minimum=None, *, strict=False):
     0.0
     """
     if (
-        _is_real(value)
+        is_real(value)
         and _is_finite(value)
         and (minimum is None or value > minimum or (value == minimum and not strict))
     ):
@@ -102,7 +102,7 @@ def fraction(name, value, *, allow_zero=True):
         >>> fraction("momentum", 0.9)
         0.9
     """
-    if _is_real(value) and (0 <= value < 1 if allow_zero else 0 < value < 1):
+    if is_real(value) and (0 <= value < 1 if allow_zero else 0 < value < 1):
         return float(value)
     interval = "[0, 1)" if allow_zero else "(0, 1)"
     raise ValueError(f"{name} must be a fraction in {interval}, got {_describe(value)}")
@@ -113,8 +113,8 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value):
-    # numbers.Real covers int, float and NumPy's integers and floats (not complex, not strings).
+def is_real(value):
+    """Whether value is a real number: int, float or NumPy's (not bool, complex or a string)."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 

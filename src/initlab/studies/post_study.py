@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initlab import environment
+from initlab import checks, environment
 from initlab.blocks.initializers import Initializer
 from initlab.blocks.layers import Dense
 from initlab.engine.model import NeuralNetwork, check_jit_compile, training_path
@@ -79,8 +79,6 @@ POST_SCHEMES = {
     # The built-in "he" is the post's: randn(units, fan_in) * sqrt(2 / fan_in).
     "he": Scheme("he", readable_label("he"), lambda: Initializer("he"), 95, 94),
 }
-# The same schemes however they are written (zeros, random_normal:10, he): no scheme runs twice.
-POST_CANONICAL = {"zeros": "zeros", "random_normal:10": "random_normal_x10", "he": "he"}
 
 
 def resolve_schemes(extra=()):
@@ -95,7 +93,8 @@ def resolve_schemes(extra=()):
     if isinstance(extra, str) or not all(isinstance(item, str) for item in extra):
         raise ValueError(f"schemes must be a list of scheme names, got {extra!r}")
     schemes = dict(POST_SCHEMES)
-    seen = {parse_scheme(name).identity for name in POST_CANONICAL}
+    # The post's own, however an extra writes them (random_normal:10), do not run twice.
+    seen = {parse_scheme(name).identity for name in POST_SCHEMES}
     for parsed in (parse_scheme(text) for text in split_list(extra)):
         # Another spelling of one already there (HeNormal after he_normal) is the same scheme.
         if parsed.label in schemes or parsed.identity in seen:
@@ -373,9 +372,8 @@ def check_record(item, record):
     """Raise ValueError, in words, unless `record` is one train_runs could return for `item`:
     run_records' check of what a store holds."""
     for name in ("train_accuracy", "test_accuracy"):
-        value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"has {name} {value!r}, not a number")
+        if not checks.is_real(record.get(name)):
+            raise ValueError(f"has {name} {record.get(name)!r}, not a number")
     for name, shape in (("costs", (item["epochs"],)), ("weights", (_weights_size(),))):
         value = record.get(name)
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:

@@ -296,9 +296,8 @@ def has_fields(*names, numbers=()):
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}")
         for name in numbers:
-            value = record[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
-                raise ValueError(f"has {name} {value!r}, not a number")
+            if record[name] is not None and not checks.is_real(record[name]):
+                raise ValueError(f"has {name} {record[name]!r}, not a number")
 
     return check
 

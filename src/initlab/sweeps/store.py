@@ -30,6 +30,7 @@ import sqlite3
 
 import numpy as np
 
+from initlab import checks
 from initlab.sweeps.spec import SETTINGS
 
 SETTING_COLUMNS = {key: key.replace(".", "_") for key in SETTINGS}
@@ -153,7 +154,7 @@ class Store:
                     row[key] = json.loads(value) if key == "model.hidden" else value
                 row["weights_seed"] = int(row["weights_seed"])
                 for name in RESULT_COLUMNS:
-                    if not isinstance(row[name], (int, float, type(None))):
+                    if row[name] is not None and not checks.is_real(row[name]):
                         raise ValueError(f"{name} is {row[name]!r}, not a number")
             except (TypeError, ValueError) as error:
                 raise self.damaged(f"run {row['key']!r} cannot be read ({error})") from None

@@ -64,6 +64,8 @@ Q_TWO_VARIABLES = 100.0
 # q is searched on [Q_MIN, Q_MAX]; beyond it the length map is taken as having run to 0 or ∞, and
 # slopes at q* = 0 or ∞ are the limits, evaluated there.
 Q_MIN, Q_MAX = 1e-30, 1e30
+# A relative gap (or a slope's distance from 1) this small is rounding: taken as none.
+_ROUNDING = 1e-12
 # A fixed point of the correlation map is looked for below 1 - C_GAP (at 1 it always is one).
 C_GAP = 1e-7
 _BISECTIONS = 48  # a bracket 10 wide in q, or 1 wide in c, to rounding
@@ -365,15 +367,15 @@ def fixed_point(activation, weight_variance, bias_variance, q0=1.0):
 
 
 def _fixed_point(phi, wv, bv, q0=1.0):
-    def excess(q, rounding=0.0):  # sign of q-map(q) - q, relative, with rounding taken as 0
+    def excess(q):  # sign of q-map(q) - q, relative, with rounding taken as 0
         gap = (_q_map(phi, wv, bv, q) - q) / q
-        return np.sign(np.where(np.abs(gap) <= rounding, 0.0, gap))
+        return np.sign(np.where(np.abs(gap) <= _ROUNDING, 0.0, gap))
 
     # Where q0 is fixed to rounding, every q may be (relu at σ_w² = 2, σ_b² = 0): q0 it is. On the
     # march only a change of sign beyond rounding is a crossing: a map that nears q without
     # crossing it (relu at σ_w² = 2 with a bias, q + σ_b²; tanh at σ_w² = 1 without one) has no
     # fixed point however small its gap gets.
-    direction = excess(np.full(wv.shape, q0), rounding=1e-12)
+    direction = excess(np.full(wv.shape, q0))
     q_star = np.full(wv.shape, q0)
     low, high = np.full(wv.shape, np.nan), np.full(wv.shape, np.nan)
     # March from q0 by factors of 10 the way the map moves q, until it turns back: then the
@@ -385,7 +387,7 @@ def _fixed_point(phi, wv, bv, q0=1.0):
     moving = direction != 0
     while np.any(moving):
         trial = current * 10.0**direction
-        sign = excess(trial, rounding=1e-12) * direction
+        sign = excess(trial) * direction
         turned = moving & (sign < 0)
         low = np.where(turned, np.minimum(moved, trial), low)
         high = np.where(turned, np.maximum(moved, trial), high)
@@ -673,7 +675,9 @@ def _depth(slope):
     # A slope of 1 to rounding (relu at σ_w² = 2 computes 1 - 2⁻⁵³) forgets nothing: its depth
     # is inf, not the 2⁵³ that -1 / ln(1 - 2⁻⁵³) would give.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(slope >= 1 - 1e-12, np.inf, np.where(slope <= 0, 0.0, -1.0 / np.log(slope)))
+        return np.where(
+            slope >= 1 - _ROUNDING, np.inf, np.where(slope <= 0, 0.0, -1.0 / np.log(slope))
+        )
 
 
 def propagate(activation, weight_variance, bias_variance, depth, q0=1.0, c0=0.5):
