@@ -116,6 +116,25 @@ def test_the_printed_table_is_the_written_table(short_run):
     assert "Trained 6 models in" in printed
 
 
+def test_the_table_is_printed_before_the_figures_are_drawn(monkeypatch, tmp_path):
+    # The figures take a second or two after the training: the user reads the table meanwhile.
+    capture = io.StringIO()
+    printed_before_writing = []
+    write_results = reproduce.write_results
+
+    def note_then_write(result, out):
+        printed_before_writing.append(capture.getvalue())
+        write_results(result, out)
+
+    monkeypatch.setattr(reproduce, "write_results", note_then_write)
+    with contextlib.redirect_stdout(capture):
+        assert cli.main(ARGS + ["--out", str(tmp_path / "out")]) == 0
+    (before,) = printed_before_writing
+    after = capture.getvalue()[len(before) :]
+    assert before.count("\n| ") == 4 and "Trained" not in before
+    assert after.startswith("Trained 6 models in") and "| " not in after
+
+
 def test_the_same_seed_writes_the_same_results(short_run, tmp_path):
     assert cli.main(ARGS + ["--out", str(tmp_path)]) == 0
     for name in ("results.json", "results.csv", "results.md"):

@@ -187,6 +187,11 @@ def run(args):
         result = study_result(
             seed, schemes, runs, epochs, records, jit_compile, trained_in=trained_in
         )
+        # The table as soon as it is known: the figures take a second or two more, and a
+        # Ctrl-C meanwhile loses no run (the store holds them all).
+        say()
+        say(report.table(result))
+        say(report.TABLE_KEY)
         with output.staged(out) as stage:
             write_results(result, stage)
     except KeyboardInterrupt:
@@ -194,9 +199,6 @@ def run(args):
         return arguments.interrupted(
             "reproduce", stop, "runs", out / STORE_NAME, resume_command(args)
         )
-    say()
-    say(report.table(result))
-    say(report.TABLE_KEY)
     before = f" ({stored} were stored already)" if stored else ""
     say(
         f"Trained {len(items) - stored} models in {trained:.1f} s{before}; "
