@@ -10,7 +10,7 @@ import pytest
 from initlab import environment
 from initlab.sweeps import runner
 from initlab.sweeps.runner import SweepInterrupted, run_sweep
-from initlab.sweeps.spec import parse_spec
+from initlab.sweeps.spec import Spec, parse_spec, plan_runs
 from initlab.sweeps.store import Store
 
 BASE = """
@@ -125,6 +125,27 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="exists and is not a directory"):
         run_sweep(spec(), tmp_path / "file", backend="serial")
+
+
+def test_a_spec_too_large_for_the_machine_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch
+):
+    from initlab import checks
+
+    # 5.5 MB available: the spec's 6 runs of 30 epochs need far less; of 10^5 epochs, two
+    # groups of two runs at once need more (their costs alone, kept twice: 6.4 MB).
+    monkeypatch.setattr(checks, "available_memory", lambda: 5.5e6)
+    small = spec()
+    large = Spec(small.fixed | {"train.epochs": 10**5}, small.axes, small.seeds, small.seed)
+    with pytest.raises(ValueError) as refused:
+        run_sweep(large, tmp_path / "a", backend="local", workers=2)
+    message = str(refused.value)
+    assert message.startswith("4 runs at once (2 workers, 2 each) of 100000 epochs, hidden ")
+    assert "more than the 5.5 MB this machine has available; make the spec's" in message
+    assert not (tmp_path / "a").exists()
+    # Serial trains one group at a time: three runs of 10^5 epochs fit.
+    assert runner.check_memory(plan_runs(large), "serial", 1) is None
+    assert run_sweep(small, tmp_path / "b", backend="serial", progress=False).trained == 6
 
 
 def _squares(items):

@@ -151,3 +151,22 @@ def test_networks_per_kernel_gives_one_network_per_activation_and_kind_of_output
         assert not new_machine.is_compiled(network.layers, network.loss, network.dtype)
         sources.add(new_machine._source_of(network.layers, network.loss, network.dtype)[0])
     assert len(sources) == 4
+
+
+@pytest.mark.parametrize("training", ["", "batch_size = 64\noptimizer = 'adam'\n"])
+def test_group_bytes_covers_what_a_group_allocates(training):
+    # The sweep refuses a spec by this estimate: below what train_group takes, a spec could
+    # pass and then run out of memory; far above, it would refuse what fits. (The kernel's own
+    # buffers, allocated by Numba, are not traced: the estimate has room for them.)
+    import tracemalloc
+
+    text = "[data]\ntrain = 5000\ntest = 2000\n[model]\nhidden = [32, 16]\n[train]\nepochs = 20\n"
+    runs = plan_runs(parse_spec(text + training + "[sweep]\nseeds = 4\n"))
+    train_group(runs[:1])  # imports and compiles outside the trace
+    tracemalloc.start()
+    try:
+        train_group(runs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= trainer.group_bytes(runs) <= 3 * peak

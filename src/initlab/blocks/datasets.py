@@ -109,6 +109,8 @@ def gaussians(n_samples=400, noise=0.5, seed=None):
 
 # The samples of digits' split at the default test_fraction (1797 images, a quarter for testing).
 DIGITS_TRAIN, DIGITS_TEST = 1348, 449
+# Its features (8x8 pixels) and classes; every other data set here has 2 features and 1 output.
+DIGITS_FEATURES, DIGITS_CLASSES = 64, 10
 
 
 def digits(seed=None, test_fraction=0.25):

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from initlab import environment
+from initlab.blocks.datasets import DIGITS_CLASSES, DIGITS_FEATURES
 from initlab.studies import arguments, output, signal_plots
 from initlab.studies.diagnose import hidden_activations, ratio
 from initlab.studies.schemes import (
@@ -56,9 +57,6 @@ OUTPUTS = ("deep.png", "config.json") + tuple(
 DEFAULT_DEPTHS = "5,10,20,50"
 # Samples of the training set that the at-initialisation measurement (and LSUV) sees.
 MEASURE_SAMPLES = 500
-# Guessing among digits' ten classes is right this often: the figure's chance level.
-DIGITS_CLASSES = 10
-DIGITS_FEATURES = 64  # its 8x8 pixels
 
 RUN_COLUMNS = [
     ("activation", "Activation", "s"),

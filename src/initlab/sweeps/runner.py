@@ -30,7 +30,7 @@ from initlab import checks, environment
 from initlab.sweeps import engines
 from initlab.sweeps.spec import Spec, plan_runs
 from initlab.sweeps.store import Store
-from initlab.sweeps.trainer import CHECKPOINT_SECONDS, checkpoint_files
+from initlab.sweeps.trainer import CHECKPOINT_SECONDS, checkpoint_files, group_bytes
 
 STORE_NAME = "sweep.db"
 CHECKPOINT_DIR = "checkpoints"
@@ -125,15 +125,18 @@ def run_sweep(
     before_training : called with those runs, if any, before the first trains.
 
     Returns a SweepStatus. Raises SweepInterrupted on Ctrl-C (the store keeps every run
-    finished), ValueError for bad arguments or a changed spec (before anything trains).
+    finished), ValueError for bad arguments, a changed spec or runs too large for this
+    machine's memory (before anything trains).
     """
     if backend not in engines.BACKENDS:
         raise ValueError(f"--backend must be one of {list(engines.BACKENDS)}, got {backend!r}")
     if workers is None:
         workers = 1 if backend == "serial" else engines.default_workers()
     workers = checks.integer("--workers", workers, minimum=1)
-    store = open_store(out)
     runs = plan_runs(spec)
+    if scheduler is None:  # a cluster elsewhere has memory of its own
+        check_memory(runs, backend, workers)
+    store = open_store(out)
     try:
         check_compatible(spec, store, force)
         stored = store.keys()
@@ -169,6 +172,29 @@ def run_sweep(
         raise SweepInterrupted(kept, len(runs)) from None
     finally:
         store.close()
+
+
+def check_memory(runs, backend, workers):
+    """Refuse, before anything is written, runs whose groups would not fit in this machine's
+    memory: the largest group (trainer.group_bytes) in every worker that trains at once."""
+    groups = engines.make_groups(runs, workers)
+    largest = max(groups, key=group_bytes)
+    at_once = 1 if backend == "serial" else min(workers, len(groups))
+    s = largest[0].settings
+    together = at_once * len(largest)
+    if together == 1:
+        runs_said = "a run"
+    elif at_once == 1:
+        runs_said = f"{together} runs at once (one group)"
+    else:
+        runs_said = f"{together} runs at once ({at_once} workers, {len(largest)} each)"
+    checks.memory(
+        f"{runs_said} of {s['train.epochs']} epochs, hidden widths {list(s['model.hidden'])}, "
+        f"{s['data.train']} {s['data.name']} samples",
+        at_once * group_bytes(largest),
+        "make the spec's networks, data or epochs smaller"
+        + (", or use fewer --workers" if at_once > 1 else ""),
+    )
 
 
 # --- a study's records: any work, by key, in the same store and on the same engines -------------

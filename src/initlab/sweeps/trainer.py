@@ -27,7 +27,7 @@ import numpy as np
 from initlab import environment
 from initlab.blocks import datasets
 from initlab.blocks.layers import Dense
-from initlab.engine.model import NeuralNetwork
+from initlab.engine.model import INFERENCE_SAMPLES, NeuralNetwork, training_bytes
 from initlab.sweeps.spec import DATA_DEPENDENT, parse_scheme, scheme_initializer
 from initlab.tools.ensemble import Ensemble
 
@@ -62,6 +62,35 @@ def make_data(run):
     return draw(s["data.train"], noise=s["data.noise"], seed=run.train_data_seed) + draw(
         s["data.test"], noise=s["data.noise"], seed=run.test_data_seed
     )
+
+
+def group_bytes(runs):
+    """About the memory train_group(runs) takes in its worker: every run's data, the
+    Ensemble's training (engine.model.training_bytes: parameters, gradients, optimizer state,
+    batch buffers, sample-major copies of the data) and every run's costs, for the runs'
+    largest settings."""
+    s = runs[0].settings
+    digits = s["data.name"] == "digits"
+    n_features, n_outputs = (
+        (datasets.DIGITS_FEATURES, datasets.DIGITS_CLASSES) if digits else (2, 1)
+    )
+    train = max(run.settings["data.train"] for run in runs)
+    test = max(run.settings["data.test"] for run in runs)
+    data = len(runs) * (train + test) * (n_features + n_outputs) * 8
+    # The batch buffers are the larger of training's and of the accuracies' inference, which
+    # runs over up to INFERENCE_SAMPLES samples at a time.
+    batch = max(s["train.batch_size"] or train, min(max(train, test), INFERENCE_SAMPLES))
+    history, buffers = training_bytes(
+        [*s["model.hidden"], n_outputs],
+        n_features,
+        train,
+        batch,
+        s["train.epochs"],
+        n_models=len(runs),
+        data_copies=len(runs),
+    )
+    # The costs twice: the Ensemble's history, and each run's result.
+    return data + 2 * history + buffers
 
 
 def make_model(run, X_train, n_outputs):
