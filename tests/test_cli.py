@@ -3,6 +3,8 @@
 import errno
 import os
 import re
+import signal
+import subprocess
 import sys
 import types
 
@@ -255,9 +257,32 @@ def test_the_program_exits_with_mains_code_and_skips_the_last_collections(monkey
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["initlab"] == "initlab.cli:command"
     monkeypatch.setattr(initlab.cli, "main", lambda argv=None: 3)
+    handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as stop:
             initlab.cli.command([])
         assert stop.value.code == 3 and gc.get_freeze_count() > 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the work is done
     finally:
         gc.unfreeze()
+        signal.signal(signal.SIGINT, handler)
+
+
+def test_a_ctrl_c_while_python_shuts_down_after_a_command_is_silent():
+    # A SIGINT that lands after the command's last line, while Python exits, printed a
+    # traceback of whatever it interrupted and no one line.
+    code = (
+        "import atexit, os, signal\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+        "import initlab.cli\n"
+        "initlab.cli.command(['inits'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=default_interrupt,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "he_normal" in done.stdout

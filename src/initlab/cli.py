@@ -10,7 +10,9 @@ import gc
 import importlib
 import os
 import re
+import signal
 import sys
+import threading
 
 from initlab.studies.arguments import unknown_name
 
@@ -215,6 +217,10 @@ def main(argv=None):
 def command(argv=None):
     """The `initlab` program: main(argv), then exit with its code."""
     code = main(argv)
+    # The command's work is done and said: a Ctrl-C now, while Python shuts down, would only
+    # print a traceback from whatever it interrupts (and lose nothing), so it is ignored.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Python's last garbage collections at exit walk every object the libraries made (Numba's
     # type system most: most of a second after reproduce's table). Frozen, they are skipped;
     # each is still freed as the modules are cleared, and atexit hooks and weakref finalizers
